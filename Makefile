@@ -1,0 +1,132 @@
+# ikelb build. `make check` installs dependencies, builds, and runs every
+# test in a normal and a sanitizer (ASan+UBSan) build; `make demo` runs the
+# built-in lab. See README.md.
+
+SAN ?= 0
+ifeq ($(SAN),1)
+BUILD ?= build-san
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+else
+BUILD ?= build
+SANFLAGS :=
+endif
+
+CC ?= gcc
+CLANG ?= clang
+BPFTOOL ?= bpftool
+PYTHON ?= /usr/bin/python3
+FUZZ_SECONDS ?= 60
+PREFIX ?= /usr/local
+
+ARCH_INC := /usr/include/$(shell uname -m)-linux-gnu
+CFLAGS := -std=gnu11 -Wall -Wextra -Werror -O2 -g -D_GNU_SOURCE \
+	-Isrc/core -Isrc -I$(BUILD) $(SANFLAGS) $(EXTRA_CFLAGS)
+LDFLAGS := $(SANFLAGS)
+LIBS := -lbpf -lelf -lz -lyaml -ljansson -lmicrohttpd -lpcap -lm -lpthread
+BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_x86 -Wall -Werror \
+	-Isrc/core -Isrc/bpf -I$(ARCH_INC)
+
+LIB_SRCS := $(wildcard src/core/*.c src/engine/*.c src/ctl/*.c)
+LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
+BPF_SRCS := $(wildcard src/bpf/*.bpf.c)
+BPF_OBJS := $(BPF_SRCS:src/bpf/%.bpf.c=$(BUILD)/bpf/%.bpf.o)
+BPF_SKELS := $(BPF_SRCS:src/bpf/%.bpf.c=$(BUILD)/bpf/%.skel.h)
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(UNIT_SRCS:%.c=$(BUILD)/%)
+BPFT_SRCS := $(wildcard tests/bpf/test_*.c)
+BPFT_BINS := $(BPFT_SRCS:%.c=$(BUILD)/%)
+TEST_HELPERS := $(wildcard tests/unit/helpers/*.c)
+FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
+BENCH_SRCS := $(wildcard bench/*.c)
+BENCH_BINS := $(BENCH_SRCS:bench/%.c=$(BUILD)/bench/%)
+DEPS_STAMP := $(BUILD)/.deps-ok
+
+.PHONY: all deps check check-unit check-bpf check-system check-san fuzz demo bench \
+	install clean tests
+
+all: $(BUILD)/ikelb $(BENCH_BINS)
+
+deps: $(DEPS_STAMP)
+$(DEPS_STAMP): scripts/install-deps
+	@mkdir -p $(BUILD)
+	sh scripts/install-deps
+	@touch $@
+
+$(BUILD)/bpf/%.bpf.o: src/bpf/%.bpf.c $(wildcard src/bpf/*.h src/core/*.h) | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+$(BUILD)/bpf/%.skel.h: $(BUILD)/bpf/%.bpf.o
+	$(BPFTOOL) gen skeleton $< > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/%.o: %.c $(BPF_SKELS) | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/libikelb.a: $(LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/ikelb: $(BUILD)/src/main.o $(BUILD)/libikelb.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(BUILD)/tests/unit/%: tests/unit/%.c $(BUILD)/libikelb.a $(TEST_HELPERS) | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(TEST_HELPERS) $(BUILD)/libikelb.a $(LIBS) -lcmocka $(LDFLAGS)
+
+$(BUILD)/tests/bpf/%: tests/bpf/%.c $(BUILD)/libikelb.a $(TEST_HELPERS) | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests/unit -Itests/bpf -o $@ $< $(TEST_HELPERS) $(BUILD)/libikelb.a $(LIBS) -lcmocka $(LDFLAGS)
+
+$(BUILD)/bench/%: bench/%.c $(BUILD)/libikelb.a | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libikelb.a $(LIBS) $(LDFLAGS)
+
+tests: $(UNIT_BINS) $(BPFT_BINS)
+
+check-unit: all $(UNIT_BINS)
+	sh scripts/run-tests unit $(UNIT_BINS)
+
+check-bpf: all $(BPFT_BINS)
+	sh scripts/run-tests bpf $(BPFT_BINS)
+
+check-system: all
+	IKELB_BIN=$(abspath $(BUILD)/ikelb) IKELB_BUILD=$(abspath $(BUILD)) \
+		$(PYTHON) -m pytest -q -p no:cacheprovider tests/system
+
+check-san:
+	$(MAKE) SAN=1 check-unit check-bpf
+
+# The full suite: normal build (unit, BPF, system), then the sanitizer build.
+check: deps
+	$(MAKE) check-unit check-bpf
+	$(MAKE) check-san
+	$(MAKE) check-system
+
+fuzz: | $(DEPS_STAMP)
+	@mkdir -p $(BUILD)/fuzz
+	@set -e; for f in $(FUZZ_SRCS); do \
+		n=$$(basename $$f .c); \
+		$(CLANG) -std=gnu11 -g -O1 -Isrc/core -Isrc -fsanitize=fuzzer,address,undefined \
+			-o $(BUILD)/fuzz/$$n $$f; \
+		mkdir -p $(BUILD)/fuzz/$$n.corpus; \
+		echo "fuzz: $$n for $(FUZZ_SECONDS)s"; \
+		$(BUILD)/fuzz/$$n -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+			$(BUILD)/fuzz/$$n.corpus tests/fuzz/corpus/$$n 2>&1 | tail -n 12; \
+	done
+
+demo: all
+	sh scripts/demo
+
+bench: all
+	IKELB_BENCH_DEPS=1 sh scripts/install-deps
+	sh bench/run
+
+install: all
+	install -D -m 0755 $(BUILD)/ikelb $(DESTDIR)$(PREFIX)/sbin/ikelb
+	install -D -m 0644 docs/ikelb.8 $(DESTDIR)$(PREFIX)/share/man/man8/ikelb.8
+
+clean:
+	rm -rf build build-san
+
+-include $(LIB_OBJS:.o=.d) $(BUILD)/src/main.d

@@ -1,0 +1,133 @@
+/* Configuration model. The YAML parser (config.c, libyaml) fills these
+ * structures; every other module reads them. Documented key by key in
+ * docs/config.md. */
+#ifndef IKELB_CONFIG_H
+#define IKELB_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ikelb_addr.h"
+
+#define CFG_NAME_MAX 64
+#define CFG_MAX_PORTS 16
+#define CFG_MAX_SERVICES 32
+#define CFG_MAX_SERVERS 1024 /* per service */
+#define CFG_MAX_INTERFACES 16
+#define CFG_MAX_SNAT_POOL 64
+#define CFG_MAGLEV_DEFAULT 65537
+#define CFG_WEIGHT_MAX 65535
+
+enum cfg_engine { CFG_ENGINE_BPF = 0, CFG_ENGINE_SOCKET = 1 };
+enum cfg_forwarding { CFG_FWD_DNAT = 0, CFG_FWD_DSR = 1, CFG_FWD_FULLNAT = 2 };
+enum cfg_persist_mode { CFG_PERSIST_SOURCE_IP = 0, CFG_PERSIST_IKE = 1 };
+enum cfg_sched {
+	CFG_SCHED_MAGLEV = 0,
+	CFG_SCHED_RR,
+	CFG_SCHED_WRR,
+	CFG_SCHED_LC,
+	CFG_SCHED_WLC,
+	CFG_SCHED_SH,
+	CFG_SCHED_FO,
+};
+enum cfg_health_type { CFG_HEALTH_IKE = 0, CFG_HEALTH_UDP = 1, CFG_HEALTH_NONE = 2 };
+/* Admin state; health is tracked separately at run time. */
+enum cfg_server_state { CFG_SRV_ACTIVE = 0, CFG_SRV_DRAINING = 1, CFG_SRV_DISABLED = 2 };
+
+struct cfg_health {
+	enum cfg_health_type type;
+	uint32_t interval_ms; /* default 5000 */
+	uint32_t timeout_ms;  /* default 2000 */
+	uint32_t rise;        /* default 2 */
+	uint32_t fall;        /* default 3 */
+	uint16_t port;        /* 0: first service port (normally 500) */
+	uint8_t *send;        /* udp: payload to send (hex in YAML) */
+	size_t send_len;
+	uint8_t *expect;      /* udp: reply must start with these bytes */
+	size_t expect_len;
+};
+
+struct cfg_persistence {
+	enum cfg_persist_mode mode;
+	uint32_t timeout_s;  /* idle timeout of client persistence, default 3600 */
+	int netmask;         /* IPv4 prefix length for source-ip, default 32 */
+	int netmask6;        /* IPv6 prefix length for source-ip, default 128 */
+	uint32_t flow_timeout_s; /* idle timeout of flow entries, default 300 */
+};
+
+struct cfg_server {
+	char name[CFG_NAME_MAX];
+	struct ikelb_addr addr;
+	uint32_t weight;     /* 0..65535, default 100; 0 = no new clients */
+	enum cfg_server_state state;
+	bool has_spi_label;
+	uint64_t spi_label;  /* IKE SPI label, compared under the service spi_mask */
+	bool has_esp_range;
+	uint32_t esp_spi_min; /* inbound ESP SPIs this server allocates */
+	uint32_t esp_spi_max;
+	int line;            /* YAML line, for messages */
+};
+
+struct cfg_service {
+	char name[CFG_NAME_MAX];
+	struct ikelb_addr vip;
+	uint16_t ports[CFG_MAX_PORTS];
+	int nports;
+	enum cfg_forwarding forwarding;
+	struct cfg_persistence persistence;
+	enum cfg_sched scheduler;
+	uint32_t maglev_size; /* prime, default 65537 */
+	uint64_t spi_mask;    /* IKE SPI label mask, 0 = no IKE labels */
+	struct cfg_health health;
+	struct ikelb_addr snat_pool[CFG_MAX_SNAT_POOL]; /* fullnat source addresses */
+	int nsnat_pool;
+	struct cfg_server *servers;
+	int nservers;
+	int line;
+};
+
+struct cfg {
+	enum cfg_engine engine;
+	char interfaces[CFG_MAX_INTERFACES][CFG_NAME_MAX];
+	int ninterfaces;
+	char api_listen[256];  /* "unix:/run/ikelb/api.sock" or "127.0.0.1:8080" */
+	char bpf_pin_dir[256]; /* default /sys/fs/bpf/ikelb */
+	uint64_t maglev_seed;  /* same on every node => same tables */
+	uint32_t max_clients;  /* persistence / SA table capacity, default 1048576 */
+	uint32_t max_flows;    /* flow table capacity, default 1048576 */
+	uint32_t max_halfopen; /* half-open IKE SA table capacity, default 65536 */
+	struct cfg_service *services;
+	int nservices;
+};
+
+/* One error, formatted "file:line:col: message". */
+struct cfg_error {
+	char msg[512];
+};
+
+struct cfg_errors {
+	struct cfg_error *v;
+	int n;
+	int cap;
+};
+
+/* Parse and validate. Returns 0 and fills *out on success; on failure
+ * returns -1 and appends every problem found to *errs (the caller frees
+ * with cfg_errors_free). *out is left valid for cfg_free either way. */
+int cfg_load_file(const char *path, struct cfg *out, struct cfg_errors *errs);
+int cfg_load_string(const char *name, const char *yaml, size_t len, struct cfg *out,
+		    struct cfg_errors *errs);
+void cfg_free(struct cfg *c);
+void cfg_errors_free(struct cfg_errors *e);
+
+/* Durations: "90s", "5m", "1h", "1d", "250ms", bare number = seconds. */
+int cfg_parse_duration_ms(const char *s, uint64_t *ms);
+
+const char *cfg_forwarding_name(enum cfg_forwarding f);
+const char *cfg_sched_name(enum cfg_sched s);
+const char *cfg_persist_name(enum cfg_persist_mode m);
+const char *cfg_health_name(enum cfg_health_type t);
+const char *cfg_server_state_name(enum cfg_server_state s);
+
+#endif
