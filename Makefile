@@ -22,7 +22,7 @@ ARCH_INC := /usr/include/$(shell uname -m)-linux-gnu
 CFLAGS := -std=gnu11 -Wall -Wextra -Werror -O2 -g -D_GNU_SOURCE \
 	-Isrc/core -Isrc -I$(BUILD) $(SANFLAGS) $(EXTRA_CFLAGS)
 LDFLAGS := $(SANFLAGS)
-LIBS := -lbpf -lelf -lz -lyaml -ljansson -lmicrohttpd -lpcap -lm -lpthread
+LIBS := -lbpf -lelf -lz -lyaml -ljansson -lmicrohttpd -lcurl -lpcap -lm -lpthread
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_x86 -Wall -Werror \
 	-Isrc/core -Isrc/bpf -I$(ARCH_INC)
 
@@ -59,7 +59,11 @@ $(BUILD)/bpf/%.bpf.o: src/bpf/%.bpf.c $(wildcard src/bpf/*.h src/core/*.h) | $(D
 $(BUILD)/bpf/%.skel.h: $(BUILD)/bpf/%.bpf.o
 	$(BPFTOOL) gen skeleton $< > $@.tmp && mv $@.tmp $@
 
-$(BUILD)/%.o: %.c $(BPF_SKELS) | $(DEPS_STAMP)
+# Only code that embeds a BPF skeleton waits for the BPF build.
+ENGINE_OBJS := $(filter $(BUILD)/src/engine/% $(BUILD)/src/ctl/daemon_engine.o,$(LIB_OBJS))
+$(ENGINE_OBJS): $(BPF_SKELS)
+
+$(BUILD)/%.o: %.c | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
@@ -74,7 +78,7 @@ $(BUILD)/tests/unit/%: tests/unit/%.c $(BUILD)/libikelb.a $(TEST_HELPERS) | $(DE
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(TEST_HELPERS) $(BUILD)/libikelb.a $(LIBS) -lcmocka $(LDFLAGS)
 
-$(BUILD)/tests/bpf/%: tests/bpf/%.c $(BUILD)/libikelb.a $(TEST_HELPERS) | $(DEPS_STAMP)
+$(BUILD)/tests/bpf/%: tests/bpf/%.c $(BUILD)/libikelb.a $(BPF_SKELS) $(TEST_HELPERS) | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests/unit -Itests/bpf -o $@ $< $(TEST_HELPERS) $(BUILD)/libikelb.a $(LIBS) -lcmocka $(LDFLAGS)
 
@@ -111,8 +115,10 @@ fuzz: | $(DEPS_STAMP)
 			-o $(BUILD)/fuzz/$$n $$f; \
 		mkdir -p $(BUILD)/fuzz/$$n.corpus; \
 		echo "fuzz: $$n for $(FUZZ_SECONDS)s"; \
-		$(BUILD)/fuzz/$$n -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
-			$(BUILD)/fuzz/$$n.corpus tests/fuzz/corpus/$$n 2>&1 | tail -n 12; \
+		rc=0; $(BUILD)/fuzz/$$n -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+			$(BUILD)/fuzz/$$n.corpus tests/fuzz/corpus/$$n > $(BUILD)/fuzz/$$n.log 2>&1 || rc=$$?; \
+		grep -E '^(Done|stat::|==[0-9]+==ERROR|SUMMARY)|cov:' $(BUILD)/fuzz/$$n.log | tail -n 14; \
+		if [ $$rc -ne 0 ]; then echo "fuzz: $$n FAILED (see $(BUILD)/fuzz/$$n.log)"; exit 1; fi; \
 	done
 
 demo: all

@@ -62,7 +62,8 @@ struct cfg_server {
 	uint32_t weight;     /* 0..65535, default 100; 0 = no new clients */
 	enum cfg_server_state state;
 	bool has_spi_label;
-	uint64_t spi_label;  /* IKE SPI label, compared under the service spi_mask */
+	uint64_t spi_label;  /* IKE SPI label, full 64-bit value (already shifted
+			      * into place), compared under the service spi_mask */
 	bool has_esp_range;
 	uint32_t esp_spi_min; /* inbound ESP SPIs this server allocates */
 	uint32_t esp_spi_max;
@@ -78,7 +79,9 @@ struct cfg_service {
 	struct cfg_persistence persistence;
 	enum cfg_sched scheduler;
 	uint32_t maglev_size; /* prime, default 65537 */
-	uint64_t spi_mask;    /* IKE SPI label mask, 0 = no IKE labels */
+	uint64_t spi_mask;    /* IKE SPI label mask, 0 = no IKE labels; the effective
+			       * mask (0xff00000000000000 when labels are given
+			       * without spi_mask) */
 	struct cfg_health health;
 	struct ikelb_addr snat_pool[CFG_MAX_SNAT_POOL]; /* fullnat source addresses */
 	int nsnat_pool;
@@ -104,6 +107,7 @@ struct cfg {
 /* One error, formatted "file:line:col: message". */
 struct cfg_error {
 	char msg[512];
+	int line, col; /* 1-based; 0 when the error has no position (file unreadable) */
 };
 
 struct cfg_errors {
@@ -113,8 +117,9 @@ struct cfg_errors {
 };
 
 /* Parse and validate. Returns 0 and fills *out on success; on failure
- * returns -1 and appends every problem found to *errs (the caller frees
- * with cfg_errors_free). *out is left valid for cfg_free either way. */
+ * returns -1 and appends every problem found to *errs, sorted by position
+ * (the caller frees with cfg_errors_free). *out is left valid for cfg_free
+ * either way; *errs must be zeroed or hold earlier errors. */
 int cfg_load_file(const char *path, struct cfg *out, struct cfg_errors *errs);
 int cfg_load_string(const char *name, const char *yaml, size_t len, struct cfg *out,
 		    struct cfg_errors *errs);
@@ -124,6 +129,18 @@ void cfg_errors_free(struct cfg_errors *e);
 /* Durations: "90s", "5m", "1h", "1d", "250ms", bare number = seconds. */
 int cfg_parse_duration_ms(const char *s, uint64_t *ms);
 
+/* Fill the documented defaults (used by the loader; handy for tests that
+ * build a configuration in code). cfg_defaults leaves services NULL. */
+void cfg_defaults(struct cfg *c);
+void cfg_service_defaults(struct cfg_service *s);
+void cfg_server_defaults(struct cfg_server *s);
+
+/* Default Maglev table size for a service with n servers: 65537, or the
+ * smallest prime >= 100 * n when that is larger. */
+uint32_t cfg_maglev_default_size(int nservers);
+bool cfg_is_prime(uint32_t n);
+
+const char *cfg_engine_name(enum cfg_engine e);
 const char *cfg_forwarding_name(enum cfg_forwarding f);
 const char *cfg_sched_name(enum cfg_sched s);
 const char *cfg_persist_name(enum cfg_persist_mode m);

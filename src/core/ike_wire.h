@@ -205,7 +205,8 @@ IKE_INLINE int ike_is_new_sa(const struct ike_info *i)
 		return 0;
 	if (i->cls == IKE_C_IKEV2)
 		return i->exch == IKE_EXCH_SA_INIT && ike_is_request(i);
-	return i->cls == IKE_C_IKEV1;
+	/* IKEv1: Identity Protection (Main Mode, 2) or Aggressive Mode (4). */
+	return i->cls == IKE_C_IKEV1 && (i->exch == 2 || i->exch == 4);
 }
 
 /* The SPI the server chose, as seen in a client->server IKEv2 message: the

@@ -1,0 +1,482 @@
+/* YAML tree -> struct cfg, field by field. Checks that need only values of
+ * the same object (ranges, address family against the VIP, timeout below
+ * interval) live here; checks across objects are in config_validate.c. */
+#include "config_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DAY_MS (86400ull * 1000)
+
+static const char *const root_keys[] = { "engine", "interfaces", "api", "bpf", "maglev_seed",
+					 "limits", "services", NULL };
+static const char *const api_keys[] = { "listen", NULL };
+static const char *const bpf_keys[] = { "pin_dir", NULL };
+static const char *const limit_keys[] = { "max_clients", "max_flows", "max_halfopen", NULL };
+static const char *const svc_keys[] = { "name", "vip", "ports", "forwarding", "persistence",
+					"scheduler", "maglev_size", "spi_mask", "snat_pool",
+					"health", "servers", NULL };
+static const char *const persist_keys[] = { "mode", "timeout", "netmask", "netmask6",
+					    "flow_timeout", NULL };
+static const char *const health_keys[] = { "type", "interval", "timeout", "rise", "fall",
+					   "port", "send", "expect", NULL };
+static const char *const srv_keys[] = { "name", "address", "weight", "state", "spi_label",
+					"esp_spi_min", "esp_spi_max", NULL };
+
+/* Mapping at MAP[KEY] with its keys checked, or NULL (absent or reported). */
+static yaml_node_t *sub_map(struct cfg_ctx *x, yaml_node_t *map, const char *path,
+			    const char *key, const char *const *valid, char *sub, size_t len)
+{
+	yaml_node_t *n = cfg_get(x, map, key);
+	cfg_path(sub, len, path, key);
+	if (!n || !cfg_want_map(x, n, sub))
+		return NULL;
+	cfg_check_keys(x, n, sub, valid);
+	return n;
+}
+
+/* Sequence at MAP[KEY] with 1..max items, or NULL (absent or reported). */
+static yaml_node_t *sub_seq(struct cfg_ctx *x, yaml_node_t *map, const char *path,
+			    const char *key, int max, char *sub, size_t len)
+{
+	yaml_node_t *n = cfg_get(x, map, key);
+	cfg_path(sub, len, path, key);
+	if (!n || !cfg_want_seq(x, n, sub))
+		return NULL;
+	int cnt = cfg_seq_len(n);
+	if (cnt == 0 || cnt > max) {
+		cfg_err(x, n, "%s: needs 1..%d entries, got %d", sub, max, cnt);
+		return NULL;
+	}
+	return n;
+}
+
+static bool ifname_ok(const char *s)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n >= 16 || !strcmp(s, ".") || !strcmp(s, ".."))
+		return false;
+	for (; *s; s++)
+		if (*s == '/' || *s == ':' || (unsigned char)*s <= ' ' || *s == 0x7f)
+			return false;
+	return true;
+}
+
+static void parse_interfaces(struct cfg_ctx *x, yaml_node_t *root, struct cfg *c)
+{
+	char what[CFG_PATH_MAX];
+	yaml_node_t *seq = sub_seq(x, root, "", "interfaces", CFG_MAX_INTERFACES, what,
+				   sizeof(what));
+	if (!seq)
+		return;
+	for (int i = 0; i < cfg_seq_len(seq); i++) {
+		yaml_node_t *n = cfg_seq_item(x, seq, i);
+		cfg_pathf(what, sizeof(what), "interfaces[%d]", i);
+		const char *s = cfg_want_scalar(x, n, what);
+		if (!s)
+			continue;
+		if (!ifname_ok(s)) {
+			cfg_err(x, n, "%s: '%s' is not a valid interface name (1..15 characters, "
+				      "no '/', ':' or spaces)", what, s);
+			continue;
+		}
+		bool dup = false;
+		for (int j = 0; j < c->ninterfaces; j++)
+			dup |= !strcmp(c->interfaces[j], s);
+		if (dup) {
+			cfg_err(x, n, "%s: interface '%s' is listed twice", what, s);
+			continue;
+		}
+		snprintf(c->interfaces[c->ninterfaces++], CFG_NAME_MAX, "%s", s);
+	}
+}
+
+static bool listen_ok(const char *s)
+{
+	if (!strncmp(s, "unix:", 5))
+		return s[5] == '/' && strlen(s + 5) < 108; /* sun_path */
+	const char *colon = strrchr(s, ':');
+	if (!colon || colon == s)
+		return false;
+	char host[128];
+	size_t hl = (size_t)(colon - s);
+	if (hl >= sizeof(host))
+		return false;
+	memcpy(host, s, hl);
+	host[hl] = 0;
+	char *end;
+	long port = strtol(colon + 1, &end, 10);
+	if (*end || end == colon + 1 || port < 1 || port > 65535)
+		return false;
+	struct ikelb_addr a;
+	if (host[0] == '[' && host[hl - 1] == ']') {
+		host[hl - 1] = 0;
+		return ikelb_addr_parse(host + 1, &a) == 0 && !ikelb_addr_is_v4(&a);
+	}
+	for (char *p = host; *p; p++)
+		if (!(*p == '.' || *p == '-' || (*p >= '0' && *p <= '9') ||
+		      (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')))
+			return false;
+	return true;
+}
+
+static void parse_api_bpf(struct cfg_ctx *x, yaml_node_t *root, struct cfg *c)
+{
+	char what[CFG_PATH_MAX];
+	yaml_node_t *m = sub_map(x, root, "", "api", api_keys, what, sizeof(what));
+	if (m && cfg_get_str(x, m, "api", "listen", c->api_listen, sizeof(c->api_listen)) > 0 &&
+	    !listen_ok(c->api_listen))
+		cfg_err(x, cfg_get(x, m, "listen"),
+			"api.listen: '%s' is not \"unix:/absolute/path\" or \"host:port\" "
+			"(IPv6 as \"[addr]:port\")", c->api_listen);
+	m = sub_map(x, root, "", "bpf", bpf_keys, what, sizeof(what));
+	if (m && cfg_get_str(x, m, "bpf", "pin_dir", c->bpf_pin_dir, sizeof(c->bpf_pin_dir)) > 0 &&
+	    c->bpf_pin_dir[0] != '/')
+		cfg_err(x, cfg_get(x, m, "pin_dir"), "bpf.pin_dir: '%s' is not an absolute path",
+			c->bpf_pin_dir);
+}
+
+static void parse_limits(struct cfg_ctx *x, yaml_node_t *root, struct cfg *c)
+{
+	char what[CFG_PATH_MAX];
+	uint64_t v;
+	yaml_node_t *m = sub_map(x, root, "", "limits", limit_keys, what, sizeof(what));
+	if (!m)
+		return;
+	if (cfg_get_uint(x, m, "limits", "max_clients", 16, 1u << 28, &v) > 0)
+		c->max_clients = (uint32_t)v;
+	if (cfg_get_uint(x, m, "limits", "max_flows", 16, 1u << 28, &v) > 0)
+		c->max_flows = (uint32_t)v;
+	if (cfg_get_uint(x, m, "limits", "max_halfopen", 16, 1u << 24, &v) > 0)
+		c->max_halfopen = (uint32_t)v;
+}
+
+static void parse_ports(struct cfg_ctx *x, yaml_node_t *m, const char *path,
+			struct cfg_service *s, struct cfg_svc_state *st)
+{
+	char what[CFG_PATH_MAX];
+	uint64_t v;
+	int e0 = x->nerr;
+	yaml_node_t *seq = sub_seq(x, m, path, "ports", CFG_MAX_PORTS, what, sizeof(what));
+
+	if (!seq) {
+		st->ports_ok = !cfg_get(x, m, "ports");
+		return;
+	}
+	s->nports = 0;
+	for (int i = 0; i < cfg_seq_len(seq); i++) {
+		yaml_node_t *n = cfg_seq_item(x, seq, i);
+		cfg_pathf(what, sizeof(what), "%s.ports[%d]", path, i);
+		if (cfg_node_uint(x, n, what, 1, 65535, &v) < 0)
+			continue;
+		bool dup = false;
+		for (int j = 0; j < s->nports; j++)
+			dup |= s->ports[j] == v;
+		if (dup)
+			cfg_err(x, n, "%s: port %llu is listed twice", what, (unsigned long long)v);
+		else
+			s->ports[s->nports++] = (uint16_t)v;
+	}
+	st->ports_ok = x->nerr == e0;
+}
+
+static void parse_persistence(struct cfg_ctx *x, yaml_node_t *svc, const char *path,
+			      struct cfg_persistence *p)
+{
+	char sub[CFG_PATH_MAX];
+	uint64_t v;
+	int mode;
+	yaml_node_t *m = sub_map(x, svc, path, "persistence", persist_keys, sub, sizeof(sub));
+	if (!m)
+		return;
+	if (cfg_get_enum(x, m, sub, "mode", cfg_persist_names, 2, &mode) > 0)
+		p->mode = (enum cfg_persist_mode)mode;
+	static const char *const secs[] = { "timeout", "flow_timeout" };
+	for (int i = 0; i < 2; i++) {
+		if (cfg_get_duration(x, m, sub, secs[i], 1000, 30 * DAY_MS, &v) <= 0)
+			continue;
+		if (v % 1000)
+			cfg_err(x, cfg_get(x, m, secs[i]), "%s.%s: must be a whole number of seconds",
+				sub, secs[i]);
+		else if (i == 0)
+			p->timeout_s = (uint32_t)(v / 1000);
+		else
+			p->flow_timeout_s = (uint32_t)(v / 1000);
+	}
+	if (cfg_get_uint(x, m, sub, "netmask", 0, 32, &v) > 0)
+		p->netmask = (int)v;
+	if (cfg_get_uint(x, m, sub, "netmask6", 0, 128, &v) > 0)
+		p->netmask6 = (int)v;
+}
+
+static void parse_health(struct cfg_ctx *x, yaml_node_t *svc, const char *path,
+			 struct cfg_health *h)
+{
+	char sub[CFG_PATH_MAX];
+	uint64_t v;
+	int type, ti = 0, tt = 0;
+	yaml_node_t *m = sub_map(x, svc, path, "health", health_keys, sub, sizeof(sub));
+	if (!m)
+		return;
+	int rt = cfg_get_enum(x, m, sub, "type", cfg_health_names, 3, &type);
+	if (rt > 0)
+		h->type = (enum cfg_health_type)type;
+	if ((ti = cfg_get_duration(x, m, sub, "interval", 100, 3600000, &v)) > 0)
+		h->interval_ms = (uint32_t)v;
+	if ((tt = cfg_get_duration(x, m, sub, "timeout", 100, 3600000, &v)) > 0)
+		h->timeout_ms = (uint32_t)v;
+	if (ti >= 0 && tt >= 0 && h->timeout_ms >= h->interval_ms) {
+		yaml_node_t *at = cfg_get(x, m, tt ? "timeout" : "interval");
+		char a[32], b[32];
+		cfg_err(x, at, "%s.timeout: %s must be shorter than the interval (%s), so one "
+			       "probe ends before the next starts", sub,
+			cfg_fmt_ms(a, sizeof(a), h->timeout_ms), cfg_fmt_ms(b, sizeof(b), h->interval_ms));
+	}
+	if (cfg_get_uint(x, m, sub, "rise", 1, 100, &v) > 0)
+		h->rise = (uint32_t)v;
+	if (cfg_get_uint(x, m, sub, "fall", 1, 100, &v) > 0)
+		h->fall = (uint32_t)v;
+	if (cfg_get_uint(x, m, sub, "port", 1, 65535, &v) > 0)
+		h->port = (uint16_t)v;
+	int rs = cfg_get_hex(x, m, sub, "send", &h->send, &h->send_len);
+	int re = cfg_get_hex(x, m, sub, "expect", &h->expect, &h->expect_len);
+	if (rt < 0) {
+		/* type already reported; send/expect cannot be judged without it */
+	} else if (h->type != CFG_HEALTH_UDP) {
+		if (rs > 0)
+			cfg_err(x, cfg_get_key(x, m, "send"), "%s.send: only used with type: udp", sub);
+		if (re > 0)
+			cfg_err(x, cfg_get_key(x, m, "expect"), "%s.expect: only used with type: udp",
+				sub);
+	} else if (rs == 0) {
+		cfg_err(x, m, "%s: type udp needs 'send' (the probe payload, as hex)", sub);
+	}
+}
+
+static void parse_spi(struct cfg_ctx *x, yaml_node_t *m, const char *path,
+		      struct cfg_server *r, struct cfg_srv_state *st)
+{
+	uint64_t v, lo = 0, hi = 0;
+	int rl = cfg_get_u64(x, m, path, "spi_label", &v);
+	if (rl > 0) {
+		r->has_spi_label = true;
+		r->spi_label = v;
+	}
+	st->label_ok = rl >= 0;
+	int a = cfg_get_uint(x, m, path, "esp_spi_min", 256, UINT32_MAX, &lo);
+	int b = cfg_get_uint(x, m, path, "esp_spi_max", 256, UINT32_MAX, &hi);
+	if (a < 0 || b < 0)
+		return;
+	if (a != b) {
+		const char *given = a ? "esp_spi_min" : "esp_spi_max";
+		cfg_err(x, cfg_get_key(x, m, given), "%s.%s: give both esp_spi_min and esp_spi_max "
+			"or neither", path, given);
+		return;
+	}
+	if (a && lo > hi) {
+		cfg_err(x, cfg_get(x, m, "esp_spi_min"),
+			"%s.esp_spi_min: 0x%llx is above esp_spi_max 0x%llx", path,
+			(unsigned long long)lo, (unsigned long long)hi);
+		return;
+	}
+	r->has_esp_range = a > 0;
+	r->esp_spi_min = (uint32_t)lo;
+	r->esp_spi_max = (uint32_t)hi;
+	st->esp_ok = true;
+}
+
+static void parse_server(struct cfg_ctx *x, yaml_node_t *m, const char *path,
+			 const struct cfg_service *s, const struct cfg_svc_state *sst,
+			 struct cfg_server *r, struct cfg_srv_state *st)
+{
+	uint64_t v;
+	int state;
+	char ab[IKELB_ADDR_STRLEN];
+
+	cfg_server_defaults(r);
+	r->line = (int)m->start_mark.line + 1;
+	if (!cfg_want_map(x, m, path))
+		return;
+	cfg_check_keys(x, m, path, srv_keys);
+	int rn = cfg_get_name(x, m, path, "name", r->name);
+	if (rn == 0)
+		cfg_err(x, m, "%s: missing required key 'name'", path);
+	st->name_ok = rn > 0;
+	int ra = cfg_get_addr(x, m, path, "address", &r->addr);
+	if (ra == 0)
+		cfg_err(x, m, "%s: missing required key 'address'", path);
+	st->addr_ok = ra > 0;
+	if (st->addr_ok && sst->vip_ok) {
+		yaml_node_t *an = cfg_get(x, m, "address");
+		if (ikelb_addr_is_v4(&r->addr) != ikelb_addr_is_v4(&s->vip)) {
+			cfg_err(x, an, "%s.address: %s is %s but the service VIP is %s", path,
+				ikelb_addr_str(&r->addr, ab, sizeof(ab)),
+				ikelb_addr_is_v4(&r->addr) ? "IPv4" : "IPv6",
+				ikelb_addr_is_v4(&s->vip) ? "IPv4" : "IPv6");
+			st->addr_ok = false;
+		} else if (ikelb_addr_eq(&r->addr, &s->vip)) {
+			cfg_err(x, an, "%s.address: is the service VIP itself", path);
+			st->addr_ok = false;
+		}
+	}
+	if (cfg_get_uint(x, m, path, "weight", 0, CFG_WEIGHT_MAX, &v) > 0)
+		r->weight = (uint32_t)v;
+	if (cfg_get_enum(x, m, path, "state", cfg_state_names, 3, &state) > 0)
+		r->state = (enum cfg_server_state)state;
+	parse_spi(x, m, path, r, st);
+}
+
+static void parse_servers(struct cfg_ctx *x, yaml_node_t *m, const char *path,
+			  struct cfg_service *s, struct cfg_svc_state *st)
+{
+	char what[CFG_PATH_MAX];
+	yaml_node_t *seq = sub_seq(x, m, path, "servers", CFG_MAX_SERVERS, what, sizeof(what));
+
+	if (!seq) {
+		if (!cfg_get(x, m, "servers"))
+			cfg_err(x, m, "%s: missing required key 'servers'", path);
+		return;
+	}
+	int n = cfg_seq_len(seq);
+	s->servers = calloc((size_t)n, sizeof(*s->servers));
+	st->srv = calloc((size_t)n, sizeof(*st->srv));
+	if (!s->servers || !st->srv) {
+		cfg_err(x, seq, "%s: out of memory", what);
+		return;
+	}
+	s->nservers = n;
+	for (int i = 0; i < n; i++) {
+		cfg_pathf(what, sizeof(what), "%s.servers[%d]", path, i);
+		parse_server(x, cfg_seq_item(x, seq, i), what, s, st, &s->servers[i], &st->srv[i]);
+	}
+	st->servers_ok = true;
+}
+
+static void parse_snat_pool(struct cfg_ctx *x, yaml_node_t *m, const char *path,
+			    struct cfg_service *s, const struct cfg_svc_state *st)
+{
+	char what[CFG_PATH_MAX];
+	struct ikelb_addr a;
+	yaml_node_t *seq = sub_seq(x, m, path, "snat_pool", CFG_MAX_SNAT_POOL, what,
+				   sizeof(what));
+	if (!seq)
+		return;
+	for (int i = 0; i < cfg_seq_len(seq); i++) {
+		yaml_node_t *n = cfg_seq_item(x, seq, i);
+		cfg_pathf(what, sizeof(what), "%s.snat_pool[%d]", path, i);
+		if (cfg_node_addr(x, n, what, &a) < 0)
+			continue;
+		bool dup = false;
+		for (int j = 0; j < s->nsnat_pool; j++)
+			dup |= ikelb_addr_eq(&s->snat_pool[j], &a);
+		if (st->vip_ok && ikelb_addr_is_v4(&a) != ikelb_addr_is_v4(&s->vip))
+			cfg_err(x, n, "%s: address family differs from the service VIP", what);
+		else if (dup)
+			cfg_err(x, n, "%s: address is listed twice", what);
+		else
+			s->snat_pool[s->nsnat_pool++] = a;
+	}
+}
+
+static void parse_service_scalars(struct cfg_ctx *x, yaml_node_t *m, const char *path,
+				  struct cfg_service *s, struct cfg_svc_state *st)
+{
+	uint64_t v;
+	int e;
+
+	int rn = cfg_get_name(x, m, path, "name", s->name);
+	if (rn == 0)
+		cfg_err(x, m, "%s: missing required key 'name'", path);
+	st->name_ok = rn > 0;
+	int rv = cfg_get_addr(x, m, path, "vip", &s->vip);
+	if (rv == 0)
+		cfg_err(x, m, "%s: missing required key 'vip'", path);
+	st->vip_ok = rv > 0;
+	if (st->vip_ok && (!memcmp(s->vip.b, (uint8_t[16]){ 0 }, 16) ||
+			   (ikelb_addr_is_v4(&s->vip) && ikelb_addr_v4(&s->vip) == 0))) {
+		cfg_err(x, cfg_get(x, m, "vip"), "%s.vip: the unspecified address cannot be a VIP",
+			path);
+		st->vip_ok = false;
+	}
+	int rf = cfg_get_enum(x, m, path, "forwarding", cfg_fwd_names, 3, &e);
+	if (rf > 0)
+		s->forwarding = (enum cfg_forwarding)e;
+	st->fwd_ok = rf >= 0;
+	if (cfg_get_enum(x, m, path, "scheduler", cfg_sched_names, 7, &e) > 0)
+		s->scheduler = (enum cfg_sched)e;
+	int rm = cfg_get_uint(x, m, path, "maglev_size", 101, 1000003, &v);
+	if (rm > 0 && !cfg_is_prime((uint32_t)v))
+		cfg_err(x, cfg_get(x, m, "maglev_size"),
+			"%s.maglev_size: %llu is not prime (Maglev needs a prime table size; "
+			"e.g. 65537, 131071, 262147)", path, (unsigned long long)v);
+	else if (rm > 0)
+		s->maglev_size = (uint32_t)v;
+	st->maglev_given = rm != 0;
+	int rs = cfg_get_u64(x, m, path, "spi_mask", &v);
+	if (rs > 0)
+		s->spi_mask = v;
+	st->mask_given = rs != 0;
+	st->mask_ok = rs >= 0;
+}
+
+static void parse_service(struct cfg_ctx *x, yaml_node_t *m, int idx, struct cfg_service *s,
+			  struct cfg_svc_state *st)
+{
+	char path[CFG_PATH_MAX];
+
+	cfg_pathf(path, sizeof(path), "services[%d]", idx);
+	cfg_service_defaults(s);
+	s->line = (int)m->start_mark.line + 1;
+	st->node = m;
+	if (!cfg_want_map(x, m, path))
+		return;
+	cfg_check_keys(x, m, path, svc_keys);
+	parse_service_scalars(x, m, path, s, st);
+	parse_ports(x, m, path, s, st);
+	parse_persistence(x, m, path, &s->persistence);
+	parse_snat_pool(x, m, path, s, st);
+	parse_health(x, m, path, &s->health);
+	parse_servers(x, m, path, s, st);
+}
+
+static void parse_services(struct cfg_ctx *x, yaml_node_t *root, struct cfg *c)
+{
+	char what[CFG_PATH_MAX];
+	yaml_node_t *seq = sub_seq(x, root, "", "services", CFG_MAX_SERVICES, what,
+				   sizeof(what));
+	if (!seq) {
+		if (!cfg_get(x, root, "services"))
+			cfg_err(x, root, "missing required key 'services'");
+		return;
+	}
+	int n = cfg_seq_len(seq);
+	c->services = calloc((size_t)n, sizeof(*c->services));
+	if (!c->services) {
+		cfg_err(x, seq, "services: out of memory");
+		return;
+	}
+	c->nservices = n;
+	for (int i = 0; i < n; i++)
+		parse_service(x, cfg_seq_item(x, seq, i), i, &c->services[i], &x->svc[i]);
+}
+
+void cfg_parse_root(struct cfg_ctx *x, yaml_node_t *root, struct cfg *c)
+{
+	uint64_t v;
+	int e;
+
+	if (!cfg_want_map(x, root, "top level"))
+		return;
+	cfg_check_keys(x, root, "", root_keys);
+	int re = cfg_get_enum(x, root, "", "engine", cfg_engine_names, 2, &e);
+	if (re > 0)
+		c->engine = (enum cfg_engine)e;
+	x->engine_ok = re >= 0;
+	parse_interfaces(x, root, c);
+	parse_api_bpf(x, root, c);
+	if (cfg_get_u64(x, root, "", "maglev_seed", &v) > 0)
+		c->maglev_seed = v;
+	parse_limits(x, root, c);
+	parse_services(x, root, c);
+}

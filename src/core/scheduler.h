@@ -1,0 +1,87 @@
+/* Schedulers: how a new client is placed on a real server (DESIGN.md §1,
+ * §3.2 step 5 and 6). One `struct sched` per service holds its view of the
+ * servers (config order = index) and the service's Maglev table, which is
+ * kept for every scheduler kind because the §3.2 fallback always uses it.
+ *
+ * Only servers that are SCHED_SRV_ACTIVE with weight > 0 get new clients;
+ * draining and down servers never do. Not thread-safe: one owner (or the
+ * caller's lock) per scheduler.
+ *
+ *   maglev  table[key_hash % M]  (caller's key: ikelb_hash_addr() of the
+ *           masked client for source-ip persistence, ikelb_hash_u64(SPIi)
+ *           for ike persistence; both with the service's seed)
+ *   sh      table[ikelb_hash_addr(client, 0, seed) % M]: weighted source hash
+ *   rr      round robin over eligible servers
+ *   wrr     smooth weighted round robin (nginx): exact proportions every
+ *           sum(weights) picks
+ *   lc      fewest active connections, ties -> lowest index
+ *   wlc     fewest connections per weight (compared as c_i*w_j < c_j*w_i),
+ *           ties -> lowest index
+ *   fo      first eligible server in config order (ordered failover)
+ */
+#ifndef IKELB_SCHEDULER_H
+#define IKELB_SCHEDULER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "config.h"
+#include "ikelb_addr.h"
+
+/* Same values as REAL_ACTIVE/REAL_DRAINING/REAL_DOWN in ikelb_maps.h. */
+enum sched_state {
+	SCHED_SRV_ACTIVE = 0,   /* gets new clients */
+	SCHED_SRV_DRAINING = 1, /* keeps its clients, gets no new ones */
+	SCHED_SRV_DOWN = 2,     /* health down or disabled */
+};
+
+struct sched_server {
+	char name[CFG_NAME_MAX];  /* with addr: the server's Maglev identity */
+	struct ikelb_addr addr;
+	uint32_t weight;          /* 0 = no new clients */
+	enum sched_state state;
+};
+
+struct sched;
+
+/* maglev_size: prime (0 = MAGLEV_DEFAULT_SIZE); seed: cfg.maglev_seed.
+ * NULL on bad arguments or no memory. Starts with no servers. */
+struct sched *sched_new(enum cfg_sched kind, uint32_t maglev_size, uint64_t seed);
+void sched_free(struct sched *s);
+
+/* Replace the server view (n <= CFG_MAX_SERVERS). Connection counts carry
+ * over for servers with the same name and address. Returns 1 if the Maglev
+ * table changed (copy it to the BPF map), 0 if not, -errno on error (the old
+ * view is kept). The table is rebuilt only if some server's effective weight
+ * (weight when active, else 0) or identity changed. */
+int sched_update(struct sched *s, const struct sched_server *v, size_t n);
+/* Change one server; same return convention as sched_update. */
+int sched_set_state(struct sched *s, size_t idx, enum sched_state st);
+int sched_set_weight(struct sched *s, size_t idx, uint32_t weight);
+
+/* Pick a server for a new client: index, or -1 when none is eligible.
+ * `client` is needed by sh only (may be NULL otherwise). */
+int sched_pick(struct sched *s, const struct ikelb_addr *client, uint64_t key_hash);
+/* Maglev lookup regardless of kind (§3.2 step 6 fallback): index or -1. */
+int sched_lookup_hash(const struct sched *s, uint64_t hash);
+
+/* Active connections, for lc/wlc. dec saturates at 0; bad idx is ignored. */
+void sched_conn_inc(struct sched *s, size_t idx);
+void sched_conn_dec(struct sched *s, size_t idx);
+uint64_t sched_conns(const struct sched *s, size_t idx);
+
+/* The Maglev table (*m entries, MAGLEV_EMPTY slots when no server is
+ * eligible); valid until the next sched_update/sched_set_*. generation
+ * increases by one at every rebuild. */
+const uint32_t *sched_maglev_table(const struct sched *s, uint32_t *m);
+uint64_t sched_generation(const struct sched *s);
+int sched_has_eligible(const struct sched *s);
+
+size_t sched_nservers(const struct sched *s);
+const struct sched_server *sched_server_get(const struct sched *s, size_t idx);
+enum cfg_sched sched_kind(const struct sched *s);
+uint64_t sched_seed(const struct sched *s);
+
+/* Map config admin state (+ run-time health) to a scheduler state. */
+enum sched_state sched_state_from_cfg(enum cfg_server_state admin, int healthy);
+
+#endif

@@ -1,0 +1,214 @@
+#include "ctl/client.h"
+
+#include <curl/curl.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct body {
+	char *p;
+	size_t len;
+};
+
+static size_t on_data(char *ptr, size_t size, size_t n, void *ud)
+{
+	struct body *b = ud;
+	size_t add = size * n;
+	char *np = realloc(b->p, b->len + add + 1);
+	if (!np)
+		return 0;
+	memcpy(np + b->len, ptr, add);
+	b->p = np;
+	b->len += add;
+	b->p[b->len] = 0;
+	return add;
+}
+
+int client_request(const char *listen, const char *method, const char *path, char **body,
+		   char *err, int errlen)
+{
+	char url[512];
+	struct body b = { 0 };
+	long code = -1;
+	CURL *c = curl_easy_init();
+
+	if (!c) {
+		snprintf(err, (size_t)errlen, "curl init failed");
+		return -1;
+	}
+	if (!strncmp(listen, "unix:", 5)) {
+		curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, listen + 5);
+		snprintf(url, sizeof(url), "http://localhost%s", path);
+	} else {
+		snprintf(url, sizeof(url), "http://%s%s", listen, path);
+	}
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+	if (!strcmp(method, "POST"))
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, "");
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
+	CURLcode rc = curl_easy_perform(c);
+	if (rc != CURLE_OK) {
+		snprintf(err, (size_t)errlen, "cannot reach ikelb at %s: %s (is the daemon running? -a ADDR)",
+			 listen, curl_easy_strerror(rc));
+		free(b.p);
+		b.p = NULL;
+	} else {
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+	}
+	curl_easy_cleanup(c);
+	*body = b.p;
+	return (int)code;
+}
+
+/* Run a request; on success hand back the parsed JSON, else print why. */
+static json_t *request_json(const char *listen, const char *method, const char *path)
+{
+	char err[256], *body = NULL;
+	int code = client_request(listen, method, path, &body, err, sizeof(err));
+	if (code < 0) {
+		fprintf(stderr, "ikelb: %s\n", err);
+		return NULL;
+	}
+	json_error_t je;
+	json_t *j = body ? json_loads(body, 0, &je) : NULL;
+	if (code != 200) {
+		const char *m = j ? json_string_value(json_object_get(j, "error")) : NULL;
+		fprintf(stderr, "ikelb: %s (HTTP %d)\n", m ? m : (body ? body : "error"), code);
+		json_decref(j);
+		j = NULL;
+	}
+	free(body);
+	return j;
+}
+
+static void print_servers(json_t *servers)
+{
+	size_t k;
+	json_t *s;
+	printf("  %-12s %-40s %-9s %-8s %-7s %6s %8s %12s %14s\n", "SERVER", "ADDRESS", "STATE",
+	       "ADMIN", "HEALTH", "WEIGHT", "CLIENTS", "PACKETS", "BYTES");
+	json_array_foreach(servers, k, s) {
+		printf("  %-12s %-40s %-9s %-8s %-7s %6lld %8lld %12lld %14lld\n",
+		       json_string_value(json_object_get(s, "name")),
+		       json_string_value(json_object_get(s, "address")),
+		       json_string_value(json_object_get(s, "state")),
+		       json_string_value(json_object_get(s, "admin")),
+		       json_string_value(json_object_get(s, "health")),
+		       json_integer_value(json_object_get(s, "weight")),
+		       json_integer_value(json_object_get(s, "clients")),
+		       json_integer_value(json_object_get(s, "packets")),
+		       json_integer_value(json_object_get(s, "bytes")));
+	}
+}
+
+static int dump_json(json_t *j)
+{
+	char *s = json_dumps(j, JSON_INDENT(2));
+	if (s)
+		puts(s);
+	free(s);
+	json_decref(j);
+	return 0;
+}
+
+int client_cmd_status(const char *listen, int as_json)
+{
+	json_t *j = request_json(listen, "GET", "/v1/status");
+	if (!j)
+		return 1;
+	if (as_json)
+		return dump_json(j);
+	printf("engine %s, config %s, up %llds\n", json_string_value(json_object_get(j, "engine")),
+	       json_string_value(json_object_get(j, "config")),
+	       json_integer_value(json_object_get(j, "uptime_s")));
+	size_t i;
+	json_t *s;
+	json_array_foreach(json_object_get(j, "services"), i, s) {
+		printf("service %s  vip %s  forwarding %s  persistence %s  scheduler %s\n",
+		       json_string_value(json_object_get(s, "name")),
+		       json_string_value(json_object_get(s, "vip")),
+		       json_string_value(json_object_get(s, "forwarding")),
+		       json_string_value(json_object_get(s, "persistence")),
+		       json_string_value(json_object_get(s, "scheduler")));
+		print_servers(json_object_get(s, "servers"));
+	}
+	json_decref(j);
+	return 0;
+}
+
+static void print_counters(json_t *obj, const char *title)
+{
+	const char *k;
+	json_t *v;
+	int first = 1;
+	json_object_foreach(obj, k, v) {
+		json_int_t p = json_integer_value(json_object_get(v, "packets"));
+		if (!p)
+			continue;
+		if (first)
+			printf("  %s:\n", title);
+		first = 0;
+		printf("    %-16s %12lld pkts %14lld bytes\n", k, p,
+		       json_integer_value(json_object_get(v, "bytes")));
+	}
+}
+
+int client_cmd_stats(const char *listen, int as_json)
+{
+	json_t *j = request_json(listen, "GET", "/v1/stats");
+	if (!j)
+		return 1;
+	if (as_json)
+		return dump_json(j);
+	size_t i;
+	json_t *s;
+	json_array_foreach(json_object_get(j, "services"), i, s) {
+		printf("service %s\n", json_string_value(json_object_get(s, "name")));
+		print_counters(json_object_get(s, "counters"), "counters");
+		print_counters(json_object_get(s, "drops"), "drops");
+		print_servers(json_object_get(s, "servers"));
+	}
+	json_decref(j);
+	return 0;
+}
+
+int client_cmd_server(const char *listen, int argc, char **argv)
+{
+	char path[300];
+	if (argc < 2 || (!strcmp(argv[0], "weight") && argc < 3)) {
+		fprintf(stderr, "usage: ikelb server drain|enable|disable [SERVICE/]NAME\n"
+				"       ikelb server weight [SERVICE/]NAME N\n");
+		return 2;
+	}
+	if (strchr(argv[1], '?') || strchr(argv[1], '#') || strlen(argv[1]) > 200) {
+		fprintf(stderr, "ikelb: bad server name\n");
+		return 2;
+	}
+	if (!strcmp(argv[0], "weight"))
+		snprintf(path, sizeof(path), "/v1/servers/%s/weight/%s", argv[1], argv[2]);
+	else if (!strcmp(argv[0], "drain") || !strcmp(argv[0], "enable") ||
+		 !strcmp(argv[0], "disable"))
+		snprintf(path, sizeof(path), "/v1/servers/%s/%s", argv[1], argv[0]);
+	else {
+		fprintf(stderr, "ikelb: unknown server action %s\n", argv[0]);
+		return 2;
+	}
+	json_t *j = request_json(listen, "POST", path);
+	if (!j)
+		return 1;
+	json_decref(j);
+	return 0;
+}
+
+int client_cmd_stop(const char *listen, int keep)
+{
+	json_t *j = request_json(listen, "POST", keep ? "/v1/shutdown?keep=1" : "/v1/shutdown");
+	if (!j)
+		return 1;
+	json_decref(j);
+	return 0;
+}

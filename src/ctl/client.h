@@ -1,0 +1,16 @@
+/* The command-line side of the API (libcurl over the daemon's unix socket
+ * or TCP address): `ikelb status|stats|server|stop`. */
+#ifndef IKELB_CLIENT_H
+#define IKELB_CLIENT_H
+
+/* method "GET"/"POST"; returns the HTTP status (or -1 on a transport error
+ * with a message in err) and the malloc'd body in *body. */
+int client_request(const char *listen, const char *method, const char *path, char **body,
+		   char *err, int errlen);
+
+int client_cmd_status(const char *listen, int json);
+int client_cmd_stats(const char *listen, int json);
+int client_cmd_server(const char *listen, int argc, char **argv);
+int client_cmd_stop(const char *listen, int keep_forwarding);
+
+#endif

@@ -1,0 +1,241 @@
+#include "ctl/report.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctl/daemon.h"
+#include "ctl/health.h"
+#include "ike_wire.h"
+
+static const char *const ctr_names[SVC_CTR_DROP_BASE] = {
+	[SVC_CTR_RX] = "rx",
+	[SVC_CTR_FWD] = "forwarded",
+	[SVC_CTR_REPLY] = "replies",
+	[SVC_CTR_IKEV2] = "ikev2",
+	[SVC_CTR_IKEV1] = "ikev1",
+	[SVC_CTR_KEEPALIVE] = "keepalive",
+	[SVC_CTR_ESP] = "esp",
+	[SVC_CTR_FRAGMENT] = "fragments",
+	[SVC_CTR_STEER_LABEL] = "steer_label",
+	[SVC_CTR_STEER_FLOW] = "steer_flow",
+	[SVC_CTR_STEER_SA] = "steer_sa",
+	[SVC_CTR_STEER_PERSIST] = "steer_persist",
+	[SVC_CTR_STEER_NEW] = "steer_new",
+	[SVC_CTR_STEER_FALLBACK] = "steer_fallback",
+	[SVC_CTR_HALFOPEN_FULL] = "halfopen_full",
+};
+
+static const char *const drop_names[IKE_DROP__MAX] = {
+	[IKE_DROP_NONE] = "none",
+	[IKE_DROP_TOO_SHORT] = "too_short",
+	[IKE_DROP_BAD_VERSION] = "bad_version",
+	[IKE_DROP_LEN_MISMATCH] = "length_mismatch",
+	[IKE_DROP_ZERO_SPI] = "zero_spi",
+	[IKE_DROP_RESERVED_SPI] = "reserved_spi",
+	[IKE_DROP_BAD_KEEPALIVE] = "bad_keepalive",
+	[IKE_DROP_MALFORMED_IP] = "malformed_ip",
+	[IKE_DROP_FRAGMENT] = "fragment",
+	[IKE_DROP_NO_SERVER] = "no_server",
+	[IKE_DROP_TABLE_FULL] = "table_full",
+};
+
+const char *report_ctr_name(int ctr)
+{
+	if (ctr >= 0 && ctr < SVC_CTR_DROP_BASE)
+		return ctr_names[ctr] ? ctr_names[ctr] : NULL;
+	int r = ctr - SVC_CTR_DROP_BASE;
+	if (r > 0 && r < IKE_DROP__MAX)
+		return drop_names[r];
+	return NULL;
+}
+
+static json_t *server_json(struct daemon *d, int i, int k)
+{
+	const struct cfg_server *cs = &d->cfg.services[i].servers[k];
+	const struct rt_server *r = &d->rt.svc[i].servers[k];
+	const struct eng_srv_stats *st = d->stats.srv[i] ? &d->stats.srv[i][k] : NULL;
+	char a[IKELB_ADDR_STRLEN];
+
+	json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:I, s:I, s:I, s:I, s:I}",
+			      "name", cs->name,
+			      "address", ikelb_addr_str(&cs->addr, a, sizeof(a)),
+			      "admin", cfg_server_state_name(r->admin),
+			      "health", rt_health_name(r->health),
+			      "state", rt_effective_name(r->effective),
+			      "weight", (int)r->weight,
+			      "clients", (json_int_t)(st ? st->clients : 0),
+			      "flows", (json_int_t)(st ? st->flows : 0),
+			      "packets", (json_int_t)(st ? st->pkts : 0),
+			      "bytes", (json_int_t)(st ? st->bytes : 0),
+			      "down_events", (json_int_t)r->down_events);
+	struct health_state hs;
+	if (j && d->health && health_state(d->health, i, k, &hs) == 0) {
+		json_object_set_new(j, "probes_ok", json_integer((json_int_t)hs.probes_ok));
+		json_object_set_new(j, "probes_failed", json_integer((json_int_t)hs.probes_failed));
+		if (hs.has_rtt)
+			json_object_set_new(j, "rtt_ms", json_integer(hs.last_rtt_ms));
+		if (hs.last_error[0])
+			json_object_set_new(j, "last_error", json_string(hs.last_error));
+	}
+	return j;
+}
+
+json_t *report_status(struct daemon *d)
+{
+	json_t *svcs = json_array();
+	char a[IKELB_ADDR_STRLEN];
+
+	daemon_read_stats(d);
+	for (int i = 0; i < d->cfg.nservices; i++) {
+		const struct cfg_service *s = &d->cfg.services[i];
+		json_t *ports = json_array();
+		json_t *servers = json_array();
+		for (int p = 0; p < s->nports; p++)
+			json_array_append_new(ports, json_integer(s->ports[p]));
+		for (int j = 0; j < s->nservers; j++)
+			json_array_append_new(servers, server_json(d, i, j));
+		json_array_append_new(
+			svcs, json_pack("{s:s, s:s, s:o, s:s, s:s, s:s, s:o}", "name", s->name,
+					"vip", ikelb_addr_str(&s->vip, a, sizeof(a)), "ports", ports,
+					"forwarding", cfg_forwarding_name(s->forwarding),
+					"persistence", cfg_persist_name(s->persistence.mode),
+					"scheduler", cfg_sched_name(s->scheduler), "servers", servers));
+	}
+	return json_pack("{s:s, s:s, s:I, s:o}", "engine", d->eng.ops ? d->eng.ops->name : "none",
+			 "config", d->opts.config_path,
+			 "uptime_s", (json_int_t)((daemon_now_ms() - d->started_ms) / 1000),
+			 "services", svcs);
+}
+
+json_t *report_stats(struct daemon *d)
+{
+	json_t *svcs = json_array();
+
+	daemon_read_stats(d);
+	for (int i = 0; i < d->cfg.nservices; i++) {
+		json_t *ctr = json_object();
+		json_t *drops = json_object();
+		for (int c = 0; c < SVC_CTR__MAX; c++) {
+			const char *n = report_ctr_name(c);
+			if (!n)
+				continue;
+			json_t *target = c >= SVC_CTR_DROP_BASE ? drops : ctr;
+			json_object_set_new(target, n,
+					    json_pack("{s:I, s:I}", "packets",
+						      (json_int_t)d->stats.svc[i].pkts[c], "bytes",
+						      (json_int_t)d->stats.svc[i].bytes[c]));
+		}
+		json_t *servers = json_array();
+		for (int j = 0; j < d->cfg.services[i].nservers; j++)
+			json_array_append_new(servers, server_json(d, i, j));
+		json_array_append_new(svcs, json_pack("{s:s, s:o, s:o, s:o}", "name",
+						      d->cfg.services[i].name, "counters", ctr,
+						      "drops", drops, "servers", servers));
+	}
+	return json_pack("{s:o, s:I}", "services", svcs, "expired_entries", (json_int_t)d->swept);
+}
+
+struct buf {
+	char *p;
+	size_t len, cap;
+};
+
+__attribute__((format(printf, 2, 3))) static void bprintf(struct buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	for (;;) {
+		va_start(ap, fmt);
+		int n = vsnprintf(b->p ? b->p + b->len : NULL, b->p ? b->cap - b->len : 0, fmt, ap);
+		va_end(ap);
+		if (n < 0)
+			return;
+		if (b->p && b->len + (size_t)n < b->cap) {
+			b->len += (size_t)n;
+			return;
+		}
+		size_t cap = (b->cap + (size_t)n + 1) * 2;
+		char *np = realloc(b->p, cap);
+		if (!np)
+			return;
+		b->p = np;
+		b->cap = cap;
+	}
+}
+
+/* Prometheus wants each metric family's samples together, under one TYPE
+ * line, so families are the outer loop. */
+static void metrics_counters(struct buf *b, struct daemon *d, int drops)
+{
+	const char *fam = drops ? "ikelb_drops_total" : "ikelb_packets_total";
+	bprintf(b, "# HELP %s %s\n# TYPE %s counter\n", fam,
+		drops ? "Datagrams dropped, by reason." : "Datagrams per service and counter.", fam);
+	for (int i = 0; i < d->cfg.nservices; i++) {
+		for (int c = 0; c < SVC_CTR__MAX; c++) {
+			const char *n = report_ctr_name(c);
+			if (!n || (c >= SVC_CTR_DROP_BASE) != drops)
+				continue;
+			bprintf(b, "%s{service=\"%s\",%s=\"%s\"} %llu\n", fam,
+				d->cfg.services[i].name, drops ? "reason" : "counter", n,
+				(unsigned long long)d->stats.svc[i].pkts[c]);
+		}
+	}
+}
+
+enum srv_metric { M_UP, M_WEIGHT, M_CLIENTS, M_PKTS, M_BYTES, M__MAX };
+
+static const struct {
+	const char *name, *type, *help;
+} srv_metrics[M__MAX] = {
+	[M_UP] = { "ikelb_server_up", "gauge", "1 when the server takes traffic (active or draining)." },
+	[M_WEIGHT] = { "ikelb_server_weight", "gauge", "Current scheduling weight." },
+	[M_CLIENTS] = { "ikelb_server_clients", "gauge", "Clients (persistence/SA entries) held." },
+	[M_PKTS] = { "ikelb_server_packets_total", "counter", "Datagrams forwarded to the server." },
+	[M_BYTES] = { "ikelb_server_bytes_total", "counter", "Bytes forwarded to the server." },
+};
+
+static unsigned long long srv_value(struct daemon *d, int m, int i, int j)
+{
+	const struct rt_server *r = &d->rt.svc[i].servers[j];
+	const struct eng_srv_stats *st = &d->stats.srv[i][j];
+	switch (m) {
+	case M_UP: return r->effective != REAL_DOWN;
+	case M_WEIGHT: return r->weight;
+	case M_CLIENTS: return st->clients;
+	case M_PKTS: return st->pkts;
+	default: return st->bytes;
+	}
+}
+
+static void metrics_servers(struct buf *b, struct daemon *d)
+{
+	for (int m = 0; m < M__MAX; m++) {
+		bprintf(b, "# HELP %s %s\n# TYPE %s %s\n", srv_metrics[m].name, srv_metrics[m].help,
+			srv_metrics[m].name, srv_metrics[m].type);
+		for (int i = 0; i < d->cfg.nservices; i++)
+			for (int j = 0; j < d->cfg.services[i].nservers; j++)
+				bprintf(b, "%s{service=\"%s\",server=\"%s\"} %llu\n",
+					srv_metrics[m].name, d->cfg.services[i].name,
+					d->cfg.services[i].servers[j].name, srv_value(d, m, i, j));
+	}
+}
+
+char *report_metrics(struct daemon *d)
+{
+	struct buf b = { 0 };
+	daemon_read_stats(d);
+	metrics_counters(&b, d, 0);
+	metrics_counters(&b, d, 1);
+	metrics_servers(&b, d);
+	bprintf(&b, "# HELP ikelb_service_fullnat 1 when the service hides client addresses "
+		    "(fullnat): servers apply per-IP limits to the SNAT pool.\n"
+		    "# TYPE ikelb_service_fullnat gauge\n");
+	for (int i = 0; i < d->cfg.nservices; i++)
+		bprintf(&b, "ikelb_service_fullnat{service=\"%s\",snat_pool_size=\"%d\"} %d\n",
+			d->cfg.services[i].name, d->cfg.services[i].nsnat_pool,
+			d->cfg.services[i].forwarding == CFG_FWD_FULLNAT);
+	bprintf(&b, "# TYPE ikelb_expired_entries_total counter\n");
+	bprintf(&b, "ikelb_expired_entries_total %llu\n", (unsigned long long)d->swept);
+	return b.p;
+}

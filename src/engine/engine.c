@@ -1,0 +1,27 @@
+#include "engine.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+int eng_stats_alloc(struct eng_stats *st, const struct cfg *cfg)
+{
+	memset(st, 0, sizeof(*st));
+	st->nsvc = cfg->nservices;
+	for (int i = 0; i < cfg->nservices; i++) {
+		int n = cfg->services[i].nservers;
+		st->srv[i] = calloc(n > 0 ? (size_t)n : 1, sizeof(*st->srv[i]));
+		if (!st->srv[i]) {
+			eng_stats_free(st);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+void eng_stats_free(struct eng_stats *st)
+{
+	for (int i = 0; i < CFG_MAX_SERVICES; i++) {
+		free(st->srv[i]);
+		st->srv[i] = NULL;
+	}
+}

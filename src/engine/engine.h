@@ -1,0 +1,58 @@
+/* The interface the daemon drives, implemented by the bpf engine (kernel
+ * data path) and the socket engine (user-space relay). Both take the same
+ * decisions (same classifier, same tables); this interface only carries
+ * control-plane operations, never packets. */
+#ifndef IKELB_ENGINE_H
+#define IKELB_ENGINE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "log.h"
+#include "bpf/ikelb_maps.h" /* enum svc_ctr, REAL_* states: one numbering for both engines */
+
+struct eng_svc_stats {
+	uint64_t pkts[SVC_CTR__MAX];
+	uint64_t bytes[SVC_CTR__MAX];
+};
+
+struct eng_srv_stats {
+	uint64_t pkts;     /* client->server datagrams forwarded */
+	uint64_t bytes;
+	uint64_t clients;  /* live persistence/SA entries pointing at it */
+	uint64_t flows;    /* live flow entries pointing at it */
+};
+
+struct eng_stats {
+	int nsvc;
+	struct eng_svc_stats svc[CFG_MAX_SERVICES];
+	struct eng_srv_stats *srv[CFG_MAX_SERVICES]; /* [svc][server index] */
+	uint64_t not_ours; /* packets that were not for a service (passed) */
+};
+
+struct engine;
+
+struct engine_ops {
+	const char *name;
+	/* The Maglev (or scheduler) table of one service: server indexes. */
+	int (*set_table)(struct engine *e, int svc, const uint32_t *table, uint32_t size);
+	/* REAL_ACTIVE / REAL_DRAINING / REAL_DOWN. DOWN also purges state
+	 * pointing at the server so its clients reconnect elsewhere. */
+	int (*set_server_state)(struct engine *e, int svc, int srv, int state);
+	int (*read_stats)(struct engine *e, struct eng_stats *st);
+	/* Expire idle state; now = CLOCK_MONOTONIC seconds. Returns entries removed. */
+	long (*sweep)(struct engine *e, uint64_t now_s);
+	/* keep_state: leave pinned maps / programs so forwarding continues. */
+	void (*close)(struct engine *e, bool keep_state);
+};
+
+struct engine {
+	const struct engine_ops *ops;
+	void *impl;
+};
+
+int eng_stats_alloc(struct eng_stats *st, const struct cfg *cfg);
+void eng_stats_free(struct eng_stats *st);
+
+#endif

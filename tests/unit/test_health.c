@@ -1,0 +1,693 @@
+/* Health checker: IKE probe wire format, reply judge, rise/fall state
+ * machine, pacing, and end-to-end checks against responder threads on
+ * loopback (127.0.0.1 ephemeral ports only). */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <arpa/inet.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ctl/health.h"
+#include "core/ike_wire.h"
+#include "helpers/pkt.h"
+
+#define SPI 0x1122334455667788ULL
+
+static uint16_t g16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] << 8 | p[1]);
+}
+
+static struct logger quiet;
+
+static void quiet_init(void)
+{
+	log_init(&quiet, LOG_LVL_ERR);
+}
+
+/* ---- wire format ---- */
+
+static void probe_structure(void **state)
+{
+	(void)state;
+	uint8_t rnd[HEALTH_IKE_RANDOM_LEN], b[512];
+	for (int i = 0; i < HEALTH_IKE_RANDOM_LEN; i++)
+		rnd[i] = (uint8_t)(i + 1);
+	size_t n = health_ike_build_probe(b, sizeof(b), SPI, rnd);
+	assert_int_equal(n, HEALTH_IKE_PROBE_LEN);
+
+	/* The shared classifier must see a new IKEv2 SA on port 500. */
+	struct ike_info ii;
+	assert_int_equal(ike_classify(b, b + n, (uint32_t)n, 0, &ii), IKE_C_IKEV2);
+	assert_true(ike_is_new_sa(&ii));
+	assert_true(ii.spi_i == SPI);
+	assert_true(ii.spi_r == 0);
+	assert_int_equal(ii.version, 0x20);
+	assert_int_equal(ii.exch, IKE_EXCH_SA_INIT);
+	assert_int_equal(ii.flags, IKE_FLAG_I);
+	assert_int_equal(ii.msg_id, 0);
+	assert_int_equal(ii.length, n);
+
+	/* Payload chain: SA, KE, Nonce, Vendor ID, lengths adding up exactly. */
+	static const uint8_t want[] = { 33, 34, 40, 43 };
+	uint8_t next = b[16];
+	size_t off = IKE_HDR_LEN;
+	for (size_t k = 0; k < sizeof(want); k++) {
+		assert_int_equal(next, want[k]);
+		size_t plen = g16(b + off + 2);
+		assert_true(plen >= 4 && off + plen <= n);
+		if (next == 33) {
+			const uint8_t *prop = b + off + 4;
+			assert_int_equal(g16(prop + 2), plen - 4); /* one proposal fills the SA */
+			assert_int_equal(prop[5], 1);              /* protocol IKE */
+			assert_int_equal(prop[7], 4);              /* four transforms */
+			for (int x = 0; x < 4; x++) {
+				const uint8_t *tr = prop + 8 + 8 * x;
+				assert_int_equal(tr[0], x == 3 ? 0 : 3);
+				assert_int_equal(tr[4], x + 1);
+				assert_int_equal(g16(tr + 6), HEALTH_IKE_PRIVATE_ID);
+			}
+		} else if (next == 34) {
+			assert_int_equal(g16(b + off + 4), HEALTH_IKE_PRIVATE_ID);
+			assert_memory_equal(b + off + 8, rnd, 32);
+		} else if (next == 40) {
+			assert_int_equal(plen, 36);
+			assert_memory_equal(b + off + 4, rnd + 32, 32);
+		} else {
+			assert_memory_equal(b + off + 4, HEALTH_IKE_VENDOR_ID, plen - 4);
+		}
+		next = b[off];
+		off += plen;
+	}
+	assert_int_equal(next, 0);
+	assert_int_equal(off, n);
+	assert_true(health_ike_spi_i(b, n) == SPI);
+
+	assert_int_equal(health_ike_build_probe(b, HEALTH_IKE_PROBE_LEN - 1, SPI, rnd), 0);
+	assert_int_equal(health_ike_build_probe(b, sizeof(b), 0, rnd), 0);
+}
+
+/* A response: header + optional leading payload of type `lead` + notify. */
+static size_t reply(uint8_t *b, uint64_t spi_i, uint64_t spi_r, uint8_t exch, uint8_t flags,
+		    uint32_t msg_id, uint8_t lead, uint16_t notify)
+{
+	size_t off = IKE_HDR_LEN;
+	uint8_t first = 41;
+	if (lead) {
+		first = lead;
+		b[off] = 41;
+		b[off + 1] = 0;
+		b[off + 2] = 0;
+		b[off + 3] = 8;
+		memset(b + off + 4, 0xab, 4);
+		off += 8;
+	}
+	b[off] = 0;
+	b[off + 1] = 0;
+	b[off + 2] = 0;
+	b[off + 3] = 8;
+	b[off + 4] = 0; /* protocol */
+	b[off + 5] = 0; /* SPI size */
+	b[off + 6] = (uint8_t)(notify >> 8);
+	b[off + 7] = (uint8_t)notify;
+	off += 8;
+	pkt_ike_hdr(b, spi_i, spi_r, first, 0x20, exch, flags, msg_id, (uint32_t)off);
+	return off;
+}
+
+static void reply_accepts_alive_notifies(void **state)
+{
+	(void)state;
+	uint8_t b[256];
+	static const uint16_t ok[] = { 14, 17, 16390 };
+	for (size_t i = 0; i < 3; i++) {
+		uint16_t nt = 0;
+		size_t n = reply(b, SPI, 0, 34, IKE_FLAG_R, 0, 0, ok[i]);
+		assert_int_equal(health_ike_check_reply(b, n, SPI, &nt), HEALTH_IKE_ALIVE);
+		assert_int_equal(nt, ok[i]);
+	}
+	/* A status notify (N(NAT_DETECTION), 16388) before the error is skipped. */
+	uint16_t nt = 0;
+	size_t n = reply(b, SPI, 0, 34, IKE_FLAG_R, 0, 41, 14);
+	b[IKE_HDR_LEN + 4] = 0;
+	b[IKE_HDR_LEN + 5] = 0;
+	b[IKE_HDR_LEN + 6] = 0x40;
+	b[IKE_HDR_LEN + 7] = 0x04;
+	assert_int_equal(health_ike_check_reply(b, n, SPI, &nt), HEALTH_IKE_ALIVE);
+	assert_int_equal(nt, 14);
+	/* strongSwan sets only R; I|R from an odd responder is still a response. */
+	n = reply(b, SPI, 0, 34, IKE_FLAG_R | IKE_FLAG_I, 0, 0, 17);
+	assert_int_equal(health_ike_check_reply(b, n, SPI, NULL), HEALTH_IKE_ALIVE);
+}
+
+static void reply_rejects_bad(void **state)
+{
+	(void)state;
+	uint8_t b[512];
+	size_t n;
+	uint16_t nt = 0;
+
+	n = reply(b, SPI + 1, 0, 34, IKE_FLAG_R, 0, 0, 14);
+	assert_int_equal(health_ike_check_reply(b, n, SPI, NULL), HEALTH_IKE_WRONG_SPI_I);
+	n = reply(b, SPI, 0, 34, IKE_FLAG_I, 0, 0, 14);
+	assert_int_equal(health_ike_check_reply(b, n, SPI, NULL), HEALTH_IKE_NOT_RESPONSE);
+	n = reply(b, SPI, 0, 37, IKE_FLAG_R, 0, 0, 14);
+	assert_int_equal(health_ike_check_reply(b, n, SPI, NULL), HEALTH_IKE_WRONG_EXCHANGE);
+	n = reply(b, SPI, 0, 34, IKE_FLAG_R, 1, 0, 14);
+	assert_int_equal(health_ike_check_reply(b, n, SPI, NULL), HEALTH_IKE_WRONG_MSG_ID);
+	n = reply(b, SPI, 0x99, 34, IKE_FLAG_R, 0, 0, 14);
+	assert_int_equal(health_ike_check_reply(b, n, SPI, NULL), HEALTH_IKE_SPI_R_NONZERO);
+	n = reply(b, SPI, 0, 34, IKE_FLAG_R, 0, 0, 24);
+	assert_int_equal(health_ike_check_reply(b, n, SPI, &nt), HEALTH_IKE_UNEXPECTED_NOTIFY);
+	assert_int_equal(nt, 24);
+	n = reply(b, SPI, 0, 34, IKE_FLAG_R, 0, 0, 16388); /* status only */
+	assert_int_equal(health_ike_check_reply(b, n, SPI, NULL), HEALTH_IKE_NO_NOTIFY);
+
+	/* Truncation: every prefix of a good reply is rejected. */
+	n = reply(b, SPI, 0, 34, IKE_FLAG_R, 0, 0, 14);
+	for (size_t k = 0; k < n; k++)
+		assert_int_not_equal(health_ike_check_reply(b, k, SPI, NULL), HEALTH_IKE_ALIVE);
+	assert_int_equal(health_ike_check_reply(b, 20, SPI, NULL), HEALTH_IKE_TRUNCATED);
+	assert_int_equal(health_ike_check_reply(b, n - 1, SPI, NULL), HEALTH_IKE_TRUNCATED);
+	/* Datagram longer than the IKE length field. */
+	assert_int_equal(health_ike_check_reply(b, n + 1, SPI, NULL), HEALTH_IKE_BAD_LENGTH);
+
+	/* Bogus payload lengths: too short, past the end, SPI size overrun. */
+	b[IKE_HDR_LEN + 3] = 3;
+	assert_int_equal(health_ike_check_reply(b, n, SPI, NULL), HEALTH_IKE_BAD_PAYLOAD);
+	b[IKE_HDR_LEN + 3] = 200;
+	assert_int_equal(health_ike_check_reply(b, n, SPI, NULL), HEALTH_IKE_BAD_PAYLOAD);
+	b[IKE_HDR_LEN + 3] = 8;
+	b[IKE_HDR_LEN + 5] = 4;
+	assert_int_equal(health_ike_check_reply(b, n, SPI, NULL), HEALTH_IKE_BAD_PAYLOAD);
+	b[IKE_HDR_LEN + 5] = 0;
+	/* Chain says another payload follows but the message ends. */
+	b[IKE_HDR_LEN] = 41;
+	assert_int_equal(health_ike_check_reply(b, n, SPI, NULL), HEALTH_IKE_BAD_PAYLOAD);
+	b[IKE_HDR_LEN] = 0;
+	assert_int_equal(health_ike_check_reply(b, n, SPI, NULL), HEALTH_IKE_ALIVE);
+
+	/* IKEv1 version byte. */
+	b[17] = 0x10;
+	assert_int_equal(health_ike_check_reply(b, n, SPI, NULL), HEALTH_IKE_BAD_VERSION);
+
+	/* A full IKE_SA_INIT response (server accepted and made state). */
+	n = pkt_ikev2_sa_init_resp(b, sizeof(b), SPI, 0x42);
+	assert_true(n > 0);
+	assert_int_equal(health_ike_check_reply(b, n, SPI, NULL), HEALTH_IKE_SPI_R_NONZERO);
+	assert_int_equal(health_ike_check_reply(NULL, 0, SPI, NULL), HEALTH_IKE_TRUNCATED);
+	assert_string_equal(health_ike_verdict_str(HEALTH_IKE_ALIVE), "alive");
+}
+
+/* Mutated replies (run under ASan in check-san): never an out-of-range
+ * verdict, and never ALIVE once the SPIi no longer matches. */
+static void reply_judge_survives_mutation(void **state)
+{
+	(void)state;
+	uint8_t good[64], b[64];
+	size_t n = reply(good, SPI, 0, 34, IKE_FLAG_R, 0, 41, 14);
+	uint64_t x = 88172645463325252ULL;
+	int alive = 0;
+	for (int it = 0; it < 50000; it++) {
+		memcpy(b, good, n);
+		for (int k = 0; k < 3; k++) {
+			x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+			b[x % n] ^= (uint8_t)(x >> 32);
+		}
+		size_t len = (x >> 40) % 8 ? n : (x >> 48) % (n + 1);
+		enum health_ike_verdict v = health_ike_check_reply(b, len, SPI, NULL);
+		assert_true((unsigned)v < HEALTH_IKE__MAX);
+		if (memcmp(b, good, 8) != 0 && len >= 28)
+			assert_int_not_equal(v, HEALTH_IKE_ALIVE);
+		alive += v == HEALTH_IKE_ALIVE;
+	}
+	assert_true(alive > 0); /* mutations in ignored bytes keep it alive */
+}
+
+/* ---- state machine with a fake clock ---- */
+
+struct changes {
+	int n;
+	int svc, srv;
+	bool up;
+};
+
+static void on_change(void *ctx, int svc, int srv, bool up)
+{
+	struct changes *c = ctx;
+	c->n++;
+	c->svc = svc;
+	c->srv = srv;
+	c->up = up;
+}
+
+static struct cfg_health hc_of(enum cfg_health_type type, uint32_t interval, uint32_t timeout,
+			       uint32_t rise, uint32_t fall)
+{
+	struct cfg_health hc;
+	memset(&hc, 0, sizeof(hc));
+	hc.type = type;
+	hc.interval_ms = interval;
+	hc.timeout_ms = timeout;
+	hc.rise = rise;
+	hc.fall = fall;
+	return hc;
+}
+
+static void rise_fall(void **state)
+{
+	(void)state;
+	struct changes c = { 0 };
+	struct health_checker *h = health_new(&quiet, on_change, &c);
+	struct ikelb_addr a;
+	struct health_state st;
+	ikelb_addr_parse("127.0.0.1", &a);
+	struct cfg_health hc = hc_of(CFG_HEALTH_IKE, 1000, 500, 2, 3);
+	assert_int_equal(health_add_target(h, 1, 7, &a, 0, &hc), 0);
+	assert_int_equal(health_add_target(h, 1, 7, &a, 0, &hc), -1); /* duplicate */
+
+	assert_int_equal(health_state(h, 1, 7, &st), 0);
+	assert_int_equal(st.status, HEALTH_UNKNOWN);
+	assert_true(st.up);
+	/* Two failures < fall: still effectively up, still unknown. */
+	health_report(h, 1, 7, false, "timeout", 100);
+	health_report(h, 1, 7, false, "timeout", 200);
+	health_state(h, 1, 7, &st);
+	assert_int_equal(st.status, HEALTH_UNKNOWN);
+	assert_true(st.up);
+	assert_int_equal(st.fail_streak, 2);
+	assert_int_equal(c.n, 0);
+	/* Third: down, one callback. */
+	health_report(h, 1, 7, false, "no liveness notify", 300);
+	health_state(h, 1, 7, &st);
+	assert_int_equal(st.status, HEALTH_DOWN);
+	assert_false(st.up);
+	assert_string_equal(st.last_error, "no liveness notify");
+	assert_int_equal(st.last_change_ms, 300);
+	assert_int_equal(c.n, 1);
+	assert_int_equal(c.svc, 1);
+	assert_int_equal(c.srv, 7);
+	assert_false(c.up);
+	/* More failures: no further callbacks. */
+	health_report(h, 1, 7, false, "timeout", 400);
+	assert_int_equal(c.n, 1);
+	/* One success < rise; a failure resets; then two successes: up. */
+	health_report(h, 1, 7, true, NULL, 500);
+	health_report(h, 1, 7, false, "timeout", 600);
+	health_report(h, 1, 7, true, NULL, 700);
+	health_state(h, 1, 7, &st);
+	assert_false(st.up);
+	assert_int_equal(st.ok_streak, 1);
+	health_report(h, 1, 7, true, NULL, 800);
+	health_state(h, 1, 7, &st);
+	assert_true(st.up);
+	assert_int_equal(st.status, HEALTH_UP);
+	assert_int_equal(c.n, 2);
+	assert_true(c.up);
+	assert_int_equal(st.probes_ok, 3);
+	assert_int_equal(st.probes_failed, 5);
+
+	/* A fresh target: the first success confirms UP without a callback. */
+	assert_int_equal(health_add_target(h, 2, 0, &a, 0, &hc), 0);
+	health_report(h, 2, 0, true, NULL, 900);
+	health_state(h, 2, 0, &st);
+	assert_int_equal(st.status, HEALTH_UP);
+	assert_int_equal(c.n, 2);
+	assert_int_equal(health_report(h, 9, 9, true, NULL, 0), -1);
+	assert_int_equal(health_state(h, 9, 9, &st), -1);
+	health_free(h);
+}
+
+static void type_none_and_bad_config(void **state)
+{
+	(void)state;
+	struct health_checker *h = health_new(&quiet, NULL, NULL);
+	struct ikelb_addr a;
+	struct health_state st;
+	int fds[2];
+	ikelb_addr_parse("127.0.0.1", &a);
+	struct cfg_health none = hc_of(CFG_HEALTH_NONE, 0, 0, 0, 0);
+	assert_int_equal(health_add_target(h, 0, 0, &a, 0, &none), 0);
+	assert_int_equal(health_fds(h, fds), 0); /* no traffic, no socket */
+	health_tick(h, 1000);
+	assert_true(health_next_deadline_ms(h) == UINT64_MAX);
+	health_state(h, 0, 0, &st);
+	assert_int_equal(st.status, HEALTH_UP);
+	assert_int_equal(st.probes_sent, 0);
+
+	struct cfg_health bad = hc_of(CFG_HEALTH_IKE, 1000, 500, 0, 3);
+	assert_int_equal(health_add_target(h, 0, 1, &a, 0, &bad), -1);
+	struct cfg_health udp = hc_of(CFG_HEALTH_UDP, 1000, 500, 1, 1);
+	assert_int_equal(health_add_target(h, 0, 1, &a, 0, &udp), -1); /* nothing to send */
+	assert_int_equal(health_count(h), 1);
+	health_free(h);
+}
+
+/* ---- responder processes on loopback ----
+ * A forked child, so the responder is a separate process like a real
+ * server; the control block lives in a shared anonymous mapping. */
+
+enum resp_mode { RESP_IKE_NPC, RESP_ECHO };
+
+struct resp_ctl {
+	atomic_int answer; /* 0: swallow requests */
+	atomic_int received;
+	_Atomic uint64_t last_spi;
+};
+
+struct responder {
+	int fd;
+	uint16_t port;
+	pid_t pid;
+	struct resp_ctl *ctl;
+};
+
+static void responder_main(int fd, enum resp_mode mode, struct resp_ctl *ctl)
+{
+	uint8_t b[2048], out[64];
+	/* Bounded: the parent kills us long before this ends. */
+	for (int loops = 0; loops < 3000; loops++) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		if (poll(&p, 1, 10) <= 0)
+			continue;
+		struct sockaddr_in from;
+		socklen_t fl = sizeof(from);
+		ssize_t n = recvfrom(fd, b, sizeof(b), 0, (struct sockaddr *)&from, &fl);
+		if (n <= 0)
+			continue;
+		atomic_store(&ctl->last_spi, health_ike_spi_i(b, (size_t)n));
+		atomic_fetch_add(&ctl->received, 1);
+		if (!atomic_load(&ctl->answer))
+			continue;
+		if (mode == RESP_ECHO) {
+			sendto(fd, b, (size_t)n, 0, (struct sockaddr *)&from, fl);
+			continue;
+		}
+		if (n < IKE_HDR_LEN)
+			continue;
+		size_t m = reply(out, health_ike_spi_i(b, (size_t)n), 0, 34, IKE_FLAG_R, 0, 0, 14);
+		sendto(fd, out, m, 0, (struct sockaddr *)&from, fl);
+	}
+}
+
+static void responder_start(struct responder *r, enum resp_mode mode)
+{
+	memset(r, 0, sizeof(*r));
+	r->ctl = mmap(NULL, sizeof(*r->ctl), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+		      -1, 0);
+	assert_true(r->ctl != MAP_FAILED);
+	atomic_store(&r->ctl->answer, 1);
+	atomic_store(&r->ctl->received, 0);
+	atomic_store(&r->ctl->last_spi, 0);
+	r->fd = socket(AF_INET, SOCK_DGRAM, 0);
+	assert_true(r->fd >= 0);
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t sl = sizeof(sa);
+	assert_int_equal(bind(r->fd, (struct sockaddr *)&sa, sl), 0);
+	assert_int_equal(getsockname(r->fd, (struct sockaddr *)&sa, &sl), 0);
+	r->port = ntohs(sa.sin_port);
+	r->pid = fork();
+	assert_true(r->pid >= 0);
+	if (r->pid == 0) {
+		responder_main(r->fd, mode, r->ctl);
+		_exit(0);
+	}
+}
+
+static void responder_stop(struct responder *r)
+{
+	kill(r->pid, SIGKILL);
+	waitpid(r->pid, NULL, 0);
+	close(r->fd);
+	munmap(r->ctl, sizeof(*r->ctl));
+}
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Runs the checker like the daemon does until pred holds or limit_ms passes. */
+static bool run_until(struct health_checker *h, int svc, int srv, bool want_up,
+		      enum health_status want, uint64_t limit_ms)
+{
+	uint64_t end = mono_ms() + limit_ms;
+	int fds[2];
+	int nfd = health_fds(h, fds);
+	struct health_state st;
+	while (mono_ms() < end) {
+		uint64_t now = mono_ms();
+		health_tick(h, now);
+		uint64_t d = health_next_deadline_ms(h);
+		int wait = d > now ? (int)(d - now > 50 ? 50 : d - now) : 0;
+		struct pollfd p[2];
+		for (int i = 0; i < nfd; i++)
+			p[i] = (struct pollfd){ .fd = fds[i], .events = POLLIN };
+		if (poll(p, (nfds_t)nfd, wait) > 0)
+			health_on_readable(h, mono_ms());
+		health_state(h, svc, srv, &st);
+		if (st.up == want_up && st.status == want)
+			return true;
+	}
+	return false;
+}
+
+static void ike_end_to_end(void **state)
+{
+	(void)state;
+	struct responder r;
+	responder_start(&r, RESP_IKE_NPC);
+	struct changes c = { 0 };
+	struct health_checker *h = health_new(&quiet, on_change, &c);
+	health_set_pacing(h, 10, 1000);
+	struct ikelb_addr a;
+	ikelb_addr_parse("127.0.0.1", &a);
+	struct cfg_health hc = hc_of(CFG_HEALTH_IKE, 60, 40, 2, 2);
+	hc.port = r.port;
+	assert_int_equal(health_add_target(h, 0, 3, &a, 0, &hc), 0);
+
+	/* The source port is ephemeral, never a service port. */
+	int fds[2];
+	assert_int_equal(health_fds(h, fds), 1);
+	struct sockaddr_in me;
+	socklen_t ml = sizeof(me);
+	assert_int_equal(getsockname(fds[0], (struct sockaddr *)&me, &ml), 0);
+	assert_int_not_equal(ntohs(me.sin_port), 500);
+	assert_int_not_equal(ntohs(me.sin_port), 4500);
+	assert_int_not_equal(ntohs(me.sin_port), 0);
+
+	assert_true(run_until(h, 0, 3, true, HEALTH_UP, 3000));
+	struct health_state st;
+	health_state(h, 0, 3, &st);
+	assert_true(st.has_rtt);
+	assert_true(st.probes_ok >= 1);
+	assert_int_equal(c.n, 0);
+
+	atomic_store(&r.ctl->answer, 0);
+	assert_true(run_until(h, 0, 3, false, HEALTH_DOWN, 3000));
+	health_state(h, 0, 3, &st);
+	assert_string_equal(st.last_error, "timeout");
+	assert_int_equal(c.n, 1);
+	assert_false(c.up);
+
+	atomic_store(&r.ctl->answer, 1);
+	assert_true(run_until(h, 0, 3, true, HEALTH_UP, 3000));
+	assert_int_equal(c.n, 2);
+	health_state(h, 0, 3, &st);
+	assert_true(st.ok_streak >= 2);
+	health_free(h);
+	responder_stop(&r);
+}
+
+/* A server answering with the wrong notify goes down with a reason. */
+static void ike_wrong_answer_counts_as_failure(void **state)
+{
+	(void)state;
+	struct responder r;
+	responder_start(&r, RESP_ECHO); /* echoes our request: I flag, no R */
+	struct health_checker *h = health_new(&quiet, NULL, NULL);
+	health_set_pacing(h, 10, 1000);
+	struct ikelb_addr a;
+	ikelb_addr_parse("127.0.0.1", &a);
+	struct cfg_health hc = hc_of(CFG_HEALTH_IKE, 50, 40, 1, 2);
+	assert_int_equal(health_add_target(h, 0, 0, &a, r.port, &hc), 0);
+	assert_true(run_until(h, 0, 0, false, HEALTH_DOWN, 3000));
+	struct health_state st;
+	health_state(h, 0, 0, &st);
+	assert_string_equal(st.last_error, "R flag not set");
+	health_free(h);
+	responder_stop(&r);
+}
+
+static void udp_echo(void **state)
+{
+	(void)state;
+	struct responder r;
+	responder_start(&r, RESP_ECHO);
+	struct health_checker *h = health_new(&quiet, NULL, NULL);
+	health_set_pacing(h, 10, 1000);
+	struct ikelb_addr a;
+	ikelb_addr_parse("127.0.0.1", &a);
+	uint8_t ping[] = "PING ikelb", want[] = "PING", bad[] = "PONG";
+	struct cfg_health hc = hc_of(CFG_HEALTH_UDP, 50, 40, 1, 2);
+	hc.send = ping;
+	hc.send_len = sizeof(ping) - 1;
+	hc.expect = want;
+	hc.expect_len = 4;
+	assert_int_equal(health_add_target(h, 0, 0, &a, r.port, &hc), 0);
+	hc.expect = bad;
+	assert_int_equal(health_add_target(h, 0, 1, &a, r.port, &hc), 0);
+	hc.expect_len = 0; /* any reply */
+	assert_int_equal(health_add_target(h, 0, 2, &a, r.port, &hc), 0);
+
+	assert_true(run_until(h, 0, 0, true, HEALTH_UP, 3000));
+	assert_true(run_until(h, 0, 1, false, HEALTH_DOWN, 3000));
+	assert_true(run_until(h, 0, 2, true, HEALTH_UP, 3000));
+	struct health_state st;
+	health_state(h, 0, 1, &st);
+	assert_string_equal(st.last_error, "reply does not match expect");
+	health_state(h, 0, 0, &st);
+	assert_int_equal(st.probes_failed, 0);
+	health_free(h);
+	responder_stop(&r);
+}
+
+/* ---- pacing ---- */
+
+static void pacing_per_address(void **state)
+{
+	(void)state;
+	struct responder r;
+	responder_start(&r, RESP_IKE_NPC);
+	atomic_store(&r.ctl->answer, 0); /* every probe times out: worst case */
+	struct health_checker *h = health_new(&quiet, NULL, NULL);
+	struct ikelb_addr a;
+	ikelb_addr_parse("127.0.0.1", &a);
+	/* Ten targets on one address (services x ports), each wanting 10/s. */
+	struct cfg_health hc = hc_of(CFG_HEALTH_IKE, 100, 50, 1, 1);
+	for (int i = 0; i < 10; i++)
+		assert_int_equal(health_add_target(h, i, 0, &a, r.port, &hc), 0);
+
+	/* Fake clock, 5 s in 5 ms steps; record when each probe left. */
+	uint64_t times[256];
+	int n = 0;
+	uint64_t prev = 0;
+	for (uint64_t now = 10000; now < 15000 && n < 256; now += 5) {
+		health_tick(h, now);
+		uint64_t sent = 0;
+		for (int i = 0; i < 10; i++) {
+			struct health_state st;
+			health_get(h, i, NULL, NULL, &st);
+			sent += st.probes_sent;
+		}
+		for (uint64_t k = prev; k < sent && n < 256; k++)
+			times[n++] = now;
+		prev = sent;
+	}
+	/* At most 2 in any 1000 ms window, and the limit is actually used. */
+	for (int i = 2; i < n; i++)
+		assert_true(times[i] - times[i - 2] >= 1000);
+	assert_true(n >= 9 && n <= 11);
+	struct health_counters cnt;
+	health_get_counters(h, &cnt);
+	assert_true(cnt.paced > 0);
+	/* Probes really left: the responder saw them (bounded wait). */
+	for (int w = 0; w < 100 && atomic_load(&r.ctl->received) < n; w++)
+		usleep(10000);
+	assert_int_equal(atomic_load(&r.ctl->received), n);
+	health_free(h);
+	responder_stop(&r);
+}
+
+/* Replies from the wrong port never judge a probe. */
+static void stray_reply_ignored(void **state)
+{
+	(void)state;
+	struct responder r, other;
+	responder_start(&r, RESP_IKE_NPC);
+	responder_start(&other, RESP_IKE_NPC);
+	atomic_store(&r.ctl->answer, 0);
+	struct health_checker *h = health_new(&quiet, NULL, NULL);
+	struct ikelb_addr a;
+	ikelb_addr_parse("127.0.0.1", &a);
+	struct cfg_health hc = hc_of(CFG_HEALTH_IKE, 1000, 900, 1, 1);
+	assert_int_equal(health_add_target(h, 0, 0, &a, r.port, &hc), 0);
+	/* Tick until the (jittered) first probe leaves; t0 = its send time. */
+	struct health_state st = { 0 };
+	uint64_t t0 = 0;
+	for (uint64_t now = 1000; now < 3000 && !st.probes_sent; now += 10) {
+		health_tick(h, now);
+		health_state(h, 0, 0, &st);
+		t0 = now;
+	}
+	assert_int_equal(st.probes_sent, 1);
+	/* Forge the right answer from the other port: stray. */
+	int fds[2];
+	health_fds(h, fds);
+	struct sockaddr_in me;
+	socklen_t ml = sizeof(me);
+	getsockname(fds[0], (struct sockaddr *)&me, &ml);
+	me.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	uint8_t b[2048];
+	for (int w = 0; w < 100 && atomic_load(&r.ctl->received) < 1; w++)
+		usleep(10000);
+	assert_int_equal(atomic_load(&r.ctl->received), 1);
+	/* The correct answer to the probe (right SPIi), but from another port,
+	 * then an answer with an unknown SPIi: both are strays. */
+	uint64_t spi = atomic_load(&r.ctl->last_spi);
+	assert_true(spi != 0);
+	size_t m = reply(b, spi, 0, 34, IKE_FLAG_R, 0, 0, 14);
+	sendto(other.fd, b, m, 0, (struct sockaddr *)&me, sizeof(me));
+	m = reply(b, spi ^ 1, 0, 34, IKE_FLAG_R, 0, 0, 14);
+	sendto(r.fd, b, m, 0, (struct sockaddr *)&me, sizeof(me));
+	usleep(50000);
+	health_on_readable(h, t0 + 137);
+	struct health_counters cnt;
+	health_get_counters(h, &cnt);
+	assert_int_equal(cnt.stray_replies, 2);
+	health_state(h, 0, 0, &st);
+	assert_int_equal(st.probes_ok + st.probes_failed, 0);
+	/* The right answer from the right port is accepted. */
+	m = reply(b, spi, 0, 34, IKE_FLAG_R, 0, 0, 14);
+	sendto(r.fd, b, m, 0, (struct sockaddr *)&me, sizeof(me));
+	usleep(50000);
+	health_on_readable(h, t0 + 137);
+	health_state(h, 0, 0, &st);
+	assert_int_equal(st.probes_ok, 1);
+	assert_true(st.has_rtt);
+	assert_int_equal(st.last_rtt_ms, 137);
+	health_free(h);
+	responder_stop(&r);
+	responder_stop(&other);
+}
+
+int main(void)
+{
+	quiet_init();
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(probe_structure),
+		cmocka_unit_test(reply_accepts_alive_notifies),
+		cmocka_unit_test(reply_rejects_bad),
+		cmocka_unit_test(reply_judge_survives_mutation),
+		cmocka_unit_test(rise_fall),
+		cmocka_unit_test(type_none_and_bad_config),
+		cmocka_unit_test(ike_end_to_end),
+		cmocka_unit_test(ike_wrong_answer_counts_as_failure),
+		cmocka_unit_test(udp_echo),
+		cmocka_unit_test(pacing_per_address),
+		cmocka_unit_test(stray_reply_ignored),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
