@@ -99,7 +99,7 @@ check-system: all
 		$(PYTHON) -m pytest -q -p no:cacheprovider tests/system
 
 check-san:
-	$(MAKE) SAN=1 check-unit check-bpf
+	$(MAKE) SAN=1 BUILD=$(BUILD)-san check-unit check-bpf
 
 # The full suite: normal build (unit, BPF, system), then the sanitizer build.
 check: deps

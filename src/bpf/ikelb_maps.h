@@ -1,47 +1,59 @@
 /* Map keys and values shared by the BPF program (ikelb.bpf.c) and the
  * daemon (src/engine/bpf_engine.c). Fixed-width, explicitly padded: this
  * layout is what pinned maps keep across daemon restarts, so changing it
- * means bumping IKELB_MAP_ABI. Byte sizes are asserted at compile time and
- * documented in docs/state.md. */
+ * means bumping IKELB_MAP_ABI (the engine then recreates the pinned maps:
+ * their key/value sizes no longer match). Byte sizes are asserted at compile
+ * time and documented in docs/state-bpf.md. */
 #ifndef IKELB_MAPS_H
 #define IKELB_MAPS_H
 
 #include <linux/types.h>
 #include "ikelb_addr.h"
 
-#define IKELB_MAP_ABI 1
+#define IKELB_MAP_ABI 2
 #define IKELB_MAX_SERVICES 32
 #define IKELB_MAX_REALS 4096      /* all services together */
-#define IKELB_MAX_SVC_PORTS 64    /* (vip, port) pairs */
+#define IKELB_MAX_SVC_PORTS 512   /* (vip, port) pairs: 32 services x 16 ports */
+#define IKELB_MAX_LABELS 4096
+#define IKELB_MAX_ESP_PREFIXES 16384 /* a [min, max] range is at most 62 prefixes */
+#define IKELB_MAX_LOCAL_ADDRS 256
+#define IKELB_MAX_FRAGS 16384
+#define IKELB_FRAG_TIMEOUT_S 30   /* like the kernel's ipfrag_time */
+#define IKELB_REAL_NONE 0xffffffffu /* empty Maglev slot */
 
 /* svc_value.flags */
 #define SVC_F_PERSIST_IKE 0x01    /* persistence: ike (else source-ip) */
 #define SVC_F_DSR 0x02            /* forwarding: dsr (else dnat) */
+#define SVC_F_ESP_LABELS 0x04     /* some real has an ESP SPI range */
 
 /* real_value.state */
 #define REAL_ACTIVE 0     /* gets new clients */
 #define REAL_DRAINING 1   /* keeps its clients, no new ones */
 #define REAL_DOWN 2       /* health down or disabled: nothing */
 
+/* real_value.flags */
+#define REAL_F_IN_USE 0x01 /* slot allocated; a zeroed ARRAY slot is unused */
+
 /* Per-service counters, index svc_id * SVC_CTR__MAX + counter in a
  * PERCPU_ARRAY of struct ctr. Drop reasons reuse enum ike_drop at
  * SVC_CTR_DROP_BASE + reason. */
 enum svc_ctr {
-	SVC_CTR_RX = 0,          /* client->VIP datagrams seen */
+	SVC_CTR_RX = 0,          /* client->VIP datagrams seen (incl. non-first fragments) */
 	SVC_CTR_FWD,             /* forwarded to a real server */
-	SVC_CTR_REPLY,           /* server->client replies rewritten */
+	SVC_CTR_REPLY,           /* server->client replies rewritten (dnat) */
 	SVC_CTR_IKEV2,
 	SVC_CTR_IKEV1,
 	SVC_CTR_KEEPALIVE,
 	SVC_CTR_ESP,
-	SVC_CTR_FRAGMENT,        /* IP fragments forwarded */
+	SVC_CTR_FRAGMENT,        /* non-first IP fragments forwarded (both directions) */
 	SVC_CTR_STEER_LABEL,     /* steering decisions, DESIGN.md §3.2 */
 	SVC_CTR_STEER_FLOW,
 	SVC_CTR_STEER_SA,
 	SVC_CTR_STEER_PERSIST,
 	SVC_CTR_STEER_NEW,
 	SVC_CTR_STEER_FALLBACK,
-	SVC_CTR_HALFOPEN_FULL,   /* half-open admission refused (not dropped: steered by hash) */
+	SVC_CTR_HALFOPEN_FULL,   /* half-open entry could not be written */
+	SVC_CTR_FIB_PASS,        /* no FIB result / neighbour: handed to the kernel */
 	SVC_CTR_DROP_BASE,       /* + enum ike_drop */
 	SVC_CTR__MAX = SVC_CTR_DROP_BASE + 16,
 };
@@ -62,22 +74,28 @@ struct svc_key {
 struct svc_value {
 	__u32 svc_id;
 	__u32 maglev_off;     /* offset of this service's table in maglev_map */
-	__u32 maglev_size;    /* prime; 0 = no active server */
-	__u32 persist_timeout_s;
-	__u32 flow_timeout_s;
+	__u32 maglev_size;    /* prime; 0 = no table (new clients dropped NO_SERVER) */
+	__u32 persist_timeout_s; /* persist_map and sa_map idle timeout, 0 = none */
+	__u32 flow_timeout_s;    /* flow_map idle timeout, 0 = none */
 	__u8 flags;           /* SVC_F_* */
 	__u8 natt;            /* RFC 3948 framing on this port */
 	__u8 netmask;         /* IPv4 source-ip persistence prefix */
 	__u8 netmask6;        /* IPv6 prefix */
 	__u64 spi_mask;       /* IKE SPI label mask, 0 = none */
+	__u64 hash_seed;      /* cfg maglev_seed: client hash (src/core/hash.h) */
 };
 
-/* reals_map (ARRAY, index real_id). */
+/* vip_map: VIP -> svc_id of the first service on it. Lets packets without
+ * a UDP port (non-first fragments) and broken headers be counted. */
+
+/* reals_map (ARRAY, index real_id). Pinned: it also remembers which id
+ * belongs to which (service, address) so ids are stable across restarts. */
 struct real_value {
 	struct ikelb_addr addr;
 	__u32 svc_id;
 	__u8 state;           /* REAL_* */
-	__u8 pad[3];
+	__u8 flags;           /* REAL_F_* */
+	__u8 pad[2];
 };
 
 /* rev_map: (real addr, port) -> (vip, port) for dnat replies. */
@@ -101,8 +119,9 @@ struct label_key {
 	__u64 label;
 };
 
-/* esp_lpm_map (LPM_TRIE): ESP SPI ranges [spi_min, spi_max] of each real
- * server, decomposed into prefixes. prefixlen counts svc_id's 32 bits too. */
+/* esp_lpm_map (LPM_TRIE) -> real_id: ESP SPI ranges [spi_min, spi_max] of
+ * each real server, decomposed into prefixes. prefixlen counts svc_id's 32
+ * bits too (32 + SPI prefix length). */
 struct esp_lpm_key {
 	__u32 prefixlen;
 	__u32 svc_id_be;      /* big-endian so the trie matches it first */
@@ -110,12 +129,13 @@ struct esp_lpm_key {
 };
 
 /* State tables (LRU_HASH). All values carry the real server and the last
- * time (bpf_ktime_get_ns / 1e9 granularity is enough) the entry was used;
- * the daemon sweeps entries idle longer than the service timeout, and the
- * data path ignores them. */
+ * time the entry was used (CLOCK_MONOTONIC seconds: bpf_ktime_get_ns()/1e9
+ * in the kernel, clock_gettime(CLOCK_MONOTONIC) in the daemon). The data
+ * path ignores entries idle longer than the service timeout; the daemon
+ * sweeps them. */
 struct state_value {
 	__u32 real_id;
-	__u32 last_seen_s;    /* CLOCK_MONOTONIC seconds */
+	__u32 last_seen_s;
 };
 
 /* persist_map: source-ip persistence, client address under the netmask. */
@@ -142,7 +162,7 @@ struct flow_key {
 	struct ikelb_addr client;
 };
 
-/* Fragment tracking: the first fragment (which carries the UDP and IKE
+/* frag_map (LRU_HASH): the first fragment (which carries the UDP and IKE
  * headers) is steered normally and records its choice under the IP
  * identification, so later fragments follow it. */
 struct frag_key {
@@ -152,13 +172,34 @@ struct frag_key {
 	__u32 pad;
 };
 
+#define FRAG_K_DNAT 1     /* rewrite destination to addr */
+#define FRAG_K_DSR 2      /* L2 toward addr (the real server) */
+#define FRAG_K_REPLY 3    /* rewrite source to addr (the VIP) */
+
+struct frag_value {
+	struct ikelb_addr addr;
+	__u32 svc_id;
+	__u32 real_id;        /* IKELB_REAL_NONE for replies */
+	__u32 last_seen_s;
+	__u8 kind;            /* FRAG_K_* */
+	__u8 pad[3];
+};
+
 #ifndef __bpf__
 _Static_assert(sizeof(struct svc_key) == 20, "svc_key");
-_Static_assert(sizeof(struct svc_value) == 32, "svc_value");
+_Static_assert(sizeof(struct svc_value) == 40, "svc_value");
+_Static_assert(sizeof(struct real_value) == 24, "real_value");
+_Static_assert(sizeof(struct rev_key) == 20, "rev_key");
+_Static_assert(sizeof(struct rev_value) == 24, "rev_value");
+_Static_assert(sizeof(struct label_key) == 16, "label_key");
+_Static_assert(sizeof(struct esp_lpm_key) == 12, "esp_lpm_key");
 _Static_assert(sizeof(struct persist_key) == 24, "persist_key");
 _Static_assert(sizeof(struct sa_key) == 16, "sa_key");
 _Static_assert(sizeof(struct flow_key) == 24, "flow_key");
 _Static_assert(sizeof(struct state_value) == 8, "state_value");
+_Static_assert(sizeof(struct frag_key) == 40, "frag_key");
+_Static_assert(sizeof(struct frag_value) == 32, "frag_value");
+_Static_assert(SVC_CTR__MAX == 32, "svc_ctr");
 #endif
 
 #endif

@@ -174,6 +174,10 @@ static int start(struct daemon *d)
 		log_err(&d->log, "cannot program the engine with the configuration");
 		return -1;
 	}
+	if (d->eng.ops->start && d->eng.ops->start(&d->eng) < 0) {
+		log_err(&d->log, "cannot start the %s engine", d->eng.ops->name);
+		return -1;
+	}
 	if (daemon_health_start(d) < 0)
 		return -1;
 	d->api = api_start(d, d->cfg.api_listen, err, sizeof(err));

@@ -72,6 +72,9 @@ static json_t *server_json(struct daemon *d, int i, int k)
 			      "down_events", (json_int_t)r->down_events);
 	struct health_state hs;
 	if (j && d->health && health_state(d->health, i, k, &hs) == 0) {
+		/* The checker knows "up" before the run-time model does: a
+		 * first success of an unknown server changes nothing there. */
+		json_object_set_new(j, "health", json_string(health_status_name(hs.status)));
 		json_object_set_new(j, "probes_ok", json_integer((json_int_t)hs.probes_ok));
 		json_object_set_new(j, "probes_failed", json_integer((json_int_t)hs.probes_failed));
 		if (hs.has_rtt)

@@ -183,6 +183,11 @@ int rt_set_weight(struct runtime *rt, int svc, int srv, uint32_t weight, uint64_
 	if (weight > CFG_WEIGHT_MAX)
 		return -1;
 	rt->svc[svc].servers[srv].weight = weight;
+	/* Engines with their own per-pick schedulers (rr/wrr/lc/wlc in the
+	 * socket engine) need the weight itself, not only the Maglev table. */
+	if (rt->eng && rt->eng->ops->set_server_weight &&
+	    rt->eng->ops->set_server_weight(rt->eng, svc, srv, weight) < 0)
+		return -1;
 	return reapply(rt, svc, srv, now_ms);
 }
 

@@ -35,6 +35,9 @@ struct engine;
 
 struct engine_ops {
 	const char *name;
+	/* Called once the tables are programmed: start forwarding (attach).
+	 * May be NULL. */
+	int (*start)(struct engine *e);
 	/* The Maglev (or scheduler) table of one service: server indexes. */
 	int (*set_table)(struct engine *e, int svc, const uint32_t *table, uint32_t size);
 	/* REAL_ACTIVE / REAL_DRAINING / REAL_DOWN. DOWN also purges state
@@ -45,6 +48,11 @@ struct engine_ops {
 	long (*sweep)(struct engine *e, uint64_t now_s);
 	/* keep_state: leave pinned maps / programs so forwarding continues. */
 	void (*close)(struct engine *e, bool keep_state);
+	/* Optional (NULL: the engine has no per-pick scheduler state). New
+	 * weight of one server for schedulers the engine applies itself
+	 * (rr/wrr/lc/wlc in the socket engine); the Maglev table still comes
+	 * through set_table. */
+	int (*set_server_weight)(struct engine *e, int svc, int srv, uint32_t weight);
 };
 
 struct engine {

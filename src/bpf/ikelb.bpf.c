@@ -1,0 +1,323 @@
+// SPDX-License-Identifier: GPL-2.0
+/* ikelb fast path: tc clsact ingress program for IKEv2 / ESP-in-UDP
+ * virtual services (DESIGN.md §2, §3). One pass per UDP datagram:
+ * classify (src/core/ike_wire.h), choose the real server in the §3.2 order
+ * (label, flow, IKE SA, source-ip persistence, new client, fallback),
+ * record state, rewrite and forward (src/bpf/ikelb_fwd.h). */
+#include "ikelb_bpf_defs.h"
+#include "ikelb_parse.h"
+#include "ikelb_fwd.h"
+#include "ike_wire.h"
+#include "hash.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+enum steer_how {
+	HOW_LABEL = SVC_CTR_STEER_LABEL,
+	HOW_FLOW = SVC_CTR_STEER_FLOW,
+	HOW_SA = SVC_CTR_STEER_SA,
+	HOW_PERSIST = SVC_CTR_STEER_PERSIST,
+	HOW_NEW = SVC_CTR_STEER_NEW,
+	HOW_FALLBACK = SVC_CTR_STEER_FALLBACK,
+};
+
+/* Everything the decision needs, on the stack once. */
+struct ctx {
+	struct flow_key fk;
+	struct ike_info info;
+	struct ikelb_addr raddr; /* the chosen real server's address */
+	__u32 svc_id;
+	__u32 now;
+	__u32 real_id;
+	__u32 how;
+	int is_ike;
+	int ike_mode;
+};
+
+/* Look up a state entry; returns its real server when the entry is fresh
+ * and the server alive. Entries pointing to a dead or foreign server are
+ * deleted; idle ones are ignored (the daemon sweeps them, or a new decision
+ * overwrites them). Refreshes last_seen at most once a second. */
+static __always_inline struct real_value *state_use(void *map, void *key, struct ctx *c,
+						    __u32 timeout)
+{
+	struct state_value *v = bpf_map_lookup_elem(map, key);
+
+	if (!v)
+		return 0;
+	if (timeout && c->now - v->last_seen_s > timeout)
+		return 0;
+	__u32 id = v->real_id;
+	struct real_value *r = real_get(id, c->svc_id, 0);
+	if (!r) {
+		bpf_map_delete_elem(map, key);
+		return 0;
+	}
+	if (v->last_seen_s != c->now)
+		v->last_seen_s = c->now;
+	c->real_id = id;
+	return r;
+}
+
+/* Make the entry say (real, now); returns 1 when it was created or moved. */
+static __always_inline int state_put(void *map, void *key, __u32 real_id, __u32 now)
+{
+	struct state_value *v = bpf_map_lookup_elem(map, key);
+
+	if (v && v->real_id == real_id) {
+		if (v->last_seen_s != now)
+			v->last_seen_s = now;
+		return 0;
+	}
+	struct state_value nv = { .real_id = real_id, .last_seen_s = now };
+	return bpf_map_update_elem(map, key, &nv, BPF_ANY) == 0 ? 1 : -1;
+}
+
+static __always_inline void persist_key_make(struct persist_key *k, const struct svc_value *svc,
+					     const struct ctx *c)
+{
+	__builtin_memset(k, 0, sizeof(*k));
+	k->svc_id = c->svc_id;
+	k->client = c->fk.client;
+	ikelb_addr_mask(&k->client, ikelb_addr_is_v4(&k->client) ? svc->netmask : svc->netmask6);
+}
+
+/* Maglev slot for hash h; probes a few following slots when the slot's
+ * server has just gone down and the daemon has not rebuilt the table yet. */
+static __always_inline struct real_value *maglev_pick(const struct svc_value *svc, struct ctx *c,
+						      __u64 h, int need_active)
+{
+	__u32 m = svc->maglev_size;
+
+	if (!m)
+		return 0;
+	__u32 slot = h % m;
+	for (int i = 0; i < 4; i++) {
+		__u32 idx = svc->maglev_off + slot;
+		__u32 *id = bpf_map_lookup_elem(&maglev_map, &idx);
+		if (id) {
+			__u32 rid = *id;
+			struct real_value *r = real_get(rid, c->svc_id, need_active);
+			if (r) {
+				c->real_id = rid;
+				return r;
+			}
+		}
+		slot = slot + 1 >= m ? 0 : slot + 1;
+	}
+	return 0;
+}
+
+/* §3.2 step 1: the server-chosen SPI names the server. */
+static __always_inline struct real_value *steer_label(const struct svc_value *svc, struct ctx *c)
+{
+	__u32 *id = 0;
+
+	if (svc->spi_mask && c->info.cls == IKE_C_IKEV2) {
+		__u64 spi = ike_server_spi(&c->info);
+		if (!spi)
+			return 0;
+		struct label_key lk = { .svc_id = c->svc_id, .label = spi & svc->spi_mask };
+		id = bpf_map_lookup_elem(&label_map, &lk);
+	} else if ((svc->flags & SVC_F_ESP_LABELS) && c->info.cls == IKE_C_ESP) {
+		struct esp_lpm_key ek = {
+			.prefixlen = 64,
+			.svc_id_be = bpf_htonl(c->svc_id),
+			.spi_be = bpf_htonl(c->info.esp_spi),
+		};
+		id = bpf_map_lookup_elem(&esp_lpm_map, &ek);
+	}
+	if (!id)
+		return 0;
+	__u32 rid = *id;
+	struct real_value *r = real_get(rid, c->svc_id, 0);
+	if (r)
+		c->real_id = rid;
+	return r;
+}
+
+/* §3.2 steps 3: IKE SA by SPIi (established, then half-open). */
+static __always_inline struct real_value *steer_sa(const struct svc_value *svc, struct ctx *c)
+{
+	struct sa_key k = { .svc_id = c->svc_id, .spi_i = c->info.spi_i };
+	struct real_value *r = state_use(&sa_map, &k, c, svc->persist_timeout_s);
+
+	if (!r)
+		r = state_use(&halfopen_map, &k, c, svc->persist_timeout_s);
+	return r;
+}
+
+static __always_inline struct real_value *steer_any(const struct svc_value *svc, struct ctx *c)
+{
+	struct real_value *r;
+
+	c->how = HOW_LABEL;
+	r = steer_label(svc, c);
+	if (r)
+		return r;
+	c->how = HOW_FLOW;
+	r = state_use(&flow_map, &c->fk, c, svc->flow_timeout_s);
+	if (r)
+		return r;
+	if (c->ike_mode && c->is_ike) {
+		c->how = HOW_SA;
+		r = steer_sa(svc, c);
+		if (r)
+			return r;
+	}
+	if (!c->ike_mode) {
+		struct persist_key pk;
+
+		persist_key_make(&pk, svc, c);
+		c->how = HOW_PERSIST;
+		r = state_use(&persist_map, &pk, c, svc->persist_timeout_s);
+		if (r)
+			return r;
+	}
+	struct ikelb_addr ha = c->fk.client;
+	if (!c->ike_mode)
+		ikelb_addr_mask(&ha, ikelb_addr_is_v4(&ha) ? svc->netmask : svc->netmask6);
+	if (c->is_ike && ike_is_new_sa(&c->info)) {
+		__u64 h = c->ike_mode ? ikelb_hash_u64(c->info.spi_i, svc->hash_seed)
+				      : ikelb_hash_addr(&ha, 0, svc->hash_seed);
+		c->how = HOW_NEW;
+		return maglev_pick(svc, c, h, 1);
+	}
+	c->how = HOW_FALLBACK;
+	return maglev_pick(svc, c, ikelb_hash_addr(&ha, 0, svc->hash_seed), 0);
+}
+
+/* Separate BPF function (own stack frame): 0 with c->real_id / c->raddr
+ * set, -1 when no server can take the packet. */
+static __noinline int steer(const struct svc_value *svc, struct ctx *c)
+{
+	struct real_value *r = steer_any(svc, c);
+
+	if (!r)
+		return -1;
+	c->raddr = r->addr;
+	return 0;
+}
+
+/* After the choice: learn state so later packets follow (DESIGN §3.2).
+ * IKE messages steered by anything but the flow itself (re)write the flow
+ * entry, so ESP and keepalives of that flow follow; new SAs become
+ * half-open, messages with SPIr promote them; source-ip persistence is kept
+ * fresh by IKE traffic. Fallback decisions write nothing. */
+static __noinline void learn(const struct svc_value *svc, struct ctx *c)
+{
+	if (c->how == HOW_FALLBACK)
+		return;
+	if (c->is_ike && c->how != HOW_FLOW)
+		state_put(&flow_map, &c->fk, c->real_id, c->now);
+	if (c->ike_mode && c->is_ike) {
+		struct sa_key k = { .svc_id = c->svc_id, .spi_i = c->info.spi_i };
+		if (c->info.spi_r == 0) {
+			if (ike_is_new_sa(&c->info) &&
+			    state_put(&halfopen_map, &k, c->real_id, c->now) < 0)
+				ctr_add(c->svc_id, SVC_CTR_HALFOPEN_FULL, 0);
+		} else if (state_put(&sa_map, &k, c->real_id, c->now) > 0) {
+			bpf_map_delete_elem(&halfopen_map, &k);
+		}
+	}
+	if (!c->ike_mode && (c->how == HOW_NEW || (c->is_ike && c->how != HOW_PERSIST))) {
+		struct persist_key pk;
+
+		persist_key_make(&pk, svc, c);
+		state_put(&persist_map, &pk, c->real_id, c->now);
+	}
+}
+
+/* Copy the first bytes of the UDP payload and classify them. */
+static __noinline void classify(struct __sk_buff *skb, const struct pkt *p, int natt,
+				struct ike_info *info)
+{
+	__u8 buf[IKELB_PEEK_LEN];
+	__u32 n = p->present;
+
+	__builtin_memset(buf, 0, sizeof(buf));
+	if (n > IKELB_PEEK_LEN)
+		n = IKELB_PEEK_LEN;
+	if (n > p->plen)
+		n = p->plen;
+	if (n > 0) {
+		/* n is 1..32 already; the barrier stops clang from folding the
+		 * mask away, so the verifier sees a non-zero bounded size. */
+		__u32 m = n - 1;
+		asm volatile("" : "+r"(m));
+		m = (m & (IKELB_PEEK_LEN - 1)) + 1;
+		if (bpf_skb_load_bytes(skb, p->l4off + sizeof(struct udphdr), buf, m) < 0) {
+			ike_drop(info, IKE_DROP_MALFORMED_IP);
+			return;
+		}
+	}
+	ike_classify(buf, buf + n, p->plen, natt, info);
+}
+
+static __noinline int handle_service(struct __sk_buff *skb, const struct pkt *p,
+				     const struct svc_value *svc)
+{
+	struct ctx c;
+
+	__builtin_memset(&c, 0, sizeof(c));
+	c.svc_id = svc->svc_id;
+	ctr_add(c.svc_id, SVC_CTR_RX, p->len);
+	classify(skb, p, svc->natt, &c.info);
+	if (c.info.cls == IKE_C_DROP) {
+		ctr_add(c.svc_id, SVC_CTR_DROP_BASE + (c.info.drop & 15), p->len);
+		return TC_ACT_SHOT;
+	}
+	ctr_add(c.svc_id, SVC_CTR_IKEV2 + c.info.cls - IKE_C_IKEV2, p->len);
+
+	c.now = now_s();
+	c.is_ike = c.info.cls == IKE_C_IKEV2 || c.info.cls == IKE_C_IKEV1;
+	c.ike_mode = !!(svc->flags & SVC_F_PERSIST_IKE);
+	c.fk.svc_id = c.svc_id;
+	c.fk.cport = p->sport;
+	c.fk.vport = p->dport;
+	c.fk.client = p->src;
+
+	if (steer(svc, &c) < 0) {
+		ctr_add(c.svc_id, SVC_CTR_DROP_BASE + IKE_DROP_NO_SERVER, p->len);
+		return TC_ACT_SHOT;
+	}
+	learn(svc, &c);
+	ctr_add(c.svc_id, c.how, p->len);
+	ctr_add(c.svc_id, SVC_CTR_FWD, p->len);
+	real_ctr_add(c.real_id, p->len);
+	if (p->frag == FRAG_FIRST)
+		frag_record(p, (svc->flags & SVC_F_DSR) ? FRAG_K_DSR : FRAG_K_DNAT, &c.raddr,
+			    c.svc_id, c.real_id);
+	return to_real(skb, p, svc->flags, &c.raddr, c.svc_id);
+}
+
+SEC("tc")
+int ikelb_tc(struct __sk_buff *skb)
+{
+	struct pkt p;
+
+	__builtin_memset(&p, 0, sizeof(p));
+	int rc = pkt_parse(skb, &p);
+	if (rc == PARSE_PASS)
+		return TC_ACT_OK;
+	if (rc == PARSE_BAD) {
+		__u32 *sid = bpf_map_lookup_elem(&vip_map, &p.dst);
+		if (!sid)
+			return TC_ACT_OK;
+		ctr_add(*sid, SVC_CTR_RX, p.len);
+		ctr_add(*sid, SVC_CTR_DROP_BASE + IKE_DROP_MALFORMED_IP, p.len);
+		return TC_ACT_SHOT;
+	}
+	if (p.frag == FRAG_LATER)
+		return handle_frag_later(skb, &p);
+
+	struct svc_key sk;
+	__builtin_memset(&sk, 0, sizeof(sk));
+	sk.vip = p.dst;
+	sk.port = p.dport;
+	sk.proto = IPPROTO_UDP;
+	struct svc_value *svc = bpf_map_lookup_elem(&svc_map, &sk);
+	if (svc)
+		return handle_service(skb, &p, svc);
+	return handle_reply(skb, &p);
+}

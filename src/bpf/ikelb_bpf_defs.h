@@ -1,0 +1,188 @@
+/* BPF side only: map definitions, parsed-packet state and counters of the
+ * ikelb tc program. Map sizes marked "set by the engine" are overwritten by
+ * src/engine/bpf_engine.c before load from struct cfg. */
+#ifndef IKELB_BPF_DEFS_H
+#define IKELB_BPF_DEFS_H
+
+#include <linux/bpf.h>
+#include <linux/in.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#include "ikelb_addr.h"
+#include "ikelb_maps.h"
+#include "ike_wire.h"
+
+#define IKELB_AF_INET 2
+#define IKELB_AF_INET6 10
+#define IKELB_ETH_HLEN 14
+#define IKELB_PEEK_LEN 32 /* marker + IKE header: all ike_classify reads */
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, IKELB_MAX_SVC_PORTS);
+	__type(key, struct svc_key);
+	__type(value, struct svc_value);
+} svc_map SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, IKELB_MAX_SVC_PORTS);
+	__type(key, struct ikelb_addr);
+	__type(value, __u32);
+} vip_map SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, IKELB_MAX_REALS);
+	__type(key, __u32);
+	__type(value, struct real_value);
+} reals_map SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, IKELB_MAX_REALS * 4);
+	__type(key, struct rev_key);
+	__type(value, struct rev_value);
+} rev_map SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, IKELB_MAX_LOCAL_ADDRS);
+	__type(key, struct ikelb_addr);
+	__type(value, __u32);
+} local_addr_map SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, IKELB_MAX_LABELS);
+	__type(key, struct label_key);
+	__type(value, __u32);
+} label_map SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, IKELB_MAX_ESP_PREFIXES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct esp_lpm_key);
+	__type(value, __u32);
+} esp_lpm_map SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 65537); /* set by the engine: sum of table sizes */
+	__type(key, __u32);
+	__type(value, __u32);
+} maglev_map SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536); /* set by the engine: max_clients */
+	__type(key, struct persist_key);
+	__type(value, struct state_value);
+} persist_map SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536); /* set by the engine: max_clients */
+	__type(key, struct sa_key);
+	__type(value, struct state_value);
+} sa_map SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384); /* set by the engine: max_halfopen */
+	__type(key, struct sa_key);
+	__type(value, struct state_value);
+} halfopen_map SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536); /* set by the engine: max_flows */
+	__type(key, struct flow_key);
+	__type(value, struct state_value);
+} flow_map SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, IKELB_MAX_FRAGS);
+	__type(key, struct frag_key);
+	__type(value, struct frag_value);
+} frag_map SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, IKELB_MAX_SERVICES * SVC_CTR__MAX);
+	__type(key, __u32);
+	__type(value, struct ctr);
+} svc_ctr_map SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, IKELB_MAX_REALS);
+	__type(key, __u32);
+	__type(value, struct ctr);
+} real_ctr_map SEC(".maps");
+
+enum { FRAG_NONE = 0, FRAG_FIRST = 1, FRAG_LATER = 2 };
+
+/* What the parser learned about one IPv4/IPv6 UDP datagram. */
+struct pkt {
+	struct ikelb_addr src;
+	struct ikelb_addr dst;
+	__u32 len;      /* skb->len */
+	__u32 l3off;    /* IP header */
+	__u32 l4off;    /* UDP header (not for FRAG_LATER) */
+	__u32 ip_len;   /* IP datagram length from the header (incl. header) */
+	__u32 plen;     /* UDP payload length from the UDP header */
+	__u32 present;  /* UDP payload bytes in this skb (first fragment: fewer) */
+	__u32 frag_id;
+	__u16 sport;    /* host order */
+	__u16 dport;
+	__u8 v6;
+	__u8 frag;      /* FRAG_* */
+	__u8 pad[2];
+};
+
+static __always_inline void ctr_add(__u32 svc_id, __u32 idx, __u32 bytes)
+{
+	__u32 key = svc_id * SVC_CTR__MAX + idx;
+	struct ctr *c = bpf_map_lookup_elem(&svc_ctr_map, &key);
+
+	if (c) {
+		c->packets++;
+		c->bytes += bytes;
+	}
+}
+
+static __always_inline void real_ctr_add(__u32 real_id, __u32 bytes)
+{
+	struct ctr *c = bpf_map_lookup_elem(&real_ctr_map, &real_id);
+
+	if (c) {
+		c->packets++;
+		c->bytes += bytes;
+	}
+}
+
+static __always_inline __u32 now_s(void)
+{
+	return (__u32)(bpf_ktime_get_ns() / 1000000000ULL);
+}
+
+/* A real server usable by `svc_id`: allocated, of that service, not DOWN,
+ * and ACTIVE when `need_active` (new clients). */
+static __always_inline struct real_value *real_get(__u32 real_id, __u32 svc_id, int need_active)
+{
+	struct real_value *r = bpf_map_lookup_elem(&reals_map, &real_id);
+
+	if (!r || !(r->flags & REAL_F_IN_USE) || r->svc_id != svc_id)
+		return 0;
+	if (r->state == REAL_DOWN)
+		return 0;
+	if (need_active && r->state != REAL_ACTIVE)
+		return 0;
+	return r;
+}
+
+#endif

@@ -1,0 +1,141 @@
+/* BPF side only: Ethernet / IPv4 / IPv6 / UDP parsing into struct pkt.
+ * Headers are copied with bpf_skb_load_bytes, which also works on
+ * non-linear skbs, so no bpf_skb_pull_data is needed and the verifier sees
+ * fixed-size stack buffers only. */
+#ifndef IKELB_PARSE_H
+#define IKELB_PARSE_H
+
+#include <linux/if_ether.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <linux/udp.h>
+
+#include "ikelb_bpf_defs.h"
+
+enum { PARSE_PASS = 0, PARSE_OK = 1, PARSE_BAD = 2 };
+
+#define IKELB_IP4_MF 0x2000
+#define IKELB_IP4_OFFMASK 0x1fff
+#define IKELB_IP6_FRAG_NH 44
+
+struct ikelb_ip6_frag {
+	__u8 nexthdr;
+	__u8 reserved;
+	__be16 frag_off;  /* offset << 3 | M */
+	__be32 id;
+};
+
+/* ip_payload: bytes after the IP (and IPv6 fragment) header according to
+ * the IP header. */
+static __always_inline int parse_udp(struct __sk_buff *skb, struct pkt *p, __u32 ip_payload)
+{
+	struct udphdr u;
+
+	if (ip_payload < sizeof(u) || bpf_skb_load_bytes(skb, p->l4off, &u, sizeof(u)) < 0)
+		return PARSE_BAD;
+	p->sport = bpf_ntohs(u.source);
+	p->dport = bpf_ntohs(u.dest);
+	__u32 ulen = bpf_ntohs(u.len);
+	if (ulen < sizeof(u))
+		return PARSE_BAD;
+	/* Unfragmented: the UDP length must fit the IP payload (trailing
+	 * Ethernet padding is ignored). First fragment: the datagram goes on
+	 * in later fragments, so it must be longer than what is here. */
+	if (p->frag == FRAG_NONE && ulen > ip_payload)
+		return PARSE_BAD;
+	if (p->frag == FRAG_FIRST && ulen <= ip_payload)
+		return PARSE_BAD;
+	p->plen = ulen - sizeof(u);
+	p->present = p->frag == FRAG_NONE ? p->plen : ip_payload - sizeof(u);
+	return PARSE_OK;
+}
+
+static __always_inline int parse_v4(struct __sk_buff *skb, struct pkt *p)
+{
+	struct iphdr ip;
+
+	if (bpf_skb_load_bytes(skb, p->l3off, &ip, sizeof(ip)) < 0)
+		return PARSE_PASS;
+	if (ip.protocol != IPPROTO_UDP)
+		return PARSE_PASS;
+	ikelb_addr_from_v4(&p->src, ip.saddr);
+	ikelb_addr_from_v4(&p->dst, ip.daddr);
+	if (ip.version != 4 || ip.ihl < 5)
+		return PARSE_BAD;
+	__u32 hl = ip.ihl * 4;
+	__u32 tot = bpf_ntohs(ip.tot_len);
+	if (tot < hl || tot > p->len - p->l3off)
+		return PARSE_BAD;
+	p->ip_len = tot;
+	p->frag_id = bpf_ntohs(ip.id);
+	__u16 fo = bpf_ntohs(ip.frag_off);
+	if (fo & IKELB_IP4_OFFMASK) {
+		p->frag = FRAG_LATER;
+		return PARSE_OK;
+	}
+	if (fo & IKELB_IP4_MF)
+		p->frag = FRAG_FIRST;
+	p->l4off = p->l3off + hl;
+	return parse_udp(skb, p, tot - hl);
+}
+
+static __always_inline int parse_v6(struct __sk_buff *skb, struct pkt *p)
+{
+	struct ipv6hdr ip;
+
+	if (bpf_skb_load_bytes(skb, p->l3off, &ip, sizeof(ip)) < 0)
+		return PARSE_PASS;
+	/* Only UDP directly or behind one fragment header; other extension
+	 * headers are not ours (documented limit). */
+	if (ip.nexthdr != IPPROTO_UDP && ip.nexthdr != IKELB_IP6_FRAG_NH)
+		return PARSE_PASS;
+	p->v6 = 1;
+	__builtin_memcpy(p->src.b, &ip.saddr, 16);
+	__builtin_memcpy(p->dst.b, &ip.daddr, 16);
+	if (ip.version != 6)
+		return PARSE_BAD;
+	__u32 pl = bpf_ntohs(ip.payload_len);
+	if (pl > p->len - p->l3off - sizeof(ip))
+		return PARSE_BAD;
+	p->ip_len = sizeof(ip) + pl;
+	p->l4off = p->l3off + sizeof(ip);
+	if (ip.nexthdr == IKELB_IP6_FRAG_NH) {
+		struct ikelb_ip6_frag fh;
+
+		if (pl < sizeof(fh) || bpf_skb_load_bytes(skb, p->l4off, &fh, sizeof(fh)) < 0)
+			return PARSE_BAD;
+		if (fh.nexthdr != IPPROTO_UDP)
+			return PARSE_PASS;
+		__u16 fo = bpf_ntohs(fh.frag_off);
+		p->frag_id = bpf_ntohl(fh.id);
+		if (fo & 0xfff8) {
+			p->frag = FRAG_LATER;
+			return PARSE_OK;
+		}
+		if (fo & 1)
+			p->frag = FRAG_FIRST;
+		p->l4off += sizeof(fh);
+		pl -= sizeof(fh);
+	}
+	return parse_udp(skb, p, pl);
+}
+
+/* PARSE_PASS: not an IPv4/IPv6 UDP packet we can read (p->dst unset).
+ * PARSE_BAD: broken IP/UDP header; p->dst is set so the caller can count it
+ * when it was meant for a VIP. */
+static __always_inline int pkt_parse(struct __sk_buff *skb, struct pkt *p)
+{
+	__be16 proto;
+
+	p->len = skb->len;
+	p->l3off = IKELB_ETH_HLEN;
+	if (bpf_skb_load_bytes(skb, 12, &proto, sizeof(proto)) < 0)
+		return PARSE_PASS;
+	if (proto == bpf_htons(ETH_P_IP))
+		return parse_v4(skb, p);
+	if (proto == bpf_htons(ETH_P_IPV6))
+		return parse_v6(skb, p);
+	return PARSE_PASS;
+}
+
+#endif

@@ -1,0 +1,129 @@
+/* The steering decision of DESIGN.md §3.2 in user space: which real server
+ * gets a client datagram. Used by the socket engine for every client
+ * datagram and by tests/unit/test_steer_diff.c, which feeds one packet trace
+ * to this code and to the BPF program and expects the same server for every
+ * packet. The BPF program (src/bpf/ikelb.bpf.c) implements the same rules on
+ * BPF maps; keep the two in step.
+ *
+ * Order, first match wins (a rule whose server is DOWN is skipped):
+ *  1 label     IKEv2 (service spi_mask != 0): ike_server_spi() & spi_mask
+ *              names the server with that spi_label; ESP (some server has an
+ *              ESP SPI range): the server whose [esp_spi_min, esp_spi_max]
+ *              holds the SPI.
+ *  2 flow      (service, client ip, client port, service port) seen before.
+ *  3 sa        persistence ike, IKE messages: the IKE SA (SPIi), established
+ *              table first, then the half-open table.
+ *  4 persist   persistence source-ip: client ip under the netmask.
+ *  5 new       only ike_is_new_sa() messages: maglev/sh take the table given
+ *              by steer_set_table at ikelb_hash_u64(SPIi) (ike persistence)
+ *              or ikelb_hash_addr(masked client) (source-ip); rr/wrr/lc/wlc/fo
+ *              use steer's own struct sched per service (exact picks).
+ *              Only ACTIVE servers.
+ *  6 fallback  anything else: table[ikelb_hash_addr(client, masked as in 5)],
+ *              counted, no state; DRAINING servers allowed.
+ * Table lookups probe up to 4 following slots when a slot's server is not
+ * usable (the table may lag a state change), as the BPF program does.
+ * Then learning (the BPF program's learn()): IKE messages steered by any
+ * rule but 2 and 6 write their flow entry (so ESP and keepalives follow);
+ * new-SA messages write a half-open SA entry; IKE messages with SPIr != 0
+ * write the established SA entry and drop the half-open one; with source-ip
+ * persistence, new clients and IKE messages not steered by rule 4 write the
+ * persistence entry. Rule 6 writes nothing.
+ *
+ * State: three tables shared by all services, keys as in ikelb_maps.h
+ * (service id inside the key, like the BPF maps), values hold a global server
+ * id (service base + index) so purging a DOWN server is one pass. Idle
+ * timeouts are per service (persistence.timeout_s for the persistence, SA and
+ * half-open tables, flow_timeout_s for flows): entries idle that long are
+ * ignored by lookups (idle > timeout, as in the BPF program) and removed by
+ * steer_expire. Time is in seconds
+ * (CLOCK_MONOTONIC, like the BPF program), passed in by the caller.
+ *
+ * Not thread-safe: one owner or the caller's lock.
+ */
+#ifndef IKELB_STEER_H
+#define IKELB_STEER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "ike_wire.h"
+#include "ikelb_addr.h"
+#include "bpf/ikelb_maps.h"
+
+enum steer_rule {
+	STEER_NONE = 0,     /* dropped */
+	STEER_LABEL,
+	STEER_FLOW,
+	STEER_SA,
+	STEER_PERSIST,
+	STEER_NEW,
+	STEER_FALLBACK,
+};
+
+struct steer_result {
+	int server;          /* index in the service, -1 when dropped */
+	enum steer_rule rule;
+	int drop;            /* enum ike_drop when server == -1 */
+	struct ike_info info;
+};
+
+struct steer_opts {
+	uint32_t max_clients;   /* persistence and established SA tables (0: cfg) */
+	uint32_t max_halfopen;  /* half-open SA table (0: cfg) */
+	uint32_t max_flows;     /* flow table (0: cfg) */
+	uint64_t hash_key[2];   /* table bucket key; {0,0} = random */
+};
+
+struct steer;
+
+/* Views of every service of cfg (copied; cfg may go away). Server states
+ * start from the admin state (disabled -> DOWN, draining -> DRAINING), the
+ * Maglev table from steer's own scheduler. NULL on bad config / ENOMEM. */
+struct steer *steer_new(const struct cfg *cfg, const struct steer_opts *o);
+void steer_free(struct steer *st);
+
+/* The daemon's table for a service (copied). -EINVAL on bad arguments. */
+int steer_set_table(struct steer *st, int svc, const uint32_t *table, uint32_t m);
+/* REAL_ACTIVE / REAL_DRAINING / REAL_DOWN; DOWN deletes every entry that
+ * points at the server. Returns entries deleted, or -EINVAL. */
+long steer_set_state(struct steer *st, int svc, int srv, int state);
+int steer_set_weight(struct steer *st, int svc, int srv, uint32_t weight);
+int steer_server_state(const struct steer *st, int svc, int srv);
+
+/* Decide for one client datagram to service svc, arriving on service port
+ * vport; natt: RFC 3948 framing on that port (ike_port_is_natt(vport), as
+ * the BPF engine sets it; the socket engine's tests map a high port to
+ * port-500 framing). payload is the UDP payload. Returns the server index or -1 (then
+ * r->drop says why: classifier reason, or IKE_DROP_NO_SERVER). Counts
+ * SVC_CTR_RX, the class, the rule, drops and HALFOPEN_FULL (the half-open
+ * table was full: its least recently used entry was evicted to admit this
+ * one; the BPF LRU map evicts silently). */
+int steer_packet(struct steer *st, int svc, const struct ikelb_addr *client, uint16_t cport,
+		 uint16_t vport, int natt, const uint8_t *payload, size_t len, uint64_t now,
+		 struct steer_result *r);
+
+/* Remove entries idle past their service timeout; returns how many. */
+long steer_expire(struct steer *st, uint64_t now);
+
+/* Counters of one service (caller-owned counters like FWD are added with
+ * steer_count so read-out is one place). */
+void steer_count(struct steer *st, int svc, int ctr, uint64_t bytes);
+void steer_counters(const struct steer *st, int svc, uint64_t pkts[SVC_CTR__MAX],
+		    uint64_t bytes[SVC_CTR__MAX]);
+/* Live entries per server of svc at `now`: clients (persistence + SA +
+ * half-open) and flows; arrays of nservers. O(table size). */
+void steer_server_counts(const struct steer *st, int svc, uint64_t now, uint64_t *clients,
+			 uint64_t *flows);
+
+/* Active connections for lc/wlc (the socket engine counts its upstream
+ * flows). */
+void steer_conn_inc(struct steer *st, int svc, int srv);
+void steer_conn_dec(struct steer *st, int svc, int srv);
+
+int steer_nservices(const struct steer *st);
+int steer_nservers(const struct steer *st, int svc);
+const char *steer_rule_name(enum steer_rule r);
+
+#endif

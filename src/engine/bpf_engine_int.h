@@ -1,0 +1,48 @@
+/* Internals of the bpf engine, shared by bpf_engine.c (load, pin, attach),
+ * bpf_sync.c (configuration maps) and bpf_state.c (sweep, counters). */
+#ifndef IKELB_BPF_ENGINE_INT_H
+#define IKELB_BPF_ENGINE_INT_H
+
+#include <stddef.h>
+
+#include "bpf_engine.h"
+
+#define BPF_ENGINE_TC_HANDLE 0x1ce
+#define BPF_ENGINE_TC_PRIO 1
+
+struct ikelb_bpf;
+
+struct eng_svc {
+	struct svc_value val;    /* as last written to svc_map (maglev_size included) */
+	struct ikelb_addr vip;
+	uint16_t ports[CFG_MAX_PORTS];
+	int nports;
+	uint32_t maglev_room;     /* cfg maglev_size: slots reserved at maglev_off */
+	int nservers;
+	uint32_t *real_ids;      /* nservers entries */
+	struct ikelb_addr *addrs;
+};
+
+struct bpf_engine {
+	struct ikelb_bpf *skel;
+	const struct logger *log;
+	char pin_dir[256];
+	uint32_t maglev_cap;
+	int ncpu;
+	int ifindex[CFG_MAX_INTERFACES];
+	int nif;
+	int nsvc;
+	struct eng_svc svc[IKELB_MAX_SERVICES];
+};
+
+/* bpf_sync.c */
+void eng_svc_free(struct eng_svc *s);
+
+/* Replace the whole content of a hash / LPM map with keys[i] -> vals[i]. */
+int eng_map_replace(int fd, const void *keys, const void *vals, size_t n, size_t ksz,
+		    size_t vsz);
+
+/* bpf_state.c */
+int eng_read_reals(struct bpf_engine *e, struct real_value *reals);
+
+#endif

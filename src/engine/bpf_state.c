@@ -1,0 +1,256 @@
+/* bpf engine: state sweeping, purging and counters. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "bpf_engine_int.h"
+#include "bpf/ikelb.skel.h"
+
+#define SWEEP_CHUNK 4096
+
+int eng_read_reals(struct bpf_engine *e, struct real_value *reals)
+{
+	int fd = bpf_map__fd(e->skel->maps.reals_map);
+
+	for (uint32_t id = 0; id < IKELB_MAX_REALS; id++)
+		if (bpf_map_lookup_elem(fd, &id, &reals[id]) < 0)
+			return -errno;
+	return 0;
+}
+
+enum scan_kind { SCAN_PERSIST, SCAN_SA, SCAN_HALFOPEN, SCAN_FLOW, SCAN_FRAG };
+
+struct scan {
+	struct bpf_engine *e;
+	const struct real_value *reals;
+	enum scan_kind kind;
+	uint32_t now;
+	uint32_t purge_id;      /* IKELB_REAL_NONE: sweep mode */
+	struct bpf_real_usage *usage;
+	struct bpf_sweep_stats st;
+};
+
+enum verdict { KEEP, EXPIRE, PURGE };
+
+static bool real_alive(const struct scan *sc, uint32_t id, uint32_t svc_id)
+{
+	if (id >= IKELB_MAX_REALS)
+		return false;
+	const struct real_value *r = &sc->reals[id];
+	return (r->flags & REAL_F_IN_USE) && r->svc_id == svc_id && r->state != REAL_DOWN;
+}
+
+static enum verdict judge(const struct scan *sc, const void *key, const void *val)
+{
+	uint32_t real_id, last, svc_id, timeout;
+
+	if (sc->kind == SCAN_FRAG) {
+		const struct frag_value *fv = val;
+		if (sc->purge_id != IKELB_REAL_NONE)
+			return fv->real_id == sc->purge_id ? PURGE : KEEP;
+		return sc->now - fv->last_seen_s > IKELB_FRAG_TIMEOUT_S ? EXPIRE : KEEP;
+	}
+	const struct state_value *v = val;
+	memcpy(&svc_id, key, sizeof(svc_id)); /* every state key starts with svc_id */
+	real_id = v->real_id;
+	last = v->last_seen_s;
+	if (sc->purge_id != IKELB_REAL_NONE)
+		return real_id == sc->purge_id ? PURGE : KEEP;
+	if (svc_id >= (uint32_t)sc->e->nsvc || !real_alive(sc, real_id, svc_id))
+		return PURGE;
+	const struct svc_value *sv = &sc->e->svc[svc_id].val;
+	timeout = sc->kind == SCAN_FLOW ? sv->flow_timeout_s : sv->persist_timeout_s;
+	return timeout && sc->now - last > timeout ? EXPIRE : KEEP;
+}
+
+static void count_usage(struct scan *sc, const void *val)
+{
+	const struct state_value *v = val;
+	struct bpf_real_usage *u;
+
+	if (!sc->usage || sc->kind == SCAN_FRAG || v->real_id >= IKELB_MAX_REALS)
+		return;
+	u = &sc->usage[v->real_id];
+	switch (sc->kind) {
+	case SCAN_PERSIST: u->persist++; break;
+	case SCAN_SA: u->sa++; break;
+	case SCAN_HALFOPEN: u->halfopen++; break;
+	case SCAN_FLOW: u->flows++; break;
+	default: break;
+	}
+}
+
+/* Delete collected keys; expired ones are looked at again first so an entry
+ * refreshed by the data path meanwhile survives. */
+static void delete_keys(struct scan *sc, int fd, const uint8_t *keys, const uint8_t *why,
+			size_t n, size_t ksz, size_t vsz)
+{
+	uint8_t val[64];
+
+	for (size_t i = 0; i < n; i++) {
+		const uint8_t *k = keys + i * ksz;
+		if (why[i] == EXPIRE &&
+		    (bpf_map_lookup_elem(fd, k, val) < 0 || judge(sc, k, val) == KEEP))
+			continue;
+		(void)vsz;
+		if (bpf_map_delete_elem(fd, k) == 0) {
+			if (why[i] == EXPIRE)
+				sc->st.expired++;
+			else
+				sc->st.purged++;
+		}
+	}
+}
+
+static int scan_map(struct scan *sc, int fd, size_t ksz, size_t vsz)
+{
+	uint8_t *keys = malloc(SWEEP_CHUNK * ksz), *vals = malloc(SWEEP_CHUNK * vsz);
+	uint8_t *del = NULL, *why = NULL;
+	size_t ndel = 0, cap = 0;
+	uint64_t token = 0;
+	bool first = true;
+	int err = keys && vals ? 0 : -ENOMEM;
+	DECLARE_LIBBPF_OPTS(bpf_map_batch_opts, opts);
+
+	while (!err) {
+		uint32_t count = SWEEP_CHUNK;
+		int rc = bpf_map_lookup_batch(fd, first ? NULL : &token, &token, keys, vals,
+					      &count, &opts);
+		if (rc < 0 && errno != ENOENT) {
+			err = -errno;
+			break;
+		}
+		first = false;
+		for (uint32_t i = 0; i < count && !err; i++) {
+			const uint8_t *k = keys + i * ksz, *v = vals + i * vsz;
+			enum verdict vd = judge(sc, k, v);
+
+			sc->st.scanned++;
+			if (vd == KEEP) {
+				count_usage(sc, v);
+				continue;
+			}
+			if (ndel == cap) {
+				size_t ncap = cap ? cap * 2 : 256;
+				uint8_t *nd = realloc(del, ncap * ksz);
+				if (!nd) {
+					err = -ENOMEM;
+					break;
+				}
+				del = nd;
+				uint8_t *nw = realloc(why, ncap);
+				if (!nw) {
+					err = -ENOMEM;
+					break;
+				}
+				why = nw;
+				cap = ncap;
+			}
+			memcpy(del + ndel * ksz, k, ksz);
+			why[ndel++] = (uint8_t)vd;
+		}
+		if (rc < 0) /* ENOENT: that was the last chunk */
+			break;
+	}
+	if (!err)
+		delete_keys(sc, fd, del, why, ndel, ksz, vsz);
+	free(keys);
+	free(vals);
+	free(del);
+	free(why);
+	return err;
+}
+
+static int scan_all(struct bpf_engine *e, uint32_t now, uint32_t purge_id,
+		    struct bpf_real_usage *usage, struct bpf_sweep_stats *st)
+{
+	struct real_value *reals = calloc(IKELB_MAX_REALS, sizeof(*reals));
+	struct scan sc = { .e = e, .reals = reals, .now = now, .purge_id = purge_id,
+			   .usage = usage };
+	struct {
+		struct bpf_map *m;
+		enum scan_kind kind;
+		size_t ksz, vsz;
+	} maps[] = {
+		{ e->skel->maps.persist_map, SCAN_PERSIST, sizeof(struct persist_key),
+		  sizeof(struct state_value) },
+		{ e->skel->maps.sa_map, SCAN_SA, sizeof(struct sa_key), sizeof(struct state_value) },
+		{ e->skel->maps.halfopen_map, SCAN_HALFOPEN, sizeof(struct sa_key),
+		  sizeof(struct state_value) },
+		{ e->skel->maps.flow_map, SCAN_FLOW, sizeof(struct flow_key),
+		  sizeof(struct state_value) },
+		{ e->skel->maps.frag_map, SCAN_FRAG, sizeof(struct frag_key),
+		  sizeof(struct frag_value) },
+	};
+	int err = reals ? eng_read_reals(e, reals) : -ENOMEM;
+
+	if (usage)
+		memset(usage, 0, IKELB_MAX_REALS * sizeof(*usage));
+	for (size_t i = 0; !err && i < sizeof(maps) / sizeof(maps[0]); i++) {
+		sc.kind = maps[i].kind;
+		err = scan_map(&sc, bpf_map__fd(maps[i].m), maps[i].ksz, maps[i].vsz);
+	}
+	free(reals);
+	if (st)
+		*st = sc.st;
+	if (err)
+		log_err(e->log, "bpf: state scan: %s", strerror(-err));
+	return err;
+}
+
+int bpf_engine_sweep(struct bpf_engine *e, uint32_t now_s, struct bpf_real_usage *usage,
+		     struct bpf_sweep_stats *st)
+{
+	return scan_all(e, now_s, IKELB_REAL_NONE, usage, st);
+}
+
+int bpf_engine_purge_real(struct bpf_engine *e, uint32_t real_id)
+{
+	if (real_id >= IKELB_MAX_REALS)
+		return -EINVAL;
+	return scan_all(e, 0, real_id, NULL, NULL);
+}
+
+static int percpu_sum(struct bpf_engine *e, int fd, uint32_t key, struct ctr *out)
+{
+	struct ctr *v = calloc((size_t)e->ncpu, sizeof(*v));
+
+	if (!v)
+		return -ENOMEM;
+	if (bpf_map_lookup_elem(fd, &key, v) < 0) {
+		int err = -errno;
+		free(v);
+		return err;
+	}
+	out->packets = out->bytes = 0;
+	for (int c = 0; c < e->ncpu; c++) {
+		out->packets += v[c].packets;
+		out->bytes += v[c].bytes;
+	}
+	free(v);
+	return 0;
+}
+
+int bpf_engine_svc_counters(struct bpf_engine *e, int svc, struct ctr *out)
+{
+	int fd = bpf_map__fd(e->skel->maps.svc_ctr_map);
+
+	if (svc < 0 || svc >= IKELB_MAX_SERVICES)
+		return -EINVAL;
+	for (uint32_t i = 0; i < SVC_CTR__MAX; i++) {
+		int err = percpu_sum(e, fd, (uint32_t)svc * SVC_CTR__MAX + i, &out[i]);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+int bpf_engine_real_counters(struct bpf_engine *e, uint32_t real_id, struct ctr *out)
+{
+	if (real_id >= IKELB_MAX_REALS)
+		return -EINVAL;
+	return percpu_sum(e, bpf_map__fd(e->skel->maps.real_ctr_map), real_id, out);
+}

@@ -1,0 +1,429 @@
+/* Socket engine: setup, control operations and teardown. The data path is
+ * in sock_relay.c, the upstream flows in sock_flow.c. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "sock_int.h"
+
+uint64_t sock_now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec;
+}
+
+void sock_addr_to_sa(const struct ikelb_addr *a, uint16_t port, struct sockaddr_storage *ss,
+		     socklen_t *len)
+{
+	memset(ss, 0, sizeof(*ss));
+	if (ikelb_addr_is_v4(a)) {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons(port);
+		s4->sin_addr.s_addr = ikelb_addr_v4(a);
+		*len = sizeof(*s4);
+	} else {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons(port);
+		memcpy(&s6->sin6_addr, a->b, 16);
+		*len = sizeof(*s6);
+	}
+}
+
+int sock_sa_to_addr(const struct sockaddr_storage *ss, struct ikelb_addr *a, uint16_t *port)
+{
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *s4 = (const struct sockaddr_in *)ss;
+		ikelb_addr_from_v4(a, s4->sin_addr.s_addr);
+		*port = ntohs(s4->sin_port);
+		return 0;
+	}
+	if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)ss;
+		memcpy(a->b, &s6->sin6_addr, 16);
+		*port = ntohs(s6->sin6_port);
+		return 0;
+	}
+	return -1;
+}
+
+static struct sock_engine *impl(struct engine *e)
+{
+	return e->impl;
+}
+
+/* ------------------------------------------------------------ control ops */
+
+static int op_set_table(struct engine *eng, int svc, const uint32_t *table, uint32_t size)
+{
+	struct sock_engine *e = impl(eng);
+	pthread_mutex_lock(&e->mu);
+	int rc = steer_set_table(e->steer, svc, table, size);
+	pthread_mutex_unlock(&e->mu);
+	return rc < 0 ? -1 : 0;
+}
+
+static int op_set_server_state(struct engine *eng, int svc, int srv, int state)
+{
+	struct sock_engine *e = impl(eng);
+	pthread_mutex_lock(&e->mu);
+	long rc = steer_set_state(e->steer, svc, srv, state);
+	/* The DOWN server's flows close now: their clients are re-steered by
+	 * their next datagram, and lc/wlc counts drop at once. */
+	if (rc >= 0 && state == REAL_DOWN)
+		sock_flows_close_server(e, svc, srv);
+	pthread_mutex_unlock(&e->mu);
+	return rc < 0 ? -1 : 0;
+}
+
+static int op_set_server_weight(struct engine *eng, int svc, int srv, uint32_t weight)
+{
+	struct sock_engine *e = impl(eng);
+	pthread_mutex_lock(&e->mu);
+	int rc = steer_set_weight(e->steer, svc, srv, weight);
+	pthread_mutex_unlock(&e->mu);
+	return rc < 0 ? -1 : 0;
+}
+
+static int op_read_stats(struct engine *eng, struct eng_stats *st)
+{
+	struct sock_engine *e = impl(eng);
+	uint64_t now = sock_now_s();
+	pthread_mutex_lock(&e->mu);
+	st->nsvc = e->nsvc;
+	st->not_ours = 0;
+	for (int i = 0; i < e->nsvc; i++) {
+		struct sock_svc *s = &e->svc[i];
+		steer_counters(e->steer, i, st->svc[i].pkts, st->svc[i].bytes);
+		if (!st->srv[i])
+			continue;
+		uint64_t *cl = calloc((size_t)s->nsrv + 1, sizeof(*cl));
+		uint64_t *fl = calloc((size_t)s->nsrv + 1, sizeof(*fl));
+		if (cl && fl)
+			steer_server_counts(e->steer, i, now, cl, fl);
+		for (int j = 0; j < s->nsrv; j++) {
+			st->srv[i][j].pkts = s->srv_pkts[j];
+			st->srv[i][j].bytes = s->srv_bytes[j];
+			st->srv[i][j].clients = cl && fl ? cl[j] : 0;
+			st->srv[i][j].flows = cl && fl ? fl[j] : 0;
+		}
+		free(cl);
+		free(fl);
+	}
+	pthread_mutex_unlock(&e->mu);
+	return 0;
+}
+
+static long op_sweep(struct engine *eng, uint64_t now_s)
+{
+	struct sock_engine *e = impl(eng);
+	pthread_mutex_lock(&e->mu);
+	long n = steer_expire(e->steer, now_s) + sock_flows_expire(e, now_s);
+	pthread_mutex_unlock(&e->mu);
+	return n;
+}
+
+static void engine_free(struct sock_engine *e);
+
+static void op_close(struct engine *eng, bool keep_state)
+{
+	(void)keep_state; /* user-space state dies with the process */
+	struct sock_engine *e = impl(eng);
+	if (!e)
+		return;
+	engine_free(e);
+	eng->impl = NULL;
+}
+
+static const struct engine_ops sock_ops = {
+	.name = "socket",
+	.set_table = op_set_table,
+	.set_server_state = op_set_server_state,
+	.read_stats = op_read_stats,
+	.sweep = op_sweep,
+	.close = op_close,
+	.set_server_weight = op_set_server_weight,
+};
+
+uint32_t sock_engine_flows(struct engine *eng)
+{
+	struct sock_engine *e = impl(eng);
+	pthread_mutex_lock(&e->mu);
+	uint32_t n = sock_flows_live(e);
+	pthread_mutex_unlock(&e->mu);
+	return n;
+}
+
+/* ------------------------------------------------------------------ setup */
+
+static int listener_open(struct sock_engine *e, const struct cfg_service *cs, uint16_t port,
+			 bool reuseport)
+{
+	char ab[IKELB_ADDR_STRLEN];
+	int v4 = ikelb_addr_is_v4(&cs->vip);
+	int fd = socket(v4 ? AF_INET : AF_INET6, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		goto fail;
+	int one = 1, rcvbuf = 4 << 20;
+	/* FREEBIND: the VIP may be added to an interface after ikelb starts. */
+	if (v4 ? setsockopt(fd, IPPROTO_IP, IP_FREEBIND, &one, sizeof(one))
+	       : setsockopt(fd, IPPROTO_IPV6, IPV6_FREEBIND, &one, sizeof(one)))
+		goto fail;
+	if (!v4 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)))
+		goto fail;
+	if (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)))
+		goto fail;
+	/* Best effort (capped by net.core.rmem_max): absorbs bursts of ESP. */
+	(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+	struct sockaddr_storage ss;
+	socklen_t len;
+	sock_addr_to_sa(&cs->vip, port, &ss, &len);
+	if (bind(fd, (struct sockaddr *)&ss, len) < 0)
+		goto fail;
+	return fd;
+fail:
+	log_err(e->log, "socket engine: service %s: cannot listen on %s port %u: %s", cs->name,
+		ikelb_addr_str(&cs->vip, ab, sizeof(ab)), port, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	return -1;
+}
+
+static int listeners_open(struct sock_engine *e)
+{
+	uint32_t n = 0;
+	for (int i = 0; i < e->nsvc; i++)
+		n += (uint32_t)e->cfg->services[i].nports;
+	n *= (uint32_t)e->nworkers;
+	e->lst = calloc(n ? n : 1, sizeof(*e->lst));
+	if (!e->lst)
+		return -1;
+	for (int w = 0; w < e->nworkers; w++) {
+		for (int i = 0; i < e->nsvc; i++) {
+			const struct cfg_service *cs = &e->cfg->services[i];
+			for (int p = 0; p < cs->nports; p++) {
+				struct sock_listener *l = &e->lst[e->nlst];
+				l->fd = listener_open(e, cs, cs->ports[p], e->nworkers > 1);
+				if (l->fd < 0)
+					return -1;
+				l->svc = i;
+				l->worker = w;
+				l->port = cs->ports[p];
+				l->natt = cs->ports[p] != e->ike_port;
+				l->vip = cs->vip;
+				e->nlst++;
+			}
+		}
+	}
+	return 0;
+}
+
+/* Flows need one descriptor each: raise the soft limit to the hard one and
+ * cap the flow table by what remains. */
+static uint32_t flow_capacity(struct sock_engine *e, uint32_t want)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return want;
+	if (rl.rlim_cur < rl.rlim_max) {
+		struct rlimit up = { rl.rlim_max, rl.rlim_max };
+		if (setrlimit(RLIMIT_NOFILE, &up) == 0)
+			rl = up;
+	}
+	uint64_t reserve = SOCK_FD_RESERVE + (uint64_t)e->nlst + 2ULL * (uint64_t)e->nworkers;
+	uint64_t avail = rl.rlim_cur > reserve ? rl.rlim_cur - reserve : 1;
+	if (avail < want) {
+		log_warn(e->log, "socket engine: RLIMIT_NOFILE is %llu: at most %llu upstream flows "
+				 "instead of max_flows %u (raise LimitNOFILE / ulimit -n)",
+			 (unsigned long long)rl.rlim_cur, (unsigned long long)avail, want);
+		return (uint32_t)avail;
+	}
+	return want;
+}
+
+/* Full NAT makes every client look like one of K addresses to the servers,
+ * so the servers' per-source-IP limits apply to all clients together. */
+static void warn_fullnat(struct sock_engine *e, const struct cfg_service *cs)
+{
+	char pool[256] = "";
+	size_t off = 0;
+	int k = cs->nsnat_pool;
+	for (int i = 0; i < k && off < sizeof(pool) - IKELB_ADDR_STRLEN - 2; i++) {
+		char ab[IKELB_ADDR_STRLEN];
+		off += (size_t)snprintf(pool + off, sizeof(pool) - off, "%s%s", i ? " " : "",
+					ikelb_addr_str(&cs->snat_pool[i], ab, sizeof(ab)));
+	}
+	int kk = k ? k : 1;
+	log_warn(e->log,
+		 "service %s: fullnat: real servers see ikelb's address%s (%s), not the clients'; "
+		 "K=%d source address%s. The servers' per-source-IP limits now apply to all "
+		 "clients together: strongSwan asks for COOKIEs once 3 IKE SAs from one IP are "
+		 "half-open and drops handshakes beyond 5 (charon.cookie_threshold_ip / "
+		 "block_threshold), so with K=%d more than %d simultaneous handshakes per server "
+		 "are throttled (COOKIE round trips from %d); Windows RRAS allows 10 IKE SAs per "
+		 "source IP by default, i.e. %d clients per server. Add snat_pool addresses or "
+		 "raise the servers' limits; dnat keeps the client addresses",
+		 cs->name, k > 1 ? "es" : "", k ? pool : "kernel-chosen", kk, k > 1 ? "es" : "",
+		 kk, 5 * kk, 3 * kk, 10 * kk);
+}
+
+static int svc_setup(struct sock_engine *e, int i)
+{
+	const struct cfg_service *cs = &e->cfg->services[i];
+	struct sock_svc *s = &e->svc[i];
+	if (cs->forwarding != CFG_FWD_FULLNAT) {
+		log_err(e->log, "service %s: the socket engine only does forwarding: fullnat "
+				"(%s needs the bpf engine)",
+			cs->name, cfg_forwarding_name(cs->forwarding));
+		return -1;
+	}
+	s->cs = cs;
+	s->nsrv = cs->nservers;
+	s->flow_to = cs->persistence.flow_timeout_s;
+	size_t n = cs->nservers ? (size_t)cs->nservers : 1;
+	s->srv_sa = calloc(n, sizeof(*s->srv_sa));
+	s->pool_next = calloc(n, sizeof(*s->pool_next));
+	s->srv_pkts = calloc(n, sizeof(*s->srv_pkts));
+	s->srv_bytes = calloc(n, sizeof(*s->srv_bytes));
+	if (!s->srv_sa || !s->pool_next || !s->srv_pkts || !s->srv_bytes)
+		return -1;
+	for (int j = 0; j < cs->nservers; j++) {
+		socklen_t len;
+		sock_addr_to_sa(&cs->servers[j].addr, 0, &s->srv_sa[j], &len);
+		/* Servers sharing pool addresses start at different slots. */
+		s->pool_next[j] = (uint32_t)j;
+	}
+	warn_fullnat(e, cs);
+	return 0;
+}
+
+static int workers_start(struct sock_engine *e)
+{
+	e->w = calloc((size_t)e->nworkers, sizeof(*e->w));
+	if (!e->w)
+		return -1;
+	for (int i = 0; i < e->nworkers; i++) {
+		struct sock_worker *w = &e->w[i];
+		w->e = e;
+		w->idx = i;
+		w->epfd = w->wakefd = -1;
+	}
+	for (int i = 0; i < e->nworkers; i++) {
+		struct sock_worker *w = &e->w[i];
+		w->epfd = epoll_create1(EPOLL_CLOEXEC);
+		w->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+		w->rxbuf = malloc((size_t)SOCK_BATCH * SOCK_BUF);
+		if (w->epfd < 0 || w->wakefd < 0 || !w->rxbuf)
+			return -1;
+		struct epoll_event ev = { .events = EPOLLIN, .data.u64 = SOCK_EV(SOCK_EV_WAKE, 0, 0) };
+		if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->wakefd, &ev) < 0)
+			return -1;
+	}
+	for (uint32_t i = 0; i < e->nlst; i++) {
+		struct epoll_event ev = { .events = EPOLLIN,
+					  .data.u64 = SOCK_EV(SOCK_EV_LISTENER, 0, i) };
+		if (epoll_ctl(e->w[e->lst[i].worker].epfd, EPOLL_CTL_ADD, e->lst[i].fd, &ev) < 0)
+			return -1;
+	}
+	for (int i = 0; i < e->nworkers; i++) {
+		if (pthread_create(&e->w[i].th, NULL, sock_worker_main, &e->w[i]) != 0)
+			return -1;
+		e->w[i].started = true;
+	}
+	return 0;
+}
+
+static void engine_free(struct sock_engine *e)
+{
+	atomic_store(&e->stop, 1);
+	for (int i = 0; e->w && i < e->nworkers; i++) {
+		uint64_t one = 1;
+		if (e->w[i].wakefd >= 0 && write(e->w[i].wakefd, &one, sizeof(one)) < 0)
+			log_warn(e->log, "socket engine: waking worker %d: %s", i, strerror(errno));
+	}
+	for (int i = 0; e->w && i < e->nworkers; i++) {
+		struct sock_worker *w = &e->w[i];
+		if (w->started)
+			pthread_join(w->th, NULL);
+		if (w->epfd >= 0)
+			close(w->epfd);
+		if (w->wakefd >= 0)
+			close(w->wakefd);
+		free(w->rxbuf);
+	}
+	free(e->w);
+	for (uint32_t i = 0; i < e->nlst; i++)
+		close(e->lst[i].fd);
+	free(e->lst);
+	sock_flows_free(e);
+	for (int i = 0; i < CFG_MAX_SERVICES; i++) {
+		free(e->svc[i].srv_sa);
+		free(e->svc[i].pool_next);
+		free(e->svc[i].srv_pkts);
+		free(e->svc[i].srv_bytes);
+	}
+	steer_free(e->steer);
+	pthread_mutex_destroy(&e->mu);
+	free(e);
+}
+
+int sock_engine_open_opts(const struct cfg *cfg, const struct logger *log,
+			  const struct sock_engine_opts *o, struct engine *out)
+{
+	struct sock_engine_opts d = { 0 };
+	if (o)
+		d = *o;
+	struct sock_engine *e = calloc(1, sizeof(*e));
+	if (!e) {
+		log_err(log, "socket engine: out of memory");
+		return -1;
+	}
+	pthread_mutex_init(&e->mu, NULL);
+	e->cfg = cfg;
+	e->log = log;
+	e->nsvc = cfg->nservices;
+	e->nworkers = d.workers > 0 ? d.workers : 1;
+	e->ike_port = d.ike_port ? d.ike_port : 500;
+	struct steer_opts so = { .max_clients = d.max_clients, .max_halfopen = d.max_halfopen,
+				 .max_flows = d.max_flows };
+	e->steer = steer_new(cfg, &so);
+	if (!e->steer) {
+		log_err(log, "socket engine: cannot build steering state (bad config or memory)");
+		goto fail;
+	}
+	for (int i = 0; i < e->nsvc; i++)
+		if (svc_setup(e, i) < 0)
+			goto fail;
+	if (listeners_open(e) < 0)
+		goto fail;
+	uint32_t cap = flow_capacity(e, d.max_flows ? d.max_flows : cfg->max_flows);
+	if (sock_flows_init(e, cap ? cap : 1) < 0) {
+		log_err(log, "socket engine: cannot allocate %u flows", cap);
+		goto fail;
+	}
+	if (workers_start(e) < 0) {
+		log_err(log, "socket engine: cannot start workers: %s", strerror(errno));
+		goto fail;
+	}
+	log_info(log, "socket engine: %u listeners, %d worker%s, up to %u flows", e->nlst,
+		 e->nworkers, e->nworkers > 1 ? "s" : "", e->cap);
+	out->ops = &sock_ops;
+	out->impl = e;
+	return 0;
+fail:
+	engine_free(e);
+	return -1;
+}
+
+int sock_engine_open(const struct cfg *cfg, const struct logger *log, struct engine *out)
+{
+	return sock_engine_open_opts(cfg, log, NULL, out);
+}

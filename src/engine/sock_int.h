@@ -1,0 +1,125 @@
+/* Socket engine internals shared by sock_engine.c (control, setup),
+ * sock_flow.c (upstream flows) and sock_relay.c (worker loop). */
+#ifndef IKELB_SOCK_INT_H
+#define IKELB_SOCK_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+
+#include "engine/sock_engine.h"
+#include "persist.h"
+#include "steer.h"
+
+#define SOCK_NIL UINT32_MAX
+#define SOCK_BATCH 32
+#define SOCK_BUF 65536        /* any UDP datagram fits: never truncated */
+#define SOCK_FD_RESERVE 64    /* descriptors kept for the daemon (API, health, logs) */
+
+/* epoll data: type in the top 2 bits, generation in bits 32..61, index low. */
+#define SOCK_EV_LISTENER 0ULL
+#define SOCK_EV_CONN 1ULL
+#define SOCK_EV_WAKE 2ULL
+#define SOCK_EV_TYPE(u) ((u) >> 62)
+#define SOCK_EV_IDX(u) ((uint32_t)(u))
+#define SOCK_EV_GEN(u) ((uint32_t)(((u) >> 32) & 0x3fffffffu))
+#define SOCK_EV(type, gen, idx) \
+	(((uint64_t)(type) << 62) | ((uint64_t)((gen) & 0x3fffffffu) << 32) | (uint64_t)(idx))
+
+struct sock_listener {
+	int fd;
+	int svc;
+	int worker;
+	uint16_t port;
+	uint8_t natt;
+	struct ikelb_addr vip;
+};
+
+/* One client flow and its upstream socket. */
+struct sock_conn {
+	int fd;               /* -1: free slot */
+	uint32_t gen;         /* bumped on free: stale epoll events are ignored */
+	int svc;
+	int srv;
+	uint32_t lst;         /* listener the client uses: replies leave from it */
+	uint32_t prev, next;  /* per-service LRU list, most recent at head */
+	uint64_t last_seen;   /* CLOCK_MONOTONIC seconds */
+	struct ikelb_addr client;
+	uint16_t cport;
+	uint16_t vport;
+	int16_t pool_slot;    /* snat_pool index, -1 = kernel-chosen source */
+};
+
+struct sock_svc {
+	uint32_t lru_head, lru_tail;
+	uint64_t flow_to;           /* seconds, 0 = never */
+	int nsrv;
+	struct sockaddr_storage *srv_sa; /* server address, port filled per flow */
+	uint32_t *pool_next;        /* per server: next snat_pool slot */
+	uint64_t *srv_pkts, *srv_bytes;
+	const struct cfg_service *cs;
+};
+
+struct sock_worker {
+	struct sock_engine *e;
+	int idx;
+	int epfd;
+	int wakefd;
+	pthread_t th;
+	bool started;
+	/* batch buffers: client datagrams and server replies */
+	uint8_t *rxbuf;
+	struct mmsghdr msgs[SOCK_BATCH];
+	struct iovec iov[SOCK_BATCH];
+	struct sockaddr_storage names[SOCK_BATCH];
+};
+
+struct sock_engine {
+	const struct cfg *cfg;
+	const struct logger *log;
+	pthread_mutex_t mu;   /* steer, conns, counters: workers vs daemon thread */
+	struct steer *steer;
+	struct persist_table *conn_idx; /* flow_key -> conn index */
+	struct sock_conn *conns;
+	uint32_t cap;
+	uint32_t *free_list;
+	uint32_t nfree;
+	bool full_logged;
+	uint16_t ike_port;
+	int nsvc;
+	struct sock_svc svc[CFG_MAX_SERVICES];
+	struct sock_listener *lst;
+	uint32_t nlst;
+	int nworkers;
+	struct sock_worker *w;
+	atomic_int stop;
+};
+
+/* sock_flow.c; all with e->mu held. */
+int sock_flows_init(struct sock_engine *e, uint32_t cap);
+void sock_flows_free(struct sock_engine *e);
+/* The flow's connection to server srv: existing, re-created toward srv, or
+ * new (on worker w's epoll). NULL when the table is full or the socket
+ * could not be made (counted by the caller). */
+struct sock_conn *sock_flow_get(struct sock_engine *e, struct sock_worker *w, uint32_t lst,
+				const struct ikelb_addr *client, uint16_t cport, int srv,
+				uint64_t now);
+void sock_flow_touch(struct sock_engine *e, struct sock_conn *c, uint64_t now);
+void sock_flow_close(struct sock_engine *e, struct sock_conn *c);
+long sock_flows_expire(struct sock_engine *e, uint64_t now);
+void sock_flows_close_server(struct sock_engine *e, int svc, int srv);
+uint32_t sock_flows_live(const struct sock_engine *e);
+
+/* sock_relay.c */
+void *sock_worker_main(void *arg);
+
+/* helpers (sock_engine.c) */
+uint64_t sock_now_s(void);
+void sock_addr_to_sa(const struct ikelb_addr *a, uint16_t port, struct sockaddr_storage *ss,
+		     socklen_t *len);
+int sock_sa_to_addr(const struct sockaddr_storage *ss, struct ikelb_addr *a, uint16_t *port);
+
+#endif

@@ -1,0 +1,194 @@
+/* Worker loop of the socket engine: epoll over the VIP listeners, the
+ * upstream flow sockets and a wake-up eventfd. Client datagrams are read in
+ * recvmmsg batches outside the lock (listeners live as long as the engine),
+ * then steered and forwarded under e->mu, runs of datagrams for the same
+ * flow in one sendmmsg. Replies are read from the flow socket and relayed
+ * to the client from the VIP:port listener in one sendmmsg. */
+#include <errno.h>
+#include <stdbool.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include "sock_int.h"
+
+#define SOCK_MAX_ROUNDS 4 /* batches per ready socket before serving others */
+
+static void prep_rx(struct sock_worker *w)
+{
+	for (int i = 0; i < SOCK_BATCH; i++) {
+		w->iov[i].iov_base = w->rxbuf + (size_t)i * SOCK_BUF;
+		w->iov[i].iov_len = SOCK_BUF;
+		memset(&w->msgs[i].msg_hdr, 0, sizeof(w->msgs[i].msg_hdr));
+		w->msgs[i].msg_hdr.msg_iov = &w->iov[i];
+		w->msgs[i].msg_hdr.msg_iovlen = 1;
+		w->msgs[i].msg_hdr.msg_name = &w->names[i];
+		w->msgs[i].msg_hdr.msg_namelen = sizeof(w->names[i]);
+	}
+}
+
+/* Datagrams of one flow waiting to go upstream in one sendmmsg. */
+struct sock_run {
+	uint32_t conn;
+	int srv;
+	int n;
+	int idx[SOCK_BATCH];
+};
+
+static void run_flush(struct sock_engine *e, struct sock_worker *w, struct sock_run *run)
+{
+	if (run->n == 0)
+		return;
+	struct sock_conn *c = &e->conns[run->conn];
+	struct sock_svc *s = &e->svc[c->svc];
+	struct mmsghdr out[SOCK_BATCH];
+	struct iovec iov[SOCK_BATCH];
+	for (int i = 0; i < run->n; i++) {
+		iov[i].iov_base = w->iov[run->idx[i]].iov_base;
+		iov[i].iov_len = w->msgs[run->idx[i]].msg_len;
+		memset(&out[i], 0, sizeof(out[i]));
+		out[i].msg_hdr.msg_iov = &iov[i];
+		out[i].msg_hdr.msg_iovlen = 1;
+	}
+	int sent = sendmmsg(c->fd, out, (unsigned)run->n, MSG_DONTWAIT);
+	for (int i = 0; i < sent; i++) {
+		steer_count(e->steer, c->svc, SVC_CTR_FWD, iov[i].iov_len);
+		s->srv_pkts[c->srv]++;
+		s->srv_bytes[c->srv] += iov[i].iov_len;
+	}
+	/* Unsent datagrams (socket buffer full, ICMP error pending) are lost
+	 * like on any UDP hop; IKE retransmits. */
+	run->n = 0;
+}
+
+static bool run_is_flow(const struct sock_engine *e, const struct sock_run *run,
+			const struct ikelb_addr *client, uint16_t cport, int srv)
+{
+	const struct sock_conn *c = &e->conns[run->conn];
+	return run->n && run->srv == srv && c->cport == cport && ikelb_addr_eq(&c->client, client);
+}
+
+static void handle_client_batch(struct sock_engine *e, struct sock_worker *w, uint32_t li, int n,
+				uint64_t now)
+{
+	const struct sock_listener *l = &e->lst[li];
+	struct sock_run run = { .n = 0 };
+	for (int i = 0; i < n; i++) {
+		struct ikelb_addr client;
+		uint16_t cport;
+		struct steer_result r;
+		if (sock_sa_to_addr(&w->names[i], &client, &cport) < 0)
+			continue;
+		if (w->msgs[i].msg_hdr.msg_flags & MSG_TRUNC) {
+			steer_count(e->steer, l->svc, SVC_CTR_RX, w->msgs[i].msg_len);
+			steer_count(e->steer, l->svc, SVC_CTR_DROP_BASE + IKE_DROP_MALFORMED_IP, 0);
+			continue;
+		}
+		int srv = steer_packet(e->steer, l->svc, &client, cport, l->port, l->natt,
+				       w->iov[i].iov_base, w->msgs[i].msg_len, now, &r);
+		if (srv < 0)
+			continue;
+		if (run_is_flow(e, &run, &client, cport, srv)) {
+			run.idx[run.n++] = i; /* same flow, same server: same socket */
+			continue;
+		}
+		/* Flush first: getting the flow may re-create a socket. */
+		run_flush(e, w, &run);
+		struct sock_conn *c = sock_flow_get(e, w, li, &client, cport, srv, now);
+		if (!c) {
+			steer_count(e->steer, l->svc, SVC_CTR_DROP_BASE + IKE_DROP_TABLE_FULL,
+				    w->msgs[i].msg_len);
+			continue;
+		}
+		run.conn = (uint32_t)(c - e->conns);
+		run.srv = srv;
+		run.idx[run.n++] = i;
+	}
+	run_flush(e, w, &run);
+}
+
+static void on_listener(struct sock_engine *e, struct sock_worker *w, uint32_t li)
+{
+	const struct sock_listener *l = &e->lst[li];
+	for (int round = 0; round < SOCK_MAX_ROUNDS; round++) {
+		prep_rx(w);
+		int n = recvmmsg(l->fd, w->msgs, SOCK_BATCH, MSG_DONTWAIT, NULL);
+		if (n <= 0)
+			return;
+		uint64_t now = sock_now_s();
+		pthread_mutex_lock(&e->mu);
+		handle_client_batch(e, w, li, n, now);
+		pthread_mutex_unlock(&e->mu);
+		if (n < SOCK_BATCH)
+			return;
+	}
+}
+
+/* Replies of one flow, relayed from VIP:port to the client. Under the lock
+ * because the sweeper may close the flow's socket. */
+static void on_conn(struct sock_engine *e, struct sock_worker *w, uint64_t u)
+{
+	uint32_t idx = SOCK_EV_IDX(u);
+	pthread_mutex_lock(&e->mu);
+	for (int round = 0; round < SOCK_MAX_ROUNDS; round++) {
+		if (idx >= e->cap)
+			break;
+		struct sock_conn *c = &e->conns[idx];
+		if (c->fd < 0 || (c->gen & 0x3fffffffu) != SOCK_EV_GEN(u))
+			break; /* closed or re-used since epoll reported it */
+		prep_rx(w);
+		int n = recvmmsg(c->fd, w->msgs, SOCK_BATCH, MSG_DONTWAIT, NULL);
+		if (n <= 0)
+			break; /* EAGAIN, or ECONNREFUSED (server port closed), now cleared */
+		struct sockaddr_storage to;
+		socklen_t tolen;
+		sock_addr_to_sa(&c->client, c->cport, &to, &tolen);
+		struct mmsghdr out[SOCK_BATCH];
+		for (int i = 0; i < n; i++) {
+			w->iov[i].iov_len = w->msgs[i].msg_len;
+			memset(&out[i], 0, sizeof(out[i]));
+			out[i].msg_hdr.msg_iov = &w->iov[i];
+			out[i].msg_hdr.msg_iovlen = 1;
+			out[i].msg_hdr.msg_name = &to;
+			out[i].msg_hdr.msg_namelen = tolen;
+		}
+		int sent = sendmmsg(e->lst[c->lst].fd, out, (unsigned)n, MSG_DONTWAIT);
+		for (int i = 0; i < sent; i++)
+			steer_count(e->steer, c->svc, SVC_CTR_REPLY, w->iov[i].iov_len);
+		sock_flow_touch(e, c, sock_now_s());
+		if (n < SOCK_BATCH)
+			break;
+	}
+	pthread_mutex_unlock(&e->mu);
+}
+
+void *sock_worker_main(void *arg)
+{
+	struct sock_worker *w = arg;
+	struct sock_engine *e = w->e;
+	struct epoll_event ev[64];
+
+	while (!atomic_load(&e->stop)) {
+		int n = epoll_wait(w->epfd, ev, 64, 1000);
+		if (n < 0 && errno != EINTR)
+			break;
+		for (int i = 0; i < n && !atomic_load(&e->stop); i++) {
+			uint64_t u = ev[i].data.u64;
+			switch (SOCK_EV_TYPE(u)) {
+			case SOCK_EV_LISTENER:
+				on_listener(e, w, SOCK_EV_IDX(u));
+				break;
+			case SOCK_EV_CONN:
+				on_conn(e, w, u);
+				break;
+			default: {
+				uint64_t v;
+				if (read(w->wakefd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+					break;
+				break;
+			}
+			}
+		}
+	}
+	return NULL;
+}

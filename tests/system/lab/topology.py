@@ -1,0 +1,358 @@
+"""The lab: a balancer namespace between a client segment and a server
+segment, real strongSwan responders behind it and initiators in front.
+
+    clients (203.0.113.100+i) ─┐                    ┌─ s1 198.51.100.11
+    nat (203.0.113.50) ────────┤ brc ─ lb ─ brs ────┼─ s2 198.51.100.12
+      └ brn 198.18.200.0/24    │ (sw namespace)     └─ ...
+        └ n1.. 198.18.200.10+i
+
+Bridges live in a `sw` namespace so the balancer gets two plain veth
+interfaces (c0 toward clients, s0 toward servers) to attach BPF to."""
+import atexit
+import concurrent.futures
+import json
+import os
+import shutil
+import signal
+import tempfile
+import threading
+import time
+
+from . import netns as N
+from .strongswan import PROTECTED, Charon, client_swanctl, server_swanctl
+
+VIP = "203.0.113.10"
+LB_CLIENT_ADDR = "203.0.113.1"
+LB_SERVER_ADDR = "198.51.100.1"
+NAT_PUBLIC = "203.0.113.50"
+NAT_PRIVATE_GW = "198.18.200.1"
+LB_CLIENT_IF = "c0"
+LB_SERVER_IF = "s0"
+
+_live_labs = set()
+_live_lock = threading.Lock()
+_handlers_installed = False
+
+
+def _cleanup_all():
+    with _live_lock:
+        labs = list(_live_labs)
+    for lab in labs:
+        lab.stop()
+
+
+def _install_handlers():
+    """atexit + SIGTERM/SIGHUP -> tear down every live lab and raise
+    KeyboardInterrupt. SIGINT already raises it; callers' try/finally and
+    the pytest fixtures handle it."""
+    global _handlers_installed
+    if _handlers_installed:
+        return
+    _handlers_installed = True
+    atexit.register(_cleanup_all)
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        prev = signal.getsignal(sig)
+
+        def handler(signum, frame, prev=prev):
+            _cleanup_all()
+            if callable(prev):
+                prev(signum, frame)
+            # Like Ctrl-C: pytest stops the session (SystemExit would only
+            # fail the current test) and callers' finally blocks run.
+            raise KeyboardInterrupt("signal %d" % signum)
+        signal.signal(sig, handler)
+
+
+def _opts(spec, index):
+    """Per-instance options: a dict (same for all) or a callable(index)."""
+    if spec is None:
+        return {}
+    if callable(spec):
+        return spec(index) or {}
+    return spec
+
+
+class Node:
+    def __init__(self, name, ns, addr, kind):
+        self.name, self.ns, self.addr, self.kind = name, ns, addr, kind
+        self.charon = None
+        self.index = 0
+
+    def __repr__(self):
+        return "<%s %s %s>" % (self.kind, self.name, self.addr)
+
+
+class InitResult:
+    def __init__(self, client, ok, seconds, output, vip=None):
+        self.client, self.ok, self.seconds, self.output = client, ok, seconds, output
+        self.vip = vip
+
+    def __repr__(self):
+        return "<%s %s %.1fs>" % (self.client, "up" if self.ok else "FAILED", self.seconds)
+
+
+class Lab:
+    """servers/clients/nat_clients: counts. server_opts/client_opts: dict or
+    callable(index) -> {'charon': {strongswan.conf charon.* keys},
+    'conn': {swanctl connection keys}, 'child': {swanctl child keys}}.
+    vip_on: 'lo' (default), 'c0' (lb's client interface) or None (the
+    balancer answers for the VIP itself)."""
+
+    def __init__(self, servers=2, clients=4, nat_clients=0, server_opts=None,
+                 client_opts=None, vip_on="lo", workdir=None, prefix=None,
+                 die_with_parent=True):
+        self.nservers, self.nclients, self.nnat = servers, clients, nat_clients
+        self.server_opts, self.client_opts = server_opts, client_opts
+        self.vip_on = vip_on
+        # False for a lab meant to outlive this process (demo KEEP=1).
+        self.die_with_parent = die_with_parent
+        self.prefix = prefix or N.new_prefix()
+        self._own_workdir = workdir is None
+        self.workdir = workdir or tempfile.mkdtemp(prefix=self.prefix)
+        self.reg = N.Registry()
+        self.servers, self.clients = [], []
+        self.lb_ns = self.sw_ns = self.nat_ns = None
+        self.balancer = None
+        self.started = False
+        self._stopped = False
+
+    # ---- topology ---------------------------------------------------------
+    def ns(self, suffix):
+        return self.prefix + suffix
+
+    def start(self):
+        _install_handlers()
+        with _live_lock:
+            _live_labs.add(self)
+        try:
+            self._build()
+        except BaseException:
+            self.stop()
+            raise
+        self.started = True
+        return self
+
+    def _build(self):
+        reg = self.reg
+        self.sw_ns = reg.add_ns(self.ns("sw"))
+        self.lb_ns = reg.add_ns(self.ns("lb"))
+        N.bridge(self.sw_ns, "brc")
+        N.bridge(self.sw_ns, "brs")
+        # balancer arms
+        N.veth(self.lb_ns, LB_CLIENT_IF, self.sw_ns, "lbc")
+        N.veth(self.lb_ns, LB_SERVER_IF, self.sw_ns, "lbs")
+        N.link_up(self.sw_ns, "lbc", "brc")
+        N.link_up(self.sw_ns, "lbs", "brs")
+        N.addr_add(self.lb_ns, LB_CLIENT_IF, LB_CLIENT_ADDR + "/24")
+        N.addr_add(self.lb_ns, LB_SERVER_IF, LB_SERVER_ADDR + "/24")
+        N.link_up(self.lb_ns, LB_CLIENT_IF)
+        N.link_up(self.lb_ns, LB_SERVER_IF)
+        if self.vip_on:
+            N.addr_add(self.lb_ns, self.vip_on, VIP + "/32")
+        N.sysctl(self.lb_ns, "net.ipv4.ip_forward=1")
+
+        for i in range(1, self.nservers + 1):
+            name = "s%d" % i
+            node = self._host(name, "brs", "198.51.100.%d" % (10 + i), 24, LB_SERVER_ADDR,
+                              "server")
+            N.addr_add(node.ns, "lo", PROTECTED + "/32")
+            node.index = i
+            self.servers.append(node)
+        for i in range(1, self.nclients + 1):
+            name = "c%d" % i
+            node = self._host(name, "brc", "203.0.113.%d" % (100 + i), 24, LB_CLIENT_ADDR,
+                              "client")
+            node.index = i
+            self.clients.append(node)
+        if self.nnat:
+            self._build_nat()
+
+    def _host(self, name, bridge, addr, plen, gw, kind):
+        ns = self.reg.add_ns(self.ns(name))
+        N.veth(ns, "eth0", self.sw_ns, name)
+        N.link_up(self.sw_ns, name, bridge)
+        N.addr_add(ns, "eth0", "%s/%d" % (addr, plen))
+        N.link_up(ns, "eth0")
+        N.default_route(ns, gw)
+        return Node(name, ns, addr, kind)
+
+    def _build_nat(self):
+        self.nat_ns = self.reg.add_ns(self.ns("nat"))
+        N.bridge(self.sw_ns, "brn")
+        N.veth(self.nat_ns, "eth0", self.sw_ns, "natpub")
+        N.veth(self.nat_ns, "eth1", self.sw_ns, "natpriv")
+        N.link_up(self.sw_ns, "natpub", "brc")
+        N.link_up(self.sw_ns, "natpriv", "brn")
+        N.addr_add(self.nat_ns, "eth0", NAT_PUBLIC + "/24")
+        N.addr_add(self.nat_ns, "eth1", NAT_PRIVATE_GW + "/24")
+        N.link_up(self.nat_ns, "eth0")
+        N.link_up(self.nat_ns, "eth1")
+        N.default_route(self.nat_ns, LB_CLIENT_ADDR)
+        N.sysctl(self.nat_ns, "net.ipv4.ip_forward=1")
+        N.nft_load(self.nat_ns, (
+            "table ip cgnat {\n"
+            " chain post { type nat hook postrouting priority srcnat; policy accept;\n"
+            '  oifname "eth0" ip saddr 198.18.200.0/24 masquerade random\n'
+            " }\n}\n"))
+        for i in range(1, self.nnat + 1):
+            name = "n%d" % i
+            node = self._host(name, "brn", "198.18.200.%d" % (10 + i), 24, NAT_PRIVATE_GW,
+                              "nat-client")
+            node.index = self.nclients + i
+            self.clients.append(node)
+
+    # ---- charons ----------------------------------------------------------
+    def start_charons(self):
+        for s in self.servers:
+            o = _opts(self.server_opts, s.index)
+            tree = server_swanctl(s.index, "198.18.%d.0/24" % s.index,
+                                  o.get("conn"), o.get("child"))
+            s.charon = Charon(s.name, s.ns, self.workdir, o.get("charon"), tree)
+        for c in self.clients:
+            o = _opts(self.client_opts, c.index)
+            tree = client_swanctl("%s@lab.test" % c.name, o.get("remote", VIP),
+                                  o.get("conn"), o.get("child"))
+            c.charon = Charon(c.name, c.ns, self.workdir, o.get("charon"), tree)
+        nodes = self.servers + self.clients
+        # Started from this thread on purpose: PDEATHSIG follows the thread.
+        for n in nodes:
+            n.charon.start(self.reg, self.die_with_parent)
+        with concurrent.futures.ThreadPoolExecutor(max_workers=16) as ex:
+            list(ex.map(lambda n: (n.charon.wait_ready(), n.charon.load_all()), nodes))
+        return self
+
+    def kill_charon(self, name, sig=signal.SIGKILL):
+        """Kill one node's charon by PID; returns the time.monotonic() of
+        the kill."""
+        return self.node(name).charon.kill(sig)
+
+    def restart_charon(self, name):
+        """Start a killed node's charon again (same config), loaded."""
+        self.node(name).charon.restart(self.reg, self.die_with_parent)
+
+    def initiate(self, client, timeout=20):
+        t0 = time.monotonic()
+        p = client.charon.swanctl(["--initiate", "--child", "net", "--timeout",
+                                   str(timeout)], check=False, timeout=timeout + 5)
+        ok = p.returncode == 0 and "completed successfully" in p.stdout
+        return InitResult(client.name, ok, time.monotonic() - t0, p.stdout + p.stderr)
+
+    def initiate_all(self, parallel=True, timeout=20, clients=None):
+        """-> {client name: InitResult}"""
+        clients = clients or self.clients
+        if not parallel:
+            return {c.name: self.initiate(c, timeout) for c in clients}
+        with concurrent.futures.ThreadPoolExecutor(max_workers=len(clients) or 1) as ex:
+            res = list(ex.map(lambda c: self.initiate(c, timeout), clients))
+        return {r.client: r for r in res}
+
+    # ---- inspection -------------------------------------------------------
+    def node(self, name_or_node):
+        if isinstance(name_or_node, Node):
+            return name_or_node
+        for n in self.servers + self.clients:
+            if n.name == name_or_node:
+                return n
+        raise KeyError(name_or_node)
+
+    def server_sas(self, server):
+        return self.node(server).charon.list_sas()
+
+    def server_counters(self, server):
+        return self.node(server).charon.counters()
+
+    def server_stats(self, server):
+        return self.node(server).charon.stats()
+
+    def server_log(self, server):
+        return self.node(server).charon.log()
+
+    def client_sas(self, client):
+        return self.node(client).charon.list_sas()
+
+    def ping_through_tunnel(self, client, count=2, timeout=3):
+        c = self.node(client)
+        p = N.ns_run(c.ns, ["ping", "-n", "-c", str(count), "-i", "0.2", "-W",
+                            str(timeout), PROTECTED], check=False, timeout=count * timeout + 5)
+        return p.returncode == 0
+
+    def public_addr(self, client):
+        """The address the outside world sees for a client."""
+        c = self.node(client)
+        return NAT_PUBLIC if c.kind == "nat-client" else c.addr
+
+    def placement(self):
+        """-> {server name: [(remote-id, remote-host, remote-port, state), ...]}"""
+        out = {}
+        for s in self.servers:
+            out[s.name] = [(sa["remote-id"], sa["remote-host"], sa["remote-port"], sa["state"])
+                           for sa in self.server_sas(s)]
+        return out
+
+    def summary(self, results=None):
+        lines = ["lab %s: %d servers, %d clients" % (self.prefix, len(self.servers),
+                                                     len(self.clients))]
+        if results:
+            up = sum(1 for r in results.values() if r.ok)
+            times = sorted(r.seconds for r in results.values())
+            lines.append("clients up: %d/%d (initiate %.1f..%.1fs)" % (
+                up, len(results), times[0], times[-1]))
+            failed = [n for n, r in results.items() if not r.ok]
+            if failed:
+                lines.append("failed: " + " ".join(sorted(failed)))
+        for s in self.servers:
+            sas = self.server_sas(s)
+            seen = sorted({sa["remote-host"] for sa in sas})
+            lines.append("%s %s: %d IKE SAs, %d established; clients %s; seen from %s" % (
+                s.name, s.addr, len(sas), sum(1 for sa in sas if sa["state"] == "ESTABLISHED"),
+                ",".join(sorted(sa["remote-id"].split("@")[0] for sa in sas if sa["remote-id"]))
+                or "-", ",".join(seen) or "-"))
+        return "\n".join(lines)
+
+    # ---- teardown ---------------------------------------------------------
+    def detach(self):
+        """Leave the lab running after this process exits; returns the path
+        of a state file for `teardown_saved_lab(path)`."""
+        path = os.path.join(self.workdir, "lab.json")
+        state = dict(self.reg.state(), workdir=self.workdir, prefix=self.prefix)
+        with open(path, "w") as f:
+            json.dump(state, f, indent=1)
+        self._stopped = True
+        with _live_lock:
+            _live_labs.discard(self)
+        return path
+
+    def stop(self):
+        if self._stopped:
+            return
+        self._stopped = True
+        try:
+            if self.balancer is not None:
+                try:
+                    self.balancer.stop()
+                except Exception:
+                    pass
+            self.reg.teardown()
+        finally:
+            with _live_lock:
+                _live_labs.discard(self)
+            if self._own_workdir and not os.environ.get("IKL_KEEP_LOGS"):
+                shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def teardown_saved_lab(path):
+    """Tear down a lab left running by detach() (KEEP=1 demo)."""
+    with open(path) as f:
+        state = json.load(f)
+    N.teardown_saved(state)
+    wd = state.get("workdir", "")
+    if wd and os.path.basename(wd).startswith(state.get("prefix", "?")):
+        shutil.rmtree(wd, ignore_errors=True)
