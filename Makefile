@@ -16,6 +16,7 @@ CLANG ?= clang
 BPFTOOL ?= bpftool
 PYTHON ?= /usr/bin/python3
 FUZZ_SECONDS ?= 60
+CHECK_FUZZ_SECONDS ?= 15
 PREFIX ?= /usr/local
 
 ARCH_INC := /usr/include/$(shell uname -m)-linux-gnu
@@ -101,10 +102,12 @@ check-system: all
 check-san:
 	$(MAKE) SAN=1 BUILD=$(BUILD)-san check-unit check-bpf
 
-# The full suite: normal build (unit, BPF, system), then the sanitizer build.
+# The full suite: normal build (unit, BPF), the sanitizer build (unit,
+# BPF), a short fuzzing run, then the real-strongSwan system tests.
 check: deps
 	$(MAKE) check-unit check-bpf
 	$(MAKE) check-san
+	$(MAKE) fuzz FUZZ_SECONDS=$(CHECK_FUZZ_SECONDS)
 	$(MAKE) check-system
 
 fuzz: | $(DEPS_STAMP)

@@ -3,7 +3,7 @@
  * layout is what pinned maps keep across daemon restarts, so changing it
  * means bumping IKELB_MAP_ABI (the engine then recreates the pinned maps:
  * their key/value sizes no longer match). Byte sizes are asserted at compile
- * time and documented in docs/state-bpf.md. */
+ * time and documented in docs/state.md. */
 #ifndef IKELB_MAPS_H
 #define IKELB_MAPS_H
 

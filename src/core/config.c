@@ -124,6 +124,7 @@ void cfg_service_defaults(struct cfg_service *s)
 	s->persistence.flow_timeout_s = 300;
 	s->scheduler = CFG_SCHED_MAGLEV;
 	s->maglev_size = CFG_MAGLEV_DEFAULT;
+	s->ike_port = 500;
 	s->health.type = CFG_HEALTH_IKE;
 	s->health.interval_ms = 5000;
 	s->health.timeout_ms = 2000;

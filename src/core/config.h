@@ -75,6 +75,8 @@ struct cfg_service {
 	struct ikelb_addr vip;
 	uint16_t ports[CFG_MAX_PORTS];
 	int nports;
+	uint16_t ike_port;    /* the port with bare IKE framing (500's role);
+			       * every other port uses RFC 3948 framing. Default 500 */
 	enum cfg_forwarding forwarding;
 	struct cfg_persistence persistence;
 	enum cfg_sched scheduler;

@@ -15,7 +15,7 @@ static const char *const api_keys[] = { "listen", NULL };
 static const char *const bpf_keys[] = { "pin_dir", NULL };
 static const char *const limit_keys[] = { "max_clients", "max_flows", "max_halfopen", NULL };
 static const char *const svc_keys[] = { "name", "vip", "ports", "forwarding", "persistence",
-					"scheduler", "maglev_size", "spi_mask", "snat_pool",
+					"scheduler", "maglev_size", "spi_mask", "snat_pool", "ike_port",
 					"health", "servers", NULL };
 static const char *const persist_keys[] = { "mode", "timeout", "netmask", "netmask6",
 					    "flow_timeout", NULL };
@@ -420,6 +420,22 @@ static void parse_service_scalars(struct cfg_ctx *x, yaml_node_t *m, const char 
 	st->mask_ok = rs >= 0;
 }
 
+/* A relay on unprivileged ports (e.g. 10500/14500) still needs to know
+ * which port carries bare IKE and which RFC 3948 framing. */
+static void parse_ike_port(struct cfg_ctx *x, yaml_node_t *m, const char *path,
+			   struct cfg_service *s)
+{
+	uint64_t v;
+	if (cfg_get_uint(x, m, path, "ike_port", 1, 65535, &v) <= 0)
+		return;
+	s->ike_port = (uint16_t)v;
+	for (int i = 0; i < s->nports; i++)
+		if (s->ports[i] == s->ike_port)
+			return;
+	cfg_err(x, cfg_get(x, m, "ike_port"), "%s.ike_port: %llu is not one of the service's ports",
+		path, (unsigned long long)v);
+}
+
 static void parse_service(struct cfg_ctx *x, yaml_node_t *m, int idx, struct cfg_service *s,
 			  struct cfg_svc_state *st)
 {
@@ -434,6 +450,7 @@ static void parse_service(struct cfg_ctx *x, yaml_node_t *m, int idx, struct cfg
 	cfg_check_keys(x, m, path, svc_keys);
 	parse_service_scalars(x, m, path, s, st);
 	parse_ports(x, m, path, s, st);
+	parse_ike_port(x, m, path, s);
 	parse_persistence(x, m, path, &s->persistence);
 	parse_snat_pool(x, m, path, s, st);
 	parse_health(x, m, path, &s->health);

@@ -2,7 +2,9 @@
  * wider than the daemon needs; this adapter maps it onto engine_ops. */
 #include "ctl/daemon_engine.h"
 
+#include <bpf/libbpf.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,8 +124,18 @@ static void write_sysctl(const struct logger *log, const char *path, const char 
 		fclose(f);
 }
 
+/* libbpf warns when the clsact qdisc already exists (we reuse it on
+ * purpose); everything else it says is worth seeing. */
+static int libbpf_print(enum libbpf_print_level lvl, const char *fmt, va_list ap)
+{
+	if (lvl == LIBBPF_DEBUG || strstr(fmt, "Exclusivity flag on"))
+		return 0;
+	return vfprintf(stderr, fmt, ap);
+}
+
 static int open_bpf(struct daemon *d)
 {
+	libbpf_set_print(libbpf_print);
 	struct bpf_adapter *a = calloc(1, sizeof(*a));
 	if (!a || !(a->usage = calloc(IKELB_MAX_REALS, sizeof(*a->usage)))) {
 		free(a);

@@ -27,7 +27,8 @@ int daemon_health_start(struct daemon *d)
 		if (s->health.type == CFG_HEALTH_NONE)
 			continue;
 		for (int j = 0; j < s->nservers; j++) {
-			if (health_add_target(d->health, i, j, &s->servers[j].addr, 0, &s->health) < 0)
+			uint16_t port = s->health.port ? s->health.port : s->ike_port;
+			if (health_add_target(d->health, i, j, &s->servers[j].addr, port, &s->health) < 0)
 				return -1;
 		}
 	}

@@ -25,6 +25,7 @@ static const char *const ctr_names[SVC_CTR_DROP_BASE] = {
 	[SVC_CTR_STEER_NEW] = "steer_new",
 	[SVC_CTR_STEER_FALLBACK] = "steer_fallback",
 	[SVC_CTR_HALFOPEN_FULL] = "halfopen_full",
+	[SVC_CTR_FIB_PASS] = "fib_pass",
 };
 
 static const char *const drop_names[IKE_DROP__MAX] = {

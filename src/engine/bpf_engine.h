@@ -1,7 +1,7 @@
 /* bpf engine: loads the tc program (src/bpf/ikelb.bpf.c) with its libbpf
  * skeleton, pins and reuses the state maps, attaches to interfaces and keeps
  * the configuration maps in sync with struct cfg. docs/bpf-engine.md has
- * the deployment side, docs/state-bpf.md the map layouts.
+ * the deployment side, docs/state.md the map layouts.
  *
  * Typical daemon use:
  *   bpf_engine_open(&e, cfg, log)          load, reuse pinned state

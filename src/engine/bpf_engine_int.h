@@ -16,6 +16,7 @@ struct eng_svc {
 	struct svc_value val;    /* as last written to svc_map (maglev_size included) */
 	struct ikelb_addr vip;
 	uint16_t ports[CFG_MAX_PORTS];
+	uint16_t ike_port;
 	int nports;
 	uint32_t maglev_room;     /* cfg maglev_size: slots reserved at maglev_off */
 	int nservers;

@@ -266,12 +266,13 @@ static int sync_services(struct bpf_engine *e, const struct cfg *cfg, struct eng
 		es->vip = svc->vip;
 		es->nports = svc->nports;
 		memcpy(es->ports, svc->ports, sizeof(es->ports));
+		es->ike_port = svc->ike_port;
 		for (int p = 0; !err && p < svc->nports; p++) {
 			struct svc_key k = { .vip = svc->vip, .port = svc->ports[p],
 					     .proto = IPPROTO_UDP };
 			struct svc_value v = es->val;
 
-			v.natt = (uint8_t)ike_port_is_natt(svc->ports[p]);
+			v.natt = svc->ports[p] != svc->ike_port;
 			err = kv_find(&sv, &k) >= 0 ? -EEXIST : kv_add(&sv, &k, &v);
 		}
 		uint32_t sid = (uint32_t)s;
@@ -452,7 +453,7 @@ static int write_svc_values(struct bpf_engine *e, int svc)
 		struct svc_key k = { .vip = es->vip, .port = es->ports[p], .proto = IPPROTO_UDP };
 		struct svc_value v = es->val;
 
-		v.natt = (uint8_t)ike_port_is_natt(es->ports[p]);
+		v.natt = es->ports[p] != es->ike_port;
 		if (bpf_map_update_elem(fd, &k, &v, BPF_EXIST) < 0)
 			return -errno;
 	}

@@ -10,6 +10,17 @@ struct cfg_bad_case {
 };
 
 static const struct cfg_bad_case cfg_bad_cases[] = {
+	{ "ike_port_not_a_service_port",
+	  "engine: socket\n"
+	  "services:\n"
+	  "  - name: s1\n"
+	  "    vip: 127.0.0.1\n"
+	  "    ports: [10500, 14500]\n"
+	  "    ike_port: 500\n"
+	  "    forwarding: fullnat\n"
+	  "    servers:\n"
+	  "      - { name: a, address: 127.0.0.2 }\n",
+	  "t.yaml:6:15: services[0].ike_port: 500 is not one of the service's ports" },
 	{ "unknown_key_top",
 	  "interfaces: [eth0]\n"
 	  "foo: 1\n"
