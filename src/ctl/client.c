@@ -85,14 +85,25 @@ static json_t *request_json(const char *listen, const char *method, const char *
 	return j;
 }
 
+/* "12ms", or "-" before the first answer (or without health checks). */
+static const char *rtt_text(json_t *s, char *buf, size_t len)
+{
+	json_t *rtt = json_object_get(s, "rtt_ms");
+	if (!json_is_integer(rtt))
+		return "-";
+	snprintf(buf, len, "%lldms", json_integer_value(rtt));
+	return buf;
+}
+
 static void print_servers(json_t *servers)
 {
 	size_t k;
 	json_t *s;
-	printf("  %-12s %-40s %-9s %-8s %-7s %6s %8s %12s %14s\n", "SERVER", "ADDRESS", "STATE",
-	       "ADMIN", "HEALTH", "WEIGHT", "CLIENTS", "PACKETS", "BYTES");
+	char rtt[32];
+	printf("  %-12s %-40s %-9s %-8s %-7s %6s %8s %7s %12s %14s\n", "SERVER", "ADDRESS",
+	       "STATE", "ADMIN", "HEALTH", "WEIGHT", "CLIENTS", "RTT", "PACKETS", "BYTES");
 	json_array_foreach(servers, k, s) {
-		printf("  %-12s %-40s %-9s %-8s %-7s %6lld %8lld %12lld %14lld\n",
+		printf("  %-12s %-40s %-9s %-8s %-7s %6lld %8lld %7s %12lld %14lld\n",
 		       json_string_value(json_object_get(s, "name")),
 		       json_string_value(json_object_get(s, "address")),
 		       json_string_value(json_object_get(s, "state")),
@@ -100,8 +111,17 @@ static void print_servers(json_t *servers)
 		       json_string_value(json_object_get(s, "health")),
 		       json_integer_value(json_object_get(s, "weight")),
 		       json_integer_value(json_object_get(s, "clients")),
+		       rtt_text(s, rtt, sizeof(rtt)),
 		       json_integer_value(json_object_get(s, "packets")),
 		       json_integer_value(json_object_get(s, "bytes")));
+		/* Why a server is not up is the first thing an operator asks. */
+		const char *err = json_string_value(json_object_get(s, "last_error"));
+		const char *health = json_string_value(json_object_get(s, "health"));
+		if (err && health && strcmp(health, "up"))
+			printf("  %-12s last probe: %s (%lld ok, %lld failed, %lld down events)\n", "",
+			       err, json_integer_value(json_object_get(s, "probes_ok")),
+			       json_integer_value(json_object_get(s, "probes_failed")),
+			       json_integer_value(json_object_get(s, "down_events")));
 	}
 }
 
@@ -188,8 +208,14 @@ int client_cmd_server(const char *listen, int argc, char **argv)
 		fprintf(stderr, "ikelb: bad server name\n");
 		return 2;
 	}
-	if (!strcmp(argv[0], "weight"))
+	if (!strcmp(argv[0], "weight")) {
+		if (!argv[2][0] || strspn(argv[2], "0123456789") != strlen(argv[2]) ||
+		    strlen(argv[2]) > 5) {
+			fprintf(stderr, "ikelb: weight must be 0..65535\n");
+			return 2;
+		}
 		snprintf(path, sizeof(path), "/v1/servers/%s/weight/%s", argv[1], argv[2]);
+	}
 	else if (!strcmp(argv[0], "drain") || !strcmp(argv[0], "enable") ||
 		 !strcmp(argv[0], "disable"))
 		snprintf(path, sizeof(path), "/v1/servers/%s/%s", argv[1], argv[0]);

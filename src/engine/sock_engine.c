@@ -217,7 +217,7 @@ static int listeners_open(struct sock_engine *e)
 				l->svc = i;
 				l->worker = w;
 				l->port = cs->ports[p];
-				l->natt = cs->ports[p] != e->ike_port;
+				l->natt = cs->ports[p] != (e->ike_port ? e->ike_port : cs->ike_port);
 				l->vip = cs->vip;
 				e->nlst++;
 			}
@@ -391,7 +391,7 @@ int sock_engine_open_opts(const struct cfg *cfg, const struct logger *log,
 	e->log = log;
 	e->nsvc = cfg->nservices;
 	e->nworkers = d.workers > 0 ? d.workers : 1;
-	e->ike_port = d.ike_port ? d.ike_port : 500;
+	e->ike_port = d.ike_port; /* 0: each service's ike_port */
 	struct steer_opts so = { .max_clients = d.max_clients, .max_halfopen = d.max_halfopen,
 				 .max_flows = d.max_flows };
 	e->steer = steer_new(cfg, &so);

@@ -16,9 +16,13 @@ int sock_flows_init(struct sock_engine *e, uint32_t cap)
 {
 	struct persist_opts o = { .capacity = cap, .key_len = sizeof(struct flow_key) };
 	e->conn_idx = persist_new(&o);
+	/* One binding per (client, server) with live flows: never more than
+	 * the flows, so this table never evicts either. */
+	struct persist_opts so = { .capacity = cap, .key_len = sizeof(struct sock_src_key) };
+	e->src_idx = persist_new(&so);
 	e->conns = calloc(cap, sizeof(*e->conns));
 	e->free_list = calloc(cap, sizeof(*e->free_list));
-	if (!e->conn_idx || !e->conns || !e->free_list)
+	if (!e->conn_idx || !e->src_idx || !e->conns || !e->free_list)
 		return -1;
 	e->cap = cap;
 	for (uint32_t i = 0; i < cap; i++) {
@@ -37,6 +41,8 @@ void sock_flows_free(struct sock_engine *e)
 		if (e->conns[i].fd >= 0)
 			close(e->conns[i].fd);
 	persist_free(e->conn_idx);
+	persist_free(e->src_idx);
+	e->src_idx = NULL;
 	free(e->conns);
 	free(e->free_list);
 	e->conn_idx = NULL;
@@ -91,9 +97,64 @@ static void flow_key_of(const struct sock_conn *c, struct flow_key *k)
 	k->client = c->client;
 }
 
+static void src_key_of(const struct sock_conn *c, struct sock_src_key *k)
+{
+	memset(k, 0, sizeof(*k));
+	k->svc = (uint32_t)c->svc;
+	k->srv = (uint32_t)c->srv;
+	k->client = c->client;
+}
+
+/* The snat_pool slot for a new upstream socket of flow c, -1 for a
+ * kernel-chosen source. A client's flows toward one server (port 500,
+ * then 4500 after the NAT-T float, a rebinding) share one source address:
+ * picking per flow would show the server IKE_SA_INIT from one address and
+ * IKE_AUTH from another, and with two flows per client a per-flow
+ * round-robin puts every port-500 flow on the even slots, so the
+ * half-open handshakes (what the per-IP limits count) would use only half
+ * the pool. New clients take the slots round-robin per server (server j
+ * starts at slot j), so each server sees its clients spread evenly. */
+static int pool_acquire(struct sock_engine *e, const struct sock_conn *c, int v4)
+{
+	struct sock_svc *s = &e->svc[c->svc];
+	const struct cfg_service *cs = s->cs;
+	if (cs->nsnat_pool == 0)
+		return -1;
+	struct sock_src_key k;
+	struct persist_value v;
+	src_key_of(c, &k);
+	if (persist_get(e->src_idx, &k, 0, &v) == 0) {
+		persist_put(e->src_idx, &k, v.server, v.user + 1, 0);
+		return (int)v.server;
+	}
+	for (int n = 0; n < cs->nsnat_pool; n++) {
+		uint32_t slot = s->pool_next[c->srv]++ % (uint32_t)cs->nsnat_pool;
+		if (ikelb_addr_is_v4(&cs->snat_pool[slot]) != v4)
+			continue;
+		persist_put(e->src_idx, &k, slot, 1, 0);
+		return (int)slot;
+	}
+	return -1;
+}
+
+static void pool_release(struct sock_engine *e, struct sock_conn *c)
+{
+	if (c->pool_slot < 0)
+		return;
+	struct sock_src_key k;
+	struct persist_value v;
+	src_key_of(c, &k);
+	if (persist_get(e->src_idx, &k, 0, &v) == 0) {
+		if (v.user <= 1)
+			persist_del(e->src_idx, &k);
+		else
+			persist_put(e->src_idx, &k, v.server, v.user - 1, 0);
+	}
+	c->pool_slot = -1;
+}
+
 /* Socket toward server srv of the flow's service, source from the pool
- * (round-robin per server, so each server sees its clients spread over all
- * pool addresses) and registered on the worker's epoll. */
+ * (pool_acquire) and registered on the worker's epoll. */
 static int upstream_open(struct sock_engine *e, struct sock_worker *w, struct sock_conn *c)
 {
 	struct sock_svc *s = &e->svc[c->svc];
@@ -109,18 +170,13 @@ static int upstream_open(struct sock_engine *e, struct sock_worker *w, struct so
 	int fd = socket(v4 ? AF_INET : AF_INET6, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
-	c->pool_slot = -1;
-	for (int k = 0; k < cs->nsnat_pool; k++) {
-		uint32_t slot = s->pool_next[c->srv]++ % (uint32_t)cs->nsnat_pool;
-		if (ikelb_addr_is_v4(&cs->snat_pool[slot]) != v4)
-			continue;
+	c->pool_slot = (int16_t)pool_acquire(e, c, v4);
+	if (c->pool_slot >= 0) {
 		struct sockaddr_storage src;
 		socklen_t slen;
-		sock_addr_to_sa(&cs->snat_pool[slot], 0, &src, &slen);
+		sock_addr_to_sa(&cs->snat_pool[c->pool_slot], 0, &src, &slen);
 		if (bind(fd, (struct sockaddr *)&src, slen) < 0)
 			goto fail;
-		c->pool_slot = (int16_t)slot;
-		break;
 	}
 	if (connect(fd, (struct sockaddr *)&dst, dlen) < 0)
 		goto fail;
@@ -134,6 +190,7 @@ static int upstream_open(struct sock_engine *e, struct sock_worker *w, struct so
 fail:;
 	int err = -errno;
 	close(fd);
+	pool_release(e, c);
 	return err;
 }
 
@@ -145,6 +202,7 @@ static void upstream_close(struct sock_engine *e, struct sock_conn *c)
 	c->fd = -1;
 	c->gen++;     /* events already fetched for the old socket are stale */
 	steer_conn_dec(e->steer, c->svc, c->srv);
+	pool_release(e, c);
 }
 
 static void log_open_error(struct sock_engine *e, int err)

@@ -53,6 +53,14 @@ struct sock_conn {
 	int16_t pool_slot;    /* snat_pool index, -1 = kernel-chosen source */
 };
 
+/* Key of the per-client source binding (sock_flow.c pool_acquire). */
+struct sock_src_key {
+	uint32_t svc;
+	uint32_t srv;
+	struct ikelb_addr client;
+};
+_Static_assert(sizeof(struct sock_src_key) == 24, "sock_src_key has no padding");
+
 struct sock_svc {
 	uint32_t lru_head, lru_tail;
 	uint64_t flow_to;           /* seconds, 0 = never */
@@ -83,6 +91,9 @@ struct sock_engine {
 	pthread_mutex_t mu;   /* steer, conns, counters: workers vs daemon thread */
 	struct steer *steer;
 	struct persist_table *conn_idx; /* flow_key -> conn index */
+	/* (service, server, client address) -> snat_pool slot + live flows
+	 * using it: all flows of one client toward one server share a source. */
+	struct persist_table *src_idx;
 	struct sock_conn *conns;
 	uint32_t cap;
 	uint32_t *free_list;

@@ -154,6 +154,22 @@ static inline void t_teardown(struct tfx *f)
 	f->e = NULL;
 }
 
+/* cmocka fixtures: one engine per test, loaded fresh. */
+static inline int t_cm_setup(void **state)
+{
+	static struct tfx f;
+	if (t_setup(&f) != 0)
+		return -1;
+	*state = &f;
+	return 0;
+}
+
+static inline int t_cm_teardown(void **state)
+{
+	t_teardown(*state);
+	return 0;
+}
+
 /* Run one frame through the program; returns the tc verdict, the output
  * frame is in f->out / f->out_len. ifindex 0: loopback. */
 static inline int t_run_if(struct tfx *f, const uint8_t *frame, size_t len, int ifindex)

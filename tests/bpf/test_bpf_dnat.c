@@ -10,20 +10,6 @@
 #define CLIENT "203.0.113.77"
 #define VIP "203.0.113.10"
 
-static int setup(void **state)
-{
-	static struct tfx f;
-	if (t_setup(&f) != 0)
-		return -1;
-	*state = &f;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	t_teardown(*state);
-	return 0;
-}
 
 static int persist_lookup(struct tfx *f, int svc, const char *client, struct state_value *v)
 {
@@ -315,15 +301,15 @@ static void padded_keepalive(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(sa_init_auth_esp_keepalive, setup, teardown),
-		cmocka_unit_test_setup_teardown(new_client_follows_maglev_hash, setup, teardown),
-		cmocka_unit_test_setup_teardown(reauth_stays, setup, teardown),
-		cmocka_unit_test_setup_teardown(unknown_esp_fallback, setup, teardown),
-		cmocka_unit_test_setup_teardown(reply_source_rewritten, setup, teardown),
-		cmocka_unit_test_setup_teardown(not_ours_untouched, setup, teardown),
-		cmocka_unit_test_setup_teardown(malformed_counted, setup, teardown),
-		cmocka_unit_test_setup_teardown(no_server_counted, setup, teardown),
-		cmocka_unit_test_setup_teardown(padded_keepalive, setup, teardown),
+		cmocka_unit_test_setup_teardown(sa_init_auth_esp_keepalive, t_cm_setup, t_cm_teardown),
+		cmocka_unit_test_setup_teardown(new_client_follows_maglev_hash, t_cm_setup, t_cm_teardown),
+		cmocka_unit_test_setup_teardown(reauth_stays, t_cm_setup, t_cm_teardown),
+		cmocka_unit_test_setup_teardown(unknown_esp_fallback, t_cm_setup, t_cm_teardown),
+		cmocka_unit_test_setup_teardown(reply_source_rewritten, t_cm_setup, t_cm_teardown),
+		cmocka_unit_test_setup_teardown(not_ours_untouched, t_cm_setup, t_cm_teardown),
+		cmocka_unit_test_setup_teardown(malformed_counted, t_cm_setup, t_cm_teardown),
+		cmocka_unit_test_setup_teardown(no_server_counted, t_cm_setup, t_cm_teardown),
+		cmocka_unit_test_setup_teardown(padded_keepalive, t_cm_setup, t_cm_teardown),
 	};
 	if (t_netns() != 0)
 		return 1;

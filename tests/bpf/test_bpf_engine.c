@@ -14,20 +14,6 @@
 
 static char pin_root[64];
 
-static int setup(void **state)
-{
-	static struct tfx f;
-	if (t_setup(&f) != 0)
-		return -1;
-	*state = &f;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	t_teardown(*state);
-	return 0;
-}
 
 static size_t map_count(struct tfx *f, const char *name, size_t ksz)
 {
@@ -246,11 +232,11 @@ static void attach_and_detach(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(sweep_expires_by_timeout, setup, teardown),
-		cmocka_unit_test_setup_teardown(real_ids_stable_across_sync, setup, teardown),
-		cmocka_unit_test_setup_teardown(sync_rejects_bad_config, setup, teardown),
+		cmocka_unit_test_setup_teardown(sweep_expires_by_timeout, t_cm_setup, t_cm_teardown),
+		cmocka_unit_test_setup_teardown(real_ids_stable_across_sync, t_cm_setup, t_cm_teardown),
+		cmocka_unit_test_setup_teardown(sync_rejects_bad_config, t_cm_setup, t_cm_teardown),
 		cmocka_unit_test(pinned_state_survives_restart),
-		cmocka_unit_test_setup_teardown(attach_and_detach, setup, teardown),
+		cmocka_unit_test_setup_teardown(attach_and_detach, t_cm_setup, t_cm_teardown),
 	};
 	if (t_netns() != 0)
 		return 1;

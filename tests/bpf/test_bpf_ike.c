@@ -11,20 +11,6 @@
 #define NAT "203.0.113.88"
 #define VIP "203.0.113.20"
 
-static int setup(void **state)
-{
-	static struct tfx f;
-	if (t_setup(&f) != 0)
-		return -1;
-	*state = &f;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	t_teardown(*state);
-	return 0;
-}
 
 static int sa_lookup(struct tfx *f, const char *map, uint64_t spi_i, struct state_value *v)
 {
@@ -245,13 +231,13 @@ static void ikev1_new_sa(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(nat_clients_spread_and_follow, setup, teardown),
-		cmocka_unit_test_setup_teardown(reauth_from_flow_stays, setup, teardown),
-		cmocka_unit_test_setup_teardown(labels_steer_ike_and_esp, setup, teardown),
-		cmocka_unit_test_setup_teardown(draining_keeps_clients, setup, teardown),
-		cmocka_unit_test_setup_teardown(down_reschedules, setup, teardown),
-		cmocka_unit_test_setup_teardown(down_stale_state_ignored, setup, teardown),
-		cmocka_unit_test_setup_teardown(ikev1_new_sa, setup, teardown),
+		cmocka_unit_test_setup_teardown(nat_clients_spread_and_follow, t_cm_setup, t_cm_teardown),
+		cmocka_unit_test_setup_teardown(reauth_from_flow_stays, t_cm_setup, t_cm_teardown),
+		cmocka_unit_test_setup_teardown(labels_steer_ike_and_esp, t_cm_setup, t_cm_teardown),
+		cmocka_unit_test_setup_teardown(draining_keeps_clients, t_cm_setup, t_cm_teardown),
+		cmocka_unit_test_setup_teardown(down_reschedules, t_cm_setup, t_cm_teardown),
+		cmocka_unit_test_setup_teardown(down_stale_state_ignored, t_cm_setup, t_cm_teardown),
+		cmocka_unit_test_setup_teardown(ikev1_new_sa, t_cm_setup, t_cm_teardown),
 	};
 	if (t_netns() != 0)
 		return 1;

@@ -15,20 +15,6 @@
 #define CLIENT4 "203.0.113.77"
 #define CLIENT6 "2001:db8:300::77"
 
-static int setup(void **state)
-{
-	static struct tfx f;
-	if (t_setup(&f) != 0)
-		return -1;
-	*state = &f;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	t_teardown(*state);
-	return 0;
-}
 
 /* Split an unfragmented Ethernet+IP+UDP frame into two fragments; the
  * first carries `cut` bytes of the IP payload (multiple of 8). */
@@ -286,9 +272,9 @@ static void fib_redirect_dnat_and_dsr(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(v6_client_cycle, setup, teardown),
-		cmocka_unit_test_setup_teardown(fragments_follow_first, setup, teardown),
-		cmocka_unit_test_setup_teardown(fib_redirect_dnat_and_dsr, setup, teardown),
+		cmocka_unit_test_setup_teardown(v6_client_cycle, t_cm_setup, t_cm_teardown),
+		cmocka_unit_test_setup_teardown(fragments_follow_first, t_cm_setup, t_cm_teardown),
+		cmocka_unit_test_setup_teardown(fib_redirect_dnat_and_dsr, t_cm_setup, t_cm_teardown),
 	};
 	if (t_netns() != 0)
 		return 1;

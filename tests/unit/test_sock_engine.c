@@ -126,6 +126,16 @@ static int client_sock(void)
 	return fd;
 }
 
+/* A client on its own loopback address 127.0.1.(c+1). */
+static int client_sock_at(int c)
+{
+	char a[32];
+	snprintf(a, sizeof(a), "127.0.1.%d", c + 1);
+	int fd = udp_bound(a, 0);
+	assert_true(fd >= 0);
+	return fd;
+}
+
 static void send_vip(struct tb *t, int fd, int port_idx, const void *p, size_t n)
 {
 	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(t->port[port_idx]) };
@@ -186,15 +196,16 @@ static void full_lifecycle(void **state)
 	(void)state;
 	struct tb *t = tb_start(0, 1);
 	enum { NC = 8 };
-	int used[NSRV][2] = { { 0 } }; /* [server][pool address] flows seen */
+	int used[NSRV][2] = { { 0 } }; /* [server][pool address] clients seen */
 	int per_srv[NSRV] = { 0 };
 	for (int c = 0; c < NC; c++) {
-		int s500 = client_sock(), s4500 = client_sock();
+		int s500 = client_sock_at(c), s4500 = client_sock_at(c);
 		uint64_t spi = 0x1000000000000000ULL * (uint64_t)(c + 1) + 0x1234;
 		struct got g;
 		int srv = forward_one(t, s500, 0,
 				      pkt_ikev2_sa_init_req(t->buf, sizeof(t->buf), spi), &g);
 		used[srv][ntohl(g.from.sin_addr.s_addr) - 0x7f00000bu]++;
+		struct in_addr src500 = g.from.sin_addr;
 		/* The server answers the upstream source; the client hears it from
 		 * VIP:port. */
 		size_t rn = pkt_ikev2_sa_init_resp(t->buf, sizeof(t->buf), spi, 0xbeef00 + c);
@@ -214,7 +225,9 @@ static void full_lifecycle(void **state)
 		assert_int_equal(forward_one(t, s4500, 1,
 					     pkt_ikev2_auth_natt(t->buf, sizeof(t->buf), spi,
 								 0xbeef00 + c, 1, 100), &g), srv);
-		used[srv][ntohl(g.from.sin_addr.s_addr) - 0x7f00000bu]++;
+		/* After the NAT-T float the server must see the same source
+		 * address as for IKE_SA_INIT: one client, one pool address. */
+		assert_int_equal(g.from.sin_addr.s_addr, src500.s_addr);
 		struct sockaddr_in up = g.from;
 		assert_int_equal(forward_one(t, s4500, 1,
 					     pkt_esp(t->buf, sizeof(t->buf), 0xc0000100u + c, 1, 64),
@@ -226,8 +239,8 @@ static void full_lifecycle(void **state)
 		close(s500);
 		close(s4500);
 	}
-	/* ike persistence spreads clients of one address over both servers, and
-	 * each server's flows come from both pool addresses. */
+	/* ike persistence spreads the clients over both servers, and each
+	 * server's clients take both pool addresses in turn. */
 	for (int s = 0; s < NSRV; s++) {
 		assert_true(per_srv[s] > 0);
 		assert_true(used[s][0] > 0 && used[s][1] > 0);

@@ -91,18 +91,21 @@ def ikelb_available():
 def ikelb_config(lab, forwarding="dnat", persistence="source-ip", scheduler="maglev",
                  persistence_timeout="1h", netmask=32, health=None, api_listen=None,
                  spi_labels=None, spi_mask=None, esp_ranges=None, interfaces=None,
-                 extra_service=None):
+                 extra_service=None, engine="bpf", snat_pool=None):
     """YAML text for one service on the lab's VIP (schema: docs/config.md).
     spi_labels: {server name: "0x0100000000000000"}; esp_ranges: {server
-    name: (min, max)}; the lab's servers need the matching charon options."""
+    name: (min, max)}; the lab's servers need the matching charon options.
+    engine 'socket' (forwarding fullnat) needs no interfaces; snat_pool:
+    source addresses, which IkelbBalancer adds to lb's server-side s0."""
     # timeout must be shorter than interval (docs/config.md)
     h = health or {"type": "ike", "interval": "1s", "timeout": "500ms", "rise": 1, "fall": 2}
-    lines = ["engine: bpf",
-             "interfaces: [%s]" % ", ".join(interfaces or [LB_CLIENT_IF, LB_SERVER_IF]),
-             # a private bpffs is mounted in the lb namespace (see start)
-             "bpf:",
-             "  pin_dir: /sys/fs/bpf/ikelb",
-             "api:",
+    lines = ["engine: %s" % engine]
+    if engine == "bpf":
+        lines += ["interfaces: [%s]" % ", ".join(interfaces or [LB_CLIENT_IF, LB_SERVER_IF]),
+                  # a private bpffs is mounted in the lb namespace (see start)
+                  "bpf:",
+                  "  pin_dir: /sys/fs/bpf/ikelb"]
+    lines += ["api:",
              "  listen: %s" % (api_listen or "unix:%s" % os.path.join(lab.workdir, "ikelb-api.sock")),
              "services:",
              "  - name: vpn",
@@ -116,6 +119,8 @@ def ikelb_config(lab, forwarding="dnat", persistence="source-ip", scheduler="mag
              "    scheduler: %s" % scheduler]
     if spi_mask:
         lines.append('    spi_mask: "%s"' % spi_mask)
+    if snat_pool:
+        lines.append("    snat_pool: [%s]" % ", ".join(snat_pool))
     lines.append("    health:")
     lines += ["      %s: %s" % (k, v) for k, v in h.items()]
     for k, v in (extra_service or {}).items():
@@ -137,8 +142,9 @@ def ikelb_config(lab, forwarding="dnat", persistence="source-ip", scheduler="mag
 class IkelbBalancer:
     name = "ikelb"
 
-    def __init__(self, lab, **cfg):
-        self.lab, self.cfg = lab, cfg
+    def __init__(self, lab, run_args=(), **cfg):
+        # run_args: extra `ikelb run` arguments (e.g. ["--flush-state"])
+        self.lab, self.cfg, self.run_args = lab, cfg, list(run_args)
         self.proc = None
         self.dir = os.path.join(lab.workdir, "ikelb")
         self.conf = os.path.join(self.dir, "ikelb.yaml")
@@ -146,6 +152,12 @@ class IkelbBalancer:
 
     def start(self, ready_timeout=20):
         os.makedirs(os.path.join(self.dir, "run"), exist_ok=True)
+        # fullnat sources must be local addresses of the balancer (the
+        # socket engine binds its upstream sockets to them).
+        # `replace`: a restart() finds them already there.
+        for a in self.cfg.get("snat_pool") or ():
+            N.run([N.IP, "-n", self.lab.lb_ns, "addr", "replace", a + "/32",
+                   "dev", LB_SERVER_IF])
         with open(self.conf, "w") as f:
             f.write(ikelb_config(self.lab, **self.cfg))
         # ip netns exec remounts /sys, so bpffs is gone there: mount a fresh
@@ -156,7 +168,7 @@ class IkelbBalancer:
         log = open(self.logfile, "w")
         self.proc = subprocess.Popen(
             [N.IP, "netns", "exec", self.lab.lb_ns, "sh", "-c", script, "sh",
-             os.path.join(self.dir, "run"), ikelb_bin(), "run", "-c", self.conf],
+             os.path.join(self.dir, "run"), ikelb_bin(), "run", "-c", self.conf] + self.run_args,
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             preexec_fn=N.pdeathsig if self.lab.die_with_parent else None)
         log.close()
@@ -176,6 +188,28 @@ class IkelbBalancer:
         if self.proc.poll() is not None:
             raise N.LabError("ikelb exited (%s):\n%s" % (self.proc.returncode, self.log()))
         return self
+
+    def restart(self, flush_state=False, ready_timeout=20):
+        """Stop the daemon (SIGTERM by PID) and start it again with the
+        same configuration; flush_state=True adds `--flush-state`, so every
+        learned entry (persistence, SAs, flows) is gone. The log of the
+        previous run is kept as ikelb.log.N."""
+        self.stop()
+        self.proc = None
+        n = 1
+        while os.path.exists("%s.%d" % (self.logfile, n)):
+            n += 1
+        if os.path.exists(self.logfile):
+            os.rename(self.logfile, "%s.%d" % (self.logfile, n))
+        sock = os.path.join(self.lab.workdir, "ikelb-api.sock")
+        if os.path.exists(sock):
+            os.unlink(sock)
+        saved = self.run_args
+        self.run_args = saved + (["--flush-state"] if flush_state else [])
+        try:
+            return self.start(ready_timeout)
+        finally:
+            self.run_args = saved
 
     def api(self):
         return "unix:" + os.path.join(self.lab.workdir, "ikelb-api.sock")
@@ -239,8 +273,11 @@ class IkelbBalancer:
         return ""
 
     def describe(self):
-        return "ikelb (%s, %s)" % (self.cfg.get("forwarding", "dnat"),
-                                   self.cfg.get("persistence", "source-ip"))
+        pool = self.cfg.get("snat_pool")
+        return "ikelb (%s, %s, %s%s)" % (
+            self.cfg.get("engine", "bpf"), self.cfg.get("forwarding", "dnat"),
+            self.cfg.get("persistence", "source-ip"),
+            ", snat_pool %d" % len(pool) if pool else "")
 
 
 BALANCERS = {"nft": NftBalancer, "snat": SnatBalancer, "ikelb": IkelbBalancer}

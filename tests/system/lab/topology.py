@@ -258,7 +258,11 @@ class Lab:
         raise KeyError(name_or_node)
 
     def server_sas(self, server):
-        return self.node(server).charon.list_sas()
+        """[] for a killed charon: it holds no SAs."""
+        ch = self.node(server).charon
+        if ch.proc is not None and ch.proc.poll() is not None:
+            return []
+        return ch.list_sas()
 
     def server_counters(self, server):
         return self.node(server).charon.counters()
@@ -277,6 +281,31 @@ class Lab:
         p = N.ns_run(c.ns, ["ping", "-n", "-c", str(count), "-i", "0.2", "-W",
                             str(timeout), PROTECTED], check=False, timeout=count * timeout + 5)
         return p.returncode == 0
+
+    def flush_nat_conntrack(self):
+        """`conntrack -F` in the carrier-NAT namespace: every NAT'd client
+        gets a new public source port (masquerade random) with its next
+        packet, as when a real carrier NAT drops its mappings."""
+        if not self.nat_ns:
+            raise N.LabError("this lab has no NAT namespace (nat_clients=0)")
+        N.ns_run(self.nat_ns, ["conntrack", "-F"], check=False)
+
+    def nat_mappings(self):
+        """-> {(private ip, private port): public port} of the carrier NAT's
+        UDP conntrack entries toward the VIP."""
+        if not self.nat_ns:
+            return {}
+        out = N.ns_run(self.nat_ns, ["conntrack", "-L", "-p", "udp"], check=False).stdout
+        maps = {}
+        for line in out.splitlines():
+            f = [kv.split("=", 1) for kv in line.split() if "=" in kv]
+            src = [v for k, v in f if k == "src"]
+            dst = [v for k, v in f if k == "dst"]
+            sport = [v for k, v in f if k == "sport"]
+            dport = [v for k, v in f if k == "dport"]
+            if len(src) == 2 and len(dport) == 2 and dst[0] == VIP:
+                maps[(src[0], int(sport[0]))] = int(dport[1])
+        return maps
 
     def public_addr(self, client):
         """The address the outside world sees for a client."""
