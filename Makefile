@@ -42,7 +42,7 @@ BENCH_SRCS := $(wildcard bench/*.c)
 BENCH_BINS := $(BENCH_SRCS:bench/%.c=$(BUILD)/bench/%)
 DEPS_STAMP := $(BUILD)/.deps-ok
 
-.PHONY: all deps check check-unit check-bpf check-system check-san fuzz demo bench \
+.PHONY: all deps check check-unit check-bpf check-system check-san check-system-san fuzz demo bench \
 	install clean tests
 
 all: $(BUILD)/ikelb $(BENCH_BINS)
@@ -102,6 +102,14 @@ check-system: all
 check-san:
 	$(MAKE) SAN=1 BUILD=$(BUILD)-san check-unit check-bpf
 
+# The daemon itself under ASan+UBSan against real peers (a subset: the
+# API, the bpf and socket engines' main paths).
+SAN_SYSTEM_TESTS ?= test_api.py test_bpf_dnat.py test_socket_fullnat.py::test_socket_fullnat_clients_and_nat_clients_up
+check-system-san:
+	$(MAKE) SAN=1 BUILD=$(BUILD)-san all
+	cd tests/system && IKELB_BIN=$(abspath $(BUILD)-san/ikelb) IKELB_BUILD=$(abspath $(BUILD)-san) \
+		ASAN_OPTIONS=detect_leaks=1 $(PYTHON) -m pytest -q -p no:cacheprovider $(SAN_SYSTEM_TESTS)
+
 # The full suite: normal build (unit, BPF), the sanitizer build (unit,
 # BPF), a short fuzzing run, then the real-strongSwan system tests.
 check: deps
@@ -109,6 +117,7 @@ check: deps
 	$(MAKE) check-san
 	$(MAKE) fuzz FUZZ_SECONDS=$(CHECK_FUZZ_SECONDS)
 	$(MAKE) check-system
+	$(MAKE) check-system-san
 
 fuzz: | $(DEPS_STAMP)
 	@mkdir -p $(BUILD)/fuzz

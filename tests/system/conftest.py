@@ -68,10 +68,21 @@ def make_lab(request, require_root):
 
     yield factory
     rep = getattr(request.node, "rep_call", None)
+    reports = []
     for lab in labs:
         if rep is not None and rep.failed:
             _dump(lab)
+        b = lab.balancer
         lab.stop()
+        # A sanitizer build of ikelb reports at exit: any report fails the test.
+        log = b.log() if b is not None and hasattr(b, "log") else ""
+        reports += [l for l in log.splitlines() if any(m in l for m in SANITIZER_MARKS)]
+    if reports:
+        pytest.fail("sanitizer reports in ikelb's log:\n" + "\n".join(reports[:20]))
+
+
+SANITIZER_MARKS = ("AddressSanitizer", "LeakSanitizer", "UndefinedBehaviorSanitizer",
+                   "runtime error:")
 
 
 def _dump(lab):
