@@ -41,6 +41,7 @@ static int bpf_set_table(struct engine *e, int svc, const uint32_t *t, uint32_t 
 
 static int bpf_set_state(struct engine *e, int svc, int srv, int state)
 {
+	ad(e)->usage_at_s = UINT32_MAX; /* a purge changed the counts: recount */
 	return bpf_engine_set_real_state(ad(e)->be, svc, srv, state);
 }
 

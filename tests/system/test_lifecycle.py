@@ -6,7 +6,8 @@ servers and on the clients) and their tunnel.
 
 ikelb: bpf engine, dnat, source-ip persistence, health ike every 1 s
 (timeout 500 ms, rise 2, fall 2). Clients: DPD every 2 s, 2 retransmits
-(1 s, x1.4), the CHILD_SA restarts under a fresh IKE SA when DPD fails and
+(1 s, x1.4), the CHILD_SA restarts under a fresh IKE SA when DPD fails
+(dpd_action restart) or the server deletes it (close_action start) and
 keeps trying (keyingtries 0): how a client notices a dead server and comes
 back through the VIP. Timings are printed in the lab summaries."""
 import time
@@ -22,7 +23,7 @@ HEALTH = {"type": "ike", "interval": "1s", "timeout": "500ms", "rise": RISE, "fa
 LB = {"forwarding": "dnat", "persistence": "source-ip", "health": HEALTH}
 CLIENT = {"charon": {"retransmit_tries": 2, "retransmit_timeout": 1, "retransmit_base": 1.4},
           "conn": {"dpd_delay": "2s", "keyingtries": 0},
-          "child": {"dpd_action": "restart"}}
+          "child": {"dpd_action": "restart", "close_action": "start"}}
 DETECT_LIMIT_S = FALL * INTERVAL_S + 1.0
 # dpd_delay 2 s + retransmits 1 + 1.4 + 1.96 s + a new handshake, with slack
 RECONNECT_LIMIT_S = 20.0
@@ -33,9 +34,11 @@ def _lab(make_lab, servers=3, clients=12):
                     client_opts=CLIENT)
 
 
-def placement(lab):
+def placement(lab, strict=True):
     """-> {client name: (server name, (SPIi, SPIr))} for every IKE SA that
-    is ESTABLISHED with an INSTALLED CHILD SA, from the servers' view."""
+    is ESTABLISHED with an INSTALLED CHILD SA, from the servers' view.
+    strict: a client on two servers fails; else the first server wins
+    (a client's new SA may be up before the old server deleted its one)."""
     out = {}
     for s in lab.servers:
         if s.charon.proc.poll() is not None:
@@ -45,7 +48,9 @@ def placement(lab):
                     ch.get("state") == "INSTALLED" for ch in sa["children"]):
                 continue
             name = (sa["remote-id"] or "?").split("@")[0]
-            assert name not in out, "%s holds SAs on %s and %s" % (name, out[name][0], s.name)
+            if name in out:
+                assert not strict, "%s holds SAs on %s and %s" % (name, out[name][0], s.name)
+                continue
             out[name] = (s.name, (sa["initiator-spi"], sa["responder-spi"]))
     return out
 
@@ -82,6 +87,18 @@ def wait_state(lab, server, state, limit):
         time.sleep(0.05)
 
 
+def wait_clients(lab, server, n, limit=2.5):
+    """ikelb's client count for a server (refreshed at most once a second
+    by the daemon) reaching n; -> the server's status entry."""
+    end = time.monotonic() + limit
+    st = servers_status(lab)[server]
+    while st["clients"] != n and time.monotonic() < end:
+        time.sleep(0.2)
+        st = servers_status(lab)[server]
+    assert st["clients"] == n, (server, n, st)
+    return st
+
+
 def ctl_ok(lab, *args):
     p = lab.balancer.ctl(*args)
     assert p.returncode == 0, "ikelb %s: %s%s" % (" ".join(args), p.stdout, p.stderr)
@@ -109,11 +126,11 @@ def kill_and_fail_over(lab, victim):
     moved = on(before, victim)
     assert moved, "no client on %s: %s" % (victim, before)
     t_kill = lab.kill_charon(victim)
-    detect, st = wait_state(lab, victim, "down", DETECT_LIMIT_S + 2)
-    detect = time.monotonic() - t_kill if detect else detect
+    _, st = wait_state(lab, victim, "down", DETECT_LIMIT_S + 2)
+    detect = time.monotonic() - t_kill
     assert st["health"] == "down", st
     # The balancer forgot the dead server's clients (BPF state purged).
-    assert st["clients"] == 0, st
+    wait_clients(lab, victim, 0)
 
     reconnect = {}
     deadline = t_kill + RECONNECT_LIMIT_S
@@ -145,6 +162,9 @@ def test_server_crash_moves_only_its_clients(make_lab, report):
     client_before = client_spis(lab, others)
 
     detect, reconnect, before, after = kill_and_fail_over(lab, victim)
+    text = lab.balancer.ctl("status").stdout
+    # The text view says why the server is out.
+    assert "last probe: " in text, text
     assert detect <= DETECT_LIMIT_S, "detection %.2fs > %.1fs" % (detect, DETECT_LIMIT_S)
     # Everybody else: same server, same SPIs on the server and on the client.
     assert_unchanged(before, after, others, "clients of the surviving servers")
@@ -153,24 +173,25 @@ def test_server_crash_moves_only_its_clients(make_lab, report):
     assert all(after[c][0] != victim for c in reconnect), after
     assert sorted(after) == sorted(before), (before, after)
     assert_pings(lab)
-    st = servers_status(lab)
-    for s, n in ((s, len(on(after, s))) for s in st if s != victim):
-        assert st[s]["clients"] == n, (s, st[s], n)
-    report(lab, res, "victim %s (%d clients)\n%s" % (victim, len(reconnect),
-                                                     timing_text(detect, reconnect)))
+    for s in ("s1", "s2", "s3"):
+        if s != victim:
+            wait_clients(lab, s, len(on(after, s)))
+    report(lab, res, "victim %s (%d clients)\n%s\nplacement before: %s\n%s" % (
+        victim, len(reconnect), timing_text(detect, reconnect),
+        {s: on(before, s) for s in ("s1", "s2", "s3")}, text.rstrip()))
 
 
 def test_server_restart_returns_after_rise_and_moves_no_one(make_lab, report):
     lab = _lab(make_lab)
     res = initiate_ok(lab, names(lab, 1, 12))
-    victim = "s2"
+    victim = "s1"
     detect, reconnect, _, after_fail = kill_and_fail_over(lab, victim)
     everyone = sorted(after_fail)
     client_before = client_spis(lab, everyone)
 
     t0 = time.monotonic()
     lab.restart_charon(victim)
-    back, st = wait_state(lab, victim, "active", RISE * INTERVAL_S + 5)
+    _, st = wait_state(lab, victim, "active", RISE * INTERVAL_S + 5)
     back = time.monotonic() - t0
     assert st["health"] == "up", st
     # rise probes one interval apart; charon needs a moment to come up.
@@ -190,6 +211,8 @@ def test_drain_keeps_existing_clients_and_steers_new_ones(make_lab, report):
     lab = _lab(make_lab, clients=24)
     res = initiate_ok(lab, names(lab, 1, 12))
     before = placement(lab)
+    # With s2 active, c17 of c13..c18 and c19, c20, c21, c23 of c19..c24
+    # land there (Maglev, default seed): the drain and the enable both show.
     drained = "s2"
     held = on(before, drained)
     assert held, before
@@ -203,7 +226,7 @@ def test_drain_keeps_existing_clients_and_steers_new_ones(make_lab, report):
     assert not new_there, "new clients placed on draining %s: %s" % (drained, new_there)
     assert_unchanged(before, during, sorted(before), "existing clients during the drain")
     assert_pings(lab, [lab.node(c) for c in held])
-    assert servers_status(lab)[drained]["clients"] == len(held)
+    wait_clients(lab, drained, len(held))
 
     ctl_ok(lab, "server", "enable", drained)
     assert servers_status(lab)[drained]["state"] == "active"
@@ -222,7 +245,9 @@ def test_weight_change_applies_to_new_clients_only(make_lab, report):
     lab = _lab(make_lab, clients=20)
     res = initiate_ok(lab, names(lab, 1, 12))
     before = placement(lab)
-    target = "s1"
+    # With equal weights Maglev (default seed) sends c17, c19 and c20 of the
+    # new clients to s2, so weight 0 there has something to change.
+    target = "s2"
     held = on(before, target)
     assert held, before
 
@@ -235,7 +260,7 @@ def test_weight_change_applies_to_new_clients_only(make_lab, report):
     assert not new_there, "weight 0 but new clients on %s: %s" % (target, new_there)
     assert_unchanged(before, after, sorted(before), "existing clients after the weight change")
     assert_pings(lab, [lab.node(c) for c in held])
-    assert servers_status(lab)[target]["clients"] == len(held)
+    wait_clients(lab, target, len(held))
     ctl_ok(lab, "server", "weight", target, "100")
     assert servers_status(lab)[target]["weight"] == 100
     report(lab, res, "%s weight 0 kept %s; 8 new clients went to %s" % (
@@ -256,11 +281,59 @@ def test_health_probes_leave_no_ike_sas(make_lab, report):
     st = servers_status(lab)
     probed = {s: st[s]["probes_ok"] - probes0[s] for s in st}
     assert all(n >= 3 for n in probed.values()), probed  # probes did run meanwhile
-    bad = [x for x in samples if x != {s: (n, 0) for s, n in want.items()}]
-    assert not bad, "IKE SAs / half-open differ from the clients %s: %s" % (want, bad[:3])
+    # strongSwan holds a probe as a half-open IKE SA for the ~1 ms it takes
+    # to answer it; a sample may catch that instant (+1 SA, 1 half-open on
+    # one server). Anything else, or the same twice in a row (200 ms apart),
+    # would be state the probe left behind.
+    exact = {s: (n, 0) for s, n in want.items()}
+    odd = [i for i, x in enumerate(samples) if x != exact]
+    for i in odd:
+        diff = {s: v for s, v in samples[i].items() if v != exact[s]}
+        assert len(diff) == 1 and all(v == (want[s] + 1, 1) for s, v in diff.items()), \
+            "IKE SAs / half-open differ from the clients %s: %s" % (want, samples[i])
+        assert i - 1 not in odd, "probe state persists: %s" % samples[i - 1:i + 1]
     assert sum(want.values()) == 12
     for s in st.values():
         assert s["probes_failed"] == 0 and "rtt_ms" in s, s
-    report(lab, res, "%d samples of swanctl --stats: IKE_SAs = clients %s, half-open 0; "
-           "probes meanwhile %s; rtt_ms %s" % (len(samples), want, probed,
-                                                {s: st[s]["rtt_ms"] for s in st}))
+    report(lab, res, "%d samples of swanctl --stats: IKE_SAs = clients %s, half-open 0 "
+           "(%d caught a probe in flight); probes meanwhile %s; rtt_ms %s" % (
+               len(samples), want, len(odd), probed, {s: st[s]["rtt_ms"] for s in st}))
+
+
+def test_maintenance_drain_disable_terminate_moves_users_at_once(make_lab, report):
+    """The maintenance procedure of docs/operations.md: drain, then disable
+    (drops ikelb's state for the server, so persistence no longer sends its
+    users back), then end the sessions on the server: the clients get a
+    DELETE, re-initiate at once and land on the other servers."""
+    lab = _lab(make_lab)
+    res = initiate_ok(lab, names(lab, 1, 12))
+    before = placement(lab)
+    target = "s3"
+    held = on(before, target)
+    assert held, before
+    others = [c for c in before if before[c][0] != target]
+    ctl_ok(lab, "server", "drain", target)
+    ctl_ok(lab, "server", "disable", target)
+    st = wait_clients(lab, target, 0)
+    assert (st["state"], st["admin"]) == ("down", "disabled"), st
+
+    t0 = time.monotonic()
+    p = lab.node(target).charon.swanctl(["--terminate", "--ike", "rw", "--force"],
+                                        check=False, timeout=10)
+    back = {}
+    while len(back) < len(held) and time.monotonic() - t0 < 15:
+        now = {c: v for c, v in placement(lab, strict=False).items() if v[0] != target}
+        for c in held:
+            if c not in back and c in now and now[c][0] != target:
+                back[c] = time.monotonic() - t0
+        time.sleep(0.2)
+    assert len(back) == len(held), "not moved: %s\n%s" % (
+        sorted(set(held) - set(back)), p.stdout + p.stderr)
+    after = placement(lab)
+    assert_unchanged(before, after, others, "clients of the other servers")
+    assert not lab.server_sas(target)
+    assert_pings(lab)
+    ts = sorted(back.values())
+    report(lab, res, "%s: %d users moved %.1f..%.1fs after terminate (DELETE -> "
+           "close_action start): %s" % (target, len(back), ts[0], ts[-1],
+                                         " ".join("%s=%.1f" % kv for kv in sorted(back.items()))))
