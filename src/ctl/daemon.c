@@ -14,6 +14,7 @@
 #include "ctl/api.h"
 #include "ctl/daemon_engine.h"
 #include "ctl/daemon_health.h"
+#include "ctl/reload.h"
 
 #define SWEEP_EVERY_S 5
 
@@ -68,8 +69,7 @@ static void on_signal(struct daemon *d)
 	while (read(d->sigfd, &si, sizeof(si)) == sizeof(si)) {
 		switch (si.ssi_signo) {
 		case SIGHUP:
-			log_warn(&d->log, "SIGHUP: configuration reload is not supported yet; "
-					  "restart the daemon (learned state survives in pinned maps)");
+			daemon_reload(d);
 			break;
 		case SIGUSR2:
 			log_notice(&d->log, "SIGUSR2: stopping, data path left running");

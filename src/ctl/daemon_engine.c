@@ -91,6 +91,17 @@ static int bpf_read_stats(struct engine *e, struct eng_stats *out)
 	return 0;
 }
 
+/* The adapter reads the daemon's struct cfg in place, which reload swaps
+ * in after this succeeds; the BPF side copies what it needs. */
+static int bpf_reconfigure(struct engine *e, const struct cfg *cfg)
+{
+	int rc = bpf_engine_sync(ad(e)->be, cfg);
+	if (rc == 0)
+		rc = bpf_engine_refresh_local_addrs(ad(e)->be);
+	ad(e)->usage_at_s = UINT32_MAX;
+	return rc;
+}
+
 static void bpf_close(struct engine *e, bool keep_state)
 {
 	struct bpf_adapter *a = ad(e);
@@ -112,6 +123,7 @@ static const struct engine_ops bpf_ops = {
 	.set_server_state = bpf_set_state,
 	.read_stats = bpf_read_stats,
 	.sweep = bpf_sweep,
+	.reconfigure = bpf_reconfigure,
 	.close = bpf_close,
 };
 

@@ -203,6 +203,14 @@ void rt_set_health(struct runtime *rt, int svc, int srv, bool up, uint64_t now_m
 	reapply(rt, svc, srv, now_ms);
 }
 
+void rt_restore_health(struct runtime *rt, int svc, int srv, enum rt_health h)
+{
+	struct rt_server *r = &rt->svc[svc].servers[srv];
+	r->health = h;
+	r->effective = effective_state(r);
+	sched_view(rt, svc);
+}
+
 const char *rt_health_name(enum rt_health h)
 {
 	switch (h) {

@@ -51,6 +51,8 @@ int rt_find_server(const struct runtime *rt, const char *spec, int *svc, int *sr
 int rt_set_admin(struct runtime *rt, int svc, int srv, enum cfg_server_state st, uint64_t now_ms);
 int rt_set_weight(struct runtime *rt, int svc, int srv, uint32_t weight, uint64_t now_ms);
 void rt_set_health(struct runtime *rt, int svc, int srv, bool up, uint64_t now_ms);
+/* Before rt_sync_all: take over a known health (configuration reload). */
+void rt_restore_health(struct runtime *rt, int svc, int srv, enum rt_health h);
 
 const char *rt_health_name(enum rt_health h);
 const char *rt_effective_name(int eff);

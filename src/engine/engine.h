@@ -46,6 +46,10 @@ struct engine_ops {
 	int (*read_stats)(struct engine *e, struct eng_stats *st);
 	/* Expire idle state; now = CLOCK_MONOTONIC seconds. Returns entries removed. */
 	long (*sweep)(struct engine *e, uint64_t now_s);
+	/* Take a new configuration with other services or servers (SIGHUP
+	 * reload). The engine must not keep pointers into the old one. NULL
+	 * when the engine can only take weight/state changes at run time. */
+	int (*reconfigure)(struct engine *e, const struct cfg *cfg);
 	/* keep_state: leave pinned maps / programs so forwarding continues. */
 	void (*close)(struct engine *e, bool keep_state);
 	/* Optional (NULL: the engine has no per-pick scheduler state). New
