@@ -138,7 +138,7 @@ demo: all
 
 bench: all
 	IKELB_BENCH_DEPS=1 sh scripts/install-deps
-	sh bench/run
+	IKELB_BUILD=$(abspath $(BUILD)) sh bench/run
 
 install: all
 	install -D -m 0755 $(BUILD)/ikelb $(DESTDIR)$(PREFIX)/sbin/ikelb

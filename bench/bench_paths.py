@@ -1,0 +1,253 @@
+"""The forwarding paths bench/run compares. Each one is set up in the lb
+namespace of a bench_net.Topology and says where the generator sends
+(dsts) and which processes do the balancer's work (pids, besides the lb's
+NAPI threads and ksoftirqd, which bench_net counts for every path)."""
+import os
+import shutil
+import subprocess
+import time
+
+from bench_net import NFT, VIP, BenchError, children, ns_run, run
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+NGINX = "/usr/sbin/nginx"
+NGINX_STREAM_MODULE = "/usr/lib/nginx/modules/ngx_stream_module.so"
+
+
+class Skip(Exception):
+    """The path cannot run here (missing package, engine not built)."""
+
+
+class Path:
+    name = ""
+    label = ""
+
+    def __init__(self, topo, workdir, build):
+        self.topo, self.workdir, self.build = topo, workdir, build
+
+    def sink_addrs(self):
+        return [a for _, _, a in self.topo.sinks]
+
+    def dsts(self):
+        return [VIP]
+
+    def setup(self):
+        pass
+
+    def pids(self):
+        return []
+
+    def teardown(self):
+        pass
+
+    def describe(self):
+        return self.label
+
+
+class Plain(Path):
+    name = "plain"
+    label = "plain forwarding (lb routes, sinks addressed directly)"
+
+    def dsts(self):
+        # client i -> sink i mod N: same share per sink, no balancer
+        return self.sink_addrs()
+
+
+class NftDnat(Path):
+    name = "nft-dnat"
+    label = "nftables DNAT (jhash ip saddr, conntrack)"
+
+    def setup(self):
+        m = ", ".join("%d : %s" % (i, a) for i, a in enumerate(self.sink_addrs()))
+        ruleset = ("table ip ikb_bench {\n"
+                   " chain pre { type nat hook prerouting priority dstnat; policy accept;\n"
+                   "  ip daddr %s udp dport { 500, 4500 } dnat to jhash ip saddr mod %d "
+                   "map { %s }\n }\n}\n" % (VIP, len(self.sink_addrs()), m))
+        ns_run(self.topo.lb, [NFT, "-f", "-"], input=ruleset)
+
+    def teardown(self):
+        ns_run(self.topo.lb, [NFT, "delete", "table", "ip", "ikb_bench"], check=False)
+        ns_run(self.topo.lb, ["conntrack", "-F"], check=False)
+
+
+class Nginx(Path):
+    name = "nginx"
+    label = "nginx stream UDP proxy (hash $remote_addr)"
+
+    def __init__(self, *a):
+        super().__init__(*a)
+        self.proc = None
+        self.dir = os.path.join(self.workdir, "nginx")
+        self.consistent = os.environ.get("BENCH_NGINX_CONSISTENT") == "1"
+        if self.consistent:
+            self.label = "nginx stream UDP proxy (hash $remote_addr consistent)"
+
+    def setup(self):
+        if not (os.access(NGINX, os.X_OK) and os.path.exists(NGINX_STREAM_MODULE)):
+            raise Skip("nginx or its stream module missing (IKELB_BENCH_DEPS=1 "
+                       "scripts/install-deps)")
+        os.makedirs(self.dir, exist_ok=True)
+        with open(os.path.join(HERE, "nginx-stream.conf.in")) as f:
+            tmpl = f.read()
+        ups = lambda port: "".join("        server %s:%d;\n" % (a, port)
+                                   for a in self.sink_addrs())
+        hash_ = "hash $remote_addr" + (" consistent" if self.consistent else "")
+        conf = (tmpl.replace("@MODULE@", NGINX_STREAM_MODULE).replace("@HASH@", hash_)
+                .replace("@DIR@", self.dir).replace("@VIP@", VIP)
+                .replace("@UPSTREAM_500@", ups(500)).replace("@UPSTREAM_4500@", ups(4500)))
+        path = os.path.join(self.dir, "nginx.conf")
+        with open(path, "w") as f:
+            f.write(conf)
+        ns_run(self.topo.lb, [NGINX, "-t", "-q", "-c", path, "-p", self.dir, "-e",
+                              os.path.join(self.dir, "error.log")])
+        log = open(os.path.join(self.dir, "stdout.log"), "w")
+        # daemon off: the PID we hold is nginx's master process
+        self.proc = self.topo.popen(self.topo.lb, [NGINX, "-c", path, "-p", self.dir, "-e",
+                                                   os.path.join(self.dir, "error.log"),
+                                                   "-g", "daemon off;"],
+                                    stdout=log, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL)
+        log.close()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise BenchError("nginx exited: %s" % self._log())
+            out = ns_run(self.topo.lb, ["ss", "-uln"], check=False).stdout
+            if "%s:4500" % VIP in out and children(self.proc.pid):
+                return
+            time.sleep(0.1)
+        raise BenchError("nginx did not listen on %s:4500" % VIP)
+
+    def _log(self):
+        try:
+            with open(os.path.join(self.dir, "error.log")) as f:
+                return f.read()[-2000:]
+        except OSError:
+            return ""
+
+    def pids(self):
+        return [self.proc.pid] + children(self.proc.pid)
+
+    def teardown(self):
+        if self.proc:
+            self.topo.stop(self.proc)
+
+
+class Ikelb(Path):
+    """ikelb in the lb namespace with a private bpffs and /run, as the lab
+    runs it (tests/system/lab/balancers.py)."""
+    engine = "bpf"
+
+    def __init__(self, *a):
+        super().__init__(*a)
+        self.proc = None
+        self.dir = os.path.join(self.workdir, "ikelb-" + self.engine)
+        self.api = os.path.join(self.dir, "api.sock")
+
+    def config(self):
+        lines = ["engine: %s" % self.engine]
+        if self.engine == "bpf":
+            ifs = ["c0"] + [n for _, n, _ in self.topo.sinks]
+            lines += ["interfaces: [%s]" % ", ".join(ifs),
+                      "bpf: { pin_dir: /sys/fs/bpf/ikelb }"]
+        lines += ["api: { listen: \"unix:%s\" }" % self.api,
+                  "services:",
+                  "  - name: bench",
+                  "    vip: %s" % VIP,
+                  "    ports: [500, 4500]",
+                  "    forwarding: %s" % ("dnat" if self.engine == "bpf" else "fullnat"),
+                  "    persistence: { mode: source-ip, timeout: 1h }",
+                  "    scheduler: maglev",
+                  "    health: { type: none }",
+                  "    servers:"]
+        lines += ["      - { name: %s, address: %s }" % (n, a) for _, n, a in self.topo.sinks]
+        return "\n".join(lines) + "\n"
+
+    def binary(self):
+        return os.path.join(self.build, "ikelb")
+
+    def setup(self):
+        b = self.binary()
+        if not os.access(b, os.X_OK):
+            raise Skip("%s not built" % b)
+        os.makedirs(os.path.join(self.dir, "run"), exist_ok=True)
+        conf = os.path.join(self.dir, "ikelb.yaml")
+        with open(conf, "w") as f:
+            f.write(self.config())
+        chk = run([b, "check-config", "-c", conf], check=False)
+        if chk.returncode != 0:
+            raise Skip("ikelb check-config refuses the %s engine config: %s" % (
+                self.engine, (chk.stdout + chk.stderr).strip()[:300]))
+        script = ('ulimit -n 65536; mount -t bpf bpf /sys/fs/bpf 2>/dev/null; '
+                  'mount --bind "$1" /run && shift && exec "$@"')
+        log = open(os.path.join(self.dir, "ikelb.log"), "w")
+        self.proc = self.topo.popen(self.topo.lb, ["sh", "-c", script, "sh",
+                                                   os.path.join(self.dir, "run"), b, "run",
+                                                   "-c", conf],
+                                    stdout=log, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL)
+        log.close()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise BenchError("ikelb (%s) exited %s: %s" % (self.engine,
+                                                               self.proc.returncode,
+                                                               self.log()))
+            if os.path.exists(self.api) and self.ready():
+                time.sleep(0.5)  # first table sync
+                return
+            time.sleep(0.1)
+        raise BenchError("ikelb (%s) not ready: %s" % (self.engine, self.log()))
+
+    def ready(self):
+        tc = ns_run(self.topo.lb, ["tc", "filter", "show", "dev", "c0", "ingress"],
+                    check=False).stdout
+        return " bpf " in tc or "bpf" in tc
+
+    def log(self):
+        try:
+            with open(os.path.join(self.dir, "ikelb.log"), errors="replace") as f:
+                return f.read()[-3000:]
+        except OSError:
+            return ""
+
+    def pids(self):
+        return [self.proc.pid]
+
+    def stats(self):
+        p = run([self.binary(), "stats", "--json", "-a", "unix:" + self.api], check=False)
+        return p.stdout if p.returncode == 0 else ""
+
+    def teardown(self):
+        if self.proc:
+            self.topo.stop(self.proc, grace=5)
+
+
+class IkelbBpf(Ikelb):
+    name = "ikelb-bpf"
+    label = "ikelb bpf engine (tc, dnat, source-ip persistence)"
+    engine = "bpf"
+
+
+class IkelbSocket(Ikelb):
+    name = "ikelb-socket"
+    label = "ikelb socket engine (fullnat relay, source-ip persistence)"
+    engine = "socket"
+
+    def ready(self):
+        out = ns_run(self.topo.lb, ["ss", "-uln"], check=False).stdout
+        return "%s:4500" % VIP in out
+
+
+PATHS = [Plain, NftDnat, Nginx, IkelbBpf, IkelbSocket]
+
+
+def nginx_version():
+    if not os.access(NGINX, os.X_OK):
+        return None
+    p = subprocess.run([NGINX, "-v"], capture_output=True, text=True)
+    return (p.stderr or p.stdout).strip().replace("nginx version: ", "")
+
+
+def have(tool):
+    return shutil.which(tool) is not None
