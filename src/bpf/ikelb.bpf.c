@@ -159,7 +159,9 @@ static __always_inline struct real_value *steer_any(const struct svc_value *svc,
 	r = state_use(&flow_map, &c->fk, c, svc->flow_timeout_s);
 	if (r)
 		return r;
-	if (c->ike_mode && c->is_ike) {
+	if (c->is_ike) {
+		/* Both modes: source-ip keeps half-open SAs here too, until
+		 * their IKE_AUTH earns them persistence (see learn()). */
 		c->how = HOW_SA;
 		r = steer_sa(svc, c);
 		if (r)
@@ -184,6 +186,11 @@ static __always_inline struct real_value *steer_any(const struct svc_value *svc,
 		return maglev_pick(svc, c, h, 1);
 	}
 	c->how = HOW_FALLBACK;
+	/* ike mode placed the SA by its SPIi: hashing it again finds the
+	 * server statelessly (restart, another node, NAT rebinding) for as long
+	 * as the Maglev table is unchanged. ESP carries no SPIi. */
+	if (c->ike_mode && c->is_ike)
+		return maglev_pick(svc, c, ikelb_hash_u64(c->info.spi_i, svc->hash_seed), 0);
 	return maglev_pick(svc, c, ikelb_hash_addr(&ha, 0, svc->hash_seed), 0);
 }
 
@@ -200,27 +207,33 @@ static __noinline int steer(const struct svc_value *svc, struct ctx *c)
 }
 
 /* After the choice: learn state so later packets follow (DESIGN §3.2).
- * IKE messages steered by anything but the flow itself (re)write the flow
- * entry, so ESP and keepalives of that flow follow; new SAs become
- * half-open, messages with SPIr promote them; source-ip persistence is kept
- * fresh by IKE traffic. Fallback decisions write nothing. */
+ * An IKE_SA_INIT (SPIr still 0) is spoofable and cheap to flood, so it
+ * only ever writes the bounded half-open table: established clients' flow,
+ * SA and persistence entries cannot be evicted by it. The first message
+ * with SPIr (IKE_AUTH) promotes the SA: flow entry so ESP and keepalives
+ * follow, SA entry (ike) or persistence (source-ip). Later IKE messages
+ * keep them fresh. Fallback decisions write nothing. */
 static __noinline void learn(const struct svc_value *svc, struct ctx *c)
 {
-	if (c->how == HOW_FALLBACK)
+	if (c->how == HOW_FALLBACK || !c->is_ike)
 		return;
-	if (c->is_ike && c->how != HOW_FLOW)
-		state_put(&flow_map, &c->fk, c->real_id, c->now);
-	if (c->ike_mode && c->is_ike) {
-		struct sa_key k = { .svc_id = c->svc_id, .spi_i = c->info.spi_i };
-		if (c->info.spi_r == 0) {
-			if (ike_is_new_sa(&c->info) &&
-			    state_put(&halfopen_map, &k, c->real_id, c->now) < 0)
-				ctr_add(c->svc_id, SVC_CTR_HALFOPEN_FULL, 0);
-		} else if (state_put(&sa_map, &k, c->real_id, c->now) > 0) {
-			bpf_map_delete_elem(&halfopen_map, &k);
-		}
+	struct sa_key k = { .svc_id = c->svc_id, .spi_i = c->info.spi_i };
+	if (c->info.spi_r == 0) {
+		if (ike_is_new_sa(&c->info) &&
+		    state_put(&halfopen_map, &k, c->real_id, c->now) < 0)
+			ctr_add(c->svc_id, SVC_CTR_HALFOPEN_FULL, 0);
+		return;
 	}
-	if (!c->ike_mode && (c->how == HOW_NEW || (c->is_ike && c->how != HOW_PERSIST))) {
+	if (c->how != HOW_FLOW)
+		state_put(&flow_map, &c->fk, c->real_id, c->now);
+	if (c->ike_mode) {
+		if (state_put(&sa_map, &k, c->real_id, c->now) > 0)
+			bpf_map_delete_elem(&halfopen_map, &k);
+		return;
+	}
+	if (c->how == HOW_SA)
+		bpf_map_delete_elem(&halfopen_map, &k);
+	if (c->how != HOW_PERSIST) {
 		struct persist_key pk;
 
 		persist_key_make(&pk, svc, c);
@@ -252,6 +265,37 @@ static __noinline void classify(struct __sk_buff *skb, const struct pkt *p, int 
 		}
 	}
 	ike_classify(buf, buf + n, p->plen, natt, info);
+}
+
+/* A server's reply names its client's flow (client ip, port toward the
+ * VIP port) with certainty: only that server holds the SA. Learning from
+ * replies lets ESP follow again after state was lost (restart, another
+ * node, NAT rebinding) as soon as the server sends anything, and it cannot
+ * be flooded from outside: the only replies a spoofer can provoke are
+ * IKE_SA_INIT (and IKEv1 phase 1) responses, which teach nothing. */
+static __noinline void reply_learn(struct __sk_buff *skb, const struct pkt *p,
+				   const struct rev_value *rv)
+{
+	struct ike_info info;
+	struct flow_key fk;
+	__u32 real_id = rv->real_id, svc_id = rv->svc_id;
+	__u16 vport = rv->port;
+
+	if (real_id == IKELB_REAL_NONE || p->frag == FRAG_LATER)
+		return;
+	classify(skb, p, rv->natt, &info);
+	if (info.cls == IKE_C_DROP)
+		return;
+	if (info.cls == IKE_C_IKEV2 && info.exch == IKE_EXCH_SA_INIT)
+		return;
+	if (info.cls == IKE_C_IKEV1 && (info.exch == 2 || info.exch == 4))
+		return;
+	__builtin_memset(&fk, 0, sizeof(fk));
+	fk.svc_id = svc_id;
+	fk.cport = p->dport;
+	fk.vport = vport;
+	fk.client = p->dst;
+	state_put(&flow_map, &fk, real_id, now_s());
 }
 
 static __noinline int handle_service(struct __sk_buff *skb, const struct pkt *p,

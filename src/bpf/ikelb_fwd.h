@@ -208,6 +208,10 @@ static __noinline int handle_frag_later(struct __sk_buff *skb, const struct pkt 
 
 /* Server -> client (dnat): source (real, port) becomes (VIP, port), unless
  * the datagram is for ikelb itself (health-probe answers). */
+/* ikelb.bpf.c: what a server's reply teaches. */
+static __noinline void reply_learn(struct __sk_buff *skb, const struct pkt *p,
+				   const struct rev_value *rv);
+
 static __noinline int handle_reply(struct __sk_buff *skb, const struct pkt *p)
 {
 	struct rev_key rk;
@@ -224,6 +228,7 @@ static __noinline int handle_reply(struct __sk_buff *skb, const struct pkt *p)
 	__u32 svc_id = rv->svc_id;
 
 	ctr_add(svc_id, SVC_CTR_REPLY, p->len);
+	reply_learn(skb, p, rv);
 	if (p->frag == FRAG_FIRST)
 		frag_record(p, FRAG_K_REPLY, &vip, svc_id, IKELB_REAL_NONE);
 	if (rewrite_addr(skb, p, 0, &vip) < 0)

@@ -108,8 +108,10 @@ struct rev_key {
 struct rev_value {
 	struct ikelb_addr vip;
 	__u16 port;
-	__u16 pad;
+	__u8 natt;            /* RFC 3948 framing on this port */
+	__u8 pad;
 	__u32 svc_id;
+	__u32 real_id;        /* the replying server: replies teach flows */
 };
 
 /* label_map (HASH): (svc_id, IKE SPI & spi_mask) -> real_id. */
@@ -190,7 +192,7 @@ _Static_assert(sizeof(struct svc_key) == 20, "svc_key");
 _Static_assert(sizeof(struct svc_value) == 40, "svc_value");
 _Static_assert(sizeof(struct real_value) == 24, "real_value");
 _Static_assert(sizeof(struct rev_key) == 20, "rev_key");
-_Static_assert(sizeof(struct rev_value) == 24, "rev_value");
+_Static_assert(sizeof(struct rev_value) == 28, "rev_value");
 _Static_assert(sizeof(struct label_key) == 16, "label_key");
 _Static_assert(sizeof(struct esp_lpm_key) == 12, "esp_lpm_key");
 _Static_assert(sizeof(struct persist_key) == 24, "persist_key");

@@ -380,7 +380,8 @@ static int decide(struct steer *st, int svc, const struct steer_svc *s,
 	*rule = STEER_FLOW;
 	if ((srv = lookup(st, T_FLOW, s, fk, now)) >= 0)
 		return srv;
-	if (s->mode == CFG_PERSIST_IKE && is_ike(in)) {
+	if (is_ike(in)) {
+		/* Both modes: source-ip keeps half-open SAs here too. */
 		struct sa_key k;
 		key_sa(&k, svc, in->spi_i);
 		*rule = STEER_SA;
@@ -401,42 +402,49 @@ static int decide(struct steer *st, int svc, const struct steer_svc *s,
 		return schedule(s, client, in);
 	}
 	*rule = STEER_FALLBACK;
+	/* ike mode placed the SA by its SPIi: hashing it again finds the
+	 * server statelessly (restart, another node, NAT rebinding) for as long
+	 * as the Maglev table is unchanged. ESP carries no SPIi. */
+	if (s->mode == CFG_PERSIST_IKE && is_ike(in))
+		return table_pick(s, ikelb_hash_u64(in->spi_i, s->seed), 0);
 	struct ikelb_addr ha = hash_addr_of(s, client);
 	return table_pick(s, ikelb_hash_addr(&ha, 0, s->seed), 0);
 }
 
-/* After the choice, as the BPF program's learn(): IKE messages steered by
- * anything but their flow (re)write the flow entry so ESP and keepalives
- * follow; new SAs become half-open and a message with SPIr establishes the
- * SA (dropping the half-open entry when the SA entry was created or moved);
- * source-ip persistence is written by new clients and kept by IKE traffic.
- * Fallback decisions write nothing. */
+/* After the choice, as the BPF program's learn(): an IKE_SA_INIT (SPIr 0)
+ * only writes the bounded half-open table, so a flood of them cannot evict
+ * established clients' state; the first message with SPIr (IKE_AUTH)
+ * promotes the SA: flow entry (ESP and keepalives follow), SA entry (ike)
+ * or persistence (source-ip); later IKE keeps them fresh. The half-open
+ * entry is dropped when the SA entry was created or moved (ike) or when it
+ * steered the promotion (source-ip). Fallback decisions write nothing. */
 static void learn(struct steer *st, int svc, struct steer_svc *s, const struct ikelb_addr *client,
 		  const struct flow_key *fk, const struct ike_info *in, int srv,
 		  enum steer_rule rule, uint64_t now)
 {
-	int ike = is_ike(in);
-	if (rule == STEER_FALLBACK)
+	if (rule == STEER_FALLBACK || !is_ike(in))
 		return;
-	if (ike && rule != STEER_FLOW)
+	struct sa_key k;
+	key_sa(&k, svc, in->spi_i);
+	if (in->spi_r == 0) {
+		if (ike_is_new_sa(in) && put(st, T_HALFOPEN, s, &k, srv, now) == 2)
+			s->pkts[SVC_CTR_HALFOPEN_FULL]++;
+		return;
+	}
+	if (rule != STEER_FLOW)
 		put(st, T_FLOW, s, fk, srv, now);
-	if (s->mode == CFG_PERSIST_IKE && ike) {
-		struct sa_key k;
-		key_sa(&k, svc, in->spi_i);
-		if (in->spi_r == 0) {
-			if (ike_is_new_sa(in) && put(st, T_HALFOPEN, s, &k, srv, now) == 2)
-				s->pkts[SVC_CTR_HALFOPEN_FULL]++;
-			return;
-		}
+	if (s->mode == CFG_PERSIST_IKE) {
 		struct persist_value v;
 		int had = persist_peek(st->t[T_SA], &k, now, &v) == 0 &&
 			  v.server == s->base + (uint32_t)srv;
 		put(st, T_SA, s, &k, srv, now);
 		if (!had)
 			persist_del(st->t[T_HALFOPEN], &k);
+		return;
 	}
-	if (s->mode == CFG_PERSIST_SOURCE_IP &&
-	    (rule == STEER_NEW || (ike && rule != STEER_PERSIST))) {
+	if (rule == STEER_SA)
+		persist_del(st->t[T_HALFOPEN], &k);
+	if (rule != STEER_PERSIST) {
 		struct persist_key pk;
 		key_persist(&pk, svc, s, client);
 		put(st, T_PERSIST, s, &pk, srv, now);
@@ -503,6 +511,25 @@ int steer_packet(struct steer *st, int svc, const struct ikelb_addr *client, uin
 	r->rule = rule;
 	r->drop = IKE_DROP_NONE;
 	return srv;
+}
+
+void steer_learn_reply(struct steer *st, int svc, const struct ikelb_addr *client,
+		       uint16_t cport, uint16_t vport, int natt, int srv, const uint8_t *payload,
+		       size_t len, uint64_t now)
+{
+	struct steer_svc *s = svc_get(st, svc);
+	struct ike_info in;
+
+	if (!s || !client || !payload || srv < 0 || srv >= s->n || len > UINT32_MAX)
+		return;
+	if (ike_classify(payload, payload + len, (uint32_t)len, natt, &in) == IKE_C_DROP)
+		return;
+	if ((in.cls == IKE_C_IKEV2 && in.exch == IKE_EXCH_SA_INIT) ||
+	    (in.cls == IKE_C_IKEV1 && (in.exch == 2 || in.exch == 4)))
+		return;
+	struct flow_key fk;
+	key_flow(&fk, svc, client, cport, vport);
+	put(st, T_FLOW, s, &fk, srv, now);
 }
 
 /* ------------------------------------------------------------------ upkeep */

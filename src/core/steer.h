@@ -104,6 +104,14 @@ int steer_packet(struct steer *st, int svc, const struct ikelb_addr *client, uin
 		 uint16_t vport, int natt, const uint8_t *payload, size_t len, uint64_t now,
 		 struct steer_result *r);
 
+/* A datagram from server srv to the client's flow (client, cport toward
+ * vport): the server vouches for the flow, so it is learned (as the BPF
+ * program's reply_learn()). IKE_SA_INIT and IKEv1 phase-1 responses teach
+ * nothing: a spoofer can make servers send those to any address. */
+void steer_learn_reply(struct steer *st, int svc, const struct ikelb_addr *client,
+		       uint16_t cport, uint16_t vport, int natt, int srv, const uint8_t *payload,
+		       size_t len, uint64_t now);
+
 /* Remove entries idle past their service timeout; returns how many. */
 long steer_expire(struct steer *st, uint64_t now);
 

@@ -308,7 +308,9 @@ static int rev_build(struct bpf_engine *e, const struct cfg *cfg, struct kv *kv)
 				struct rev_key k = { .addr = svc->servers[i].addr,
 						     .port = svc->ports[p] };
 				struct rev_value v = { .vip = svc->vip, .port = svc->ports[p],
-						       .svc_id = (uint32_t)s };
+						       .natt = svc->ports[p] != svc->ike_port,
+						       .svc_id = (uint32_t)s,
+						       .real_id = IKELB_REAL_NONE };
 				long at = kv_find(kv, &k);
 
 				if (at >= 0 && memcmp(kv->vals + at * kv->vsz, &v, kv->vsz)) {
@@ -402,6 +404,21 @@ static int sync_labels(struct bpf_engine *e, const struct cfg *cfg)
 	return err;
 }
 
+/* rev_build runs before real ids are assigned (it may refuse the
+ * configuration); name the replying server once they are. */
+static void rev_fill_ids(struct bpf_engine *e, const struct cfg *cfg, struct kv *kv)
+{
+	for (size_t n = 0; n < kv->n; n++) {
+		const struct rev_key *k = (const void *)(kv->keys + n * kv->ksz);
+		struct rev_value *v = (void *)(kv->vals + n * kv->vsz);
+		const struct cfg_service *svc = &cfg->services[v->svc_id];
+
+		for (int i = 0; i < svc->nservers; i++)
+			if (ikelb_addr_eq(&svc->servers[i].addr, &k->addr))
+				v->real_id = e->svc[v->svc_id].real_ids[i];
+	}
+}
+
 int bpf_engine_sync(struct bpf_engine *e, const struct cfg *cfg)
 {
 	struct eng_svc old[IKELB_MAX_SERVICES];
@@ -424,6 +441,8 @@ int bpf_engine_sync(struct bpf_engine *e, const struct cfg *cfg)
 	err = assign_reals(e, cfg);
 	if (!err)
 		err = sync_services(e, cfg, old, nold);
+	if (!err)
+		rev_fill_ids(e, cfg, &rev);
 	if (!err)
 		err = eng_map_replace(bpf_map__fd(e->skel->maps.rev_map), rev.keys, rev.vals, rev.n,
 				      rev.ksz, rev.vsz);

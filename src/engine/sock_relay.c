@@ -152,10 +152,15 @@ static void on_conn(struct sock_engine *e, struct sock_worker *w, uint64_t u)
 			out[i].msg_hdr.msg_name = &to;
 			out[i].msg_hdr.msg_namelen = tolen;
 		}
+		uint64_t now = sock_now_s();
+		for (int i = 0; i < n; i++)
+			steer_learn_reply(e->steer, c->svc, &c->client, c->cport, c->vport,
+					  e->lst[c->lst].natt, c->srv, w->iov[i].iov_base,
+					  w->msgs[i].msg_len, now);
 		int sent = sendmmsg(e->lst[c->lst].fd, out, (unsigned)n, MSG_DONTWAIT);
 		for (int i = 0; i < sent; i++)
 			steer_count(e->steer, c->svc, SVC_CTR_REPLY, w->iov[i].iov_len);
-		sock_flow_touch(e, c, sock_now_s());
+		sock_flow_touch(e, c, now);
 		if (n < SOCK_BATCH)
 			break;
 	}

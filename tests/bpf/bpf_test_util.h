@@ -154,6 +154,23 @@ static inline void t_teardown(struct tfx *f)
 	f->e = NULL;
 }
 
+/* Entries in one of the engine's maps (ksz = its key size). */
+static inline size_t t_map_count(struct tfx *f, const char *name, size_t ksz)
+{
+	uint8_t k[64], n[64];
+	size_t c = 0;
+	int fd = bpf_engine_map_fd(f->e, name);
+	void *prev = NULL;
+
+	assert_true(ksz <= sizeof(k));
+	while (bpf_map_get_next_key(fd, prev, n) == 0) {
+		memcpy(k, n, ksz);
+		prev = k;
+		c++;
+	}
+	return c;
+}
+
 /* cmocka fixtures: one engine per test, loaded fresh. */
 static inline int t_cm_setup(void **state)
 {
@@ -313,6 +330,17 @@ static inline size_t t_sa_init(uint8_t *buf, const char *src, uint16_t sport, co
 	uint8_t pl[PKT_MAX];
 	size_t n = pkt_ikev2_sa_init_req(pl, sizeof(pl), spi_i);
 	return n ? t_udp(buf, src, sport, dst, 500, pl, n) : 0;
+}
+
+/* The same on 4500, behind the non-ESP marker (a reauthentication from
+ * a client that already floated). */
+static inline size_t t_sa_init_natt(uint8_t *buf, const char *src, uint16_t sport,
+				    const char *dst, uint64_t spi_i)
+{
+	uint8_t pl[PKT_MAX];
+	size_t n = pkt_ikev2_sa_init_req(pl + 4, sizeof(pl) - 4, spi_i);
+	memset(pl, 0, 4);
+	return n ? t_udp(buf, src, sport, dst, 4500, pl, n + 4) : 0;
 }
 
 static inline size_t t_auth(uint8_t *buf, const char *src, uint16_t sport, const char *dst,

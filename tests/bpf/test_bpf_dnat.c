@@ -32,9 +32,10 @@ static int flow_lookup(struct tfx *f, int svc, const char *client, uint16_t cpor
 	return bpf_map_lookup_elem(bpf_engine_map_fd(f->e, "flow_map"), &k, v);
 }
 
-/* The whole client life cycle: IKE_SA_INIT on 500 creates persistence,
- * IKE_AUTH on 4500 (port float, new source port) follows it and learns the
- * 4500 flow, ESP and keepalives follow the flow. */
+/* The whole client life cycle: IKE_SA_INIT on 500 is placed and only
+ * recorded as half-open (a flood of them must not evict anyone); IKE_AUTH
+ * on 4500 (port float, new source port) follows the half-open SA and earns
+ * persistence and the 4500 flow; ESP and keepalives follow the flow. */
 static void sa_init_auth_esp_keepalive(void **state)
 {
 	struct tfx *f = *state;
@@ -48,9 +49,8 @@ static void sa_init_auth_esp_keepalive(void **state)
 	int srv = t_dst_server(f, SV4);
 	assert_true(srv >= 0);
 	assert_true(t_frame_csum_ok(f->out, f->out_len));
-	assert_int_equal(persist_lookup(f, SV4, CLIENT, &v), 0);
-	assert_int_equal(v.real_id, bpf_engine_real_id(f->e, SV4, srv));
-	assert_int_equal(flow_lookup(f, SV4, CLIENT, 500, 500, &v), 0);
+	assert_int_not_equal(persist_lookup(f, SV4, CLIENT, &v), 0);
+	assert_int_not_equal(flow_lookup(f, SV4, CLIENT, 500, 500, &v), 0);
 	assert_int_equal(t_ctr(f, SV4, SVC_CTR_STEER_NEW), 1);
 	assert_int_equal(t_ctr(f, SV4, SVC_CTR_IKEV2), 1);
 	assert_int_equal(t_ctr(f, SV4, SVC_CTR_FIB_PASS), 1);
@@ -59,7 +59,9 @@ static void sa_init_auth_esp_keepalive(void **state)
 	assert_int_equal(t_run(f, fr, n), TC_ACT_OK);
 	assert_int_equal(t_dst_server(f, SV4), srv);
 	assert_true(t_frame_csum_ok(f->out, f->out_len));
-	assert_int_equal(t_ctr(f, SV4, SVC_CTR_STEER_PERSIST), 1);
+	assert_int_equal(t_ctr(f, SV4, SVC_CTR_STEER_SA), 1);
+	assert_int_equal(persist_lookup(f, SV4, CLIENT, &v), 0);
+	assert_int_equal(v.real_id, bpf_engine_real_id(f->e, SV4, srv));
 	assert_int_equal(flow_lookup(f, SV4, CLIENT, 34567, 4500, &v), 0);
 	assert_int_equal(v.real_id, bpf_engine_real_id(f->e, SV4, srv));
 
@@ -127,6 +129,9 @@ static void reauth_stays(void **state)
 
 	assert_int_equal(t_run(f, fr, n), TC_ACT_OK);
 	int srv = t_dst_server(f, SV4);
+	n = t_auth(fr, CLIENT, 4500, VIP, 0xaaaa000000000001ULL, 0x77ULL, 900);
+	assert_int_equal(t_run(f, fr, n), TC_ACT_OK); /* earns persistence */
+	assert_int_equal(t_dst_server(f, SV4), srv);
 	for (uint64_t i = 2; i < 10; i++) {
 		n = t_sa_init(fr, CLIENT, (uint16_t)(40000 + i), VIP, 0xaaaa000000000000ULL + i);
 		assert_int_equal(t_run(f, fr, n), TC_ACT_OK);
@@ -134,6 +139,67 @@ static void reauth_stays(void **state)
 	}
 	assert_int_equal(t_ctr(f, SV4, SVC_CTR_STEER_NEW), 1);
 	assert_int_equal(t_ctr(f, SV4, SVC_CTR_STEER_PERSIST), 8);
+}
+
+/* DESIGN §3.4: a flood of IKE_SA_INITs (spoofable: random sources and
+ * SPIs) only fills the bounded half-open table; it writes no flow and no
+ * persistence entry, so it cannot evict an established client's. */
+static void sa_init_flood_leaves_established_state(void **state)
+{
+	struct tfx *f = *state;
+	uint8_t fr[PKT_MAX];
+	size_t n = t_sa_init(fr, CLIENT, 500, VIP, 0x5a5a000000000001ULL);
+
+	assert_int_equal(t_run(f, fr, n), TC_ACT_OK);
+	int srv = t_dst_server(f, SV4);
+	n = t_auth(fr, CLIENT, 4500, VIP, 0x5a5a000000000001ULL, 0x42ULL, 300);
+	assert_int_equal(t_run(f, fr, n), TC_ACT_OK);
+	size_t flows = t_map_count(f, "flow_map", sizeof(struct flow_key));
+	size_t persist = t_map_count(f, "persist_map", sizeof(struct persist_key));
+	assert_int_equal(flows, 1);
+	assert_int_equal(persist, 1);
+	for (int i = 0; i < 3000; i++) {
+		char ip[32];
+		snprintf(ip, sizeof(ip), "198.18.%d.%d", 10 + i / 250, 1 + i % 250);
+		n = t_sa_init(fr, ip, (uint16_t)(1024 + i), VIP, 0x6b00000000000000ULL + (uint64_t)i);
+		assert_int_equal(t_run(f, fr, n), TC_ACT_OK);
+	}
+	assert_int_equal(t_map_count(f, "flow_map", sizeof(struct flow_key)), flows);
+	assert_int_equal(t_map_count(f, "persist_map", sizeof(struct persist_key)), persist);
+	assert_true(t_map_count(f, "halfopen_map", sizeof(struct sa_key)) > 0);
+	n = t_esp(fr, CLIENT, 4500, VIP, 0xc0000042);
+	assert_int_equal(t_run(f, fr, n), TC_ACT_OK);
+	assert_int_equal(t_dst_server(f, SV4), srv);
+	assert_int_equal(t_ctr(f, SV4, SVC_CTR_STEER_FLOW), 1);
+}
+
+/* A server's reply teaches its client's flow (state lost, ESP must follow
+ * again); an IKE_SA_INIT response teaches nothing (spoofers can provoke
+ * those). */
+static void reply_teaches_flow(void **state)
+{
+	struct tfx *f = *state;
+	uint8_t fr[PKT_MAX], pl[PKT_MAX];
+	struct state_value v;
+	int srv = 1;
+	const char *real = t_real[SV4][srv];
+
+	size_t pn = pkt_ikev2_sa_init_resp(pl, sizeof(pl), 0x1234, 0x5678);
+	size_t n = t_udp(fr, real, 500, CLIENT, 500, pl, pn);
+	assert_int_equal(t_run(f, fr, n), TC_ACT_OK);
+	assert_int_not_equal(flow_lookup(f, SV4, CLIENT, 500, 500, &v), 0);
+
+	pn = pkt_esp(pl, sizeof(pl), 0xc0000777u, 9, 64);
+	n = t_udp(fr, real, 4500, CLIENT, 34567, pl, pn);
+	assert_int_equal(t_run(f, fr, n), TC_ACT_OK);
+	assert_int_equal(flow_lookup(f, SV4, CLIENT, 34567, 4500, &v), 0);
+	assert_int_equal(v.real_id, bpf_engine_real_id(f->e, SV4, srv));
+
+	n = t_esp(fr, CLIENT, 34567, VIP, 0xc0000888u);
+	assert_int_equal(t_run(f, fr, n), TC_ACT_OK);
+	assert_int_equal(t_dst_server(f, SV4), srv);
+	assert_int_equal(t_ctr(f, SV4, SVC_CTR_STEER_FLOW), 1);
+	assert_int_equal(t_ctr(f, SV4, SVC_CTR_STEER_FALLBACK), 0);
 }
 
 /* ESP of an unknown flow: Maglev by client address, no state written. */
@@ -304,6 +370,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(sa_init_auth_esp_keepalive, t_cm_setup, t_cm_teardown),
 		cmocka_unit_test_setup_teardown(new_client_follows_maglev_hash, t_cm_setup, t_cm_teardown),
 		cmocka_unit_test_setup_teardown(reauth_stays, t_cm_setup, t_cm_teardown),
+		cmocka_unit_test_setup_teardown(reply_teaches_flow, t_cm_setup, t_cm_teardown),
+		cmocka_unit_test_setup_teardown(sa_init_flood_leaves_established_state, t_cm_setup,
+						t_cm_teardown),
 		cmocka_unit_test_setup_teardown(unknown_esp_fallback, t_cm_setup, t_cm_teardown),
 		cmocka_unit_test_setup_teardown(reply_source_rewritten, t_cm_setup, t_cm_teardown),
 		cmocka_unit_test_setup_teardown(not_ours_untouched, t_cm_setup, t_cm_teardown),

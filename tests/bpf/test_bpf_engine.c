@@ -15,23 +15,9 @@
 static char pin_root[64];
 
 
-static size_t map_count(struct tfx *f, const char *name, size_t ksz)
-{
-	uint8_t k[64], n[64];
-	size_t c = 0;
-	int fd = bpf_engine_map_fd(f->e, name);
-	void *prev = NULL;
-
-	assert_true(ksz <= sizeof(k));
-	while (bpf_map_get_next_key(fd, prev, n) == 0) {
-		memcpy(k, n, ksz);
-		prev = k;
-		c++;
-	}
-	return c;
-}
-
-/* One source-ip client (persist + 2 flows) and one ike client (SA + flow). */
+/* One source-ip client (persist + its 4500 flow) and one ike client (SA +
+ * its 4500 flow): IKE_SA_INITs leave only half-open entries, which the
+ * IKE_AUTHs promote and remove. */
 static void make_state(struct tfx *f)
 {
 	uint8_t fr[PKT_MAX];
@@ -54,17 +40,18 @@ static void sweep_expires_by_timeout(void **state)
 
 	assert_non_null(u);
 	make_state(f);
-	assert_int_equal(map_count(f, "flow_map", sizeof(struct flow_key)), 4);
+	assert_int_equal(t_map_count(f, "flow_map", sizeof(struct flow_key)), 2);
+	assert_int_equal(t_map_count(f, "halfopen_map", sizeof(struct sa_key)), 0);
 	assert_int_equal(bpf_engine_sweep(f->e, now, u, &st), 0);
 	assert_int_equal(st.expired + st.purged, 0);
-	assert_int_equal(st.scanned, 4 + 1 + 1); /* flows, persist, sa */
+	assert_int_equal(st.scanned, 2 + 1 + 1); /* flows, persist, sa */
 	uint32_t flows = 0, persist = 0, sa = 0;
 	for (int i = 0; i < IKELB_MAX_REALS; i++) {
 		flows += u[i].flows;
 		persist += u[i].persist;
 		sa += u[i].sa;
 	}
-	assert_int_equal(flows, 4);
+	assert_int_equal(flows, 2);
 	assert_int_equal(persist, 1);
 	assert_int_equal(sa, 1);
 	int r = bpf_engine_real_id(f->e, SV4, 0), found = 0;
@@ -75,13 +62,13 @@ static void sweep_expires_by_timeout(void **state)
 
 	/* past the flow timeout (300 s), within persistence (3600 s) */
 	assert_int_equal(bpf_engine_sweep(f->e, now + 400, NULL, &st), 0);
-	assert_int_equal(st.expired, 4);
-	assert_int_equal(map_count(f, "flow_map", sizeof(struct flow_key)), 0);
-	assert_int_equal(map_count(f, "persist_map", sizeof(struct persist_key)), 1);
+	assert_int_equal(st.expired, 2);
+	assert_int_equal(t_map_count(f, "flow_map", sizeof(struct flow_key)), 0);
+	assert_int_equal(t_map_count(f, "persist_map", sizeof(struct persist_key)), 1);
 	assert_int_equal(bpf_engine_sweep(f->e, now + 4000, NULL, &st), 0);
 	assert_int_equal(st.expired, 2);
-	assert_int_equal(map_count(f, "persist_map", sizeof(struct persist_key)), 0);
-	assert_int_equal(map_count(f, "sa_map", sizeof(struct sa_key)), 0);
+	assert_int_equal(t_map_count(f, "persist_map", sizeof(struct persist_key)), 0);
+	assert_int_equal(t_map_count(f, "sa_map", sizeof(struct sa_key)), 0);
 	free(u);
 }
 
@@ -172,6 +159,9 @@ static void pinned_state_survives_restart(void **state)
 	size_t n = t_sa_init(fr, CLIENT, 500, t_vip[SV4], 1);
 	assert_int_equal(t_run(&f, fr, n), TC_ACT_OK);
 	int srv = t_dst_server(&f, SV4);
+	n = t_auth(fr, CLIENT, 500, t_vip[SV4], 1, 2, 100); /* learns (CLIENT:500 -> 4500) */
+	assert_int_equal(t_run(&f, fr, n), TC_ACT_OK);
+	assert_int_equal(t_dst_server(&f, SV4), srv);
 	bpf_engine_close(f.e, false);
 
 	/* restart with the servers listed in another order */
@@ -185,9 +175,7 @@ static void pinned_state_survives_restart(void **state)
 		assert_int_equal(t_maglev(&f, s, NULL), 0);
 	f.prog_fd = bpf_engine_prog_fd(f.e);
 	assert_int_equal(t_ctr(&f, SV4, SVC_CTR_STEER_NEW), 1);
-	uint8_t pl[PKT_MAX];
-	size_t pn = pkt_ikev2_informational_resp(pl, sizeof(pl), 1, 2, 3, IKE_FLAG_R | IKE_FLAG_I, 0);
-	n = t_udp(fr, CLIENT, 500, t_vip[SV4], 500, pl, pn); /* the learned port-500 flow */
+	n = t_auth(fr, CLIENT, 500, t_vip[SV4], 1, 2, 100); /* the flow IKE_AUTH learned */
 	assert_int_equal(t_run(&f, fr, n), TC_ACT_OK);
 	assert_int_equal(t_dst_server(&f, SV4), moved);
 	assert_int_equal(t_ctr(&f, SV4, SVC_CTR_STEER_FLOW), 1);
@@ -196,8 +184,8 @@ static void pinned_state_survives_restart(void **state)
 	/* another size: the state map is recreated, not reused */
 	f.cfg.max_flows = 2048;
 	assert_int_equal(bpf_engine_open(&f.e, &f.cfg, &f.log), 0);
-	assert_int_equal(map_count(&f, "flow_map", sizeof(struct flow_key)), 0);
-	assert_int_equal(map_count(&f, "persist_map", sizeof(struct persist_key)), 1);
+	assert_int_equal(t_map_count(&f, "flow_map", sizeof(struct flow_key)), 0);
+	assert_int_equal(t_map_count(&f, "persist_map", sizeof(struct persist_key)), 1);
 	bpf_engine_close(f.e, true);
 	struct stat sb;
 	assert_int_not_equal(stat(f.cfg.bpf_pin_dir, &sb), 0);

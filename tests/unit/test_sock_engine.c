@@ -373,7 +373,9 @@ static void sweep_and_server_down(void **state)
 	assert_int_equal(t->eng.ops->sweep(&t->eng, (uint64_t)ts.tv_sec), 0);
 	assert_int_equal(sock_engine_flows(&t->eng), 1);
 	uint64_t later = (uint64_t)ts.tv_sec + t->cfg.services[0].persistence.flow_timeout_s + 2;
-	assert_true(t->eng.ops->sweep(&t->eng, later) >= 2); /* steering flow + socket */
+	/* the upstream socket (an IKE_SA_INIT leaves no steering flow, only a
+	 * half-open SA that lives as long as persistence) */
+	assert_true(t->eng.ops->sweep(&t->eng, later) >= 1);
 	assert_int_equal(sock_engine_flows(&t->eng), 0);
 	close(fd);
 	tb_stop(t);

@@ -135,9 +135,10 @@ static uint64_t ctr(struct fx *f, int c)
 	return p[c];
 }
 
-/* Rule 5 + 4 + 2 (source-ip): IKE_SA_INIT schedules by the masked client
- * hash; IKE_AUTH from the floated port follows persistence and writes the
- * flow; ESP and keepalives follow the flow. */
+/* Rule 5 + 3 + 2 + 4 (source-ip): IKE_SA_INIT schedules by the masked
+ * client hash and is only half-open; IKE_AUTH from the floated port follows
+ * the half-open SA and earns persistence and the flow; ESP and keepalives
+ * follow the flow; the client's next IKE SA follows persistence. */
 static void source_ip_lifecycle(void **state)
 {
 	(void)state;
@@ -150,7 +151,7 @@ static void source_ip_lifecycle(void **state)
 	assert_int_equal(sa_init(f, "203.0.113.7", 500, 0x1111, 10), want);
 	assert_int_equal(f->r.rule, STEER_NEW);
 	assert_int_equal(auth(f, "203.0.113.7", 4500, 0x1111, 0x2222, 11), want);
-	assert_int_equal(f->r.rule, STEER_PERSIST);
+	assert_int_equal(f->r.rule, STEER_SA);
 	assert_int_equal(esp(f, "203.0.113.7", 4500, 0xc0000001, 12), want);
 	assert_int_equal(f->r.rule, STEER_FLOW);
 	assert_int_equal(keepalive(f, "203.0.113.7", 4500, 13), want);
@@ -159,7 +160,8 @@ static void source_ip_lifecycle(void **state)
 	assert_int_equal(sa_init(f, "203.0.113.7", 501, 0x3333, 14), want);
 	assert_int_equal(f->r.rule, STEER_PERSIST);
 	assert_int_equal(ctr(f, SVC_CTR_STEER_NEW), 1);
-	assert_int_equal(ctr(f, SVC_CTR_STEER_PERSIST), 2);
+	assert_int_equal(ctr(f, SVC_CTR_STEER_SA), 1);
+	assert_int_equal(ctr(f, SVC_CTR_STEER_PERSIST), 1);
 	assert_int_equal(ctr(f, SVC_CTR_STEER_FLOW), 2);
 	assert_int_equal(ctr(f, SVC_CTR_RX), 5);
 	assert_int_equal(ctr(f, SVC_CTR_IKEV2), 3);
@@ -179,6 +181,7 @@ static void source_ip_netmask(void **state)
 	int want = expect_hash(f, ikelb_hash_addr(&net, 0, f->cfg.maglev_seed));
 	assert_int_equal(sa_init(f, "203.0.113.5", 500, 0xa1, 1), want);
 	assert_int_equal(f->r.rule, STEER_NEW);
+	assert_int_equal(auth(f, "203.0.113.5", 4500, 0xa1, 0xb2, 1), want); /* persistence */
 	for (int i = 6; i < 40; i++) {
 		char ip[32];
 		snprintf(ip, sizeof(ip), "203.0.113.%d", i);
@@ -234,11 +237,11 @@ static void halfopen_flood_keeps_established(void **state)
 	/* Same SA from a new port (NAT rebinding): still the SA rule. */
 	assert_int_equal(auth(f, "198.18.1.1", 4501, 0xabcdef, 0x99, 4), srv);
 	assert_int_equal(f->r.rule, STEER_SA);
-	/* A half-open SA that was flooded out falls back (no state). */
+	/* A half-open SA that was flooded out falls back (no state), to the
+	 * server its SPIi hashes to: where it was placed. */
 	int fb = auth(f, "198.18.2.1", 3000, 0x7000000000ULL, 0x55, 5);
 	assert_int_equal(f->r.rule, STEER_FALLBACK);
-	struct ikelb_addr c = tcfg_addr("198.18.2.1");
-	assert_int_equal(fb, expect_hash(f, ikelb_hash_addr(&c, 0, f->cfg.maglev_seed)));
+	assert_int_equal(fb, expect_hash(f, ikelb_hash_u64(0x7000000000ULL, f->cfg.maglev_seed)));
 	fx_free(f);
 }
 
@@ -283,7 +286,8 @@ static void labels(void **state)
 }
 
 /* Rule 6: traffic of unknown flows is hashed on the client address and
- * leaves no state; IKE of an unknown SA too. */
+ * leaves no state; IKE of an unknown SA too, hashed on its SPIi in ike
+ * mode (how it was placed). */
 static void fallback_no_state(void **state)
 {
 	(void)state;
@@ -296,7 +300,8 @@ static void fallback_no_state(void **state)
 		int want = expect_hash(f, ikelb_hash_addr(&c, 0, f->cfg.maglev_seed));
 		assert_int_equal(esp(f, ip, 4500, 0x1000u + i, 1), want);
 		assert_int_equal(f->r.rule, STEER_FALLBACK);
-		assert_int_equal(auth(f, ip, 4500, 0xfeed0000u + i, 0x1, 1), want);
+		assert_int_equal(auth(f, ip, 4500, 0xfeed0000u + i, 0x1, 1),
+				 expect_hash(f, ikelb_hash_u64(0xfeed0000u + i, f->cfg.maglev_seed)));
 		assert_int_equal(f->r.rule, STEER_FALLBACK);
 		assert_int_equal(keepalive(f, ip, 4500, 1), want);
 		assert_int_equal(f->r.rule, STEER_FALLBACK); /* the IKE wrote no flow */
@@ -305,6 +310,28 @@ static void fallback_no_state(void **state)
 	steer_server_counts(f->st, 0, 1, cl, fl);
 	assert_int_equal(cl[0] + cl[1] + cl[2] + fl[0] + fl[1] + fl[2], 0);
 	assert_int_equal(ctr(f, SVC_CTR_STEER_FALLBACK), 29 * 3);
+	fx_free(f);
+}
+
+/* A server's reply teaches its client's flow; an IKE_SA_INIT response
+ * (which a spoofer can provoke) teaches nothing. */
+static void reply_teaches_flow(void **state)
+{
+	(void)state;
+	struct fx *f = fx_new(3, CFG_PERSIST_IKE, CFG_SCHED_MAGLEV);
+	fx_start(f, 0);
+	struct ikelb_addr c = tcfg_addr("203.0.113.44");
+	int fb = expect_hash(f, ikelb_hash_addr(&c, 0, f->cfg.maglev_seed));
+	int other = (fb + 1) % 3;
+	uint8_t pl[512];
+	size_t n = pkt_ikev2_sa_init_resp(pl, sizeof(pl), 0x1, 0x2);
+	steer_learn_reply(f->st, 0, &c, 40000, P500, 0, other, pl, n, 1);
+	n = pkt_esp(pl, sizeof(pl), 0xc0000001u, 1, 40);
+	steer_learn_reply(f->st, 0, &c, 40001, P4500, 1, other, pl, n, 1);
+	assert_true(sa_init(f, "203.0.113.44", 40000, 0x77, 2) >= 0);
+	assert_int_not_equal(f->r.rule, STEER_FLOW); /* the SA_INIT response taught nothing */
+	assert_int_equal(esp(f, "203.0.113.44", 40001, 0x9999, 2), other); /* learned */
+	assert_int_equal(f->r.rule, STEER_FLOW);
 	fx_free(f);
 }
 
@@ -318,9 +345,10 @@ static void draining_and_down(void **state)
 	int a = sa_init(f, "203.0.113.1", 500, 0x10, 1);
 	assert_true(a >= 0);
 	set_state(f, a, REAL_DRAINING, 0);
-	assert_int_equal(sa_init(f, "203.0.113.1", 500, 0x10, 2), a); /* flow */
-	assert_int_equal(auth(f, "203.0.113.1", 4500, 0x10, 0x20, 3), a); /* persistence */
-	assert_int_equal(f->r.rule, STEER_PERSIST);
+	assert_int_equal(sa_init(f, "203.0.113.1", 500, 0x10, 2), a); /* retry: half-open SA */
+	assert_int_equal(f->r.rule, STEER_SA);
+	assert_int_equal(auth(f, "203.0.113.1", 4500, 0x10, 0x20, 3), a); /* earns persistence */
+	assert_int_equal(f->r.rule, STEER_SA);
 	for (int i = 2; i < 40; i++) {
 		char ip[32];
 		snprintf(ip, sizeof(ip), "203.0.113.%d", i);
@@ -329,10 +357,10 @@ static void draining_and_down(void **state)
 	uint64_t cl[2], fl[2];
 	steer_server_counts(f->st, 0, 5, cl, fl);
 	assert_int_equal(cl[a], 1);
-	assert_int_equal(fl[a], 2);
-	assert_int_equal(cl[1 - a], 38);
+	assert_int_equal(fl[a], 1);   /* its 4500 flow: IKE_SA_INITs learn no flows */
+	assert_int_equal(cl[1 - a], 38); /* half-open */
 	/* DOWN: state purged, the client moves to the other server. */
-	set_state(f, a, REAL_DOWN, 3);
+	set_state(f, a, REAL_DOWN, 2); /* persistence + flow */
 	assert_int_equal(esp(f, "203.0.113.1", 4500, 0x999, 6), 1 - a);
 	assert_int_equal(sa_init(f, "203.0.113.1", 500, 0x10, 7), 1 - a);
 	assert_int_equal(f->r.rule, STEER_NEW);
@@ -395,7 +423,7 @@ static void idle_timeouts(void **state)
 	assert_int_equal(f->r.rule, STEER_FLOW); /* idle 30 = timeout: live */
 	assert_int_equal(esp(f, "203.0.113.9", 4500, 0x500, 1061), a);
 	assert_int_equal(f->r.rule, STEER_PERSIST); /* flow idle 31: stale */
-	assert_int_equal(steer_expire(f->st, 1161), 2); /* both flows; persistence idle 100 */
+	assert_int_equal(steer_expire(f->st, 1161), 1); /* the flow; persistence idle 100 */
 	assert_int_equal(steer_expire(f->st, 1162), 1); /* persistence idle 101 */
 	uint64_t cl[4], fl[4];
 	steer_server_counts(f->st, 0, 1162, cl, fl);
@@ -458,6 +486,7 @@ int main(void)
 		cmocka_unit_test(halfopen_flood_keeps_established),
 		cmocka_unit_test(labels),
 		cmocka_unit_test(fallback_no_state),
+		cmocka_unit_test(reply_teaches_flow),
 		cmocka_unit_test(draining_and_down),
 		cmocka_unit_test(malformed_counted),
 		cmocka_unit_test(idle_timeouts),

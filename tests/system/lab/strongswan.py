@@ -134,10 +134,14 @@ class Charon:
             os.makedirs(os.path.join(self.swanctl_dir, sub), exist_ok=True)
         charon = _nest(self.charon_opts)
         charon.setdefault("plugins", {}).setdefault("vici", {})["socket"] = self.uri
-        # net=2 so COOKIE decisions are visible in the log.
-        charon["filelog"] = {"lab": {"path": self.logfile, "time_format": "%T",
-                                     "ike_name": "yes", "flush_line": "yes",
-                                     "default": 1, "net": 2, "enc": 1}}
+        # net=2 so COOKIE decisions are visible in the log. Levels can be
+        # raised per instance with charon options "filelog.lab.<group>",
+        # e.g. {"filelog.lab.esp": 2} logs ESP packets with unknown SPIs
+        # (kernel-libipsec).
+        lab_log = {"path": self.logfile, "time_format": "%T", "ike_name": "yes",
+                   "flush_line": "yes", "default": 1, "net": 2, "enc": 1}
+        lab_log.update(charon.get("filelog", {}).get("lab", {}))
+        charon["filelog"] = {"lab": lab_log}
         charon["syslog"] = {"identifier": "charon-" + self.name,
                             "daemon": {"default": -1}, "auth": {"default": -1}}
         tree = {"charon": charon,
