@@ -173,3 +173,60 @@ def test_unreachable_daemon_is_a_clear_error():
     r = subprocess.run([ikelb_bin(), "status", "-a", "unix:/nonexistent/ikelb.sock"],
                        capture_output=True, text=True, timeout=10)
     assert r.returncode == 1 and "cannot reach ikelb" in r.stderr
+
+
+def test_socket_engine_runs_unprivileged():
+    """engine: socket needs no privileges on high ports: the daemon runs as
+    nobody, relays a datagram, and answers its API."""
+    d = tempfile.mkdtemp(prefix="ikelb-unpriv-")
+    os.chmod(d, 0o777)
+    sock = os.path.join(d, "api.sock")
+    p500, p4500, srv_port = free_udp_ports(3)
+    server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    server.bind(("127.0.0.21", p500))
+    server.settimeout(0.2)
+    conf = os.path.join(d, "ikelb.yaml")
+    with open(conf, "w") as f:
+        f.write(CONFIG.format(sock=sock, svc="vpn", p500=p500, p4500=p4500))
+    os.chmod(conf, 0o644)
+    proc = subprocess.Popen(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                             ikelb_bin(), "run", "-c", conf],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 10
+        while not os.path.exists(sock) and time.monotonic() < deadline:
+            assert proc.poll() is None, proc.stdout.read()
+            time.sleep(0.05)
+        st = json.loads(subprocess.run([ikelb_bin(), "status", "--json", "-a", "unix:" + sock],
+                                       capture_output=True, text=True, timeout=10).stdout)
+        assert st["engine"] == "socket"
+        # An IKE_SA_INIT-shaped datagram reaches a server through the relay.
+        hdr = bytes(range(1, 9)) + bytes(8) + bytes([33, 0x20, 34, 0x08]) + bytes(4)
+        msg = hdr + (28).to_bytes(4, "big")
+        c = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        c.bind(("127.0.0.1", 0))
+        got = None
+        servers = [server]
+        other = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        other.bind(("127.0.0.22", p500))
+        other.settimeout(0.2)
+        servers.append(other)
+        for _ in range(10):
+            c.sendto(msg, ("127.0.0.1", p500))
+            for s in servers:
+                try:
+                    got, _ = s.recvfrom(2048)
+                    break
+                except socket.timeout:
+                    continue
+            if got:
+                break
+        assert got == msg
+        with open("/proc/%d/status" % proc.pid) as f:
+            uid = [l for l in f if l.startswith("Uid:")][0].split()[1]
+        assert uid == "65534"
+    finally:
+        proc.terminate()
+        out = proc.communicate(timeout=10)[0]
+        subprocess.run(["rm", "-rf", d], check=False)
+    assert "AddressSanitizer" not in out and "runtime error:" not in out, out
