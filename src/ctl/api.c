@@ -156,10 +156,23 @@ static int listen_unix(struct api *a, const char *path, char *err, int errlen)
 		*slash = 0;
 		mkdir(dir, 0750);
 	}
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -1;
-	unlink(path); /* a stale socket from a crashed daemon */
+	/* A socket someone still accepts on belongs to a running daemon: two
+	 * daemons would fight over the same data path. A dead one's socket is
+	 * stale and replaced. */
+	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0) {
+		snprintf(err, (size_t)errlen, "another ikelb is already running (its API answers on %s)",
+			 path);
+		close(fd);
+		return -1;
+	}
+	close(fd);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -1;
+	unlink(path);
 	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 || listen(fd, 32) < 0) {
 		snprintf(err, (size_t)errlen, "cannot listen on %s: %s", path, strerror(errno));
 		close(fd);

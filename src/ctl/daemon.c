@@ -167,6 +167,14 @@ static int start(struct daemon *d)
 		return -1;
 	if (eng_stats_alloc(&d->stats, &d->cfg) < 0)
 		return -1;
+	/* The API first: it refuses to start when another daemon answers on
+	 * it, before this one touches the data path. Requests wait in the
+	 * listen queue until the loop runs. */
+	d->api = api_start(d, d->cfg.api_listen, err, sizeof(err));
+	if (!d->api) {
+		log_err(&d->log, "api: %s", err);
+		return -1;
+	}
 	if (daemon_engine_open(d) < 0)
 		return -1;
 	if (rt_init(&d->rt, &d->cfg, &d->log, &d->eng) < 0 ||
@@ -180,11 +188,6 @@ static int start(struct daemon *d)
 	}
 	if (daemon_health_start(d) < 0)
 		return -1;
-	d->api = api_start(d, d->cfg.api_listen, err, sizeof(err));
-	if (!d->api) {
-		log_err(&d->log, "api: %s", err);
-		return -1;
-	}
 	return setup_fds(d);
 }
 

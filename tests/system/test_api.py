@@ -230,3 +230,15 @@ def test_socket_engine_runs_unprivileged():
         out = proc.communicate(timeout=10)[0]
         subprocess.run(["rm", "-rf", d], check=False)
     assert "AddressSanitizer" not in out and "runtime error:" not in out, out
+
+
+def test_second_daemon_on_the_same_api_refuses(daemon):
+    """Two daemons would fight over one data path: the second one refuses to
+    start while the first answers on the API socket, and the first keeps
+    running."""
+    r = subprocess.run([ikelb_bin(), "run", "-c", daemon["conf"]], capture_output=True,
+                       text=True, timeout=20)
+    assert r.returncode == 1
+    assert "another ikelb is already running" in r.stderr, r.stderr
+    assert daemon["proc"].poll() is None
+    assert cli(daemon, "status").returncode == 0
