@@ -96,7 +96,7 @@ check-bpf: all $(BPFT_BINS)
 	sh scripts/run-tests bpf $(BPFT_BINS)
 
 check-system: all
-	IKELB_BIN=$(abspath $(BUILD)/ikelb) IKELB_BUILD=$(abspath $(BUILD)) \
+	IKELB_NO_SKIP=1 IKELB_BIN=$(abspath $(BUILD)/ikelb) IKELB_BUILD=$(abspath $(BUILD)) \
 		$(PYTHON) -m pytest -q -p no:cacheprovider tests/system
 
 check-san:
@@ -107,7 +107,7 @@ check-san:
 SAN_SYSTEM_TESTS ?= test_api.py test_bpf_dnat.py test_socket_fullnat.py::test_socket_fullnat_clients_and_nat_clients_up
 check-system-san:
 	$(MAKE) SAN=1 BUILD=$(BUILD)-san all
-	cd tests/system && IKELB_BIN=$(abspath $(BUILD)-san/ikelb) IKELB_BUILD=$(abspath $(BUILD)-san) \
+	cd tests/system && IKELB_NO_SKIP=1 IKELB_BIN=$(abspath $(BUILD)-san/ikelb) IKELB_BUILD=$(abspath $(BUILD)-san) \
 		ASAN_OPTIONS=detect_leaks=1 $(PYTHON) -m pytest -q -p no:cacheprovider $(SAN_SYSTEM_TESTS)
 
 # The full suite: normal build (unit, BPF), the sanitizer build (unit,
