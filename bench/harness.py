@@ -11,7 +11,8 @@ through ikelb vs straight to a server (bench_handshake).
 Settings (environment): BENCH_QUICK=1 (about a minute), BENCH_RUNS (3),
 BENCH_RATE (50000 pps), BENCH_SIZES (128,1400), BENCH_SECONDS (3, fixed-rate
 phase), BENCH_SAT_SECONDS (2), BENCH_CLIENTS (512), BENCH_SOURCES (256),
-BENCH_PATHS (all: plain,nft-dnat,nginx,ikelb-bpf,ikelb-socket), BENCH_SCALE=0,
+BENCH_PATHS (all: plain,nft-dnat,nginx,ikelb-bpf,ikelb-xdp,
+ikelb-socket), BENCH_SCALE=0,
 BENCH_HANDSHAKE=0, BENCH_OUT (bench/results), BENCH_KEEP=1 (keep the work
 directory), BENCH_MAX_SECONDS (540: later measurements are skipped),
 BENCH_NGINX_CONSISTENT=1 (nginx with `hash $remote_addr consistent`)."""

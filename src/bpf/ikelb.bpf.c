@@ -1,245 +1,20 @@
 // SPDX-License-Identifier: GPL-2.0
 /* ikelb fast path: tc clsact ingress program for IKEv2 / ESP-in-UDP
- * virtual services (DESIGN.md §2, §3). One pass per UDP datagram:
+ * virtual services (DESIGN.md §2, §3), and an optional XDP program in
+ * front of it for the dnat hot path (src/bpf/ikelb_xdp.h; bpf.attach:
+ * xdp). Both share every map. One pass per UDP datagram:
  * classify (src/core/ike_wire.h), choose the real server in the §3.2 order
  * (label, flow, IKE SA, source-ip persistence, new client, fallback),
  * record state, rewrite and forward (src/bpf/ikelb_fwd.h). */
 #include "ikelb_bpf_defs.h"
 #include "ikelb_parse.h"
 #include "ikelb_fwd.h"
+#include "ikelb_steer.h"
+#include "ikelb_xdp.h"
 #include "ike_wire.h"
 #include "hash.h"
 
 char LICENSE[] SEC("license") = "GPL";
-
-enum steer_how {
-	HOW_LABEL = SVC_CTR_STEER_LABEL,
-	HOW_FLOW = SVC_CTR_STEER_FLOW,
-	HOW_SA = SVC_CTR_STEER_SA,
-	HOW_PERSIST = SVC_CTR_STEER_PERSIST,
-	HOW_NEW = SVC_CTR_STEER_NEW,
-	HOW_FALLBACK = SVC_CTR_STEER_FALLBACK,
-};
-
-/* Everything the decision needs, on the stack once. */
-struct ctx {
-	struct flow_key fk;
-	struct ike_info info;
-	struct ikelb_addr raddr; /* the chosen real server's address */
-	__u32 svc_id;
-	__u32 now;
-	__u32 real_id;
-	__u32 how;
-	int is_ike;
-	int ike_mode;
-};
-
-/* Look up a state entry; returns its real server when the entry is fresh
- * and the server alive. Entries pointing to a dead or foreign server are
- * deleted; idle ones are ignored (the daemon sweeps them, or a new decision
- * overwrites them). Refreshes last_seen at most once a second. */
-static __always_inline struct real_value *state_use(void *map, void *key, struct ctx *c,
-						    __u32 timeout)
-{
-	struct state_value *v = bpf_map_lookup_elem(map, key);
-
-	if (!v)
-		return 0;
-	if (timeout && c->now - v->last_seen_s > timeout)
-		return 0;
-	__u32 id = v->real_id;
-	struct real_value *r = real_get(id, c->svc_id, 0);
-	if (!r) {
-		bpf_map_delete_elem(map, key);
-		return 0;
-	}
-	if (v->last_seen_s != c->now)
-		v->last_seen_s = c->now;
-	c->real_id = id;
-	return r;
-}
-
-/* Make the entry say (real, now); returns 1 when it was created or moved. */
-static __always_inline int state_put(void *map, void *key, __u32 real_id, __u32 now)
-{
-	struct state_value *v = bpf_map_lookup_elem(map, key);
-
-	if (v && v->real_id == real_id) {
-		if (v->last_seen_s != now)
-			v->last_seen_s = now;
-		return 0;
-	}
-	struct state_value nv = { .real_id = real_id, .last_seen_s = now };
-	return bpf_map_update_elem(map, key, &nv, BPF_ANY) == 0 ? 1 : -1;
-}
-
-static __always_inline void persist_key_make(struct persist_key *k, const struct svc_value *svc,
-					     const struct ctx *c)
-{
-	__builtin_memset(k, 0, sizeof(*k));
-	k->svc_id = c->svc_id;
-	k->client = c->fk.client;
-	ikelb_addr_mask(&k->client, ikelb_addr_is_v4(&k->client) ? svc->netmask : svc->netmask6);
-}
-
-/* Maglev slot for hash h; probes a few following slots when the slot's
- * server has just gone down and the daemon has not rebuilt the table yet. */
-static __always_inline struct real_value *maglev_pick(const struct svc_value *svc, struct ctx *c,
-						      __u64 h, int need_active)
-{
-	__u32 m = svc->maglev_size;
-
-	if (!m)
-		return 0;
-	__u32 slot = h % m;
-	for (int i = 0; i < 4; i++) {
-		__u32 idx = svc->maglev_off + slot;
-		__u32 *id = bpf_map_lookup_elem(&maglev_map, &idx);
-		if (id) {
-			__u32 rid = *id;
-			struct real_value *r = real_get(rid, c->svc_id, need_active);
-			if (r) {
-				c->real_id = rid;
-				return r;
-			}
-		}
-		slot = slot + 1 >= m ? 0 : slot + 1;
-	}
-	return 0;
-}
-
-/* §3.2 step 1: the server-chosen SPI names the server. */
-static __always_inline struct real_value *steer_label(const struct svc_value *svc, struct ctx *c)
-{
-	__u32 *id = 0;
-
-	if (svc->spi_mask && c->info.cls == IKE_C_IKEV2) {
-		__u64 spi = ike_server_spi(&c->info);
-		if (!spi)
-			return 0;
-		struct label_key lk = { .svc_id = c->svc_id, .label = spi & svc->spi_mask };
-		id = bpf_map_lookup_elem(&label_map, &lk);
-	} else if ((svc->flags & SVC_F_ESP_LABELS) && c->info.cls == IKE_C_ESP) {
-		struct esp_lpm_key ek = {
-			.prefixlen = 64,
-			.svc_id_be = bpf_htonl(c->svc_id),
-			.spi_be = bpf_htonl(c->info.esp_spi),
-		};
-		id = bpf_map_lookup_elem(&esp_lpm_map, &ek);
-	}
-	if (!id)
-		return 0;
-	__u32 rid = *id;
-	struct real_value *r = real_get(rid, c->svc_id, 0);
-	if (r)
-		c->real_id = rid;
-	return r;
-}
-
-/* §3.2 steps 3: IKE SA by SPIi (established, then half-open). */
-static __always_inline struct real_value *steer_sa(const struct svc_value *svc, struct ctx *c)
-{
-	struct sa_key k = { .svc_id = c->svc_id, .spi_i = c->info.spi_i };
-	struct real_value *r = state_use(&sa_map, &k, c, svc->persist_timeout_s);
-
-	if (!r)
-		r = state_use(&halfopen_map, &k, c, svc->persist_timeout_s);
-	return r;
-}
-
-static __always_inline struct real_value *steer_any(const struct svc_value *svc, struct ctx *c)
-{
-	struct real_value *r;
-
-	c->how = HOW_LABEL;
-	r = steer_label(svc, c);
-	if (r)
-		return r;
-	c->how = HOW_FLOW;
-	r = state_use(&flow_map, &c->fk, c, svc->flow_timeout_s);
-	if (r)
-		return r;
-	if (c->is_ike) {
-		/* Both modes: source-ip keeps half-open SAs here too, until
-		 * their IKE_AUTH earns them persistence (see learn()). */
-		c->how = HOW_SA;
-		r = steer_sa(svc, c);
-		if (r)
-			return r;
-	}
-	if (!c->ike_mode) {
-		struct persist_key pk;
-
-		persist_key_make(&pk, svc, c);
-		c->how = HOW_PERSIST;
-		r = state_use(&persist_map, &pk, c, svc->persist_timeout_s);
-		if (r)
-			return r;
-	}
-	struct ikelb_addr ha = c->fk.client;
-	if (!c->ike_mode)
-		ikelb_addr_mask(&ha, ikelb_addr_is_v4(&ha) ? svc->netmask : svc->netmask6);
-	if (c->is_ike && ike_is_new_sa(&c->info)) {
-		__u64 h = c->ike_mode ? ikelb_hash_u64(c->info.spi_i, svc->hash_seed)
-				      : ikelb_hash_addr(&ha, 0, svc->hash_seed);
-		c->how = HOW_NEW;
-		return maglev_pick(svc, c, h, 1);
-	}
-	c->how = HOW_FALLBACK;
-	/* ike mode placed the SA by its SPIi: hashing it again finds the
-	 * server statelessly (restart, another node, NAT rebinding) for as long
-	 * as the Maglev table is unchanged. ESP carries no SPIi. */
-	if (c->ike_mode && c->is_ike)
-		return maglev_pick(svc, c, ikelb_hash_u64(c->info.spi_i, svc->hash_seed), 0);
-	return maglev_pick(svc, c, ikelb_hash_addr(&ha, 0, svc->hash_seed), 0);
-}
-
-/* Separate BPF function (own stack frame): 0 with c->real_id / c->raddr
- * set, -1 when no server can take the packet. */
-static __noinline int steer(const struct svc_value *svc, struct ctx *c)
-{
-	struct real_value *r = steer_any(svc, c);
-
-	if (!r)
-		return -1;
-	c->raddr = r->addr;
-	return 0;
-}
-
-/* After the choice: learn state so later packets follow (DESIGN §3.2).
- * An IKE_SA_INIT (SPIr still 0) is spoofable and cheap to flood, so it
- * only ever writes the bounded half-open table: established clients' flow,
- * SA and persistence entries cannot be evicted by it. The first message
- * with SPIr (IKE_AUTH) promotes the SA: flow entry so ESP and keepalives
- * follow, SA entry (ike) or persistence (source-ip). Later IKE messages
- * keep them fresh. Fallback decisions write nothing. */
-static __noinline void learn(const struct svc_value *svc, struct ctx *c)
-{
-	if (c->how == HOW_FALLBACK || !c->is_ike)
-		return;
-	struct sa_key k = { .svc_id = c->svc_id, .spi_i = c->info.spi_i };
-	if (c->info.spi_r == 0) {
-		if (ike_is_new_sa(&c->info) &&
-		    state_put(&halfopen_map, &k, c->real_id, c->now) < 0)
-			ctr_add(c->svc_id, SVC_CTR_HALFOPEN_FULL, 0);
-		return;
-	}
-	if (c->how != HOW_FLOW)
-		state_put(&flow_map, &c->fk, c->real_id, c->now);
-	if (c->ike_mode) {
-		if (state_put(&sa_map, &k, c->real_id, c->now) > 0)
-			bpf_map_delete_elem(&halfopen_map, &k);
-		return;
-	}
-	if (c->how == HOW_SA)
-		bpf_map_delete_elem(&halfopen_map, &k);
-	if (c->how != HOW_PERSIST) {
-		struct persist_key pk;
-
-		persist_key_make(&pk, svc, c);
-		state_put(&persist_map, &pk, c->real_id, c->now);
-	}
-}
 
 /* Copy the first bytes of the UDP payload and classify them. */
 static __noinline void classify(struct __sk_buff *skb, const struct pkt *p, int natt,
@@ -364,4 +139,28 @@ int ikelb_tc(struct __sk_buff *skb)
 	if (svc)
 		return handle_service(skb, &p, svc);
 	return handle_reply(skb, &p);
+}
+
+/* bpf.attach: xdp. Forwards what it can finish (ikelb_xdp.h); XDP_PASS
+ * leaves the frame to ikelb_tc above, unchanged. */
+SEC("xdp")
+int ikelb_xdp(struct xdp_md *x)
+{
+	struct xdp_hdrs h;
+	struct pkt p;
+
+	__builtin_memset(&p, 0, sizeof(p));
+	__builtin_memset(&h, 0, sizeof(h));
+	if (xdp_parse(x, &p, &h) != XP_OK)
+		return XDP_PASS;
+
+	struct svc_key sk;
+	__builtin_memset(&sk, 0, sizeof(sk));
+	sk.vip = p.dst;
+	sk.port = p.dport;
+	sk.proto = IPPROTO_UDP;
+	struct svc_value *svc = bpf_map_lookup_elem(&svc_map, &sk);
+	if (!svc || (svc->flags & SVC_F_DSR))
+		return XDP_PASS;
+	return xdp_service(x, &p, &h, svc);
 }

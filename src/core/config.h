@@ -20,6 +20,9 @@
 #define CFG_WEIGHT_MAX 65535
 
 enum cfg_engine { CFG_ENGINE_BPF = 0, CFG_ENGINE_SOCKET = 1 };
+/* bpf engine hooks: tc clsact ingress only, or XDP in front of it for the
+ * dnat hot path (tc stays attached for everything XDP passes on). */
+enum cfg_bpf_attach { CFG_BPF_ATTACH_TC = 0, CFG_BPF_ATTACH_XDP = 1 };
 enum cfg_forwarding { CFG_FWD_DNAT = 0, CFG_FWD_DSR = 1, CFG_FWD_FULLNAT = 2 };
 enum cfg_persist_mode { CFG_PERSIST_SOURCE_IP = 0, CFG_PERSIST_IKE = 1 };
 enum cfg_sched {
@@ -98,6 +101,7 @@ struct cfg {
 	int ninterfaces;
 	char api_listen[256];  /* "unix:/run/ikelb/api.sock" or "127.0.0.1:8080" */
 	char bpf_pin_dir[256]; /* default /sys/fs/bpf/ikelb */
+	enum cfg_bpf_attach bpf_attach; /* default tc */
 	uint64_t maglev_seed;  /* same on every node => same tables */
 	uint32_t max_clients;  /* persistence / SA table capacity, default 1048576 */
 	uint32_t max_flows;    /* flow table capacity, default 1048576 */

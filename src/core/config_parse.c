@@ -12,7 +12,8 @@
 static const char *const root_keys[] = { "engine", "interfaces", "api", "bpf", "maglev_seed",
 					 "limits", "services", NULL };
 static const char *const api_keys[] = { "listen", NULL };
-static const char *const bpf_keys[] = { "pin_dir", NULL };
+static const char *const bpf_keys[] = { "pin_dir", "attach", NULL };
+static const char *const bpf_attach_names[] = { "tc", "xdp", NULL };
 static const char *const limit_keys[] = { "max_clients", "max_flows", "max_halfopen", NULL };
 static const char *const svc_keys[] = { "name", "vip", "ports", "forwarding", "persistence",
 					"scheduler", "maglev_size", "spi_mask", "snat_pool", "ike_port",
@@ -135,6 +136,9 @@ static void parse_api_bpf(struct cfg_ctx *x, yaml_node_t *root, struct cfg *c)
 	    c->bpf_pin_dir[0] != '/')
 		cfg_err(x, cfg_get(x, m, "pin_dir"), "bpf.pin_dir: '%s' is not an absolute path",
 			c->bpf_pin_dir);
+	int attach;
+	if (m && cfg_get_enum(x, m, "bpf", "attach", bpf_attach_names, 2, &attach) > 0)
+		c->bpf_attach = (enum cfg_bpf_attach)attach;
 }
 
 static void parse_limits(struct cfg_ctx *x, yaml_node_t *root, struct cfg *c)

@@ -1,5 +1,7 @@
-/* bpf engine: load, pin / reuse maps, attach / detach (tc clsact ingress). */
+/* bpf engine: load, pin / reuse maps, attach / detach (tc clsact ingress,
+ * optionally XDP in front). */
 #include <errno.h>
+#include <stddef.h>
 #include <limits.h>
 #include <net/if.h>
 #include <stdio.h>
@@ -13,6 +15,7 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <linux/if_link.h>
 #include <linux/magic.h>
 
 #include "bpf_engine_int.h"
@@ -170,6 +173,7 @@ int bpf_engine_open(struct bpf_engine **out, const struct cfg *cfg, const struct
 		return -EINVAL;
 	}
 	snprintf(e->pin_dir, sizeof(e->pin_dir), "%s", cfg->bpf_pin_dir);
+	e->attach = cfg->bpf_attach;
 	e->skel = ikelb_bpf__open();
 	if (!e->skel) {
 		err = -errno;
@@ -244,10 +248,79 @@ int bpf_engine_attach_ifindex(struct bpf_engine *e, int ifindex)
 	return 0;
 }
 
+/* Native XDP first; drivers without it (or a generic program left by a
+ * previous daemon) get generic mode, which still saves the tc pass only
+ * partly (DESIGN §5, docs/bpf-engine.md). */
+int bpf_engine_attach_xdp_ifindex(struct bpf_engine *e, int ifindex, bool *native)
+{
+	int fd = bpf_program__fd(e->skel->progs.ikelb_xdp);
+	uint32_t flags = XDP_FLAGS_DRV_MODE;
+	int err;
+
+	if (e->nxdp >= CFG_MAX_INTERFACES)
+		return -E2BIG;
+	err = bpf_xdp_attach(ifindex, fd, flags, NULL);
+	if (err) {
+		log_info(e->log, "bpf: native XDP on ifindex %d: %s; trying generic", ifindex,
+			 strerror(-err));
+		flags = XDP_FLAGS_SKB_MODE;
+		err = bpf_xdp_attach(ifindex, fd, flags, NULL);
+	}
+	if (err) {
+		log_err(e->log, "bpf: XDP attach on ifindex %d: %s", ifindex, strerror(-err));
+		return err;
+	}
+	*native = flags == XDP_FLAGS_DRV_MODE;
+	for (int i = 0; i < e->nxdp; i++)
+		if (e->xdp_ifindex[i] == ifindex) {
+			e->xdp_flags[i] = flags;
+			return 0;
+		}
+	e->xdp_ifindex[e->nxdp] = ifindex;
+	e->xdp_flags[e->nxdp++] = flags;
+	return 0;
+}
+
+/* An XDP program named like ours left by a daemon that ran with
+ * bpf.attach: xdp and did not stop cleanly would keep steering with that
+ * daemon's configuration maps in front of the new tc filter: remove it. */
+static void xdp_stale_remove(struct bpf_engine *e, int ifindex)
+{
+	LIBBPF_OPTS(bpf_xdp_query_opts, q);
+	static const struct {
+		uint32_t flags;
+		size_t off;
+	} modes[] = {
+		{ XDP_FLAGS_DRV_MODE, offsetof(struct bpf_xdp_query_opts, drv_prog_id) },
+		{ XDP_FLAGS_SKB_MODE, offsetof(struct bpf_xdp_query_opts, skb_prog_id) },
+	};
+
+	if (bpf_xdp_query(ifindex, 0, &q) < 0)
+		return;
+	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+		uint32_t id;
+		memcpy(&id, (const char *)&q + modes[i].off, sizeof(id));
+		int fd = id ? bpf_prog_get_fd_by_id(id) : -1;
+		if (fd < 0)
+			continue;
+		struct bpf_prog_info info;
+		uint32_t len = sizeof(info);
+		memset(&info, 0, sizeof(info));
+		if (bpf_obj_get_info_by_fd(fd, &info, &len) == 0 &&
+		    !strcmp(info.name, "ikelb_xdp") &&
+		    bpf_xdp_detach(ifindex, modes[i].flags, NULL) == 0)
+			log_info(e->log, "bpf: removed a previous ikelb XDP program from ifindex %d",
+				 ifindex);
+		close(fd);
+	}
+}
+
 int bpf_engine_attach(struct bpf_engine *e, const struct cfg *cfg)
 {
 	for (int i = 0; i < cfg->ninterfaces; i++) {
 		unsigned idx = if_nametoindex(cfg->interfaces[i]);
+		bool native = false;
+
 		if (!idx) {
 			log_err(e->log, "bpf: interface %s: %s", cfg->interfaces[i], strerror(errno));
 			return -ENODEV;
@@ -255,13 +328,29 @@ int bpf_engine_attach(struct bpf_engine *e, const struct cfg *cfg)
 		int err = bpf_engine_attach_ifindex(e, (int)idx);
 		if (err)
 			return err;
-		log_info(e->log, "bpf: attached to %s (tc ingress)", cfg->interfaces[i]);
+		if (e->attach != CFG_BPF_ATTACH_XDP) {
+			xdp_stale_remove(e, (int)idx);
+			log_info(e->log, "bpf: attached to %s (tc ingress)", cfg->interfaces[i]);
+			continue;
+		}
+		err = bpf_engine_attach_xdp_ifindex(e, (int)idx, &native);
+		if (err)
+			return err;
+		log_info(e->log, "bpf: attached to %s (%s XDP + tc ingress)", cfg->interfaces[i],
+			 native ? "native" : "generic");
 	}
 	return 0;
 }
 
 void bpf_engine_detach(struct bpf_engine *e)
 {
+	for (int i = 0; i < e->nxdp; i++) {
+		int err = bpf_xdp_detach(e->xdp_ifindex[i], e->xdp_flags[i], NULL);
+		if (err && err != -ENOENT && err != -ENODEV)
+			log_warn(e->log, "bpf: XDP detach ifindex %d: %s", e->xdp_ifindex[i],
+				 strerror(-err));
+	}
+	e->nxdp = 0;
 	for (int i = 0; i < e->nif; i++) {
 		DECLARE_LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = e->ifindex[i],
 				    .attach_point = BPF_TC_INGRESS);
@@ -283,4 +372,9 @@ int bpf_engine_map_fd(const struct bpf_engine *e, const char *name)
 {
 	struct bpf_map *m = bpf_object__find_map_by_name(e->skel->obj, name);
 	return m ? bpf_map__fd(m) : -1;
+}
+
+int bpf_engine_xdp_prog_fd(const struct bpf_engine *e)
+{
+	return bpf_program__fd(e->skel->progs.ikelb_xdp);
 }

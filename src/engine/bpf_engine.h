@@ -1,4 +1,4 @@
-/* bpf engine: loads the tc program (src/bpf/ikelb.bpf.c) with its libbpf
+/* bpf engine: loads the tc and XDP programs (src/bpf/ikelb.bpf.c) with its libbpf
  * skeleton, pins and reuses the state maps, attaches to interfaces and keeps
  * the configuration maps in sync with struct cfg. docs/bpf-engine.md has
  * the deployment side, docs/state.md the map layouts.
@@ -43,10 +43,15 @@ int bpf_engine_open(struct bpf_engine **out, const struct cfg *cfg, const struct
 void bpf_engine_close(struct bpf_engine *e, bool unpin);
 
 /* Attach the program at tc ingress (clsact created when missing) of every
- * cfg->interfaces entry; replaces an instance left by a previous daemon. */
+ * cfg->interfaces entry; replaces an instance left by a previous daemon.
+ * With bpf.attach: xdp the XDP program goes in front of tc on the same
+ * interfaces (native mode, else generic; logged). */
 int bpf_engine_attach(struct bpf_engine *e, const struct cfg *cfg);
 int bpf_engine_attach_ifindex(struct bpf_engine *e, int ifindex);
-/* Remove our filter from every interface attached by this engine. */
+/* The XDP program alone on one interface; *native tells the mode used. */
+int bpf_engine_attach_xdp_ifindex(struct bpf_engine *e, int ifindex, bool *native);
+/* Remove our tc filter and XDP program from every interface attached by
+ * this engine. */
 void bpf_engine_detach(struct bpf_engine *e);
 
 /* Fill the configuration maps from cfg: services (svc_map, vip_map),
@@ -116,6 +121,7 @@ uint32_t bpf_engine_now_s(void);
 /* For tests and tools: the program fd and map fds by name ("flow_map" ...),
  * -1 when unknown. */
 int bpf_engine_prog_fd(const struct bpf_engine *e);
+int bpf_engine_xdp_prog_fd(const struct bpf_engine *e);
 int bpf_engine_map_fd(const struct bpf_engine *e, const char *name);
 
 #endif

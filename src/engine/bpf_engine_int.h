@@ -32,6 +32,10 @@ struct bpf_engine {
 	int ncpu;
 	int ifindex[CFG_MAX_INTERFACES];
 	int nif;
+	enum cfg_bpf_attach attach;             /* from the cfg given to open */
+	int xdp_ifindex[CFG_MAX_INTERFACES];
+	uint32_t xdp_flags[CFG_MAX_INTERFACES]; /* XDP_FLAGS_DRV_MODE or _SKB_MODE */
+	int nxdp;
 	int nsvc;
 	struct eng_svc svc[IKELB_MAX_SERVICES];
 };

@@ -10,6 +10,15 @@ struct cfg_bad_case {
 };
 
 static const struct cfg_bad_case cfg_bad_cases[] = {
+	{ "bpf_attach_unknown",
+	  "interfaces: [eth0]\n"
+	  "bpf: { attach: dpdk }\n"
+	  "services:\n"
+	  "  - name: s1\n"
+	  "    vip: 203.0.113.10\n"
+	  "    servers:\n"
+	  "      - { name: a, address: 198.51.100.1 }\n",
+	  "t.yaml:2:16: bpf.attach: 'dpdk' is not one of: tc, xdp" },
 	{ "ike_port_not_a_service_port",
 	  "engine: socket\n"
 	  "services:\n"
