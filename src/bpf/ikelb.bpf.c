@@ -61,9 +61,7 @@ static __noinline void reply_learn(struct __sk_buff *skb, const struct pkt *p,
 	classify(skb, p, rv->natt, &info);
 	if (info.cls == IKE_C_DROP)
 		return;
-	if (info.cls == IKE_C_IKEV2 && info.exch == IKE_EXCH_SA_INIT)
-		return;
-	if (info.cls == IKE_C_IKEV1 && (info.exch == 2 || info.exch == 4))
+	if (ike_is_phase1(&info))
 		return;
 	__builtin_memset(&fk, 0, sizeof(fk));
 	fk.svc_id = svc_id;

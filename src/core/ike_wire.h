@@ -185,15 +185,26 @@ IKE_INLINE int ike_classify(const __u8 *p, const __u8 *end, __u32 plen, int natt
 	return IKE_C_ESP;
 }
 
-/* RFC 3948 framing applies to every service port except 500. */
-IKE_INLINE int ike_port_is_natt(__u16 port)
+/* RFC 3948 framing applies to every service port except the one carrying
+ * bare IKE: 500, or the service's `ike_port` (a relay on high ports). */
+IKE_INLINE int ike_port_is_natt(__u16 port, __u16 ike_port)
 {
-	return port != IKE_PORT;
+	return port != ike_port;
 }
 
 IKE_INLINE int ike_is_request(const struct ike_info *i)
 {
 	return !(i->flags & IKE_FLAG_R);
+}
+
+/* An IKE SA's opening exchange, either direction: IKEv2 IKE_SA_INIT, IKEv1
+ * Identity Protection (Main Mode, 2) or Aggressive Mode (4). A spoofed
+ * request makes a server answer these to any address. */
+IKE_INLINE int ike_is_phase1(const struct ike_info *i)
+{
+	if (i->cls == IKE_C_IKEV2)
+		return i->exch == IKE_EXCH_SA_INIT;
+	return i->cls == IKE_C_IKEV1 && (i->exch == 2 || i->exch == 4);
 }
 
 /* A message that may create state on a balancer: the first message of a new
@@ -205,8 +216,7 @@ IKE_INLINE int ike_is_new_sa(const struct ike_info *i)
 		return 0;
 	if (i->cls == IKE_C_IKEV2)
 		return i->exch == IKE_EXCH_SA_INIT && ike_is_request(i);
-	/* IKEv1: Identity Protection (Main Mode, 2) or Aggressive Mode (4). */
-	return i->cls == IKE_C_IKEV1 && (i->exch == 2 || i->exch == 4);
+	return i->cls == IKE_C_IKEV1 && ike_is_phase1(i);
 }
 
 /* The SPI the server chose, as seen in a client->server IKEv2 message: the

@@ -524,8 +524,7 @@ void steer_learn_reply(struct steer *st, int svc, const struct ikelb_addr *clien
 		return;
 	if (ike_classify(payload, payload + len, (uint32_t)len, natt, &in) == IKE_C_DROP)
 		return;
-	if ((in.cls == IKE_C_IKEV2 && in.exch == IKE_EXCH_SA_INIT) ||
-	    (in.cls == IKE_C_IKEV1 && (in.exch == 2 || in.exch == 4)))
+	if (ike_is_phase1(&in))
 		return;
 	struct flow_key fk;
 	key_flow(&fk, svc, client, cport, vport);

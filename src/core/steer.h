@@ -93,7 +93,7 @@ int steer_set_weight(struct steer *st, int svc, int srv, uint32_t weight);
 int steer_server_state(const struct steer *st, int svc, int srv);
 
 /* Decide for one client datagram to service svc, arriving on service port
- * vport; natt: RFC 3948 framing on that port (ike_port_is_natt(vport), as
+ * vport; natt: RFC 3948 framing on that port (ike_port_is_natt(vport, ike_port), as
  * the BPF engine sets it; the socket engine's tests map a high port to
  * port-500 framing). payload is the UDP payload. Returns the server index or -1 (then
  * r->drop says why: classifier reason, or IKE_DROP_NO_SERVER). Counts

@@ -272,7 +272,7 @@ static int sync_services(struct bpf_engine *e, const struct cfg *cfg, struct eng
 					     .proto = IPPROTO_UDP };
 			struct svc_value v = es->val;
 
-			v.natt = svc->ports[p] != svc->ike_port;
+			v.natt = (uint8_t)ike_port_is_natt(svc->ports[p], svc->ike_port);
 			err = kv_find(&sv, &k) >= 0 ? -EEXIST : kv_add(&sv, &k, &v);
 		}
 		uint32_t sid = (uint32_t)s;
@@ -308,7 +308,8 @@ static int rev_build(struct bpf_engine *e, const struct cfg *cfg, struct kv *kv)
 				struct rev_key k = { .addr = svc->servers[i].addr,
 						     .port = svc->ports[p] };
 				struct rev_value v = { .vip = svc->vip, .port = svc->ports[p],
-						       .natt = svc->ports[p] != svc->ike_port,
+						       .natt = (uint8_t)ike_port_is_natt(svc->ports[p],
+										 svc->ike_port),
 						       .svc_id = (uint32_t)s,
 						       .real_id = IKELB_REAL_NONE };
 				long at = kv_find(kv, &k);
@@ -472,7 +473,7 @@ static int write_svc_values(struct bpf_engine *e, int svc)
 		struct svc_key k = { .vip = es->vip, .port = es->ports[p], .proto = IPPROTO_UDP };
 		struct svc_value v = es->val;
 
-		v.natt = es->ports[p] != es->ike_port;
+		v.natt = (uint8_t)ike_port_is_natt(es->ports[p], es->ike_port);
 		if (bpf_map_update_elem(fd, &k, &v, BPF_EXIST) < 0)
 			return -errno;
 	}

@@ -217,7 +217,8 @@ static int listeners_open(struct sock_engine *e)
 				l->svc = i;
 				l->worker = w;
 				l->port = cs->ports[p];
-				l->natt = cs->ports[p] != (e->ike_port ? e->ike_port : cs->ike_port);
+				l->natt = (uint8_t)ike_port_is_natt(
+					cs->ports[p], e->ike_port ? e->ike_port : cs->ike_port);
 				l->vip = cs->vip;
 				e->nlst++;
 			}

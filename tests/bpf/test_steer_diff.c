@@ -70,7 +70,7 @@ static int feed(struct diff *d, int svc, const uint8_t *fr, size_t n)
 	int bpf = verdict == TC_ACT_SHOT ? -1 : t_dst_server(&d->f, svc);
 
 	struct steer_result r;
-	int us = steer_packet(d->st, svc, &client, sport, dport, ike_port_is_natt(dport),
+	int us = steer_packet(d->st, svc, &client, sport, dport, ike_port_is_natt(dport, IKE_PORT),
 			      ip + off, n - PKT_ETH_LEN - off, bpf_engine_now_s(), &r);
 	d->pkts++;
 	if (us == bpf)

@@ -160,6 +160,7 @@ static void ikev2_sa_init_on_500(void **state)
 	assert_int_equal(i.length, 254);
 	assert_int_equal(i.marker, 0);
 	assert_true(ike_is_new_sa(&i));
+	assert_true(ike_is_phase1(&i));
 	assert_true(ike_is_request(&i));
 	assert_true(ike_server_spi(&i) == 0); /* the server has not chosen yet */
 }
@@ -179,6 +180,7 @@ static void ikev2_on_4500_with_marker(void **state)
 	assert_int_equal(i.msg_id, 1);
 	assert_true(i.spi_i == SPI_I && i.spi_r == SPI_R);
 	assert_false(ike_is_new_sa(&i));
+	assert_false(ike_is_phase1(&i));
 	assert_true(ike_server_spi(&i) == SPI_R);
 	/* The same IKE message without the marker is ESP on 4500 (RFC 3948):
 	 * the first 4 bytes of SPIi become the ESP SPI. */
@@ -520,9 +522,13 @@ static void server_spi_and_label(void **state)
 	assert_true(ike_server_spi(&i) == SPI_I);
 	assert_false(ike_spi_has_label(ike_server_spi(&i), 0xff00000000000000ULL,
 				       0x2a00000000000000ULL));
-	assert_int_equal(ike_port_is_natt(IKE_PORT), 0);
-	assert_int_equal(ike_port_is_natt(IKE_NATT_PORT), 1);
-	assert_int_equal(ike_port_is_natt(4501), 1);
+	assert_int_equal(ike_port_is_natt(IKE_PORT, IKE_PORT), 0);
+	assert_int_equal(ike_port_is_natt(IKE_NATT_PORT, IKE_PORT), 1);
+	assert_int_equal(ike_port_is_natt(4501, IKE_PORT), 1);
+	/* a relay with bare IKE on 10500 */
+	assert_int_equal(ike_port_is_natt(10500, 10500), 0);
+	assert_int_equal(ike_port_is_natt(IKE_PORT, 10500), 1);
+	assert_int_equal(ike_port_is_natt(14500, 10500), 1);
 }
 
 /* Walks the generic payload chain after the IKE header: types must match

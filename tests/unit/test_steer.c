@@ -96,7 +96,7 @@ static int send_pkt(struct fx *f, const char *ip, uint16_t cport, uint16_t vport
 		    uint64_t now)
 {
 	struct ikelb_addr a = tcfg_addr(ip);
-	return steer_packet(f->st, 0, &a, cport, vport, ike_port_is_natt(vport), f->buf, len, now,
+	return steer_packet(f->st, 0, &a, cport, vport, ike_port_is_natt(vport, IKE_PORT), f->buf, len, now,
 			    &f->r);
 }
 
