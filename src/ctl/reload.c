@@ -136,25 +136,31 @@ static int apply_in_place(struct daemon *d, struct cfg *nc)
 	return rc ? -1 : 0;
 }
 
+/* The same server (name, address, labels) in service `svc` of c. */
+static bool find_server(const struct cfg *c, const char *svc, const struct cfg_server *srv,
+			int *k, int *m)
+{
+	for (*k = 0; *k < c->nservices; (*k)++) {
+		if (!str_eq(c->services[*k].name, svc))
+			continue;
+		for (*m = 0; *m < c->services[*k].nservers; (*m)++)
+			if (server_same(&c->services[*k].servers[*m], srv))
+				return true;
+		return false; /* service names are unique */
+	}
+	return false;
+}
+
 /* Health of servers that stay (same service and server name, same
  * address) carries over, so a reload does not resurrect a dead server. */
 static void carry_health(struct runtime *nrt, const struct cfg *nc, const struct runtime *ort,
 			 const struct cfg *oc)
 {
-	for (int i = 0; i < nc->nservices; i++) {
-		for (int k = 0; k < oc->nservices; k++) {
-			if (!str_eq(nc->services[i].name, oc->services[k].name))
-				continue;
-			for (int j = 0; j < nc->services[i].nservers; j++) {
-				for (int m = 0; m < oc->services[k].nservers; m++) {
-					if (!server_same(&nc->services[i].servers[j],
-							 &oc->services[k].servers[m]))
-						continue;
-					rt_restore_health(nrt, i, j, ort->svc[k].servers[m].health);
-				}
-			}
-		}
-	}
+	int k, m;
+	for (int i = 0; i < nc->nservices; i++)
+		for (int j = 0; j < nc->services[i].nservers; j++)
+			if (find_server(oc, nc->services[i].name, &nc->services[i].servers[j], &k, &m))
+				rt_restore_health(nrt, i, j, ort->svc[k].servers[m].health);
 }
 
 static int apply_new_shape(struct daemon *d, struct cfg *nc)
