@@ -18,7 +18,7 @@ struct bpf_adapter {
 	const struct cfg *cfg;
 	const struct logger *log;
 	struct bpf_real_usage *usage; /* IKELB_MAX_REALS, from the last sweep */
-	uint32_t usage_at_s;
+	uint64_t removed_unreported;  /* by stats reads, for the next sweep() */
 	bool attached;
 };
 
@@ -41,20 +41,29 @@ static int bpf_set_table(struct engine *e, int svc, const uint32_t *t, uint32_t 
 
 static int bpf_set_state(struct engine *e, int svc, int srv, int state)
 {
-	ad(e)->usage_at_s = UINT32_MAX; /* a purge changed the counts: recount */
 	return bpf_engine_set_real_state(ad(e)->be, svc, srv, state);
+}
+
+/* One walk of the state maps: expires idle entries and counts the live
+ * ones per server (a->usage). */
+static long walk(struct bpf_adapter *a)
+{
+	struct bpf_sweep_stats st = { 0 };
+	if (bpf_engine_sweep(a->be, bpf_engine_now_s(), a->usage, &st) < 0)
+		return -1;
+	return (long)(st.expired + st.purged);
 }
 
 static long bpf_sweep(struct engine *e, uint64_t now_s)
 {
 	struct bpf_adapter *a = ad(e);
-	struct bpf_sweep_stats st = { 0 };
 	(void)now_s; /* the BPF side stamps with its own monotonic clock */
-	uint32_t now = bpf_engine_now_s();
-	if (bpf_engine_sweep(a->be, now, a->usage, &st) < 0)
+	long n = walk(a);
+	if (n < 0)
 		return -1;
-	a->usage_at_s = now;
-	return (long)(st.expired + st.purged);
+	n += (long)a->removed_unreported;
+	a->removed_unreported = 0;
+	return n;
 }
 
 static int bpf_read_stats(struct engine *e, struct eng_stats *out)
@@ -62,9 +71,11 @@ static int bpf_read_stats(struct engine *e, struct eng_stats *out)
 	struct bpf_adapter *a = ad(e);
 	struct ctr c[SVC_CTR__MAX];
 
-	/* Client counts come from a map walk; refresh at most once a second. */
-	if (bpf_engine_now_s() != a->usage_at_s)
-		bpf_sweep(e, 0);
+	/* Client counts come from a map walk, done for every read so status
+	 * is exact; what it expires is reported with the next sweep(). */
+	long n = walk(a);
+	if (n > 0)
+		a->removed_unreported += (uint64_t)n;
 	for (int i = 0; i < a->cfg->nservices && i < out->nsvc; i++) {
 		if (bpf_engine_svc_counters(a->be, i, c) == 0) {
 			for (int k = 0; k < SVC_CTR__MAX; k++) {
@@ -98,7 +109,6 @@ static int bpf_reconfigure(struct engine *e, const struct cfg *cfg)
 	int rc = bpf_engine_sync(ad(e)->be, cfg);
 	if (rc == 0)
 		rc = bpf_engine_refresh_local_addrs(ad(e)->be);
-	ad(e)->usage_at_s = UINT32_MAX;
 	return rc;
 }
 

@@ -88,8 +88,9 @@ def wait_state(lab, server, state, limit):
 
 
 def wait_clients(lab, server, n, limit=2.5):
-    """ikelb's client count for a server (refreshed at most once a second
-    by the daemon) reaching n; -> the server's status entry."""
+    """ikelb's client count for a server (counted at every status request;
+    purges and reconnects take a moment to land) reaching n; -> the
+    server's status entry."""
     end = time.monotonic() + limit
     st = servers_status(lab)[server]
     while st["clients"] != n and time.monotonic() < end:
