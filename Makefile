@@ -21,11 +21,11 @@ PREFIX ?= /usr/local
 
 ARCH_INC := /usr/include/$(shell uname -m)-linux-gnu
 CFLAGS := -std=gnu11 -Wall -Wextra -Werror -O2 -g -D_GNU_SOURCE \
-	-Isrc/core -Isrc -I$(BUILD) $(SANFLAGS) $(EXTRA_CFLAGS)
+	-Iinclude -Isrc -I$(BUILD) $(SANFLAGS) $(EXTRA_CFLAGS)
 LDFLAGS := $(SANFLAGS)
 LIBS := -lbpf -lelf -lz -lyaml -ljansson -lmicrohttpd -lcurl -lpcap -lm -lpthread
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_x86 -Wall -Werror \
-	-Isrc/core -Isrc/bpf -I$(ARCH_INC)
+	-Iinclude -Isrc -I$(ARCH_INC)
 
 LIB_SRCS := $(wildcard src/core/*.c src/engine/*.c src/ctl/*.c)
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
@@ -53,7 +53,7 @@ $(DEPS_STAMP): scripts/install-deps
 	sh scripts/install-deps
 	@touch $@
 
-$(BUILD)/bpf/%.bpf.o: src/bpf/%.bpf.c $(wildcard src/bpf/*.h src/core/*.h) | $(DEPS_STAMP)
+$(BUILD)/bpf/%.bpf.o: src/bpf/%.bpf.c $(wildcard src/bpf/*.h include/ikelb/*.h) | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
 
@@ -123,7 +123,7 @@ fuzz: | $(DEPS_STAMP)
 	@mkdir -p $(BUILD)/fuzz
 	@set -e; for f in $(FUZZ_SRCS); do \
 		n=$$(basename $$f .c); \
-		$(CLANG) -std=gnu11 -g -O1 -Isrc/core -Isrc -fsanitize=fuzzer,address,undefined \
+		$(CLANG) -std=gnu11 -g -O1 -Iinclude -Isrc -fsanitize=fuzzer,address,undefined \
 			-o $(BUILD)/fuzz/$$n $$f; \
 		mkdir -p $(BUILD)/fuzz/$$n.corpus; \
 		echo "fuzz: $$n for $(FUZZ_SECONDS)s"; \

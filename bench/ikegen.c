@@ -30,7 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "ike_wire.h"
+#include "ikelb/ike_wire.h"
 
 #define IKEGEN_ESP_SPI_BASE 0x100000u
 #define IKEGEN_MAX_DST 16

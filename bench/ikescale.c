@@ -21,12 +21,12 @@
 
 #include <bpf/bpf.h>
 
-#include "bpf/ikelb_maps.h"
-#include "config.h"
-#include "ike_wire.h"
-#include "maglev.h"
-#include "persist.h"
-#include "steer.h"
+#include "ikelb/maps.h"
+#include "core/config.h"
+#include "ikelb/ike_wire.h"
+#include "core/maglev.h"
+#include "core/persist.h"
+#include "core/steer.h"
 
 struct scale_opts {
 	uint32_t clients;

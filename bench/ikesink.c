@@ -4,7 +4,7 @@
  * (clients seen at more than one sink).
  *
  * The client id is read from the packet (bench/ikegen.c puts it there), with
- * the shared classifier src/core/ike_wire.h: IKE (500, or 4500 after the
+ * the shared classifier include/ikelb/ike_wire.h: IKE (500, or 4500 after the
  * non-ESP marker): SPIi low 32 bits - 1; ESP-in-UDP: SPI - IKEGEN_ESP_SPI_BASE.
  * Source addresses are not used: a full-NAT proxy (nginx, ikelb's socket
  * engine) replaces them with its own.
@@ -27,7 +27,7 @@
 
 #include <jansson.h>
 
-#include "ike_wire.h"
+#include "ikelb/ike_wire.h"
 
 #define SINK_ESP_SPI_BASE 0x100000u /* IKEGEN_ESP_SPI_BASE */
 #define SINK_MAX_PORTS 8

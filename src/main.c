@@ -4,10 +4,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
+#include "core/config.h"
 #include "ctl/client.h"
 #include "ctl/daemon.h"
-#include "log.h"
+#include "core/log.h"
 
 #ifndef IKELB_VERSION
 #define IKELB_VERSION "0.1.0"

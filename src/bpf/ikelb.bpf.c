@@ -3,16 +3,16 @@
  * virtual services (DESIGN.md §2, §3), and an optional XDP program in
  * front of it for the dnat hot path (src/bpf/ikelb_xdp.h; bpf.attach:
  * xdp). Both share every map. One pass per UDP datagram:
- * classify (src/core/ike_wire.h), choose the real server in the §3.2 order
+ * classify (include/ikelb/ike_wire.h), choose the real server in the §3.2 order
  * (label, flow, IKE SA, source-ip persistence, new client, fallback),
  * record state, rewrite and forward (src/bpf/ikelb_fwd.h). */
-#include "ikelb_bpf_defs.h"
-#include "ikelb_parse.h"
-#include "ikelb_fwd.h"
-#include "ikelb_steer.h"
-#include "ikelb_xdp.h"
-#include "ike_wire.h"
-#include "hash.h"
+#include "bpf/ikelb_bpf_defs.h"
+#include "bpf/ikelb_parse.h"
+#include "bpf/ikelb_fwd.h"
+#include "bpf/ikelb_steer.h"
+#include "bpf/ikelb_xdp.h"
+#include "ikelb/ike_wire.h"
+#include "ikelb/hash.h"
 
 char LICENSE[] SEC("license") = "GPL";
 

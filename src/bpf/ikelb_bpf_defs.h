@@ -9,9 +9,9 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 
-#include "ikelb_addr.h"
-#include "ikelb_maps.h"
-#include "ike_wire.h"
+#include "ikelb/addr.h"
+#include "ikelb/maps.h"
+#include "ikelb/ike_wire.h"
 
 #define IKELB_AF_INET 2
 #define IKELB_AF_INET6 10

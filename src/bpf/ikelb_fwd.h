@@ -14,7 +14,7 @@
 #include <linux/pkt_cls.h>
 #include <stddef.h>
 
-#include "ikelb_bpf_defs.h"
+#include "bpf/ikelb_bpf_defs.h"
 
 #define IKELB_IP4_DADDR_OFF offsetof(struct iphdr, daddr)
 #define IKELB_IP4_SADDR_OFF offsetof(struct iphdr, saddr)

@@ -10,7 +10,7 @@
 #include <linux/ipv6.h>
 #include <linux/udp.h>
 
-#include "ikelb_bpf_defs.h"
+#include "bpf/ikelb_bpf_defs.h"
 
 enum { PARSE_PASS = 0, PARSE_OK = 1, PARSE_BAD = 2 };
 

@@ -5,9 +5,9 @@
 #ifndef IKELB_STEER_H
 #define IKELB_STEER_H
 
-#include "ikelb_bpf_defs.h"
-#include "ike_wire.h"
-#include "hash.h"
+#include "bpf/ikelb_bpf_defs.h"
+#include "ikelb/ike_wire.h"
+#include "ikelb/hash.h"
 
 enum steer_how {
 	HOW_LABEL = SVC_CTR_STEER_LABEL,

@@ -24,8 +24,8 @@
 #include <linux/ipv6.h>
 #include <linux/udp.h>
 
-#include "ikelb_bpf_defs.h"
-#include "ikelb_steer.h"
+#include "bpf/ikelb_bpf_defs.h"
+#include "bpf/ikelb_steer.h"
 
 /* Headers of the datagram in the frame (direct packet access). */
 struct xdp_hdrs {

@@ -1,7 +1,7 @@
 /* Configuration loader: public entry points, error list, defaults, names
  * and durations. The YAML tree walk lives in config_parse.c (fields),
  * config_validate.c (cross checks) and config_yaml.c (typed getters). */
-#include "config_int.h"
+#include "core/config_int.h"
 
 #include <ctype.h>
 #include <errno.h>

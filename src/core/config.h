@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "ikelb_addr.h"
+#include "ikelb/addr.h"
 
 #define CFG_NAME_MAX 64
 #define CFG_MAX_PORTS 16

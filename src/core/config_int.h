@@ -5,7 +5,7 @@
 
 #include <yaml.h>
 
-#include "config.h"
+#include "core/config.h"
 
 /* Enough for any sane file; beyond this the output stops being useful. */
 #define CFG_MAX_ERRORS 200

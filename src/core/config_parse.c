@@ -1,7 +1,7 @@
 /* YAML tree -> struct cfg, field by field. Checks that need only values of
  * the same object (ranges, address family against the VIP, timeout below
  * interval) live here; checks across objects are in config_validate.c. */
-#include "config_int.h"
+#include "core/config_int.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -2,7 +2,7 @@
  * uniqueness (service names, VIP:port, server names, addresses, SPI labels),
  * ESP SPI range overlaps and Maglev table size. Only values that parsed
  * cleanly take part, so one typo yields one message. */
-#include "config_int.h"
+#include "core/config_int.h"
 
 #include <stdio.h>
 #include <string.h>

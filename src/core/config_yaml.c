@@ -1,7 +1,7 @@
 /* Typed access to libyaml's document tree for the configuration loader.
  * Every getter reports its own errors at the offending node, so callers
  * only decide what a missing key means. */
-#include "config_int.h"
+#include "core/config_int.h"
 
 #include <ctype.h>
 #include <errno.h>

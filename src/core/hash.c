@@ -1,7 +1,7 @@
 /* SipHash-2-4, written from the paper's specification (Aumasson &
  * Bernstein 2012, §2); checked against its reference vectors in
  * tests/unit/test_hash.c. */
-#include "hash.h"
+#include "ikelb/hash.h"
 
 #define ROTL64(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
 

@@ -4,8 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "hash.h"
-#include "maglev.h"
+#include "ikelb/hash.h"
+#include "core/maglev.h"
 
 struct mg_perm {
 	uint32_t idx;      /* caller's backend index */

@@ -21,7 +21,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include "ikelb_addr.h"
+#include "ikelb/addr.h"
 
 #define MAGLEV_EMPTY UINT32_MAX           /* slot value when no backend has weight */
 #define MAGLEV_DEFAULT_SIZE 65537u

@@ -7,8 +7,8 @@
 #include <sys/random.h>
 #include <time.h>
 
-#include "hash.h"
-#include "persist.h"
+#include "ikelb/hash.h"
+#include "core/persist.h"
 
 #define NIL UINT32_MAX
 

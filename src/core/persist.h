@@ -26,7 +26,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include "ikelb_addr.h"
+#include "ikelb/addr.h"
 
 #define PERSIST_KEY_MAX 64
 #define PERSIST_CAPACITY_MAX (1u << 30)

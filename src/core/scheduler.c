@@ -3,10 +3,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "hash.h"
-#include "maglev.h"
-#include "scheduler.h"
-#include "bpf/ikelb_maps.h"
+#include "ikelb/hash.h"
+#include "core/maglev.h"
+#include "core/scheduler.h"
+#include "ikelb/maps.h"
 
 _Static_assert(SCHED_SRV_ACTIVE == REAL_ACTIVE && SCHED_SRV_DRAINING == REAL_DRAINING &&
 		       SCHED_SRV_DOWN == REAL_DOWN,

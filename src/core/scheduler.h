@@ -24,10 +24,10 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include "config.h"
-#include "ikelb_addr.h"
+#include "core/config.h"
+#include "ikelb/addr.h"
 
-/* Same values as REAL_ACTIVE/REAL_DRAINING/REAL_DOWN in ikelb_maps.h. */
+/* Same values as REAL_ACTIVE/REAL_DRAINING/REAL_DOWN in include/ikelb/maps.h. */
 enum sched_state {
 	SCHED_SRV_ACTIVE = 0,   /* gets new clients */
 	SCHED_SRV_DRAINING = 1, /* keeps its clients, gets no new ones */

@@ -1,15 +1,15 @@
 /* User-space steering decision; the rules are documented in steer.h. */
-#include "steer.h"
+#include "core/steer.h"
 
 #include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "hash.h"
-#include "maglev.h"
-#include "persist.h"
-#include "scheduler.h"
+#include "ikelb/hash.h"
+#include "core/maglev.h"
+#include "core/persist.h"
+#include "core/scheduler.h"
 
 struct steer_srv {
 	int state;            /* REAL_* */
@@ -533,7 +533,7 @@ void steer_learn_reply(struct steer *st, int svc, const struct ikelb_addr *clien
 
 /* ------------------------------------------------------------------ upkeep */
 
-/* Every key starts with the 32-bit service id (ikelb_maps.h layouts). */
+/* Every key starts with the 32-bit service id (include/ikelb/maps.h layouts). */
 static uint32_t key_svc(const void *key)
 {
 	uint32_t v;

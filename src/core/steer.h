@@ -30,7 +30,7 @@
  * persistence, new clients and IKE messages not steered by rule 4 write the
  * persistence entry. Rule 6 writes nothing.
  *
- * State: three tables shared by all services, keys as in ikelb_maps.h
+ * State: three tables shared by all services, keys as in include/ikelb/maps.h
  * (service id inside the key, like the BPF maps), values hold a global server
  * id (service base + index) so purging a DOWN server is one pass. Idle
  * timeouts are per service (persistence.timeout_s for the persistence, SA and
@@ -47,10 +47,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "config.h"
-#include "ike_wire.h"
-#include "ikelb_addr.h"
-#include "bpf/ikelb_maps.h"
+#include "core/config.h"
+#include "ikelb/ike_wire.h"
+#include "ikelb/addr.h"
+#include "ikelb/maps.h"
 
 enum steer_rule {
 	STEER_NONE = 0,     /* dropped */

@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "ctl/health.h"
-#include "core/ike_wire.h"
+#include "ikelb/ike_wire.h"
 
 #define PACE_DEFAULT_MAX 2
 #define PACE_DEFAULT_WINDOW_MS 1000

@@ -31,7 +31,7 @@
 #include <stdint.h>
 
 #include "core/config.h"
-#include "core/ikelb_addr.h"
+#include "ikelb/addr.h"
 #include "core/log.h"
 
 /* ---- IKE probe wire format (health_ike.c), pure functions ---- */

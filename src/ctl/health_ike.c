@@ -3,7 +3,7 @@
 #include <string.h>
 
 #include "ctl/health.h"
-#include "core/ike_wire.h"
+#include "ikelb/ike_wire.h"
 
 #define PL_NONE 0
 #define PL_SA 33

@@ -7,7 +7,7 @@
 
 #include "ctl/daemon.h"
 #include "ctl/health.h"
-#include "ike_wire.h"
+#include "ikelb/ike_wire.h"
 
 static const char *const ctr_names[SVC_CTR_DROP_BASE] = {
 	[SVC_CTR_RX] = "rx",

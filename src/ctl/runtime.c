@@ -1,12 +1,12 @@
-#include "runtime.h"
+#include "ctl/runtime.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "engine/engine.h"
-#include "maglev.h"
-#include "scheduler.h"
+#include "core/maglev.h"
+#include "core/scheduler.h"
 
 static int effective_state(const struct rt_server *s)
 {

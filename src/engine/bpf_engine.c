@@ -18,7 +18,7 @@
 #include <linux/if_link.h>
 #include <linux/magic.h>
 
-#include "bpf_engine_int.h"
+#include "engine/bpf_engine_int.h"
 #include "bpf/ikelb.skel.h"
 
 /* Maps whose content must outlive the daemon: learned client state, the

@@ -25,9 +25,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "config.h"
-#include "log.h"
-#include "bpf/ikelb_maps.h"
+#include "core/config.h"
+#include "core/log.h"
+#include "ikelb/maps.h"
 
 struct bpf_engine;
 

@@ -5,7 +5,7 @@
 
 #include <stddef.h>
 
-#include "bpf_engine.h"
+#include "engine/bpf_engine.h"
 
 #define BPF_ENGINE_TC_HANDLE 0x1ce
 #define BPF_ENGINE_TC_PRIO 1

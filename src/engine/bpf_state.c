@@ -6,7 +6,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
-#include "bpf_engine_int.h"
+#include "engine/bpf_engine_int.h"
 #include "bpf/ikelb.skel.h"
 
 #define SWEEP_CHUNK 4096

@@ -8,9 +8,9 @@
 
 #include <bpf/bpf.h>
 
-#include "bpf_engine_int.h"
+#include "engine/bpf_engine_int.h"
 #include "bpf/ikelb.skel.h"
-#include "ike_wire.h"
+#include "ikelb/ike_wire.h"
 
 /* Desired content of one map, built in memory then swapped in. */
 struct kv {

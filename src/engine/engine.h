@@ -8,9 +8,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "config.h"
-#include "log.h"
-#include "bpf/ikelb_maps.h" /* enum svc_ctr, REAL_* states: one numbering for both engines */
+#include "core/config.h"
+#include "core/log.h"
+#include "ikelb/maps.h" /* enum svc_ctr, REAL_* states: one numbering for both engines */
 
 struct eng_svc_stats {
 	uint64_t pkts[SVC_CTR__MAX];

@@ -10,7 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "sock_int.h"
+#include "engine/sock_int.h"
 
 uint64_t sock_now_s(void)
 {

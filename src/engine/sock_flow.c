@@ -10,7 +10,7 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
-#include "sock_int.h"
+#include "engine/sock_int.h"
 
 int sock_flows_init(struct sock_engine *e, uint32_t cap)
 {

@@ -11,8 +11,8 @@
 #include <netinet/in.h>
 
 #include "engine/sock_engine.h"
-#include "persist.h"
-#include "steer.h"
+#include "core/persist.h"
+#include "core/steer.h"
 
 #define SOCK_NIL UINT32_MAX
 #define SOCK_BATCH 32

@@ -10,7 +10,7 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
-#include "sock_int.h"
+#include "engine/sock_int.h"
 
 #define SOCK_MAX_ROUNDS 4 /* batches per ready socket before serving others */
 

@@ -18,12 +18,12 @@
 #include <bpf/libbpf.h>
 #include <linux/pkt_cls.h>
 
-#include "config.h"
+#include "core/config.h"
 #include "engine/bpf_engine.h"
-#include "hash.h"
-#include "ike_wire.h"
-#include "log.h"
-#include "maglev.h"
+#include "ikelb/hash.h"
+#include "ikelb/ike_wire.h"
+#include "core/log.h"
+#include "core/maglev.h"
 #include "helpers/pkt.h"
 
 #define T_NSVC 4

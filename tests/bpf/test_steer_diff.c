@@ -16,8 +16,8 @@
 #include <cmocka.h>
 
 #include "bpf_test_util.h"
-#include "scheduler.h"
-#include "steer.h"
+#include "core/scheduler.h"
+#include "core/steer.h"
 #include "steer_cfg.h"
 
 #define NAT_IKE "203.0.113.88"

@@ -1,4 +1,4 @@
-/* libFuzzer target for src/core/ike_wire.h.
+/* libFuzzer target for include/ikelb/ike_wire.h.
  *
  * Input: byte 0 selects the framing and the UDP length the classifier is
  * told; the rest is the UDP payload present in memory (libFuzzer hands us
@@ -16,7 +16,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "ike_wire.h"
+#include "ikelb/ike_wire.h"
 
 #define FUZZ_CHECK(c)           \
 	do {                    \

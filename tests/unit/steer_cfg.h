@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
-#include "scheduler.h"
+#include "core/config.h"
+#include "core/scheduler.h"
 
 /* One service "vpn" on vip with ports {p500, p4500} and n servers named
  * s0..s(n-1) at addr_fmt % (first + i). The caller adjusts fields and frees

@@ -5,7 +5,7 @@
 #include <cmocka.h>
 #include <string.h>
 
-#include "ikelb_addr.h"
+#include "ikelb/addr.h"
 
 static void parse_v4_roundtrip(void **state)
 {

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
+#include "core/config.h"
 #include "config_bad_cases.h"
 
 #define ISSUE_EXAMPLE                                                                  \

@@ -5,7 +5,7 @@
 #include <cmocka.h>
 #include <string.h>
 
-#include "hash.h"
+#include "ikelb/hash.h"
 
 /* SipHash-2-4 reference vectors (paper appendix / reference vectors.h):
  * key 00..0f, message 00..len-1, output as little-endian bytes.

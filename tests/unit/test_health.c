@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 #include "ctl/health.h"
-#include "core/ike_wire.h"
+#include "ikelb/ike_wire.h"
 #include "helpers/pkt.h"
 
 #define SPI 0x1122334455667788ULL

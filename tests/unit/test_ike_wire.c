@@ -1,4 +1,4 @@
-/* Tests for the shared IKE / ESP-in-UDP classifier (src/core/ike_wire.h)
+/* Tests for the shared IKE / ESP-in-UDP classifier (include/ikelb/ike_wire.h)
  * and the test packet builders (tests/unit/helpers/pkt.c).
  *
  * Every classification runs three times: on the caller's buffer, on a
@@ -15,7 +15,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "ike_wire.h"
+#include "ikelb/ike_wire.h"
 #include "helpers/pkt.h"
 
 /* Captured-style vectors, written out byte by byte as strongSwan sends them. */

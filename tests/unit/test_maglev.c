@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "maglev.h"
+#include "core/maglev.h"
 
 #define SEED 0x1b873593cc9e2d51ULL
 

@@ -8,7 +8,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "persist.h"
+#include "core/persist.h"
 
 static const uint64_t HKEY[2] = { 0x0706050403020100ULL, 0x0f0e0d0c0b0a0908ULL };
 

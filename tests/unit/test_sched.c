@@ -6,9 +6,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "hash.h"
-#include "maglev.h"
-#include "scheduler.h"
+#include "ikelb/hash.h"
+#include "core/maglev.h"
+#include "core/scheduler.h"
 
 #define SEED 42
 

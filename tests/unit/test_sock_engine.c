@@ -18,7 +18,7 @@
 
 #include "engine/sock_engine.h"
 #include "helpers/pkt.h"
-#include "ike_wire.h"
+#include "ikelb/ike_wire.h"
 #include "steer_cfg.h"
 
 #define NSRV 2

@@ -8,12 +8,12 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "hash.h"
-#include "ike_wire.h"
-#include "maglev.h"
+#include "ikelb/hash.h"
+#include "ikelb/ike_wire.h"
+#include "core/maglev.h"
 #include "helpers/pkt.h"
-#include "scheduler.h"
-#include "steer.h"
+#include "core/scheduler.h"
+#include "core/steer.h"
 #include "steer_cfg.h"
 
 #define P500 500

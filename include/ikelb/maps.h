@@ -8,7 +8,7 @@
 #define IKELB_MAPS_H
 
 #include <linux/types.h>
-#include "ikelb_addr.h"
+#include "ikelb/addr.h"
 
 #define IKELB_MAP_ABI 2
 #define IKELB_MAX_SERVICES 32
@@ -82,7 +82,7 @@ struct svc_value {
 	__u8 netmask;         /* IPv4 source-ip persistence prefix */
 	__u8 netmask6;        /* IPv6 prefix */
 	__u64 spi_mask;       /* IKE SPI label mask, 0 = none */
-	__u64 hash_seed;      /* cfg maglev_seed: client hash (src/core/hash.h) */
+	__u64 hash_seed;      /* cfg maglev_seed: client hash (include/ikelb/hash.h) */
 };
 
 /* vip_map: VIP -> svc_id of the first service on it. Lets packets without

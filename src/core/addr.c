@@ -1,4 +1,4 @@
-#include "ikelb_addr.h"
+#include "ikelb/addr.h"
 
 #include <arpa/inet.h>
 #include <stdlib.h>

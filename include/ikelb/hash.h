@@ -35,7 +35,7 @@
 #define IKELB_HASH_H
 
 #include <linux/types.h>
-#include "ikelb_addr.h"
+#include "ikelb/addr.h"
 
 #ifndef IKELB_HASH_INLINE
 #ifdef __bpf__
