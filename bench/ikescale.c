@@ -219,7 +219,7 @@ static int report_placement(const struct scale_opts *o)
 	for (uint32_t i = 0; i < o->clients; i++) {
 		ike_hdr(pkt, 0x1b00000000000000ull | (i + 1), 0, IKE_EXCH_SA_INIT);
 		int s = steer_packet(st, 0, &addr[i], port[i], 500, 0, pkt, IKE_HDR_LEN, 1, &r);
-		if (s < 0 || s > 2 || r.rule != STEER_NEW)
+		if (s < 0 || s > 2 || r.rule != RULE_NEW)
 			failed++;
 		else
 			per_server[s]++;
@@ -233,7 +233,7 @@ static int report_placement(const struct scale_opts *o)
 			0x5eed000000000000ull | (i + 1), IKE_EXCH_AUTH);
 		int s = steer_packet(st, 0, &addr[i], (uint16_t)(port[i] + 1), 4500, 1, pkt,
 				     sizeof(pkt), 2, &r);
-		if (s < 0 || r.rule != STEER_SA)
+		if (s < 0 || r.rule != RULE_SA)
 			auth_failed++;
 	}
 	double t_auth = now_s() - t0;

@@ -34,6 +34,20 @@
 /* real_value.flags */
 #define REAL_F_IN_USE 0x01 /* slot allocated; a zeroed ARRAY slot is unused */
 
+/* The rule that placed a client datagram (ARCHITECTURE.md, "Steering"),
+ * in the order the rules are tried. One numbering for the BPF program and
+ * the user-space steering; SVC_CTR_STEER(rule) is its counter. */
+enum ikelb_rule {
+	RULE_NONE = 0,     /* dropped */
+	RULE_LABEL,
+	RULE_FLOW,
+	RULE_SA,
+	RULE_PERSIST,
+	RULE_NEW,
+	RULE_FALLBACK,
+	RULE__MAX
+};
+
 /* Per-service counters, index svc_id * SVC_CTR__MAX + counter in a
  * PERCPU_ARRAY of struct ctr. Drop reasons reuse enum ike_drop at
  * SVC_CTR_DROP_BASE + reason. */
@@ -46,7 +60,7 @@ enum svc_ctr {
 	SVC_CTR_KEEPALIVE,
 	SVC_CTR_ESP,
 	SVC_CTR_FRAGMENT,        /* non-first IP fragments forwarded (both directions) */
-	SVC_CTR_STEER_LABEL,     /* steering decisions, DESIGN.md §3.2 */
+	SVC_CTR_STEER_LABEL,     /* steering decisions: SVC_CTR_STEER(enum ikelb_rule) */
 	SVC_CTR_STEER_FLOW,
 	SVC_CTR_STEER_SA,
 	SVC_CTR_STEER_PERSIST,
@@ -57,6 +71,8 @@ enum svc_ctr {
 	SVC_CTR_DROP_BASE,       /* + enum ike_drop */
 	SVC_CTR__MAX = SVC_CTR_DROP_BASE + 16,
 };
+
+#define SVC_CTR_STEER(rule) (SVC_CTR_STEER_LABEL - RULE_LABEL + (rule))
 
 struct ctr {
 	__u64 packets;
@@ -202,6 +218,7 @@ _Static_assert(sizeof(struct state_value) == 8, "state_value");
 _Static_assert(sizeof(struct frag_key) == 40, "frag_key");
 _Static_assert(sizeof(struct frag_value) == 32, "frag_value");
 _Static_assert(SVC_CTR__MAX == 32, "svc_ctr");
+_Static_assert(SVC_CTR_STEER(RULE_FALLBACK) == SVC_CTR_STEER_FALLBACK, "one counter per rule");
 #endif
 
 #endif

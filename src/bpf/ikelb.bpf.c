@@ -99,7 +99,7 @@ static __noinline int handle_service(struct __sk_buff *skb, const struct pkt *p,
 		return TC_ACT_SHOT;
 	}
 	learn(svc, &c);
-	ctr_add(c.svc_id, c.how, p->len);
+	ctr_add(c.svc_id, SVC_CTR_STEER(c.rule), p->len);
 	ctr_add(c.svc_id, SVC_CTR_FWD, p->len);
 	real_ctr_add(c.real_id, p->len);
 	if (p->frag == FRAG_FIRST)

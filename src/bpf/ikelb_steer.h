@@ -9,15 +9,6 @@
 #include "ikelb/ike_wire.h"
 #include "ikelb/hash.h"
 
-enum steer_how {
-	HOW_LABEL = SVC_CTR_STEER_LABEL,
-	HOW_FLOW = SVC_CTR_STEER_FLOW,
-	HOW_SA = SVC_CTR_STEER_SA,
-	HOW_PERSIST = SVC_CTR_STEER_PERSIST,
-	HOW_NEW = SVC_CTR_STEER_NEW,
-	HOW_FALLBACK = SVC_CTR_STEER_FALLBACK,
-};
-
 /* Everything the decision needs, on the stack once. */
 struct ctx {
 	struct flow_key fk;
@@ -26,7 +17,7 @@ struct ctx {
 	__u32 svc_id;
 	__u32 now;
 	__u32 real_id;
-	__u32 how;
+	__u32 rule;        /* enum ikelb_rule */
 	int is_ike;
 	int ike_mode;
 };
@@ -148,18 +139,18 @@ static __always_inline struct real_value *steer_any(const struct svc_value *svc,
 {
 	struct real_value *r;
 
-	c->how = HOW_LABEL;
+	c->rule = RULE_LABEL;
 	r = steer_label(svc, c);
 	if (r)
 		return r;
-	c->how = HOW_FLOW;
+	c->rule = RULE_FLOW;
 	r = state_use(&flow_map, &c->fk, c, svc->flow_timeout_s);
 	if (r)
 		return r;
 	if (c->is_ike) {
 		/* Both modes: source-ip keeps half-open SAs here too, until
 		 * their IKE_AUTH earns them persistence (see learn()). */
-		c->how = HOW_SA;
+		c->rule = RULE_SA;
 		r = steer_sa(svc, c);
 		if (r)
 			return r;
@@ -168,7 +159,7 @@ static __always_inline struct real_value *steer_any(const struct svc_value *svc,
 		struct persist_key pk;
 
 		persist_key_make(&pk, svc, c);
-		c->how = HOW_PERSIST;
+		c->rule = RULE_PERSIST;
 		r = state_use(&persist_map, &pk, c, svc->persist_timeout_s);
 		if (r)
 			return r;
@@ -179,10 +170,10 @@ static __always_inline struct real_value *steer_any(const struct svc_value *svc,
 	if (c->is_ike && ike_is_new_sa(&c->info)) {
 		__u64 h = c->ike_mode ? ikelb_hash_u64(c->info.spi_i, svc->hash_seed)
 				      : ikelb_hash_addr(&ha, 0, svc->hash_seed);
-		c->how = HOW_NEW;
+		c->rule = RULE_NEW;
 		return maglev_pick(svc, c, h, 1);
 	}
-	c->how = HOW_FALLBACK;
+	c->rule = RULE_FALLBACK;
 	/* ike mode placed the SA by its SPIi: hashing it again finds the
 	 * server statelessly (restart, another node, NAT rebinding) for as long
 	 * as the Maglev table is unchanged. ESP carries no SPIi. */
@@ -212,7 +203,7 @@ static __noinline int steer(const struct svc_value *svc, struct ctx *c)
  * keep them fresh. Fallback decisions write nothing. */
 static __noinline void learn(const struct svc_value *svc, struct ctx *c)
 {
-	if (c->how == HOW_FALLBACK || !c->is_ike)
+	if (c->rule == RULE_FALLBACK || !c->is_ike)
 		return;
 	struct sa_key k = { .svc_id = c->svc_id, .spi_i = c->info.spi_i };
 	if (c->info.spi_r == 0) {
@@ -221,16 +212,16 @@ static __noinline void learn(const struct svc_value *svc, struct ctx *c)
 			ctr_add(c->svc_id, SVC_CTR_HALFOPEN_FULL, 0);
 		return;
 	}
-	if (c->how != HOW_FLOW)
+	if (c->rule != RULE_FLOW)
 		state_put(&flow_map, &c->fk, c->real_id, c->now);
 	if (c->ike_mode) {
 		if (state_put(&sa_map, &k, c->real_id, c->now) > 0)
 			bpf_map_delete_elem(&halfopen_map, &k);
 		return;
 	}
-	if (c->how == HOW_SA)
+	if (c->rule == RULE_SA)
 		bpf_map_delete_elem(&halfopen_map, &k);
-	if (c->how != HOW_PERSIST) {
+	if (c->rule != RULE_PERSIST) {
 		struct persist_key pk;
 
 		persist_key_make(&pk, svc, c);

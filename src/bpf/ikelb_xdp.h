@@ -247,7 +247,7 @@ static __always_inline int xdp_service(struct xdp_md *x, const struct pkt *p, st
 	learn(svc, &c);
 	ctr_add(c.svc_id, SVC_CTR_RX, p->len);
 	ctr_add(c.svc_id, SVC_CTR_IKEV2 + c.info.cls - IKE_C_IKEV2, p->len);
-	ctr_add(c.svc_id, c.how, p->len);
+	ctr_add(c.svc_id, SVC_CTR_STEER(c.rule), p->len);
 	ctr_add(c.svc_id, SVC_CTR_FWD, p->len);
 	real_ctr_add(c.real_id, p->len);
 	struct ethhdr *eth = (void *)(long)x->data;

@@ -371,20 +371,20 @@ static int schedule(const struct steer_svc *s, const struct ikelb_addr *client,
 /* Rules 1-6: the server, or -1 when none is usable. */
 static int decide(struct steer *st, int svc, const struct steer_svc *s,
 		  const struct ikelb_addr *client, const struct flow_key *fk,
-		  const struct ike_info *in, uint64_t now, enum steer_rule *rule)
+		  const struct ike_info *in, uint64_t now, enum ikelb_rule *rule)
 {
 	int srv;
-	*rule = STEER_LABEL;
+	*rule = RULE_LABEL;
 	if ((srv = rule_label(s, in)) >= 0)
 		return srv;
-	*rule = STEER_FLOW;
+	*rule = RULE_FLOW;
 	if ((srv = lookup(st, T_FLOW, s, fk, now)) >= 0)
 		return srv;
 	if (is_ike(in)) {
 		/* Both modes: source-ip keeps half-open SAs here too. */
 		struct sa_key k;
 		key_sa(&k, svc, in->spi_i);
-		*rule = STEER_SA;
+		*rule = RULE_SA;
 		if ((srv = lookup(st, T_SA, s, &k, now)) >= 0)
 			return srv;
 		if ((srv = lookup(st, T_HALFOPEN, s, &k, now)) >= 0)
@@ -393,15 +393,15 @@ static int decide(struct steer *st, int svc, const struct steer_svc *s,
 	if (s->mode == CFG_PERSIST_SOURCE_IP) {
 		struct persist_key pk;
 		key_persist(&pk, svc, s, client);
-		*rule = STEER_PERSIST;
+		*rule = RULE_PERSIST;
 		if ((srv = lookup(st, T_PERSIST, s, &pk, now)) >= 0)
 			return srv;
 	}
 	if (is_ike(in) && ike_is_new_sa(in)) {
-		*rule = STEER_NEW;
+		*rule = RULE_NEW;
 		return schedule(s, client, in);
 	}
-	*rule = STEER_FALLBACK;
+	*rule = RULE_FALLBACK;
 	/* ike mode placed the SA by its SPIi: hashing it again finds the
 	 * server statelessly (restart, another node, NAT rebinding) for as long
 	 * as the Maglev table is unchanged. ESP carries no SPIi. */
@@ -420,9 +420,9 @@ static int decide(struct steer *st, int svc, const struct steer_svc *s,
  * steered the promotion (source-ip). Fallback decisions write nothing. */
 static void learn(struct steer *st, int svc, struct steer_svc *s, const struct ikelb_addr *client,
 		  const struct flow_key *fk, const struct ike_info *in, int srv,
-		  enum steer_rule rule, uint64_t now)
+		  enum ikelb_rule rule, uint64_t now)
 {
-	if (rule == STEER_FALLBACK || !is_ike(in))
+	if (rule == RULE_FALLBACK || !is_ike(in))
 		return;
 	struct sa_key k;
 	key_sa(&k, svc, in->spi_i);
@@ -431,7 +431,7 @@ static void learn(struct steer *st, int svc, struct steer_svc *s, const struct i
 			s->pkts[SVC_CTR_HALFOPEN_FULL]++;
 		return;
 	}
-	if (rule != STEER_FLOW)
+	if (rule != RULE_FLOW)
 		put(st, T_FLOW, s, fk, srv, now);
 	if (s->mode == CFG_PERSIST_IKE) {
 		struct persist_value v;
@@ -442,9 +442,9 @@ static void learn(struct steer *st, int svc, struct steer_svc *s, const struct i
 			persist_del(st->t[T_HALFOPEN], &k);
 		return;
 	}
-	if (rule == STEER_SA)
+	if (rule == RULE_SA)
 		persist_del(st->t[T_HALFOPEN], &k);
-	if (rule != STEER_PERSIST) {
+	if (rule != RULE_PERSIST) {
 		struct persist_key pk;
 		key_persist(&pk, svc, s, client);
 		put(st, T_PERSIST, s, &pk, srv, now);
@@ -454,7 +454,7 @@ static void learn(struct steer *st, int svc, struct steer_svc *s, const struct i
 static int steer_drop(struct steer_svc *s, struct steer_result *r, int reason, size_t len)
 {
 	r->server = -1;
-	r->rule = STEER_NONE;
+	r->rule = RULE_NONE;
 	r->drop = reason;
 	s->pkts[SVC_CTR_DROP_BASE + reason]++;
 	s->bytes[SVC_CTR_DROP_BASE + reason] += len;
@@ -494,19 +494,14 @@ int steer_packet(struct steer *st, int svc, const struct ikelb_addr *client, uin
 
 	struct flow_key fk;
 	key_flow(&fk, svc, client, cport, vport);
-	enum steer_rule rule;
+	enum ikelb_rule rule;
 	int srv = decide(st, svc, s, client, &fk, in, now, &rule);
 	if (srv < 0)
 		return steer_drop(s, r, IKE_DROP_NO_SERVER, len);
 	learn(st, svc, s, client, &fk, in, srv, rule, now);
 
-	static const int rule_ctr[] = {
-		[STEER_LABEL] = SVC_CTR_STEER_LABEL, [STEER_FLOW] = SVC_CTR_STEER_FLOW,
-		[STEER_SA] = SVC_CTR_STEER_SA, [STEER_PERSIST] = SVC_CTR_STEER_PERSIST,
-		[STEER_NEW] = SVC_CTR_STEER_NEW, [STEER_FALLBACK] = SVC_CTR_STEER_FALLBACK,
-	};
-	s->pkts[rule_ctr[rule]]++;
-	s->bytes[rule_ctr[rule]] += len;
+	s->pkts[SVC_CTR_STEER(rule)]++;
+	s->bytes[SVC_CTR_STEER(rule)] += len;
 	r->server = srv;
 	r->rule = rule;
 	r->drop = IKE_DROP_NONE;
@@ -644,7 +639,7 @@ int steer_nservers(const struct steer *st, int svc)
 	return s ? s->n : -EINVAL;
 }
 
-const char *steer_rule_name(enum steer_rule r)
+const char *steer_rule_name(enum ikelb_rule r)
 {
 	static const char *const names[] = { "drop", "label", "flow", "sa", "persist", "new",
 					     "fallback" };

@@ -52,19 +52,9 @@
 #include "ikelb/addr.h"
 #include "ikelb/maps.h"
 
-enum steer_rule {
-	STEER_NONE = 0,     /* dropped */
-	STEER_LABEL,
-	STEER_FLOW,
-	STEER_SA,
-	STEER_PERSIST,
-	STEER_NEW,
-	STEER_FALLBACK,
-};
-
 struct steer_result {
 	int server;          /* index in the service, -1 when dropped */
-	enum steer_rule rule;
+	enum ikelb_rule rule;
 	int drop;            /* enum ike_drop when server == -1 */
 	struct ike_info info;
 };
@@ -132,6 +122,6 @@ void steer_conn_dec(struct steer *st, int svc, int srv);
 
 int steer_nservices(const struct steer *st);
 int steer_nservers(const struct steer *st, int svc);
-const char *steer_rule_name(enum steer_rule r);
+const char *steer_rule_name(enum ikelb_rule r);
 
 #endif

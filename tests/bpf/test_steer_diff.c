@@ -41,7 +41,7 @@ struct diff {
 	struct steer *st;
 	int state[T_NSVC][T_NSRV];
 	uint64_t rng;
-	int pkts, same, drops, by_rule[STEER_FALLBACK + 1];
+	int pkts, same, drops, by_rule[RULE_FALLBACK + 1];
 };
 
 static uint32_t rnd(struct diff *d)
@@ -273,12 +273,12 @@ static void same_server_for_every_packet(void **state)
 	}
 	printf("steer_diff: %d packets, %d same server (%d dropped by both); by rule: label %d "
 	       "flow %d sa %d persist %d new %d fallback %d\n",
-	       d->pkts, d->same, d->drops, d->by_rule[STEER_LABEL], d->by_rule[STEER_FLOW],
-	       d->by_rule[STEER_SA], d->by_rule[STEER_PERSIST], d->by_rule[STEER_NEW],
-	       d->by_rule[STEER_FALLBACK]);
+	       d->pkts, d->same, d->drops, d->by_rule[RULE_LABEL], d->by_rule[RULE_FLOW],
+	       d->by_rule[RULE_SA], d->by_rule[RULE_PERSIST], d->by_rule[RULE_NEW],
+	       d->by_rule[RULE_FALLBACK]);
 	assert_int_equal(d->same, d->pkts);
 	/* The trace must exercise every rule, else the comparison proves little. */
-	for (int r = STEER_LABEL; r <= STEER_FALLBACK; r++)
+	for (int r = RULE_LABEL; r <= RULE_FALLBACK; r++)
 		assert_true(d->by_rule[r] > 0);
 	assert_true(d->drops > 0);
 	steer_free(d->st);

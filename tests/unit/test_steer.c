@@ -149,16 +149,16 @@ static void source_ip_lifecycle(void **state)
 	assert_true(want >= 0);
 
 	assert_int_equal(sa_init(f, "203.0.113.7", 500, 0x1111, 10), want);
-	assert_int_equal(f->r.rule, STEER_NEW);
+	assert_int_equal(f->r.rule, RULE_NEW);
 	assert_int_equal(auth(f, "203.0.113.7", 4500, 0x1111, 0x2222, 11), want);
-	assert_int_equal(f->r.rule, STEER_SA);
+	assert_int_equal(f->r.rule, RULE_SA);
 	assert_int_equal(esp(f, "203.0.113.7", 4500, 0xc0000001, 12), want);
-	assert_int_equal(f->r.rule, STEER_FLOW);
+	assert_int_equal(f->r.rule, RULE_FLOW);
 	assert_int_equal(keepalive(f, "203.0.113.7", 4500, 13), want);
-	assert_int_equal(f->r.rule, STEER_FLOW);
+	assert_int_equal(f->r.rule, RULE_FLOW);
 	/* Another IKE SA of the same client IP (make-before-break): persistence. */
 	assert_int_equal(sa_init(f, "203.0.113.7", 501, 0x3333, 14), want);
-	assert_int_equal(f->r.rule, STEER_PERSIST);
+	assert_int_equal(f->r.rule, RULE_PERSIST);
 	assert_int_equal(ctr(f, SVC_CTR_STEER_NEW), 1);
 	assert_int_equal(ctr(f, SVC_CTR_STEER_SA), 1);
 	assert_int_equal(ctr(f, SVC_CTR_STEER_PERSIST), 1);
@@ -180,13 +180,13 @@ static void source_ip_netmask(void **state)
 	struct ikelb_addr net = tcfg_addr("203.0.113.0");
 	int want = expect_hash(f, ikelb_hash_addr(&net, 0, f->cfg.maglev_seed));
 	assert_int_equal(sa_init(f, "203.0.113.5", 500, 0xa1, 1), want);
-	assert_int_equal(f->r.rule, STEER_NEW);
+	assert_int_equal(f->r.rule, RULE_NEW);
 	assert_int_equal(auth(f, "203.0.113.5", 4500, 0xa1, 0xb2, 1), want); /* persistence */
 	for (int i = 6; i < 40; i++) {
 		char ip[32];
 		snprintf(ip, sizeof(ip), "203.0.113.%d", i);
 		assert_int_equal(sa_init(f, ip, 500, 0xa100u + (uint64_t)i, 2), want);
-		assert_int_equal(f->r.rule, STEER_PERSIST);
+		assert_int_equal(f->r.rule, RULE_PERSIST);
 	}
 	fx_free(f);
 }
@@ -204,13 +204,13 @@ static void ike_mode_spreads_nat_clients(void **state)
 		int want = expect_hash(f, ikelb_hash_u64(spi, f->cfg.maglev_seed));
 		uint16_t port = (uint16_t)(20000 + i);
 		assert_int_equal(sa_init(f, "198.18.0.1", port, spi, 5), want);
-		assert_int_equal(f->r.rule, STEER_NEW);
+		assert_int_equal(f->r.rule, RULE_NEW);
 		/* NAT-T float: new source port toward 4500. */
 		assert_int_equal(auth(f, "198.18.0.1", (uint16_t)(port + 1000), spi, 0x77, 6), want);
-		assert_int_equal(f->r.rule, STEER_SA);
+		assert_int_equal(f->r.rule, RULE_SA);
 		assert_int_equal(esp(f, "198.18.0.1", (uint16_t)(port + 1000), 0xc1000000u + i, 7),
 				 want);
-		assert_int_equal(f->r.rule, STEER_FLOW);
+		assert_int_equal(f->r.rule, RULE_FLOW);
 		seen[want]++;
 	}
 	for (int i = 0; i < 3; i++)
@@ -236,11 +236,11 @@ static void halfopen_flood_keeps_established(void **state)
 	assert_true(ctr(f, SVC_CTR_HALFOPEN_FULL) >= 180);
 	/* Same SA from a new port (NAT rebinding): still the SA rule. */
 	assert_int_equal(auth(f, "198.18.1.1", 4501, 0xabcdef, 0x99, 4), srv);
-	assert_int_equal(f->r.rule, STEER_SA);
+	assert_int_equal(f->r.rule, RULE_SA);
 	/* A half-open SA that was flooded out falls back (no state), to the
 	 * server its SPIi hashes to: where it was placed. */
 	int fb = auth(f, "198.18.2.1", 3000, 0x7000000000ULL, 0x55, 5);
-	assert_int_equal(f->r.rule, STEER_FALLBACK);
+	assert_int_equal(f->r.rule, RULE_FALLBACK);
 	assert_int_equal(fb, expect_hash(f, ikelb_hash_u64(0x7000000000ULL, f->cfg.maglev_seed)));
 	fx_free(f);
 }
@@ -263,23 +263,23 @@ static void labels(void **state)
 	fx_start(f, 0);
 	/* Unknown SA, responder SPI labelled for s2 (index 1). */
 	assert_int_equal(auth(f, "203.0.113.50", 4500, 0x1234, 0x02000000deadbeefULL, 1), 1);
-	assert_int_equal(f->r.rule, STEER_LABEL);
+	assert_int_equal(f->r.rule, RULE_LABEL);
 	/* The label wrote the flow: a keepalive of that flow follows. */
 	assert_int_equal(keepalive(f, "203.0.113.50", 4500, 2), 1);
-	assert_int_equal(f->r.rule, STEER_FLOW);
+	assert_int_equal(f->r.rule, RULE_FLOW);
 	/* ESP with s3's SPI from that same flow: the label beats the flow. */
 	assert_int_equal(esp(f, "203.0.113.50", 4500, 0xc2000042u, 3), 2);
-	assert_int_equal(f->r.rule, STEER_LABEL);
+	assert_int_equal(f->r.rule, RULE_LABEL);
 	/* Server-initiated SA (I flag clear): the initiator SPI carries it. */
 	size_t n = pkt_ikev2_informational_resp(f->buf, sizeof(f->buf), 0x0300000000000001ULL,
 						0x55, 2, IKE_FLAG_R, 1);
 	assert_int_equal(send_pkt(f, "203.0.113.51", 4500, P4500, n, 4), 2);
-	assert_int_equal(f->r.rule, STEER_LABEL);
+	assert_int_equal(f->r.rule, RULE_LABEL);
 	/* s2 down: its label no longer steers; the flow to it is purged too. */
 	assert_true(steer_set_state(f->st, 0, 1, REAL_DOWN) >= 1);
 	int r = auth(f, "203.0.113.50", 4500, 0x1234, 0x02000000deadbeefULL, 5);
 	assert_true(r == 0 || r == 2);
-	assert_int_not_equal(f->r.rule, STEER_LABEL);
+	assert_int_not_equal(f->r.rule, RULE_LABEL);
 	assert_int_equal(esp(f, "203.0.113.60", 4500, 0xc1000001u, 6) == 1, 0);
 	assert_int_equal(ctr(f, SVC_CTR_STEER_LABEL), 3);
 	fx_free(f);
@@ -299,12 +299,12 @@ static void fallback_no_state(void **state)
 		struct ikelb_addr c = tcfg_addr(ip);
 		int want = expect_hash(f, ikelb_hash_addr(&c, 0, f->cfg.maglev_seed));
 		assert_int_equal(esp(f, ip, 4500, 0x1000u + i, 1), want);
-		assert_int_equal(f->r.rule, STEER_FALLBACK);
+		assert_int_equal(f->r.rule, RULE_FALLBACK);
 		assert_int_equal(auth(f, ip, 4500, 0xfeed0000u + i, 0x1, 1),
 				 expect_hash(f, ikelb_hash_u64(0xfeed0000u + i, f->cfg.maglev_seed)));
-		assert_int_equal(f->r.rule, STEER_FALLBACK);
+		assert_int_equal(f->r.rule, RULE_FALLBACK);
 		assert_int_equal(keepalive(f, ip, 4500, 1), want);
-		assert_int_equal(f->r.rule, STEER_FALLBACK); /* the IKE wrote no flow */
+		assert_int_equal(f->r.rule, RULE_FALLBACK); /* the IKE wrote no flow */
 	}
 	uint64_t cl[3], fl[3];
 	steer_server_counts(f->st, 0, 1, cl, fl);
@@ -329,9 +329,9 @@ static void reply_teaches_flow(void **state)
 	n = pkt_esp(pl, sizeof(pl), 0xc0000001u, 1, 40);
 	steer_learn_reply(f->st, 0, &c, 40001, P4500, 1, other, pl, n, 1);
 	assert_true(sa_init(f, "203.0.113.44", 40000, 0x77, 2) >= 0);
-	assert_int_not_equal(f->r.rule, STEER_FLOW); /* the SA_INIT response taught nothing */
+	assert_int_not_equal(f->r.rule, RULE_FLOW); /* the SA_INIT response taught nothing */
 	assert_int_equal(esp(f, "203.0.113.44", 40001, 0x9999, 2), other); /* learned */
-	assert_int_equal(f->r.rule, STEER_FLOW);
+	assert_int_equal(f->r.rule, RULE_FLOW);
 	fx_free(f);
 }
 
@@ -346,9 +346,9 @@ static void draining_and_down(void **state)
 	assert_true(a >= 0);
 	set_state(f, a, REAL_DRAINING, 0);
 	assert_int_equal(sa_init(f, "203.0.113.1", 500, 0x10, 2), a); /* retry: half-open SA */
-	assert_int_equal(f->r.rule, STEER_SA);
+	assert_int_equal(f->r.rule, RULE_SA);
 	assert_int_equal(auth(f, "203.0.113.1", 4500, 0x10, 0x20, 3), a); /* earns persistence */
-	assert_int_equal(f->r.rule, STEER_SA);
+	assert_int_equal(f->r.rule, RULE_SA);
 	for (int i = 2; i < 40; i++) {
 		char ip[32];
 		snprintf(ip, sizeof(ip), "203.0.113.%d", i);
@@ -363,7 +363,7 @@ static void draining_and_down(void **state)
 	set_state(f, a, REAL_DOWN, 2); /* persistence + flow */
 	assert_int_equal(esp(f, "203.0.113.1", 4500, 0x999, 6), 1 - a);
 	assert_int_equal(sa_init(f, "203.0.113.1", 500, 0x10, 7), 1 - a);
-	assert_int_equal(f->r.rule, STEER_NEW);
+	assert_int_equal(f->r.rule, RULE_NEW);
 	/* Everything down. */
 	assert_true(steer_set_state(f->st, 0, 1 - a, REAL_DOWN) > 0); /* table not rebuilt: probes */
 	assert_int_equal(sa_init(f, "203.0.113.99", 500, 0x77, 8), -1);
@@ -420,9 +420,9 @@ static void idle_timeouts(void **state)
 	assert_true(a >= 0);
 	assert_int_equal(auth(f, "203.0.113.9", 4500, 0x10, 0x20, 1000), a);
 	assert_int_equal(esp(f, "203.0.113.9", 4500, 0x500, 1030), a);
-	assert_int_equal(f->r.rule, STEER_FLOW); /* idle 30 = timeout: live */
+	assert_int_equal(f->r.rule, RULE_FLOW); /* idle 30 = timeout: live */
 	assert_int_equal(esp(f, "203.0.113.9", 4500, 0x500, 1061), a);
-	assert_int_equal(f->r.rule, STEER_PERSIST); /* flow idle 31: stale */
+	assert_int_equal(f->r.rule, RULE_PERSIST); /* flow idle 31: stale */
 	assert_int_equal(steer_expire(f->st, 1161), 1); /* the flow; persistence idle 100 */
 	assert_int_equal(steer_expire(f->st, 1162), 1); /* persistence idle 101 */
 	uint64_t cl[4], fl[4];
@@ -469,11 +469,11 @@ static void ikev1_new_sa(void **state)
 	size_t n = pkt_ikev1_main_mode1(f->buf, sizeof(f->buf), 0xc00c1e, 0);
 	int want = expect_hash(f, ikelb_hash_u64(0xc00c1e, f->cfg.maglev_seed));
 	assert_int_equal(send_pkt(f, "203.0.113.4", 500, P500, n, 1), want);
-	assert_int_equal(f->r.rule, STEER_NEW);
+	assert_int_equal(f->r.rule, RULE_NEW);
 	assert_int_equal(ctr(f, SVC_CTR_IKEV1), 1);
 	n = pkt_ikev1_main_mode1(f->buf, sizeof(f->buf), 0xc00c1e, 1);
 	assert_int_equal(send_pkt(f, "203.0.113.4", 4500, P4500, n, 2), want);
-	assert_int_equal(f->r.rule, STEER_SA);
+	assert_int_equal(f->r.rule, RULE_SA);
 	fx_free(f);
 }
 
