@@ -215,7 +215,7 @@ void bpf_engine_close(struct bpf_engine *e, bool unpin)
 		rmdir(e->pin_dir);
 	}
 	for (int i = 0; i < IKELB_MAX_SERVICES; i++)
-		eng_svc_free(&e->svc[i]);
+		bpfe_svc_free(&e->svc[i]);
 	ikelb_bpf__destroy(e->skel);
 	free(e);
 }

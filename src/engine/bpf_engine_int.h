@@ -12,7 +12,7 @@
 
 struct ikelb_bpf;
 
-struct eng_svc {
+struct bpfe_svc {
 	struct svc_value val;    /* as last written to svc_map (maglev_size included) */
 	struct ikelb_addr vip;
 	uint16_t ports[CFG_MAX_PORTS];
@@ -37,17 +37,17 @@ struct bpf_engine {
 	uint32_t xdp_flags[CFG_MAX_INTERFACES]; /* XDP_FLAGS_DRV_MODE or _SKB_MODE */
 	int nxdp;
 	int nsvc;
-	struct eng_svc svc[IKELB_MAX_SERVICES];
+	struct bpfe_svc svc[IKELB_MAX_SERVICES];
 };
 
 /* bpf_sync.c */
-void eng_svc_free(struct eng_svc *s);
+void bpfe_svc_free(struct bpfe_svc *s);
 
 /* Replace the whole content of a hash / LPM map with keys[i] -> vals[i]. */
-int eng_map_replace(int fd, const void *keys, const void *vals, size_t n, size_t ksz,
-		    size_t vsz);
+int bpfe_map_replace(int fd, const void *keys, const void *vals, size_t n, size_t ksz,
+		     size_t vsz);
 
 /* bpf_state.c */
-int eng_read_reals(struct bpf_engine *e, struct real_value *reals);
+int bpfe_read_reals(struct bpf_engine *e, struct real_value *reals);
 
 #endif

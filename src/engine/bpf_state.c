@@ -11,7 +11,7 @@
 
 #define SWEEP_CHUNK 4096
 
-int eng_read_reals(struct bpf_engine *e, struct real_value *reals)
+int bpfe_read_reals(struct bpf_engine *e, struct real_value *reals)
 {
 	int fd = bpf_map__fd(e->skel->maps.reals_map);
 
@@ -185,7 +185,7 @@ static int scan_all(struct bpf_engine *e, uint32_t now, uint32_t purge_id,
 		{ e->skel->maps.frag_map, SCAN_FRAG, sizeof(struct frag_key),
 		  sizeof(struct frag_value) },
 	};
-	int err = reals ? eng_read_reals(e, reals) : -ENOMEM;
+	int err = reals ? bpfe_read_reals(e, reals) : -ENOMEM;
 
 	if (usage)
 		memset(usage, 0, IKELB_MAX_REALS * sizeof(*usage));

@@ -61,7 +61,7 @@ static int kv_add(struct kv *kv, const void *key, const void *val)
 	return 0;
 }
 
-int eng_map_replace(int fd, const void *keys, const void *vals, size_t n, size_t ksz, size_t vsz)
+int bpfe_map_replace(int fd, const void *keys, const void *vals, size_t n, size_t ksz, size_t vsz)
 {
 	uint8_t cur[64], next[64];
 	const uint8_t *k = keys, *v = vals;
@@ -91,7 +91,7 @@ int eng_map_replace(int fd, const void *keys, const void *vals, size_t n, size_t
 	return 0;
 }
 
-void eng_svc_free(struct eng_svc *s)
+void bpfe_svc_free(struct bpfe_svc *s)
 {
 	free(s->real_ids);
 	free(s->addrs);
@@ -152,11 +152,11 @@ static int assign_reals(struct bpf_engine *e, const struct cfg *cfg)
 	struct real_value *old = calloc(IKELB_MAX_REALS, sizeof(*old));
 	uint8_t *taken = calloc(IKELB_MAX_REALS, 1);
 	int fd = bpf_map__fd(e->skel->maps.reals_map);
-	int err = old && taken ? eng_read_reals(e, old) : -ENOMEM;
+	int err = old && taken ? bpfe_read_reals(e, old) : -ENOMEM;
 
 	for (int s = 0; !err && s < cfg->nservices; s++) {
 		const struct cfg_service *svc = &cfg->services[s];
-		struct eng_svc *es = &e->svc[s];
+		struct bpfe_svc *es = &e->svc[s];
 
 		es->real_ids = calloc(svc->nservers ? svc->nservers : 1, sizeof(uint32_t));
 		es->addrs = calloc(svc->nservers ? svc->nservers : 1, sizeof(struct ikelb_addr));
@@ -181,7 +181,7 @@ static int assign_reals(struct bpf_engine *e, const struct cfg *cfg)
 	}
 	for (int s = 0; !err && s < cfg->nservices; s++) {
 		const struct cfg_service *svc = &cfg->services[s];
-		struct eng_svc *es = &e->svc[s];
+		struct bpfe_svc *es = &e->svc[s];
 		uint32_t next = 0;
 
 		for (int i = 0; i < svc->nservers; i++) {
@@ -243,8 +243,8 @@ static struct svc_value svc_value_make(const struct cfg *cfg, int s, uint32_t of
 	return v;
 }
 
-static int sync_services(struct bpf_engine *e, const struct cfg *cfg, struct eng_svc *old,
-			 int nold)
+static int sync_services(struct bpf_engine *e, const struct cfg *cfg, struct bpfe_svc *old,
+			  int nold)
 {
 	struct kv sv, vv;
 	uint32_t off = 0;
@@ -254,7 +254,7 @@ static int sync_services(struct bpf_engine *e, const struct cfg *cfg, struct eng
 	kv_init(&vv, sizeof(struct ikelb_addr), sizeof(uint32_t));
 	for (int s = 0; !err && s < cfg->nservices; s++) {
 		const struct cfg_service *svc = &cfg->services[s];
-		struct eng_svc *es = &e->svc[s];
+		struct bpfe_svc *es = &e->svc[s];
 
 		es->val = svc_value_make(cfg, s, off);
 		/* Keep a live Maglev table that still sits where it was. */
@@ -282,11 +282,11 @@ static int sync_services(struct bpf_engine *e, const struct cfg *cfg, struct eng
 	if (err == -EEXIST)
 		log_err(e->log, "bpf: two services share a VIP and port");
 	if (!err)
-		err = eng_map_replace(bpf_map__fd(e->skel->maps.svc_map), sv.keys, sv.vals, sv.n,
-				      sv.ksz, sv.vsz);
+		err = bpfe_map_replace(bpf_map__fd(e->skel->maps.svc_map), sv.keys, sv.vals, sv.n,
+				       sv.ksz, sv.vsz);
 	if (!err)
-		err = eng_map_replace(bpf_map__fd(e->skel->maps.vip_map), vv.keys, vv.vals, vv.n,
-				      vv.ksz, vv.vsz);
+		err = bpfe_map_replace(bpf_map__fd(e->skel->maps.vip_map), vv.keys, vv.vals, vv.n,
+				       vv.ksz, vv.vsz);
 	kv_free(&sv);
 	kv_free(&vv);
 	return err;
@@ -395,11 +395,11 @@ static int sync_labels(struct bpf_engine *e, const struct cfg *cfg)
 		}
 	}
 	if (!err)
-		err = eng_map_replace(bpf_map__fd(e->skel->maps.label_map), lv.keys, lv.vals, lv.n,
-				      lv.ksz, lv.vsz);
+		err = bpfe_map_replace(bpf_map__fd(e->skel->maps.label_map), lv.keys, lv.vals, lv.n,
+				       lv.ksz, lv.vsz);
 	if (!err)
-		err = eng_map_replace(bpf_map__fd(e->skel->maps.esp_lpm_map), ev.keys, ev.vals,
-				      ev.n, ev.ksz, ev.vsz);
+		err = bpfe_map_replace(bpf_map__fd(e->skel->maps.esp_lpm_map), ev.keys, ev.vals,
+				       ev.n, ev.ksz, ev.vsz);
 	kv_free(&lv);
 	kv_free(&ev);
 	return err;
@@ -422,7 +422,7 @@ static void rev_fill_ids(struct bpf_engine *e, const struct cfg *cfg, struct kv 
 
 int bpf_engine_sync(struct bpf_engine *e, const struct cfg *cfg)
 {
-	struct eng_svc old[IKELB_MAX_SERVICES];
+	struct bpfe_svc old[IKELB_MAX_SERVICES];
 	struct kv rev;
 	int nold = e->nsvc;
 	int err = check_cfg(e, cfg);
@@ -445,13 +445,13 @@ int bpf_engine_sync(struct bpf_engine *e, const struct cfg *cfg)
 	if (!err)
 		rev_fill_ids(e, cfg, &rev);
 	if (!err)
-		err = eng_map_replace(bpf_map__fd(e->skel->maps.rev_map), rev.keys, rev.vals, rev.n,
-				      rev.ksz, rev.vsz);
+		err = bpfe_map_replace(bpf_map__fd(e->skel->maps.rev_map), rev.keys, rev.vals, rev.n,
+				       rev.ksz, rev.vsz);
 	kv_free(&rev);
 	if (!err)
 		err = sync_labels(e, cfg);
 	for (int s = 0; s < IKELB_MAX_SERVICES; s++)
-		eng_svc_free(&old[s]);
+		bpfe_svc_free(&old[s]);
 	if (err)
 		log_err(e->log, "bpf: configuration sync failed: %s", strerror(-err));
 	return err;
@@ -466,7 +466,7 @@ int bpf_engine_real_id(const struct bpf_engine *e, int svc, int srv)
 
 static int write_svc_values(struct bpf_engine *e, int svc)
 {
-	struct eng_svc *es = &e->svc[svc];
+	struct bpfe_svc *es = &e->svc[svc];
 	int fd = bpf_map__fd(e->skel->maps.svc_map);
 
 	for (int p = 0; p < es->nports; p++) {
@@ -484,7 +484,7 @@ int bpf_engine_set_maglev(struct bpf_engine *e, int svc, const uint32_t *real_id
 {
 	if (svc < 0 || svc >= e->nsvc)
 		return -EINVAL;
-	struct eng_svc *es = &e->svc[svc];
+	struct bpfe_svc *es = &e->svc[svc];
 	uint32_t cap = es->maglev_room;
 	int fd = bpf_map__fd(e->skel->maps.maglev_map);
 
@@ -565,8 +565,8 @@ int bpf_engine_set_local_addrs(struct bpf_engine *e, const struct ikelb_addr *a,
 	uint32_t *vals = calloc(n > 0 ? n : 1, sizeof(uint32_t));
 	if (!vals)
 		return -ENOMEM;
-	int err = eng_map_replace(bpf_map__fd(e->skel->maps.local_addr_map), a, vals,
-				  n > 0 ? (size_t)n : 0, sizeof(*a), sizeof(uint32_t));
+	int err = bpfe_map_replace(bpf_map__fd(e->skel->maps.local_addr_map), a, vals,
+				   n > 0 ? (size_t)n : 0, sizeof(*a), sizeof(uint32_t));
 	free(vals);
 	return err;
 }
