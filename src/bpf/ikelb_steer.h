@@ -2,8 +2,8 @@
  * tc and XDP programs of src/bpf/ikelb.bpf.c: the §3.2 decision (label,
  * flow, IKE SA, source-ip persistence, new client, fallback) and the state
  * it learns. Nothing here touches a packet. */
-#ifndef IKELB_STEER_H
-#define IKELB_STEER_H
+#ifndef IKELB_BPF_STEER_H
+#define IKELB_BPF_STEER_H
 
 #include "bpf/ikelb_bpf_defs.h"
 #include "ikelb/ike_wire.h"
