@@ -9,6 +9,7 @@
 
 #include <linux/types.h>
 #include "ikelb/addr.h"
+#include "ikelb/ike_wire.h"
 
 #define IKELB_MAP_ABI 2
 #define IKELB_MAX_SERVICES 32
@@ -50,7 +51,10 @@ enum ikelb_rule {
 
 /* Per-service counters, index svc_id * SVC_CTR__MAX + counter in a
  * PERCPU_ARRAY of struct ctr. Drop reasons reuse enum ike_drop at
- * SVC_CTR_DROP_BASE + reason. */
+ * SVC_CTR_DROP(reason), IKE_DROP_SLOTS of them. */
+#define IKE_DROP_SLOTS 16
+#define IKE_DROP_MASK (IKE_DROP_SLOTS - 1)
+
 enum svc_ctr {
 	SVC_CTR_RX = 0,          /* client->VIP datagrams seen (incl. non-first fragments) */
 	SVC_CTR_FWD,             /* forwarded to a real server */
@@ -69,8 +73,12 @@ enum svc_ctr {
 	SVC_CTR_HALFOPEN_FULL,   /* half-open entry could not be written */
 	SVC_CTR_FIB_PASS,        /* no FIB result / neighbour: handed to the kernel */
 	SVC_CTR_DROP_BASE,       /* + enum ike_drop */
-	SVC_CTR__MAX = SVC_CTR_DROP_BASE + 16,
+	SVC_CTR__MAX = SVC_CTR_DROP_BASE + IKE_DROP_SLOTS,
 };
+
+/* The mask keeps even a reason the classifier never returns inside this
+ * service's counters instead of the next service's. */
+#define SVC_CTR_DROP(reason) (SVC_CTR_DROP_BASE + ((reason) & IKE_DROP_MASK))
 
 #define SVC_CTR_STEER(rule) (SVC_CTR_STEER_LABEL - RULE_LABEL + (rule))
 
@@ -218,6 +226,8 @@ _Static_assert(sizeof(struct state_value) == 8, "state_value");
 _Static_assert(sizeof(struct frag_key) == 40, "frag_key");
 _Static_assert(sizeof(struct frag_value) == 32, "frag_value");
 _Static_assert(SVC_CTR__MAX == 32, "svc_ctr");
+_Static_assert(IKE_DROP__MAX <= IKE_DROP_SLOTS, "a counter per drop reason");
+_Static_assert((IKE_DROP_SLOTS & IKE_DROP_MASK) == 0, "IKE_DROP_MASK is a mask");
 _Static_assert(SVC_CTR_STEER(RULE_FALLBACK) == SVC_CTR_STEER_FALLBACK, "one counter per rule");
 #endif
 

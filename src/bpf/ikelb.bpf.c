@@ -81,7 +81,7 @@ static __noinline int handle_service(struct __sk_buff *skb, const struct pkt *p,
 	ctr_add(c.svc_id, SVC_CTR_RX, p->len);
 	classify(skb, p, svc->natt, &c.info);
 	if (c.info.cls == IKE_C_DROP) {
-		ctr_add(c.svc_id, SVC_CTR_DROP_BASE + (c.info.drop & 15), p->len);
+		ctr_add(c.svc_id, SVC_CTR_DROP(c.info.drop), p->len);
 		return TC_ACT_SHOT;
 	}
 	ctr_add(c.svc_id, SVC_CTR_IKEV2 + c.info.cls - IKE_C_IKEV2, p->len);
@@ -95,7 +95,7 @@ static __noinline int handle_service(struct __sk_buff *skb, const struct pkt *p,
 	c.fk.client = p->src;
 
 	if (steer(svc, &c) < 0) {
-		ctr_add(c.svc_id, SVC_CTR_DROP_BASE + IKE_DROP_NO_SERVER, p->len);
+		ctr_add(c.svc_id, SVC_CTR_DROP(IKE_DROP_NO_SERVER), p->len);
 		return TC_ACT_SHOT;
 	}
 	learn(svc, &c);
@@ -122,7 +122,7 @@ int ikelb_tc(struct __sk_buff *skb)
 		if (!sid)
 			return TC_ACT_OK;
 		ctr_add(*sid, SVC_CTR_RX, p.len);
-		ctr_add(*sid, SVC_CTR_DROP_BASE + IKE_DROP_MALFORMED_IP, p.len);
+		ctr_add(*sid, SVC_CTR_DROP(IKE_DROP_MALFORMED_IP), p.len);
 		return TC_ACT_SHOT;
 	}
 	if (p.frag == FRAG_LATER)

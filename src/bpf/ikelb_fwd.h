@@ -139,7 +139,7 @@ static __always_inline int to_real(struct __sk_buff *skb, const struct pkt *p, _
 	struct ikelb_addr ra = *real;
 
 	if (ikelb_addr_is_v4(&ra) == p->v6) {
-		ctr_add(svc_id, SVC_CTR_DROP_BASE + IKE_DROP_NO_SERVER, p->len);
+		ctr_add(svc_id, SVC_CTR_DROP(IKE_DROP_NO_SERVER), p->len);
 		return TC_ACT_SHOT; /* family mismatch: refused by the engine, defensive */
 	}
 	if (svc_flags & SVC_F_DSR)
@@ -184,7 +184,7 @@ static __noinline int handle_frag_later(struct __sk_buff *skb, const struct pkt 
 		if (!sid)
 			return TC_ACT_OK;
 		ctr_add(*sid, SVC_CTR_RX, p->len);
-		ctr_add(*sid, SVC_CTR_DROP_BASE + IKE_DROP_FRAGMENT, p->len);
+		ctr_add(*sid, SVC_CTR_DROP(IKE_DROP_FRAGMENT), p->len);
 		return TC_ACT_SHOT;
 	}
 	struct ikelb_addr a = fv->addr;

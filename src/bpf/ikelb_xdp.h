@@ -225,7 +225,7 @@ static __always_inline int xdp_service(struct xdp_md *x, const struct pkt *p, st
 	xdp_classify(x, p, h, svc->natt, &c.info);
 	if (c.info.cls == IKE_C_DROP) {
 		ctr_add(c.svc_id, SVC_CTR_RX, p->len);
-		ctr_add(c.svc_id, SVC_CTR_DROP_BASE + (c.info.drop & 15), p->len);
+		ctr_add(c.svc_id, SVC_CTR_DROP(c.info.drop), p->len);
 		return XDP_DROP;
 	}
 	c.now = now_s();
@@ -239,7 +239,7 @@ static __always_inline int xdp_service(struct xdp_md *x, const struct pkt *p, st
 	if (steer(svc, &c) < 0) {
 		ctr_add(c.svc_id, SVC_CTR_RX, p->len);
 		ctr_add(c.svc_id, SVC_CTR_IKEV2 + c.info.cls - IKE_C_IKEV2, p->len);
-		ctr_add(c.svc_id, SVC_CTR_DROP_BASE + IKE_DROP_NO_SERVER, p->len);
+		ctr_add(c.svc_id, SVC_CTR_DROP(IKE_DROP_NO_SERVER), p->len);
 		return XDP_DROP;
 	}
 	if (ikelb_addr_is_v4(&c.raddr) == p->v6 || xdp_fib(x, p, h, &c.raddr, &f) < 0)

@@ -489,7 +489,7 @@ int steer_packet(struct steer *st, int svc, const struct ikelb_addr *client, uin
 	if (len > UINT32_MAX)
 		return steer_drop(s, r, IKE_DROP_MALFORMED_IP, len);
 	if (ike_classify(p, p + len, (uint32_t)len, natt, in) == IKE_C_DROP)
-		return steer_drop(s, r, in->drop & 15, len);
+		return steer_drop(s, r, in->drop & IKE_DROP_MASK, len);
 	count_class(s, in, len);
 
 	struct flow_key fk;

@@ -81,7 +81,7 @@ static void handle_client_batch(struct sock_engine *e, struct sock_worker *w, ui
 			continue;
 		if (w->msgs[i].msg_hdr.msg_flags & MSG_TRUNC) {
 			steer_count(e->steer, l->svc, SVC_CTR_RX, w->msgs[i].msg_len);
-			steer_count(e->steer, l->svc, SVC_CTR_DROP_BASE + IKE_DROP_MALFORMED_IP, 0);
+			steer_count(e->steer, l->svc, SVC_CTR_DROP(IKE_DROP_MALFORMED_IP), 0);
 			continue;
 		}
 		int srv = steer_packet(e->steer, l->svc, &client, cport, l->port, l->natt,
@@ -96,7 +96,7 @@ static void handle_client_batch(struct sock_engine *e, struct sock_worker *w, ui
 		run_flush(e, w, &run);
 		struct sock_conn *c = sock_flow_get(e, w, li, &client, cport, srv, now);
 		if (!c) {
-			steer_count(e->steer, l->svc, SVC_CTR_DROP_BASE + IKE_DROP_TABLE_FULL,
+			steer_count(e->steer, l->svc, SVC_CTR_DROP(IKE_DROP_TABLE_FULL),
 				    w->msgs[i].msg_len);
 			continue;
 		}
