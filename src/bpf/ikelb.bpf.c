@@ -1,11 +1,16 @@
 // SPDX-License-Identifier: GPL-2.0
 /* ikelb fast path: tc clsact ingress program for IKEv2 / ESP-in-UDP
- * virtual services (DESIGN.md §2, §3), and an optional XDP program in
- * front of it for the dnat hot path (src/bpf/ikelb_xdp.h; bpf.attach:
- * xdp). Both share every map. One pass per UDP datagram:
- * classify (include/ikelb/ike_wire.h), choose the real server in the §3.2 order
- * (label, flow, IKE SA, source-ip persistence, new client, fallback),
- * record state, rewrite and forward (src/bpf/ikelb_fwd.h). */
+ * virtual services (ARCHITECTURE.md, "Packet path"), and an optional XDP
+ * program in front of it for the dnat hot path (bpf.attach: xdp). Both
+ * share every map. One pass per UDP datagram: classify
+ * (include/ikelb/ike_wire.h), choose the real server in the order of
+ * ARCHITECTURE.md, "Steering" (label, flow, IKE SA, source-ip persistence,
+ * new client, fallback), record state, rewrite and forward.
+ *
+ * This file holds the programs and their per-direction handlers; the
+ * headers only provide helpers: parsing and classification
+ * (ikelb_parse.h), the decision and its state (ikelb_steer.h), rewrites and
+ * forwarding (ikelb_fwd.h), XDP frame access (ikelb_xdp.h). */
 #include "bpf/ikelb_bpf_defs.h"
 #include "bpf/ikelb_parse.h"
 #include "bpf/ikelb_fwd.h"
@@ -16,30 +21,46 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
-/* Copy the first bytes of the UDP payload and classify them. */
-static __noinline void classify(struct __sk_buff *skb, const struct pkt *p, int natt,
-				struct ike_info *info)
+/* A datagram nobody can place (broken header, orphan fragment): dropped
+ * and counted when it was meant for a VIP, else none of ours. */
+static __always_inline int vip_drop(const struct pkt *p, __u32 reason)
 {
-	__u8 buf[IKELB_PEEK_LEN];
-	__u32 n = p->present;
+	__u32 *sid = bpf_map_lookup_elem(&vip_map, &p->dst);
 
-	__builtin_memset(buf, 0, sizeof(buf));
-	if (n > IKELB_PEEK_LEN)
-		n = IKELB_PEEK_LEN;
-	if (n > p->plen)
-		n = p->plen;
-	if (n > 0) {
-		/* n is 1..32 already; the barrier stops clang from folding the
-		 * mask away, so the verifier sees a non-zero bounded size. */
-		__u32 m = n - 1;
-		asm volatile("" : "+r"(m));
-		m = (m & (IKELB_PEEK_LEN - 1)) + 1;
-		if (bpf_skb_load_bytes(skb, p->l4off + sizeof(struct udphdr), buf, m) < 0) {
-			ike_drop(info, IKE_DROP_MALFORMED_IP);
-			return;
-		}
+	if (!sid)
+		return TC_ACT_OK;
+	ctr_add(*sid, SVC_CTR_RX, p->len);
+	ctr_add(*sid, SVC_CTR_DROP(reason), p->len);
+	return TC_ACT_SHOT;
+}
+
+/* Non-first fragment: follow the first one; without it nobody can place
+ * the fragment. */
+static __noinline int handle_frag_later(struct __sk_buff *skb, const struct pkt *p)
+{
+	struct frag_key k;
+
+	frag_key_make(&k, p);
+	struct frag_value *fv = bpf_map_lookup_elem(&frag_map, &k);
+	if (!fv)
+		return vip_drop(p, IKE_DROP_FRAGMENT);
+	struct ikelb_addr a = fv->addr;
+	__u32 svc_id = fv->svc_id;
+	__u8 kind = fv->kind;
+
+	ctr_add(svc_id, SVC_CTR_FRAGMENT, p->len);
+	if (kind == FRAG_K_REPLY) {
+		if (rewrite_addr(skb, p, 0, &a) < 0)
+			return TC_ACT_SHOT;
+		return fib_forward(skb, p, &a, &p->dst, FIB_ARG(1, svc_id));
 	}
-	ike_classify(buf, buf + n, p->plen, natt, info);
+	ctr_add(svc_id, SVC_CTR_RX, p->len);
+	real_ctr_add(fv->real_id, p->len);
+	if (kind == FRAG_K_DSR)
+		return fib_forward(skb, p, &p->src, &a, FIB_ARG(0, svc_id));
+	if (rewrite_addr(skb, p, 1, &a) < 0)
+		return TC_ACT_SHOT;
+	return fib_forward(skb, p, &p->src, &a, FIB_ARG(1, svc_id));
 }
 
 /* A server's reply names its client's flow (client ip, port toward the
@@ -71,37 +92,52 @@ static __noinline void reply_learn(struct __sk_buff *skb, const struct pkt *p,
 	state_put(&flow_map, &fk, real_id, now_s());
 }
 
+/* Server -> client (dnat): source (real, port) becomes (VIP, port), unless
+ * the datagram is for ikelb itself (health-probe answers). */
+static __noinline int handle_reply(struct __sk_buff *skb, const struct pkt *p)
+{
+	struct rev_key rk;
+
+	__builtin_memset(&rk, 0, sizeof(rk));
+	rk.addr = p->src;
+	rk.port = p->sport;
+	struct rev_value *rv = bpf_map_lookup_elem(&rev_map, &rk);
+	if (!rv)
+		return TC_ACT_OK;
+	if (bpf_map_lookup_elem(&local_addr_map, &p->dst))
+		return TC_ACT_OK;
+	struct ikelb_addr vip = rv->vip;
+	__u32 svc_id = rv->svc_id;
+
+	ctr_add(svc_id, SVC_CTR_REPLY, p->len);
+	reply_learn(skb, p, rv);
+	if (p->frag == FRAG_FIRST)
+		frag_record(p, FRAG_K_REPLY, &vip, svc_id, IKELB_REAL_NONE);
+	if (rewrite_addr(skb, p, 0, &vip) < 0)
+		return TC_ACT_SHOT;
+	return fib_forward(skb, p, &vip, &p->dst, FIB_ARG(1, svc_id));
+}
+
+/* Client -> VIP. */
 static __noinline int handle_service(struct __sk_buff *skb, const struct pkt *p,
 				     const struct svc_value *svc)
 {
 	struct ctx c;
 
-	__builtin_memset(&c, 0, sizeof(c));
-	c.svc_id = svc->svc_id;
+	ctx_init(&c, svc, p);
 	ctr_add(c.svc_id, SVC_CTR_RX, p->len);
 	classify(skb, p, svc->natt, &c.info);
 	if (c.info.cls == IKE_C_DROP) {
 		ctr_add(c.svc_id, SVC_CTR_DROP(c.info.drop), p->len);
 		return TC_ACT_SHOT;
 	}
-	ctr_add(c.svc_id, SVC_CTR_IKEV2 + c.info.cls - IKE_C_IKEV2, p->len);
-
-	c.now = now_s();
-	c.is_ike = c.info.cls == IKE_C_IKEV2 || c.info.cls == IKE_C_IKEV1;
-	c.ike_mode = !!(svc->flags & SVC_F_PERSIST_IKE);
-	c.fk.svc_id = c.svc_id;
-	c.fk.cport = p->sport;
-	c.fk.vport = p->dport;
-	c.fk.client = p->src;
-
+	ctr_class(&c, p->len);
 	if (steer(svc, &c) < 0) {
 		ctr_add(c.svc_id, SVC_CTR_DROP(IKE_DROP_NO_SERVER), p->len);
 		return TC_ACT_SHOT;
 	}
 	learn(svc, &c);
-	ctr_add(c.svc_id, SVC_CTR_STEER(c.rule), p->len);
-	ctr_add(c.svc_id, SVC_CTR_FWD, p->len);
-	real_ctr_add(c.real_id, p->len);
+	ctr_steered(&c, p->len);
 	if (p->frag == FRAG_FIRST)
 		frag_record(p, (svc->flags & SVC_F_DSR) ? FRAG_K_DSR : FRAG_K_DNAT, &c.raddr,
 			    c.svc_id, c.real_id);
@@ -117,26 +153,52 @@ int ikelb_tc(struct __sk_buff *skb)
 	int rc = pkt_parse(skb, &p);
 	if (rc == PARSE_PASS)
 		return TC_ACT_OK;
-	if (rc == PARSE_BAD) {
-		__u32 *sid = bpf_map_lookup_elem(&vip_map, &p.dst);
-		if (!sid)
-			return TC_ACT_OK;
-		ctr_add(*sid, SVC_CTR_RX, p.len);
-		ctr_add(*sid, SVC_CTR_DROP(IKE_DROP_MALFORMED_IP), p.len);
-		return TC_ACT_SHOT;
-	}
+	if (rc == PARSE_BAD)
+		return vip_drop(&p, IKE_DROP_MALFORMED_IP);
 	if (p.frag == FRAG_LATER)
 		return handle_frag_later(skb, &p);
 
-	struct svc_key sk;
-	__builtin_memset(&sk, 0, sizeof(sk));
-	sk.vip = p.dst;
-	sk.port = p.dport;
-	sk.proto = IPPROTO_UDP;
-	struct svc_value *svc = bpf_map_lookup_elem(&svc_map, &sk);
+	struct svc_value *svc = svc_lookup(&p);
 	if (svc)
 		return handle_service(skb, &p, svc);
 	return handle_reply(skb, &p);
+}
+
+/* Client -> dnat VIP in XDP. Counts only what it finishes, so that tc,
+ * seeing a passed frame, counts it once (ikelb_xdp.h). Inlined into the
+ * program: the packet pointers in h keep their verified range (no
+ * subprogram boundary in between). */
+static __always_inline int xdp_service(struct xdp_md *x, const struct pkt *p, struct xdp_hdrs *h,
+				       const struct svc_value *svc)
+{
+	struct bpf_fib_lookup f;
+	struct ctx c;
+
+	ctx_init(&c, svc, p);
+	xdp_classify(x, p, h, svc->natt, &c.info);
+	if (c.info.cls == IKE_C_DROP) {
+		ctr_add(c.svc_id, SVC_CTR_RX, p->len);
+		ctr_add(c.svc_id, SVC_CTR_DROP(c.info.drop), p->len);
+		return XDP_DROP;
+	}
+	if (steer(svc, &c) < 0) {
+		ctr_add(c.svc_id, SVC_CTR_RX, p->len);
+		ctr_class(&c, p->len);
+		ctr_add(c.svc_id, SVC_CTR_DROP(IKE_DROP_NO_SERVER), p->len);
+		return XDP_DROP;
+	}
+	if (ikelb_addr_is_v4(&c.raddr) == p->v6 || xdp_fib(x, p, h, &c.raddr, &f) < 0)
+		return XDP_PASS; /* tc decides again and counts (FIB_PASS etc.) */
+	learn(svc, &c);
+	ctr_add(c.svc_id, SVC_CTR_RX, p->len);
+	ctr_class(&c, p->len);
+	ctr_steered(&c, p->len);
+	struct ethhdr *eth = (void *)(long)x->data;
+	if (xdp_rewrite_dnat(p, h, &c.raddr) < 0 || (void *)(eth + 1) > (void *)(long)x->data_end)
+		return XDP_DROP; /* cannot happen: parsed above */
+	__builtin_memcpy(eth->h_dest, f.dmac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, f.smac, ETH_ALEN);
+	return bpf_redirect(f.ifindex, 0);
 }
 
 /* bpf.attach: xdp. Forwards what it can finish (ikelb_xdp.h); XDP_PASS
@@ -152,12 +214,7 @@ int ikelb_xdp(struct xdp_md *x)
 	if (xdp_parse(x, &p, &h) != XP_OK)
 		return XDP_PASS;
 
-	struct svc_key sk;
-	__builtin_memset(&sk, 0, sizeof(sk));
-	sk.vip = p.dst;
-	sk.port = p.dport;
-	sk.proto = IPPROTO_UDP;
-	struct svc_value *svc = bpf_map_lookup_elem(&svc_map, &sk);
+	struct svc_value *svc = svc_lookup(&p);
 	if (!svc || (svc->flags & SVC_F_DSR))
 		return XDP_PASS;
 	return xdp_service(x, &p, &h, svc);

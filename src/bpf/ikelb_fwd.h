@@ -1,13 +1,14 @@
 /* BPF side only: header rewrites (dnat, reply source NAT), FIB lookup +
- * redirect, and the IP fragment table.
+ * redirect, and recording into the IP fragment table.
  *
  * Forwarding choice: after a rewrite we ask the FIB for the next hop. On
  * success we decrement TTL / hop limit, set both MACs and bpf_redirect to
- * the egress device (cheaper than the kernel's forwarding path, DESIGN §5).
- * Any other result (no neighbour entry yet, no route, needs fragmentation,
- * TTL about to expire) returns TC_ACT_OK with the rewritten packet: the
- * kernel then routes it itself (ARP/ND resolution, ICMP errors), which needs
- * net.ipv4.ip_forward / net.ipv6.conf.all.forwarding = 1. */
+ * the egress device (cheaper than the kernel's forwarding path;
+ * ARCHITECTURE.md, "Packet path"). Any other result (no neighbour entry
+ * yet, no route, needs fragmentation, TTL about to expire) returns
+ * TC_ACT_OK with the rewritten packet: the kernel then routes it itself
+ * (ARP/ND resolution, ICMP errors), which needs net.ipv4.ip_forward /
+ * net.ipv6.conf.all.forwarding = 1. */
 #ifndef IKELB_FWD_H
 #define IKELB_FWD_H
 
@@ -149,91 +150,30 @@ static __always_inline int to_real(struct __sk_buff *skb, const struct pkt *p, _
 	return fib_forward(skb, p, &p->src, &ra, FIB_ARG(1, svc_id));
 }
 
+/* The datagram all fragments of p belong to. */
+static __always_inline void frag_key_make(struct frag_key *k, const struct pkt *p)
+{
+	__builtin_memset(k, 0, sizeof(*k));
+	k->src = p->src;
+	k->dst = p->dst;
+	k->id = p->frag_id;
+}
+
+/* First fragment: where its later fragments go (handle_frag_later). */
 static __noinline void frag_record(const struct pkt *p, __u8 kind, const struct ikelb_addr *addr,
 					__u32 svc_id, __u32 real_id)
 {
 	struct frag_key k;
 	struct frag_value v;
 
-	__builtin_memset(&k, 0, sizeof(k));
+	frag_key_make(&k, p);
 	__builtin_memset(&v, 0, sizeof(v));
-	k.src = p->src;
-	k.dst = p->dst;
-	k.id = p->frag_id;
 	v.addr = *addr;
 	v.svc_id = svc_id;
 	v.real_id = real_id;
 	v.last_seen_s = now_s();
 	v.kind = kind;
 	bpf_map_update_elem(&frag_map, &k, &v, BPF_ANY);
-}
-
-/* Non-first fragment: follow the first one, or count-drop it when it was
- * meant for a VIP (without the first fragment nobody can place it). */
-static __noinline int handle_frag_later(struct __sk_buff *skb, const struct pkt *p)
-{
-	struct frag_key k;
-
-	__builtin_memset(&k, 0, sizeof(k));
-	k.src = p->src;
-	k.dst = p->dst;
-	k.id = p->frag_id;
-	struct frag_value *fv = bpf_map_lookup_elem(&frag_map, &k);
-	if (!fv) {
-		__u32 *sid = bpf_map_lookup_elem(&vip_map, &p->dst);
-		if (!sid)
-			return TC_ACT_OK;
-		ctr_add(*sid, SVC_CTR_RX, p->len);
-		ctr_add(*sid, SVC_CTR_DROP(IKE_DROP_FRAGMENT), p->len);
-		return TC_ACT_SHOT;
-	}
-	struct ikelb_addr a = fv->addr;
-	__u32 svc_id = fv->svc_id;
-	__u8 kind = fv->kind;
-
-	ctr_add(svc_id, SVC_CTR_FRAGMENT, p->len);
-	if (kind == FRAG_K_REPLY) {
-		if (rewrite_addr(skb, p, 0, &a) < 0)
-			return TC_ACT_SHOT;
-		return fib_forward(skb, p, &a, &p->dst, FIB_ARG(1, svc_id));
-	}
-	ctr_add(svc_id, SVC_CTR_RX, p->len);
-	real_ctr_add(fv->real_id, p->len);
-	if (kind == FRAG_K_DSR)
-		return fib_forward(skb, p, &p->src, &a, FIB_ARG(0, svc_id));
-	if (rewrite_addr(skb, p, 1, &a) < 0)
-		return TC_ACT_SHOT;
-	return fib_forward(skb, p, &p->src, &a, FIB_ARG(1, svc_id));
-}
-
-/* Server -> client (dnat): source (real, port) becomes (VIP, port), unless
- * the datagram is for ikelb itself (health-probe answers). */
-/* ikelb.bpf.c: what a server's reply teaches. */
-static __noinline void reply_learn(struct __sk_buff *skb, const struct pkt *p,
-				   const struct rev_value *rv);
-
-static __noinline int handle_reply(struct __sk_buff *skb, const struct pkt *p)
-{
-	struct rev_key rk;
-
-	__builtin_memset(&rk, 0, sizeof(rk));
-	rk.addr = p->src;
-	rk.port = p->sport;
-	struct rev_value *rv = bpf_map_lookup_elem(&rev_map, &rk);
-	if (!rv)
-		return TC_ACT_OK;
-	if (bpf_map_lookup_elem(&local_addr_map, &p->dst))
-		return TC_ACT_OK;
-	struct ikelb_addr vip = rv->vip;
-	__u32 svc_id = rv->svc_id;
-
-	ctr_add(svc_id, SVC_CTR_REPLY, p->len);
-	reply_learn(skb, p, rv);
-	if (p->frag == FRAG_FIRST)
-		frag_record(p, FRAG_K_REPLY, &vip, svc_id, IKELB_REAL_NONE);
-	if (rewrite_addr(skb, p, 0, &vip) < 0)
-		return TC_ACT_SHOT;
-	return fib_forward(skb, p, &vip, &p->dst, FIB_ARG(1, svc_id));
 }
 
 #endif

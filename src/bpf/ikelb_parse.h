@@ -1,7 +1,8 @@
-/* BPF side only: Ethernet / IPv4 / IPv6 / UDP parsing into struct pkt.
- * Headers are copied with bpf_skb_load_bytes, which also works on
- * non-linear skbs, so no bpf_skb_pull_data is needed and the verifier sees
- * fixed-size stack buffers only. */
+/* BPF side only: Ethernet / IPv4 / IPv6 / UDP parsing into struct pkt and
+ * the IKE classification of its payload. Headers and payload bytes are
+ * copied with bpf_skb_load_bytes, which also works on non-linear skbs, so
+ * no bpf_skb_pull_data is needed and the verifier sees fixed-size stack
+ * buffers only. */
 #ifndef IKELB_PARSE_H
 #define IKELB_PARSE_H
 
@@ -11,6 +12,7 @@
 #include <linux/udp.h>
 
 #include "bpf/ikelb_bpf_defs.h"
+#include "ikelb/ike_wire.h"
 
 enum { PARSE_PASS = 0, PARSE_OK = 1, PARSE_BAD = 2 };
 
@@ -136,6 +138,32 @@ static __always_inline int pkt_parse(struct __sk_buff *skb, struct pkt *p)
 	if (proto == bpf_htons(ETH_P_IPV6))
 		return parse_v6(skb, p);
 	return PARSE_PASS;
+}
+
+/* Copy the first bytes of the UDP payload and classify them. */
+static __noinline void classify(struct __sk_buff *skb, const struct pkt *p, int natt,
+				struct ike_info *info)
+{
+	__u8 buf[IKELB_PEEK_LEN];
+	__u32 n = p->present;
+
+	__builtin_memset(buf, 0, sizeof(buf));
+	if (n > IKELB_PEEK_LEN)
+		n = IKELB_PEEK_LEN;
+	if (n > p->plen)
+		n = p->plen;
+	if (n > 0) {
+		/* n is 1..32 already; the barrier stops clang from folding the
+		 * mask away, so the verifier sees a non-zero bounded size. */
+		__u32 m = n - 1;
+		asm volatile("" : "+r"(m));
+		m = (m & (IKELB_PEEK_LEN - 1)) + 1;
+		if (bpf_skb_load_bytes(skb, p->l4off + sizeof(struct udphdr), buf, m) < 0) {
+			ike_drop(info, IKE_DROP_MALFORMED_IP);
+			return;
+		}
+	}
+	ike_classify(buf, buf + n, p->plen, natt, info);
 }
 
 #endif

@@ -1,7 +1,8 @@
 /* BPF side only: the skb-independent part of the fast path, shared by the
- * tc and XDP programs of src/bpf/ikelb.bpf.c: the §3.2 decision (label,
- * flow, IKE SA, source-ip persistence, new client, fallback) and the state
- * it learns. Nothing here touches a packet. */
+ * tc and XDP programs of src/bpf/ikelb.bpf.c: the service lookup, the
+ * decision (ARCHITECTURE.md, "Steering": label, flow, IKE SA, source-ip
+ * persistence, new client, fallback) and the state it learns. Nothing here
+ * reads or writes packet bytes. */
 #ifndef IKELB_BPF_STEER_H
 #define IKELB_BPF_STEER_H
 
@@ -15,12 +16,53 @@ struct ctx {
 	struct ike_info info;
 	struct ikelb_addr raddr; /* the chosen real server's address */
 	__u32 svc_id;
-	__u32 now;
+	__u32 now;         /* set by steer() */
 	__u32 real_id;
 	__u32 rule;        /* enum ikelb_rule */
-	int is_ike;
+	int is_ike;        /* set by steer() */
 	int ike_mode;
 };
+
+/* The service a parsed datagram is addressed to; 0 for anything else
+ * (replies from real servers among it). */
+static __always_inline struct svc_value *svc_lookup(const struct pkt *p)
+{
+	struct svc_key sk;
+
+	__builtin_memset(&sk, 0, sizeof(sk));
+	sk.vip = p->dst;
+	sk.port = p->dport;
+	sk.proto = IPPROTO_UDP;
+	return bpf_map_lookup_elem(&svc_map, &sk);
+}
+
+/* Before classification, which tc and XDP read from different places:
+ * c->info is the classifier's to fill, now and is_ike steer()'s. */
+static __always_inline void ctx_init(struct ctx *c, const struct svc_value *svc,
+				     const struct pkt *p)
+{
+	__builtin_memset(c, 0, sizeof(*c));
+	c->svc_id = svc->svc_id;
+	c->ike_mode = !!(svc->flags & SVC_F_PERSIST_IKE);
+	c->fk.svc_id = c->svc_id;
+	c->fk.cport = p->sport;
+	c->fk.vport = p->dport;
+	c->fk.client = p->src;
+}
+
+/* The class counter of a datagram the classifier kept. */
+static __always_inline void ctr_class(const struct ctx *c, __u32 len)
+{
+	ctr_add(c->svc_id, SVC_CTR_IKEV2 + c->info.cls - IKE_C_IKEV2, len);
+}
+
+/* The rule that placed a forwarded datagram, and its server. */
+static __always_inline void ctr_steered(const struct ctx *c, __u32 len)
+{
+	ctr_add(c->svc_id, SVC_CTR_STEER(c->rule), len);
+	ctr_add(c->svc_id, SVC_CTR_FWD, len);
+	real_ctr_add(c->real_id, len);
+}
 
 /* Look up a state entry; returns its real server when the entry is fresh
  * and the server alive. Entries pointing to a dead or foreign server are
@@ -96,7 +138,7 @@ static __always_inline struct real_value *maglev_pick(const struct svc_value *sv
 	return 0;
 }
 
-/* §3.2 step 1: the server-chosen SPI names the server. */
+/* Rule label: the server-chosen SPI names the server. */
 static __always_inline struct real_value *steer_label(const struct svc_value *svc, struct ctx *c)
 {
 	__u32 *id = 0;
@@ -124,7 +166,7 @@ static __always_inline struct real_value *steer_label(const struct svc_value *sv
 	return r;
 }
 
-/* §3.2 steps 3: IKE SA by SPIi (established, then half-open). */
+/* Rule sa: IKE SA by SPIi (established, then half-open). */
 static __always_inline struct real_value *steer_sa(const struct svc_value *svc, struct ctx *c)
 {
 	struct sa_key k = { .svc_id = c->svc_id, .spi_i = c->info.spi_i };
@@ -182,10 +224,14 @@ static __always_inline struct real_value *steer_any(const struct svc_value *svc,
 	return maglev_pick(svc, c, ikelb_hash_addr(&ha, 0, svc->hash_seed), 0);
 }
 
-/* Separate BPF function (own stack frame): 0 with c->real_id / c->raddr
- * set, -1 when no server can take the packet. */
+/* Separate BPF function (own stack frame), for a classified datagram that
+ * was not dropped: 0 with c->real_id / c->raddr set, -1 when no server can
+ * take the packet. */
 static __noinline int steer(const struct svc_value *svc, struct ctx *c)
 {
+	c->now = now_s();
+	c->is_ike = c->info.cls == IKE_C_IKEV2 || c->info.cls == IKE_C_IKEV1;
+
 	struct real_value *r = steer_any(svc, c);
 
 	if (!r)
@@ -194,7 +240,8 @@ static __noinline int steer(const struct svc_value *svc, struct ctx *c)
 	return 0;
 }
 
-/* After the choice: learn state so later packets follow (DESIGN §3.2).
+/* After the choice: learn state so later packets follow (ARCHITECTURE.md,
+ * "State tables").
  * An IKE_SA_INIT (SPIr still 0) is spoofable and cheap to flood, so it
  * only ever writes the bounded half-open table: established clients' flow,
  * SA and persistence entries cannot be evicted by it. The first message

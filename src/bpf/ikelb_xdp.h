@@ -1,5 +1,6 @@
-/* BPF side only: the XDP hot path (DESIGN §5). It forwards only what it can
- * finish alone: an unfragmented IPv4 (no options) or IPv6 (no extension
+/* BPF side only: helpers of the XDP hot path (ARCHITECTURE.md, "Packet
+ * path"; the program is ikelb_xdp in ikelb.bpf.c). It forwards only what it
+ * can finish alone: an unfragmented IPv4 (no options) or IPv6 (no extension
  * header) UDP datagram to a dnat service VIP:port, without trailing bytes
  * after the UDP datagram, whose chosen real server has a complete FIB
  * answer (route + neighbour, TTL > 1). Everything else (replies,
@@ -210,52 +211,6 @@ static __always_inline void xdp_classify(struct xdp_md *x, const struct pkt *p,
 	const __u8 *end = (const __u8 *)(long)x->data_end;
 
 	ike_classify(pl, end, p->plen, natt, info);
-}
-
-/* Inlined into the program: the packet pointers in h keep their verified
- * range (no subprogram boundary in between). */
-static __always_inline int xdp_service(struct xdp_md *x, const struct pkt *p, struct xdp_hdrs *h,
-				       const struct svc_value *svc)
-{
-	struct bpf_fib_lookup f;
-	struct ctx c;
-
-	__builtin_memset(&c, 0, sizeof(c));
-	c.svc_id = svc->svc_id;
-	xdp_classify(x, p, h, svc->natt, &c.info);
-	if (c.info.cls == IKE_C_DROP) {
-		ctr_add(c.svc_id, SVC_CTR_RX, p->len);
-		ctr_add(c.svc_id, SVC_CTR_DROP(c.info.drop), p->len);
-		return XDP_DROP;
-	}
-	c.now = now_s();
-	c.is_ike = c.info.cls == IKE_C_IKEV2 || c.info.cls == IKE_C_IKEV1;
-	c.ike_mode = !!(svc->flags & SVC_F_PERSIST_IKE);
-	c.fk.svc_id = c.svc_id;
-	c.fk.cport = p->sport;
-	c.fk.vport = p->dport;
-	c.fk.client = p->src;
-
-	if (steer(svc, &c) < 0) {
-		ctr_add(c.svc_id, SVC_CTR_RX, p->len);
-		ctr_add(c.svc_id, SVC_CTR_IKEV2 + c.info.cls - IKE_C_IKEV2, p->len);
-		ctr_add(c.svc_id, SVC_CTR_DROP(IKE_DROP_NO_SERVER), p->len);
-		return XDP_DROP;
-	}
-	if (ikelb_addr_is_v4(&c.raddr) == p->v6 || xdp_fib(x, p, h, &c.raddr, &f) < 0)
-		return XDP_PASS; /* tc decides again and counts (FIB_PASS etc.) */
-	learn(svc, &c);
-	ctr_add(c.svc_id, SVC_CTR_RX, p->len);
-	ctr_add(c.svc_id, SVC_CTR_IKEV2 + c.info.cls - IKE_C_IKEV2, p->len);
-	ctr_add(c.svc_id, SVC_CTR_STEER(c.rule), p->len);
-	ctr_add(c.svc_id, SVC_CTR_FWD, p->len);
-	real_ctr_add(c.real_id, p->len);
-	struct ethhdr *eth = (void *)(long)x->data;
-	if (xdp_rewrite_dnat(p, h, &c.raddr) < 0 || (void *)(eth + 1) > (void *)(long)x->data_end)
-		return XDP_DROP; /* cannot happen: parsed above */
-	__builtin_memcpy(eth->h_dest, f.dmac, ETH_ALEN);
-	__builtin_memcpy(eth->h_source, f.smac, ETH_ALEN);
-	return bpf_redirect(f.ifindex, 0);
 }
 
 #endif
