@@ -141,9 +141,10 @@ static void reauth_stays(void **state)
 	assert_int_equal(t_ctr(f, SV4, SVC_CTR_STEER_PERSIST), 8);
 }
 
-/* DESIGN §3.4: a flood of IKE_SA_INITs (spoofable: random sources and
- * SPIs) only fills the bounded half-open table; it writes no flow and no
- * persistence entry, so it cannot evict an established client's. */
+/* ARCHITECTURE.md, "State tables": a flood of IKE_SA_INITs (spoofable:
+ * random sources and SPIs) only fills the bounded half-open table; it
+ * writes no flow and no persistence entry, so it cannot evict an
+ * established client's. */
 static void sa_init_flood_leaves_established_state(void **state)
 {
 	struct tfx *f = *state;

@@ -1,7 +1,7 @@
-/* Differential test (DESIGN.md §2): one recorded packet sequence fed to the
- * BPF program (BPF_PROG_TEST_RUN) and to the user-space steering of the
- * socket engine (src/core/steer.c) must pick the same real server, or drop,
- * for every packet.
+/* Differential test (ARCHITECTURE.md, "Engines"): one recorded packet
+ * sequence fed to the BPF program (BPF_PROG_TEST_RUN) and to the user-space
+ * steering of the socket engine (src/core/steer.c) must pick the same real
+ * server, or drop, for every packet.
  *
  * The sequence (deterministic PRNG): clients of a source-ip IPv4 service,
  * an ike-persistence service with IKE SPI labels and ESP SPI ranges, and a
