@@ -16,6 +16,8 @@
 #define IKELB_AF_INET 2
 #define IKELB_AF_INET6 10
 #define IKELB_ETH_HLEN 14
+#define IKELB_IP4_MF 0x2000      /* more fragments */
+#define IKELB_IP4_OFFMASK 0x1fff /* fragment offset */
 #define IKELB_PEEK_LEN 32 /* marker + IKE header: all ike_classify reads */
 
 struct {

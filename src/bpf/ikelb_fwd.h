@@ -12,7 +12,11 @@
 #ifndef IKELB_FWD_H
 #define IKELB_FWD_H
 
+#include <linux/if_ether.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
 #include <linux/pkt_cls.h>
+#include <linux/udp.h>
 #include <stddef.h>
 
 #include "bpf/ikelb_bpf_defs.h"

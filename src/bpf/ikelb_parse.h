@@ -16,8 +16,6 @@
 
 enum { PARSE_PASS = 0, PARSE_OK = 1, PARSE_BAD = 2 };
 
-#define IKELB_IP4_MF 0x2000
-#define IKELB_IP4_OFFMASK 0x1fff
 #define IKELB_IP6_FRAG_NH 44
 
 struct ikelb_ip6_frag {

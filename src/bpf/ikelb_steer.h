@@ -23,8 +23,8 @@ struct ctx {
 	int ike_mode;
 };
 
-/* The service a parsed datagram is addressed to; 0 for anything else
- * (replies from real servers among it). */
+/* The service a parsed datagram is addressed to; 0 for anything else,
+ * replies from real servers included. */
 static __always_inline struct svc_value *svc_lookup(const struct pkt *p)
 {
 	struct svc_key sk;

@@ -26,7 +26,7 @@
 #include <linux/udp.h>
 
 #include "bpf/ikelb_bpf_defs.h"
-#include "bpf/ikelb_steer.h"
+#include "ikelb/ike_wire.h"
 
 /* Headers of the datagram in the frame (direct packet access). */
 struct xdp_hdrs {
