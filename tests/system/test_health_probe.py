@@ -29,7 +29,7 @@ def ike_probe(tmp_path_factory):
         pytest.skip(reason)
     out = str(tmp_path_factory.mktemp("ike_probe") / "ike_probe")
     cmd = ["gcc", "-std=gnu11", "-Wall", "-Wextra", "-Werror", "-D_GNU_SOURCE",
-           "-I" + os.path.join(REPO, "src"), "-I" + os.path.join(REPO, "src", "core"),
+           "-I" + os.path.join(REPO, "include"), "-I" + os.path.join(REPO, "src"),
            "-o", out, os.path.join(HERE, "tools", "ike_probe.c"), lib]
     # libikelb.a may be a sanitizer build: link the runtimes it needs.
     if "san" in os.path.basename(os.path.normpath(build)):
