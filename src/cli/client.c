@@ -61,6 +61,7 @@ static int request(const char *listen, const char *method, const char *path, lon
 			 listen, curl_easy_strerror(rc));
 		free(b.p);
 		b.p = NULL;
+		code = rc == CURLE_OPERATION_TIMEDOUT ? -2 : -1;
 	} else {
 		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
 	}
@@ -248,7 +249,8 @@ static int wait_gone(const char *listen)
 		long t = left > 1000 ? 1000 : left > 0 ? left : 1; /* 0 would mean "no limit" */
 		int code = request(listen, "GET", "/v1/status", t, &body, err, sizeof(err));
 		free(body);
-		if (code < 0)
+		/* A daemon too busy to answer in time is still there. */
+		if (code == -1)
 			return 0;
 		nanosleep(&nap, NULL);
 	}

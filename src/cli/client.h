@@ -6,8 +6,8 @@
 
 #include "cli/args.h"
 
-/* method "GET"/"POST"; returns the HTTP status (or -1 on a transport error
- * with a message in err) and the malloc'd body in *body. */
+/* method "GET"/"POST"; returns the HTTP status (or -1 on a transport error,
+ * -2 on a timeout, with a message in err) and the malloc'd body in *body. */
 int client_request(const char *listen, const char *method, const char *path, char **body,
 		   char *err, int errlen);
 
