@@ -410,3 +410,26 @@ void cli_usage(FILE *f, enum cli_prog prog, enum cli_cmd cmd)
 	else if (spec->opts & OPT_CONFIG)
 		fputs(cfg_help, f);
 }
+
+int cli_start(enum cli_prog prog, int argc, char *const *argv, struct cli_args *a)
+{
+	char err[256];
+	if (cli_parse(prog, argc, argv, a, err, sizeof(err)) < 0) {
+		fprintf(stderr, "%s: %s\n", cli_prog_name(prog), err);
+		cli_synopsis(stderr, prog, a->cmd);
+		return 2;
+	}
+	if (a->help) {
+		cli_usage(stdout, prog, a->cmd);
+		return 0;
+	}
+	if (a->cmd == CLI_NONE) {
+		cli_usage(stderr, prog, CLI_NONE);
+		return 2;
+	}
+	if (a->cmd == CLI_VERSION) {
+		printf("%s %s\n", cli_prog_name(prog), IKELB_VERSION);
+		return 0;
+	}
+	return -1;
+}

@@ -60,5 +60,8 @@ const char *cli_cmd_name(enum cli_cmd cmd);
 void cli_synopsis(FILE *f, enum cli_prog prog, enum cli_cmd cmd);
 /* What `PROG [CMD] --help` prints. */
 void cli_usage(FILE *f, enum cli_prog prog, enum cli_cmd cmd);
+/* cli_parse, then what every program does alike: a usage error, --help,
+ * no command, the version. Returns the exit status when that ends the run, else -1. */
+int cli_start(enum cli_prog prog, int argc, char *const *argv, struct cli_args *a);
 
 #endif

@@ -60,20 +60,10 @@ static int control(const struct cli_args *a)
 int main(int argc, char **argv)
 {
 	struct cli_args a;
-	char err[256];
-
-	if (cli_parse(CLI_IKELB, argc, argv, &a, err, sizeof(err)) < 0) {
-		fprintf(stderr, "ikelb: %s\n", err);
-		cli_synopsis(stderr, CLI_IKELB, a.cmd);
-		return 2;
-	}
-	if (a.help) {
-		cli_usage(stdout, CLI_IKELB, a.cmd);
-		return 0;
-	}
+	int rc = cli_start(CLI_IKELB, argc, argv, &a);
+	if (rc >= 0)
+		return rc;
 	switch (a.cmd) {
-	case CLI_NONE: cli_usage(stderr, CLI_IKELB, CLI_NONE); return 2;
-	case CLI_VERSION: printf("ikelb %s\n", IKELB_VERSION); return 0;
 	case CLI_RUN: return exec_daemon(argv);
 	case CLI_CHECK_CONFIG:
 		return cli_check_config("ikelb", a.config ? a.config : CLI_DEFAULT_CONFIG);

@@ -26,8 +26,11 @@ def ikelbd_bin():
 
 
 def run(*args, binary=None, timeout=20):
-    return subprocess.run([binary or ikelb_bin()] + list(args), capture_output=True,
-                          text=True, timeout=timeout)
+    r = subprocess.run([binary or ikelb_bin()] + list(args), capture_output=True,
+                       text=True, timeout=timeout)
+    for bad in ("Sanitizer", "runtime error:"):
+        assert bad not in r.stderr, r.stderr
+    return r
 
 
 @pytest.fixture(autouse=True)
