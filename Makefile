@@ -23,12 +23,16 @@ ARCH_INC := /usr/include/$(shell uname -m)-linux-gnu
 CFLAGS := -std=gnu11 -Wall -Wextra -Werror -O2 -g -D_GNU_SOURCE \
 	-Iinclude -Isrc -I$(BUILD) $(SANFLAGS) $(EXTRA_CFLAGS)
 LDFLAGS := $(SANFLAGS)
-LIBS := -lbpf -lelf -lz -lyaml -ljansson -lmicrohttpd -lcurl -lpcap -lm -lpthread
+# The daemon (ikelbd) and the CLI (ikelb) link only what they use: libcurl
+# and its ~20 dependencies stay out of the daemon, libbpf out of the CLI.
+LIBS := -lbpf -lelf -lz -lyaml -ljansson -lmicrohttpd -lpcap -lm -lpthread
+CLI_LIBS := -lyaml -ljansson -lcurl
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_x86 -Wall -Werror \
 	-Iinclude -Isrc -I$(ARCH_INC)
 
-LIB_SRCS := $(wildcard src/core/*.c src/engine/*.c src/ctl/*.c)
+LIB_SRCS := $(wildcard src/core/*.c src/engine/*.c src/ctl/*.c) src/cli/args.c src/cli/config_cmd.c
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
+CLI_OBJS := $(BUILD)/src/cli/main.o $(BUILD)/src/cli/client.o
 BPF_SRCS := $(wildcard src/bpf/*.bpf.c)
 BPF_OBJS := $(BPF_SRCS:src/bpf/%.bpf.c=$(BUILD)/bpf/%.bpf.o)
 BPF_SKELS := $(BPF_SRCS:src/bpf/%.bpf.c=$(BUILD)/bpf/%.skel.h)
@@ -45,7 +49,7 @@ DEPS_STAMP := $(BUILD)/.deps-ok
 .PHONY: all deps check check-unit check-bpf check-system check-san check-system-san fuzz demo bench \
 	install clean tests
 
-all: $(BUILD)/ikelb $(BENCH_BINS)
+all: $(BUILD)/ikelbd $(BUILD)/ikelb $(BENCH_BINS)
 
 deps: $(DEPS_STAMP)
 $(DEPS_STAMP): scripts/install-deps
@@ -72,8 +76,11 @@ $(BUILD)/libikelb.a: $(LIB_OBJS)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/ikelb: $(BUILD)/src/main.o $(BUILD)/libikelb.a
+$(BUILD)/ikelbd: $(BUILD)/src/main.o $(BUILD)/libikelb.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(BUILD)/ikelb: $(CLI_OBJS) $(BUILD)/libikelb.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(CLI_LIBS)
 
 $(BUILD)/tests/unit/%: tests/unit/%.c $(BUILD)/libikelb.a $(TEST_HELPERS) | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
@@ -142,9 +149,10 @@ bench: all
 
 install: all
 	install -D -m 0755 $(BUILD)/ikelb $(DESTDIR)$(PREFIX)/sbin/ikelb
+	install -D -m 0755 $(BUILD)/ikelbd $(DESTDIR)$(PREFIX)/sbin/ikelbd
 	install -D -m 0644 docs/ikelb.8 $(DESTDIR)$(PREFIX)/share/man/man8/ikelb.8
 
 clean:
 	rm -rf build build-san
 
--include $(LIB_OBJS:.o=.d) $(BUILD)/src/main.d
+-include $(LIB_OBJS:.o=.d) $(CLI_OBJS:.o=.d) $(BUILD)/src/main.d

@@ -132,6 +132,10 @@ int cfg_load_string(const char *name, const char *yaml, size_t len, struct cfg *
 void cfg_free(struct cfg *c);
 void cfg_errors_free(struct cfg_errors *e);
 
+/* Integers as the file writes them: decimal or 0x-hex, no sign, no spaces.
+ * Returns 0, -1 (junk), -2 (overflow); the CLI parses its numbers alike. */
+int cfg_parse_u64(const char *s, uint64_t *out);
+
 /* Durations: "90s", "5m", "1h", "1d", "250ms", bare number = seconds. */
 int cfg_parse_duration_ms(const char *s, uint64_t *ms);
 

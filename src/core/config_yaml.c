@@ -177,8 +177,7 @@ void cfg_check_keys(struct cfg_ctx *x, yaml_node_t *map, const char *path,
 	}
 }
 
-/* Decimal or 0x-hex, no sign, no spaces. Returns 0, -1 (junk), -2 (overflow). */
-static int cfg_parse_u64(const char *s, uint64_t *out)
+int cfg_parse_u64(const char *s, uint64_t *out)
 {
 	int base = 10;
 	char *end;

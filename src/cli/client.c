@@ -1,10 +1,15 @@
-#include "ctl/client.h"
+#include "cli/client.h"
 
 #include <curl/curl.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+/* How long `stop` waits for the daemon to go, and how often it looks. */
+#define STOP_WAIT_MS 10000
+#define STOP_POLL_MS 100
 
 struct body {
 	char *p;
@@ -25,8 +30,8 @@ static size_t on_data(char *ptr, size_t size, size_t n, void *ud)
 	return add;
 }
 
-int client_request(const char *listen, const char *method, const char *path, char **body,
-		   char *err, int errlen)
+static int request(const char *listen, const char *method, const char *path, long timeout_ms,
+		   char **body, char *err, int errlen)
 {
 	char url[512];
 	struct body b = { 0 };
@@ -49,19 +54,26 @@ int client_request(const char *listen, const char *method, const char *path, cha
 		curl_easy_setopt(c, CURLOPT_POSTFIELDS, "");
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
 	CURLcode rc = curl_easy_perform(c);
 	if (rc != CURLE_OK) {
 		snprintf(err, (size_t)errlen, "cannot reach ikelb at %s: %s (is the daemon running? -a ADDR)",
 			 listen, curl_easy_strerror(rc));
 		free(b.p);
 		b.p = NULL;
+		code = rc == CURLE_OPERATION_TIMEDOUT ? -2 : -1;
 	} else {
 		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
 	}
 	curl_easy_cleanup(c);
 	*body = b.p;
 	return (int)code;
+}
+
+int client_request(const char *listen, const char *method, const char *path, char **body,
+		   char *err, int errlen)
+{
+	return request(listen, method, path, 10000, body, err, errlen);
 }
 
 /* Run a request; on success hand back the parsed JSON, else print why. */
@@ -196,38 +208,55 @@ int client_cmd_stats(const char *listen, int as_json)
 	return 0;
 }
 
-int client_cmd_server(const char *listen, int argc, char **argv)
+int client_cmd_server(const char *listen, const struct cli_args *a)
 {
+	static const char *const actions[] = {
+		[CLI_SRV_DRAIN] = "drain",
+		[CLI_SRV_ENABLE] = "enable",
+		[CLI_SRV_DISABLE] = "disable",
+		[CLI_SRV_WEIGHT] = "weight",
+	};
 	char path[300];
-	if (argc < 2 || (!strcmp(argv[0], "weight") && argc < 3)) {
-		fprintf(stderr, "usage: ikelb server drain|enable|disable [SERVICE/]NAME\n"
-				"       ikelb server weight [SERVICE/]NAME N\n");
-		return 2;
-	}
-	if (strchr(argv[1], '?') || strchr(argv[1], '#') || strlen(argv[1]) > 200) {
-		fprintf(stderr, "ikelb: bad server name\n");
-		return 2;
-	}
-	if (!strcmp(argv[0], "weight")) {
-		if (!argv[2][0] || strspn(argv[2], "0123456789") != strlen(argv[2]) ||
-		    strlen(argv[2]) > 5) {
-			fprintf(stderr, "ikelb: weight must be 0..65535\n");
-			return 2;
-		}
-		snprintf(path, sizeof(path), "/v1/servers/%s/weight/%s", argv[1], argv[2]);
-	}
-	else if (!strcmp(argv[0], "drain") || !strcmp(argv[0], "enable") ||
-		 !strcmp(argv[0], "disable"))
-		snprintf(path, sizeof(path), "/v1/servers/%s/%s", argv[1], argv[0]);
-	else {
-		fprintf(stderr, "ikelb: unknown server action %s\n", argv[0]);
-		return 2;
-	}
+	/* The API takes the weight in decimal only; the CLI also reads 0x-hex. */
+	if (a->action == CLI_SRV_WEIGHT)
+		snprintf(path, sizeof(path), "/v1/servers/%s/weight/%u", a->server, a->weight);
+	else
+		snprintf(path, sizeof(path), "/v1/servers/%s/%s", a->server, actions[a->action]);
 	json_t *j = request_json(listen, "POST", path);
 	if (!j)
 		return 1;
 	json_decref(j);
 	return 0;
+}
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The daemon answers the shutdown request before it has detached the data
+ * path; scripts that start it again right after `stop` need it gone. */
+static int wait_gone(const char *listen)
+{
+	long long deadline = now_ms() + STOP_WAIT_MS;
+	char err[256], *body;
+	struct timespec nap = { 0, STOP_POLL_MS * 1000000L };
+
+	while (now_ms() < deadline) {
+		long left = (long)(deadline - now_ms());
+		long t = left > 1000 ? 1000 : left > 0 ? left : 1; /* 0 would mean "no limit" */
+		int code = request(listen, "GET", "/v1/status", t, &body, err, sizeof(err));
+		free(body);
+		/* A daemon too busy to answer in time is still there. */
+		if (code == -1)
+			return 0;
+		nanosleep(&nap, NULL);
+	}
+	fprintf(stderr, "ikelb: the daemon at %s still answers %d s after stop\n", listen,
+		STOP_WAIT_MS / 1000);
+	return 1;
 }
 
 int client_cmd_stop(const char *listen, int keep)
@@ -236,5 +265,5 @@ int client_cmd_stop(const char *listen, int keep)
 	if (!j)
 		return 1;
 	json_decref(j);
-	return 0;
+	return wait_gone(listen);
 }
