@@ -32,6 +32,7 @@ struct daemon {
 	struct ctl_view view;     /* what the API sees */
 	struct ctl_cmd cmd;       /* what the API may do */
 	struct eng_stats stats;   /* last read, refreshed on demand */
+	sigset_t signals;         /* handled through sigfd */
 	int epfd, sigfd, timerfd;
 	bool stopping;
 	bool keep_forwarding;     /* leave the data path attached on exit */
@@ -102,9 +103,12 @@ static int ep_add(struct daemon *d, int fd)
 }
 
 /* Signals arrive through a signalfd, so they are handled in the loop like
- * any other event, never inside a handler. */
-static int setup_signals(struct daemon *d, sigset_t *set)
+ * any other event, never inside a handler. Blocked before any engine
+ * starts threads: threads inherit the mask, and a thread without it
+ * would take SIGHUP's default action and end the process. */
+static int setup_signals(struct daemon *d)
 {
+	sigset_t *set = &d->signals;
 	sigemptyset(set);
 	sigaddset(set, SIGTERM);
 	sigaddset(set, SIGINT);
@@ -120,13 +124,11 @@ static int setup_signals(struct daemon *d, sigset_t *set)
 
 static int setup_fds(struct daemon *d)
 {
-	sigset_t set;
 	struct itimerspec its = { .it_interval = { 1, 0 }, .it_value = { 1, 0 } };
-	int rc = setup_signals(d, &set);
-	if (rc < 0)
-		return rc;
+	int rc;
+
 	d->epfd = epoll_create1(EPOLL_CLOEXEC);
-	d->sigfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+	d->sigfd = signalfd(-1, &d->signals, SFD_CLOEXEC | SFD_NONBLOCK);
 	d->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
 	if (d->epfd < 0 || d->sigfd < 0 || d->timerfd < 0 ||
 	    timerfd_settime(d->timerfd, 0, &its, NULL) < 0) {
@@ -287,8 +289,10 @@ static int start_engine(struct daemon *d)
 static int start(struct daemon *d)
 {
 	char err[256] = "";
-	int rc = load_config(d);
+	int rc = setup_signals(d);
 
+	if (rc == 0)
+		rc = load_config(d);
 	if (rc < 0)
 		return rc;
 	if (eng_stats_alloc(&d->stats, &d->cfg) < 0) {
