@@ -64,6 +64,27 @@ static long bpf_sweep(struct engine *e, uint64_t now_s)
 	return n;
 }
 
+static void read_server(struct bpf_adapter *a, int i, int j, struct eng_srv_stats *s, int *err)
+{
+	struct ctr c[SVC_CTR__MAX];
+	int id = bpf_engine_real_id(a->be, i, j);
+	if (id < 0)
+		return;
+	int rc = bpf_engine_real_counters(a->be, (uint32_t)id, c);
+	if (rc == 0) {
+		s->pkts = c[0].packets;
+		s->bytes = c[0].bytes;
+	} else if (!*err)
+		*err = rc;
+	const struct bpf_real_usage *u = &a->usage[id];
+	s->clients = a->cfg->services[i].persistence.mode == CFG_PERSIST_IKE
+			     ? (uint64_t)u->sa + u->halfopen
+			     : u->persist;
+	s->flows = u->flows;
+}
+
+/* Fills what it can read; the first error is returned, and the counters
+ * it could not read keep their last values. */
 static int bpf_read_stats(struct engine *e, struct eng_stats *out)
 {
 	struct bpf_adapter *a = ad(e);
@@ -72,32 +93,21 @@ static int bpf_read_stats(struct engine *e, struct eng_stats *out)
 	/* Client counts come from a map walk, done for every read so status
 	 * is exact; what it expires is reported with the next sweep(). */
 	long n = walk(a);
+	int err = n < 0 ? (int)n : 0;
 	if (n > 0)
 		a->removed_unreported += (uint64_t)n;
 	for (int i = 0; i < a->cfg->nservices && i < out->nsvc; i++) {
-		if (bpf_engine_svc_counters(a->be, i, c) == 0) {
-			for (int k = 0; k < SVC_CTR__MAX; k++) {
-				out->svc[i].pkts[k] = c[k].packets;
-				out->svc[i].bytes[k] = c[k].bytes;
-			}
+		int rc = bpf_engine_svc_counters(a->be, i, c);
+		for (int k = 0; rc == 0 && k < SVC_CTR__MAX; k++) {
+			out->svc[i].pkts[k] = c[k].packets;
+			out->svc[i].bytes[k] = c[k].bytes;
 		}
-		for (int j = 0; j < a->cfg->services[i].nservers; j++) {
-			struct eng_srv_stats *s = &out->srv[i][j];
-			int id = bpf_engine_real_id(a->be, i, j);
-			if (id < 0)
-				continue;
-			if (bpf_engine_real_counters(a->be, (uint32_t)id, c) == 0) {
-				s->pkts = c[0].packets;
-				s->bytes = c[0].bytes;
-			}
-			const struct bpf_real_usage *u = &a->usage[id];
-			s->clients = a->cfg->services[i].persistence.mode == CFG_PERSIST_IKE
-					     ? (uint64_t)u->sa + u->halfopen
-					     : u->persist;
-			s->flows = u->flows;
-		}
+		if (rc < 0 && !err)
+			err = rc;
+		for (int j = 0; j < a->cfg->services[i].nservers; j++)
+			read_server(a, i, j, &out->srv[i][j], &err);
 	}
-	return 0;
+	return err;
 }
 
 /* The adapter reads the daemon's struct cfg in place, which reload swaps

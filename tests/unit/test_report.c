@@ -62,12 +62,18 @@ static int fake_health(void *ctx, int svc, int srv, struct health_state *out)
 	return 0;
 }
 
-static int fake_admin(void *ctx, int svc, int srv, enum cfg_server_state st)
+static struct fake *record(void *ctx, int svc, int srv)
 {
 	struct fake *f = ctx;
 	f->calls++;
 	f->svc = svc;
 	f->srv = srv;
+	return f;
+}
+
+static int fake_admin(void *ctx, int svc, int srv, enum cfg_server_state st)
+{
+	struct fake *f = record(ctx, svc, srv);
 	f->admin = (int)st;
 	if (f->fail_with)
 		return f->fail_with;
@@ -76,10 +82,7 @@ static int fake_admin(void *ctx, int svc, int srv, enum cfg_server_state st)
 
 static int fake_weight(void *ctx, int svc, int srv, uint32_t weight)
 {
-	struct fake *f = ctx;
-	f->calls++;
-	f->svc = svc;
-	f->srv = srv;
+	struct fake *f = record(ctx, svc, srv);
 	f->weight = weight;
 	if (f->fail_with)
 		return f->fail_with;
@@ -334,18 +337,19 @@ static void shutdown_passes_keep(void **state)
 	assert_false(f->keep);
 }
 
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(status_is_byte_exact, setup, teardown),
-		cmocka_unit_test_setup_teardown(stats_counters_drops_and_expiries, setup, teardown),
-		cmocka_unit_test_setup_teardown(metrics_families_and_samples, setup, teardown),
-		cmocka_unit_test_setup_teardown(drain_reaches_the_command_with_the_server, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(weight_with_service_prefix, setup, teardown),
-		cmocka_unit_test_setup_teardown(wrong_requests_get_clear_errors, setup, teardown),
-		cmocka_unit_test_setup_teardown(failed_command_is_a_server_error, setup, teardown),
-		cmocka_unit_test_setup_teardown(shutdown_passes_keep, setup, teardown),
+		T(status_is_byte_exact),
+		T(stats_counters_drops_and_expiries),
+		T(metrics_families_and_samples),
+		T(drain_reaches_the_command_with_the_server),
+		T(weight_with_service_prefix),
+		T(wrong_requests_get_clear_errors),
+		T(failed_command_is_a_server_error),
+		T(shutdown_passes_keep),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
