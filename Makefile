@@ -65,7 +65,7 @@ $(BUILD)/bpf/%.skel.h: $(BUILD)/bpf/%.bpf.o
 	$(BPFTOOL) gen skeleton $< > $@.tmp && mv $@.tmp $@
 
 # Only code that embeds a BPF skeleton waits for the BPF build.
-ENGINE_OBJS := $(filter $(BUILD)/src/engine/% $(BUILD)/src/ctl/daemon_engine.o,$(LIB_OBJS))
+ENGINE_OBJS := $(filter $(BUILD)/src/engine/%,$(LIB_OBJS))
 $(ENGINE_OBJS): $(BPF_SKELS)
 
 $(BUILD)/%.o: %.c | $(DEPS_STAMP)

@@ -12,11 +12,11 @@
 #include <arpa/inet.h>
 #include <unistd.h>
 
-#include "ctl/daemon.h"
-#include "ctl/report.h"
+#define MHD_FLAGS (MHD_USE_EPOLL | MHD_USE_ERROR_LOG)
 
 struct api {
-	struct daemon *d;
+	const struct ctl_view *view;
+	const struct ctl_cmd *cmd;
 	struct MHD_Daemon *mhd;
 	int listen_fd;
 	char unix_path[108];
@@ -31,71 +31,13 @@ static enum MHD_Result send_text(struct MHD_Connection *c, unsigned code, const 
 		free(body);
 		return MHD_NO;
 	}
-	MHD_add_response_header(r, "Content-Type", ctype);
-	enum MHD_Result rc = MHD_queue_response(c, code, r);
+	/* Without its Content-Type the answer would mislead clients: drop the
+	 * connection instead. */
+	enum MHD_Result rc = MHD_NO;
+	if (MHD_add_response_header(r, "Content-Type", ctype) == MHD_YES)
+		rc = MHD_queue_response(c, code, r);
 	MHD_destroy_response(r);
 	return rc;
-}
-
-static enum MHD_Result send_json(struct MHD_Connection *c, unsigned code, json_t *j)
-{
-	char *s = j ? json_dumps(j, JSON_INDENT(2)) : NULL;
-	json_decref(j);
-	if (!s)
-		return MHD_NO;
-	return send_text(c, code, "application/json", s);
-}
-
-static enum MHD_Result send_error(struct MHD_Connection *c, unsigned code, const char *msg)
-{
-	return send_json(c, code, json_pack("{s:s}", "error", msg));
-}
-
-/* /v1/servers/SPEC/ACTION[/ARG]; SPEC may contain one '/', so parse from
- * the right: the action is a known word. */
-static enum MHD_Result server_action(struct api *a, struct MHD_Connection *c, const char *path)
-{
-	char buf[256];
-	if (strlen(path) >= sizeof(buf))
-		return send_error(c, 414, "path too long");
-	strcpy(buf, path);
-
-	char *arg = NULL, *act = strrchr(buf, '/');
-	if (act && strspn(act + 1, "0123456789") == strlen(act + 1) && act[1]) {
-		arg = act + 1;
-		*act = 0;
-		act = strrchr(buf, '/');
-	}
-	if (!act || act == buf)
-		return send_error(c, 404, "expected /v1/servers/NAME/ACTION");
-	*act++ = 0;
-
-	int svc, srv, rc = rt_find_server(&a->d->rt, buf, &svc, &srv);
-	if (rc == -2)
-		return send_error(c, 409, "server name is ambiguous: use SERVICE/NAME");
-	if (rc < 0)
-		return send_error(c, 404, "no such server");
-
-	uint64_t now = daemon_now_ms();
-	if (!strcmp(act, "drain") && !arg)
-		rc = rt_set_admin(&a->d->rt, svc, srv, CFG_SRV_DRAINING, now);
-	else if (!strcmp(act, "enable") && !arg)
-		rc = rt_set_admin(&a->d->rt, svc, srv, CFG_SRV_ACTIVE, now);
-	else if (!strcmp(act, "disable") && !arg)
-		rc = rt_set_admin(&a->d->rt, svc, srv, CFG_SRV_DISABLED, now);
-	else if (!strcmp(act, "weight") && arg) {
-		char *end;
-		unsigned long w = strtoul(arg, &end, 10);
-		if (*end || w > CFG_WEIGHT_MAX)
-			return send_error(c, 400, "weight must be 0..65535");
-		rc = rt_set_weight(&a->d->rt, svc, srv, (uint32_t)w, now);
-	} else
-		return send_error(c, 404, "unknown action (drain, enable, disable, weight/N)");
-	if (rc < 0)
-		return send_error(c, 500, "engine update failed (see the daemon log)");
-	log_notice(&a->d->log, "api: server %s/%s %s%s%s", a->d->cfg.services[svc].name,
-		   a->d->cfg.services[svc].servers[srv].name, act, arg ? " " : "", arg ? arg : "");
-	return send_json(c, 200, json_pack("{s:b}", "ok", 1));
 }
 
 static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
@@ -115,28 +57,48 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 		*upload_size = 0;
 		return MHD_YES;
 	}
-	bool get = !strcmp(method, "GET"), post = !strcmp(method, "POST");
-	if (get && !strcmp(url, "/v1/status"))
-		return send_json(c, 200, report_status(a->d));
-	if (get && !strcmp(url, "/v1/stats"))
-		return send_json(c, 200, report_stats(a->d));
-	if (get && !strcmp(url, "/metrics")) {
-		char *m = report_metrics(a->d);
-		return m ? send_text(c, 200, "text/plain; version=0.0.4", m) : MHD_NO;
+	const char *keep = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "keep");
+	struct api_reply r;
+	if (api_route(a->view, a->cmd, method, url, keep, &r) < 0) {
+		log_err(a->view->log, "api: %s %s: out of memory", method, url);
+		return MHD_NO;
 	}
-	if (post && !strncmp(url, "/v1/servers/", 12))
-		return server_action(a, c, url + 12);
-	if (post && !strcmp(url, "/v1/shutdown")) {
-		const char *keep = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "keep");
-		a->d->keep_forwarding = keep && !strcmp(keep, "1");
-		a->d->stopping = true;
-		log_notice(&a->d->log, "api: shutdown requested%s",
-			   a->d->keep_forwarding ? " (data path kept)" : "");
-		return send_json(c, 200, json_pack("{s:b}", "ok", 1));
+	return send_text(c, r.code, r.ctype, r.body);
+}
+
+/* The directory of the socket (/run/ikelb) may not exist yet on a fresh
+ * boot; an existing one keeps its owner and mode. */
+static int make_parent_dir(const char *path, char *err, int errlen)
+{
+	char dir[108];
+	snprintf(dir, sizeof(dir), "%s", path);
+	char *slash = strrchr(dir, '/');
+	if (!slash || slash == dir)
+		return 0;
+	*slash = 0;
+	if (mkdir(dir, 0750) < 0 && errno != EEXIST) {
+		snprintf(err, (size_t)errlen, "cannot create %s: %s", dir, strerror(errno));
+		return -errno;
 	}
-	if (get || post)
-		return send_error(c, 404, "not found");
-	return send_error(c, 405, "method not allowed");
+	return 0;
+}
+
+/* A socket someone still accepts on belongs to a running daemon: two
+ * daemons would fight over the same data path. A dead one's socket is
+ * stale and replaced. */
+static int refuse_running(const struct sockaddr_un *sun, char *err, int errlen)
+{
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		snprintf(err, (size_t)errlen, "socket: %s", strerror(errno));
+		return -errno;
+	}
+	int rc = connect(fd, (const struct sockaddr *)sun, sizeof(*sun)) == 0 ? -EADDRINUSE : 0;
+	if (rc)
+		snprintf(err, (size_t)errlen, "another ikelb is already running (its API answers on %s)",
+			 sun->sun_path);
+	close(fd);
+	return rc;
 }
 
 static int listen_unix(struct api *a, const char *path, char *err, int errlen)
@@ -144,88 +106,84 @@ static int listen_unix(struct api *a, const char *path, char *err, int errlen)
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
 	if (strlen(path) >= sizeof(sun.sun_path)) {
 		snprintf(err, (size_t)errlen, "unix socket path too long: %s", path);
-		return -1;
+		return -ENAMETOOLONG;
 	}
 	strcpy(sun.sun_path, path);
-	snprintf(a->unix_path, sizeof(a->unix_path), "%s", path);
 
-	char dir[108];
-	snprintf(dir, sizeof(dir), "%s", path);
-	char *slash = strrchr(dir, '/');
-	if (slash && slash != dir) {
-		*slash = 0;
-		mkdir(dir, 0750);
+	int rc = make_parent_dir(path, err, errlen);
+	if (rc == 0)
+		rc = refuse_running(&sun, err, errlen);
+	if (rc < 0)
+		return rc;
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0) {
+		snprintf(err, (size_t)errlen, "socket: %s", strerror(errno));
+		return -errno;
 	}
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -1;
-	/* A socket someone still accepts on belongs to a running daemon: two
-	 * daemons would fight over the same data path. A dead one's socket is
-	 * stale and replaced. */
-	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0) {
-		snprintf(err, (size_t)errlen, "another ikelb is already running (its API answers on %s)",
-			 path);
-		close(fd);
-		return -1;
-	}
-	close(fd);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0)
-		return -1;
-	unlink(path);
-	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 || listen(fd, 32) < 0) {
+	/* ENOENT is the usual case: no stale socket to remove. */
+	if ((unlink(path) < 0 && errno != ENOENT) ||
+	    bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 || listen(fd, 32) < 0 ||
+	    chmod(path, 0660) < 0) {
+		rc = -errno;
 		snprintf(err, (size_t)errlen, "cannot listen on %s: %s", path, strerror(errno));
 		close(fd);
-		return -1;
+		return rc;
 	}
-	chmod(path, 0660);
+	/* Ours to remove from here on; before, it may be another daemon's. */
+	snprintf(a->unix_path, sizeof(a->unix_path), "%s", path);
 	return fd;
 }
 
-struct api *api_start(struct daemon *d, const char *listen, char *err, int errlen)
+static struct MHD_Daemon *start_unix(struct api *a, const char *path, char *err, int errlen)
+{
+	a->listen_fd = listen_unix(a, path, err, errlen);
+	if (a->listen_fd < 0)
+		return NULL;
+	return MHD_start_daemon(MHD_FLAGS, 0, NULL, NULL, handle, a, MHD_OPTION_LISTEN_SOCKET,
+				a->listen_fd, MHD_OPTION_END);
+}
+
+static struct MHD_Daemon *start_tcp(struct api *a, const char *listen, char *err, int errlen)
+{
+	char host[128];
+	const char *colon = strrchr(listen, ':');
+	if (!colon || colon - listen >= (long)sizeof(host)) {
+		snprintf(err, (size_t)errlen, "api.listen: expected unix:PATH or HOST:PORT");
+		return NULL;
+	}
+	memcpy(host, listen, (size_t)(colon - listen));
+	host[colon - listen] = 0;
+	int port = atoi(colon + 1);
+	struct ikelb_addr ia;
+	if (port <= 0 || port > 65535 || ikelb_addr_parse(host, &ia) < 0 || !ikelb_addr_is_v4(&ia)) {
+		snprintf(err, (size_t)errlen, "api.listen: bad IPv4 HOST:PORT %s", listen);
+		return NULL;
+	}
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+				   .sin_addr.s_addr = ikelb_addr_v4(&ia) };
+	return MHD_start_daemon(MHD_FLAGS, (uint16_t)port, NULL, NULL, handle, a,
+				MHD_OPTION_SOCK_ADDR, &sin, MHD_OPTION_END);
+}
+
+struct api *api_start(const char *listen, const struct ctl_view *view, const struct ctl_cmd *cmd,
+		      char *err, int errlen)
 {
 	struct api *a = calloc(1, sizeof(*a));
-	if (!a)
+	if (!a) {
+		snprintf(err, (size_t)errlen, "out of memory");
 		return NULL;
-	a->d = d;
-	a->listen_fd = -1;
-	unsigned flags = MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
-	if (!strncmp(listen, "unix:", 5)) {
-		a->listen_fd = listen_unix(a, listen + 5, err, errlen);
-		if (a->listen_fd < 0) {
-			free(a);
-			return NULL;
-		}
-		a->mhd = MHD_start_daemon(flags, 0, NULL, NULL, handle, a, MHD_OPTION_LISTEN_SOCKET,
-					  a->listen_fd, MHD_OPTION_END);
-	} else {
-		char host[128];
-		const char *colon = strrchr(listen, ':');
-		if (!colon || colon - listen >= (long)sizeof(host)) {
-			snprintf(err, (size_t)errlen, "api.listen: expected unix:PATH or HOST:PORT");
-			free(a);
-			return NULL;
-		}
-		memcpy(host, listen, (size_t)(colon - listen));
-		host[colon - listen] = 0;
-		int port = atoi(colon + 1);
-		struct sockaddr_storage ss;
-		memset(&ss, 0, sizeof(ss));
-		struct ikelb_addr ia;
-		if (port <= 0 || port > 65535 || ikelb_addr_parse(host, &ia) < 0 || !ikelb_addr_is_v4(&ia)) {
-			snprintf(err, (size_t)errlen, "api.listen: bad IPv4 HOST:PORT %s", listen);
-			free(a);
-			return NULL;
-		}
-		struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
-		sin->sin_family = AF_INET;
-		sin->sin_port = htons((uint16_t)port);
-		sin->sin_addr.s_addr = ikelb_addr_v4(&ia);
-		a->mhd = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, handle, a,
-					  MHD_OPTION_SOCK_ADDR, sin, MHD_OPTION_END);
 	}
+	a->view = view;
+	a->cmd = cmd;
+	a->listen_fd = -1;
+	err[0] = 0;
+	if (!strncmp(listen, "unix:", 5))
+		a->mhd = start_unix(a, listen + 5, err, errlen);
+	else
+		a->mhd = start_tcp(a, listen, err, errlen);
 	if (!a->mhd) {
-		snprintf(err, (size_t)errlen, "cannot start the API on %s", listen);
+		if (!err[0])
+			snprintf(err, (size_t)errlen, "cannot start the API on %s", listen);
 		api_stop(a);
 		return NULL;
 	}
@@ -239,9 +197,9 @@ int api_fd(const struct api *a)
 	return i ? i->epoll_fd : -1;
 }
 
-void api_run(struct api *a)
+int api_run(struct api *a)
 {
-	MHD_run(a->mhd);
+	return MHD_run(a->mhd) == MHD_YES ? 0 : -EIO;
 }
 
 long api_timeout_ms(struct api *a)
@@ -260,7 +218,7 @@ void api_stop(struct api *a)
 		MHD_stop_daemon(a->mhd);
 	if (a->listen_fd >= 0)
 		close(a->listen_fd);
-	if (a->unix_path[0])
-		unlink(a->unix_path);
+	if (a->unix_path[0] && unlink(a->unix_path) < 0 && errno != ENOENT)
+		log_warn(a->view->log, "api: cannot remove %s: %s", a->unix_path, strerror(errno));
 	free(a);
 }

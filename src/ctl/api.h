@@ -1,7 +1,7 @@
 /* The control API: HTTP (libmicrohttpd) with JSON bodies (jansson), on a
  * unix socket ("unix:/run/ikelb/api.sock", mode 0660) or a TCP address.
- * Runs inside the daemon's epoll loop (MHD_USE_EPOLL), so handlers touch
- * the daemon model without locks.
+ * Runs inside the daemon's epoll loop (MHD_USE_EPOLL), so handlers read the
+ * view and give commands without locks.
  *
  *   GET  /v1/status                      services, servers, state, clients
  *   GET  /v1/stats                       counters per service / server / drop reason
@@ -13,13 +13,28 @@
 #ifndef IKELB_API_H
 #define IKELB_API_H
 
-struct daemon;
+#include "ctl/view.h"
+
 struct api;
 
-struct api *api_start(struct daemon *d, const char *listen, char *err, int errlen);
+/* view and cmd must outlive the API; they are read at every request. */
+struct api *api_start(const char *listen, const struct ctl_view *view, const struct ctl_cmd *cmd,
+		      char *err, int errlen);
 int api_fd(const struct api *a);     /* add to epoll, readable -> api_run */
-void api_run(struct api *a);
+int api_run(struct api *a);          /* 0 or -EIO */
 long api_timeout_ms(struct api *a);  /* -1 = none */
 void api_stop(struct api *a);
+
+/* One answer, independent of HTTP plumbing (api_route.c). */
+struct api_reply {
+	unsigned code;
+	const char *ctype;   /* static */
+	char *body;          /* malloc'd, NUL-terminated */
+};
+
+/* Answers method + url (keep: the "keep" query argument or NULL). 0 with
+ * *out filled, or -ENOMEM. */
+int api_route(const struct ctl_view *v, const struct ctl_cmd *cmd, const char *method,
+	      const char *url, const char *keep, struct api_reply *out);
 
 #endif

@@ -8,59 +8,150 @@
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
 #include <sys/timerfd.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "core/clock.h"
+#include "core/config.h"
 #include "ctl/api.h"
-#include "ctl/daemon_engine.h"
 #include "ctl/daemon_health.h"
 #include "ctl/reload.h"
+#include "ctl/runtime.h"
+#include "ctl/view.h"
+#include "engine/engine.h"
 
 #define SWEEP_EVERY_S 5
 
-uint64_t daemon_now_ms(void)
+struct daemon {
+	struct daemon_opts opts;
+	struct cfg cfg;
+	struct logger log;
+	struct engine eng;        /* eng.ops is NULL until the engine is open */
+	struct runtime rt;
+	struct daemon_health health;
+	struct api *api;
+	struct ctl_view view;     /* what the API sees */
+	struct ctl_cmd cmd;       /* what the API may do */
+	struct eng_stats stats;   /* last read, refreshed on demand */
+	sigset_t signals;         /* handled through sigfd */
+	int epfd, sigfd, timerfd;
+	bool stopping;
+	bool keep_forwarding;     /* leave the data path attached on exit */
+	uint64_t swept;           /* idle state entries expired */
+};
+
+/* ---- the API's view and commands ---- */
+
+static const struct eng_stats *view_stats(void *ctx)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	struct daemon *d = ctx;
+	if (d->eng.ops && d->eng.ops->read_stats) {
+		int rc = d->eng.ops->read_stats(&d->eng, &d->stats);
+		if (rc < 0)
+			log_warn(&d->log, "cannot read the engine's counters (%s); "
+				 "reporting the last ones", strerror(-rc));
+	}
+	return &d->stats;
 }
 
-int daemon_read_stats(struct daemon *d)
+static int view_health(void *ctx, int svc, int srv, struct health_state *out)
 {
-	if (!d->have_engine || !d->eng.ops->read_stats)
-		return 0;
-	return d->eng.ops->read_stats(&d->eng, &d->stats);
+	struct daemon *d = ctx;
+	return daemon_health_state(&d->health, svc, srv, out);
 }
 
-static int ep_add(int epfd, int fd)
+static int cmd_set_admin(void *ctx, int svc, int srv, enum cfg_server_state st)
+{
+	struct daemon *d = ctx;
+	return rt_set_admin(&d->rt, svc, srv, st, clock_mono_ms()) < 0 ? -EIO : 0;
+}
+
+static int cmd_set_weight(void *ctx, int svc, int srv, uint32_t weight)
+{
+	struct daemon *d = ctx;
+	return rt_set_weight(&d->rt, svc, srv, weight, clock_mono_ms()) < 0 ? -EIO : 0;
+}
+
+static void cmd_shutdown(void *ctx, bool keep_forwarding)
+{
+	struct daemon *d = ctx;
+	d->keep_forwarding = keep_forwarding;
+	d->stopping = true;
+}
+
+static void view_init(struct daemon *d)
+{
+	d->view = (struct ctl_view){
+		.cfg = &d->cfg, .rt = &d->rt, .log = &d->log, .engine_name = "none",
+		.config_path = d->opts.config_path, .started_ms = clock_mono_ms(),
+		.expired = &d->swept, .now_ms = clock_mono_ms, .stats = view_stats,
+		.health = view_health, .ctx = d,
+	};
+	d->cmd = (struct ctl_cmd){ .set_admin = cmd_set_admin, .set_weight = cmd_set_weight,
+				   .shutdown = cmd_shutdown, .ctx = d };
+}
+
+/* ---- the loop ---- */
+
+static int ep_add(struct daemon *d, int fd)
 {
 	struct epoll_event ev = { .events = EPOLLIN, .data.fd = fd };
-	return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev);
+	if (epoll_ctl(d->epfd, EPOLL_CTL_ADD, fd, &ev) == 0)
+		return 0;
+	int rc = -errno;
+	log_err(&d->log, "epoll_ctl: %s", strerror(errno));
+	return rc;
+}
+
+/* Signals arrive through a signalfd, so they are handled in the loop like
+ * any other event, never inside a handler. Blocked before any engine
+ * starts threads: threads inherit the mask, and a thread without it
+ * would take SIGHUP's default action and end the process. */
+static int setup_signals(struct daemon *d)
+{
+	sigset_t *set = &d->signals;
+	sigemptyset(set);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGINT);
+	sigaddset(set, SIGHUP);
+	sigaddset(set, SIGUSR2);
+	if (sigprocmask(SIG_BLOCK, set, NULL) < 0 || signal(SIGPIPE, SIG_IGN) == SIG_ERR) {
+		int rc = -errno;
+		log_err(&d->log, "cannot set up signal handling: %s", strerror(errno));
+		return rc;
+	}
+	return 0;
 }
 
 static int setup_fds(struct daemon *d)
 {
-	sigset_t set;
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGHUP);
-	sigaddset(&set, SIGUSR2);
-	sigprocmask(SIG_BLOCK, &set, NULL);
-	signal(SIGPIPE, SIG_IGN);
+	struct itimerspec its = { .it_interval = { 1, 0 }, .it_value = { 1, 0 } };
+	int rc;
 
 	d->epfd = epoll_create1(EPOLL_CLOEXEC);
-	d->sigfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+	d->sigfd = signalfd(-1, &d->signals, SFD_CLOEXEC | SFD_NONBLOCK);
 	d->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-	if (d->epfd < 0 || d->sigfd < 0 || d->timerfd < 0)
-		return -1;
-	struct itimerspec its = { .it_interval = { 1, 0 }, .it_value = { 1, 0 } };
-	timerfd_settime(d->timerfd, 0, &its, NULL);
-	if (ep_add(d->epfd, d->sigfd) < 0 || ep_add(d->epfd, d->timerfd) < 0)
-		return -1;
-	if (d->api && ep_add(d->epfd, api_fd(d->api)) < 0)
-		return -1;
-	return daemon_health_add_fds(d);
+	if (d->epfd < 0 || d->sigfd < 0 || d->timerfd < 0 ||
+	    timerfd_settime(d->timerfd, 0, &its, NULL) < 0) {
+		rc = -errno;
+		log_err(&d->log, "cannot create the event loop: %s", strerror(errno));
+		return rc;
+	}
+	if ((rc = ep_add(d, d->sigfd)) < 0 || (rc = ep_add(d, d->timerfd)) < 0 ||
+	    (rc = ep_add(d, api_fd(d->api))) < 0)
+		return rc;
+	return daemon_health_watch(&d->health, d->epfd);
+}
+
+static void reload(struct daemon *d)
+{
+	const struct reload_target t = {
+		.config_path = d->opts.config_path, .log = &d->log, .cfg = &d->cfg, .rt = &d->rt,
+		.stats = &d->stats, .eng = &d->eng, .health = &d->health,
+	};
+	/* A failed reload keeps the running configuration; reload_config
+	 * logged why, and the daemon runs on. */
+	if (reload_config(&t) < 0)
+		log_notice(&d->log, "reload: not applied");
 }
 
 static void on_signal(struct daemon *d)
@@ -69,7 +160,7 @@ static void on_signal(struct daemon *d)
 	while (read(d->sigfd, &si, sizeof(si)) == sizeof(si)) {
 		switch (si.ssi_signo) {
 		case SIGHUP:
-			daemon_reload(d);
+			reload(d);
 			break;
 		case SIGUSR2:
 			log_notice(&d->log, "SIGUSR2: stopping, data path left running");
@@ -88,32 +179,46 @@ static void on_timer(struct daemon *d, uint64_t *last_sweep_s)
 	uint64_t ticks;
 	while (read(d->timerfd, &ticks, sizeof(ticks)) == sizeof(ticks))
 		;
-	uint64_t now_s = daemon_now_ms() / 1000;
-	if (d->have_engine && now_s - *last_sweep_s >= SWEEP_EVERY_S) {
-		long n = d->eng.ops->sweep(&d->eng, now_s);
-		if (n > 0) {
-			d->swept += (uint64_t)n;
-			log_debug(&d->log, "expired %ld idle state entries", n);
-		}
-		*last_sweep_s = now_s;
+	uint64_t now_s = clock_mono_s();
+	if (now_s - *last_sweep_s < SWEEP_EVERY_S)
+		return;
+	long n = d->eng.ops->sweep(&d->eng, now_s);
+	if (n < 0)
+		log_warn(&d->log, "expiring idle state failed: %s", strerror((int)-n));
+	else if (n > 0) {
+		d->swept += (uint64_t)n;
+		log_debug(&d->log, "expired %ld idle state entries", n);
 	}
+	*last_sweep_s = now_s;
+}
+
+static void run_api(struct daemon *d)
+{
+	if (api_run(d->api) < 0)
+		log_debug(&d->log, "api: libmicrohttpd could not run its event loop");
+}
+
+static long next_timeout_ms(struct daemon *d)
+{
+	long to = daemon_health_timeout_ms(&d->health);
+	long at = api_timeout_ms(d->api);
+	if (at >= 0 && (to < 0 || at < to))
+		to = at;
+	return to < 0 ? 1000 : to;
 }
 
 static int loop(struct daemon *d)
 {
-	uint64_t last_sweep = daemon_now_ms() / 1000;
-	int api = d->api ? api_fd(d->api) : -1;
+	uint64_t last_sweep = clock_mono_s();
+	int api = api_fd(d->api);
 
 	while (!d->stopping) {
 		struct epoll_event ev[16];
-		long to = daemon_health_timeout_ms(d);
-		long at = d->api ? api_timeout_ms(d->api) : -1;
-		if (at >= 0 && (to < 0 || at < to))
-			to = at;
-		int n = epoll_wait(d->epfd, ev, 16, to < 0 ? 1000 : (int)to);
+		int n = epoll_wait(d->epfd, ev, 16, (int)next_timeout_ms(d));
 		if (n < 0 && errno != EINTR) {
+			int rc = -errno;
 			log_err(&d->log, "epoll_wait: %s", strerror(errno));
-			return -1;
+			return rc;
 		}
 		for (int i = 0; i < n; i++) {
 			int fd = ev[i].data.fd;
@@ -122,25 +227,26 @@ static int loop(struct daemon *d)
 			else if (fd == d->timerfd)
 				on_timer(d, &last_sweep);
 			else if (fd == api)
-				api_run(d->api);
+				run_api(d);
 			else
-				daemon_health_on_fd(d, fd);
+				daemon_health_on_fd(&d->health);
 		}
-		if (d->api)
-			api_run(d->api);
-		daemon_health_tick(d);
+		run_api(d);
+		daemon_health_tick(&d->health);
 	}
 	return 0;
 }
 
+/* ---- start and stop ---- */
+
 static void cleanup(struct daemon *d)
 {
-	daemon_health_stop(d);
+	daemon_health_stop(&d->health);
 	api_stop(d->api);
 	d->api = NULL;
-	if (d->have_engine)
+	if (d->eng.ops)
 		d->eng.ops->close(&d->eng, d->keep_forwarding);
-	d->have_engine = false;
+	d->eng.ops = NULL;
 	rt_free(&d->rt);
 	eng_stats_free(&d->stats);
 	cfg_free(&d->cfg);
@@ -156,50 +262,70 @@ static int load_config(struct daemon *d)
 	for (int i = 0; i < errs.n; i++)
 		log_err(&d->log, "%s", errs.v[i].msg);
 	cfg_errors_free(&errs);
-	return rc;
+	return rc < 0 ? -EINVAL : 0;
+}
+
+/* The engine has the configuration from engine_open; the model then pushes
+ * the per-server states and tables it derived, and forwarding starts. */
+static int start_engine(struct daemon *d)
+{
+	const struct engine_open_opts eo = { .flush_state = d->opts.flush_state };
+	int rc = engine_open(&d->eng, &d->cfg, &d->log, &eo);
+	if (rc < 0)
+		return rc;
+	d->view.engine_name = d->eng.ops->name;
+	if (rt_init(&d->rt, &d->cfg, &d->log, &d->eng) < 0 ||
+	    rt_sync_all(&d->rt, clock_mono_ms()) < 0) {
+		log_err(&d->log, "cannot program the engine with the configuration");
+		return -EIO;
+	}
+	if (d->eng.ops->start && (rc = d->eng.ops->start(&d->eng)) < 0) {
+		log_err(&d->log, "cannot start the %s engine", d->eng.ops->name);
+		return rc;
+	}
+	return 0;
 }
 
 static int start(struct daemon *d)
 {
 	char err[256] = "";
+	int rc = setup_signals(d);
 
-	if (load_config(d) < 0)
-		return -1;
-	if (eng_stats_alloc(&d->stats, &d->cfg) < 0)
-		return -1;
+	if (rc == 0)
+		rc = load_config(d);
+	if (rc < 0)
+		return rc;
+	if (eng_stats_alloc(&d->stats, &d->cfg) < 0) {
+		log_err(&d->log, "out of memory");
+		return -ENOMEM;
+	}
 	/* The API first: it refuses to start when another daemon answers on
 	 * it, before this one touches the data path. Requests wait in the
 	 * listen queue until the loop runs. */
-	d->api = api_start(d, d->cfg.api_listen, err, sizeof(err));
+	d->api = api_start(d->cfg.api_listen, &d->view, &d->cmd, err, sizeof(err));
 	if (!d->api) {
 		log_err(&d->log, "api: %s", err);
-		return -1;
+		return -EADDRINUSE;
 	}
-	if (daemon_engine_open(d) < 0)
-		return -1;
-	if (rt_init(&d->rt, &d->cfg, &d->log, &d->eng) < 0 ||
-	    rt_sync_all(&d->rt, daemon_now_ms()) < 0) {
-		log_err(&d->log, "cannot program the engine with the configuration");
-		return -1;
-	}
-	if (d->eng.ops->start && d->eng.ops->start(&d->eng) < 0) {
-		log_err(&d->log, "cannot start the %s engine", d->eng.ops->name);
-		return -1;
-	}
-	if (daemon_health_start(d) < 0)
-		return -1;
+	if ((rc = start_engine(d)) < 0)
+		return rc;
+	if ((rc = daemon_health_start(&d->health)) < 0)
+		return rc;
 	return setup_fds(d);
 }
 
 int daemon_run(const struct daemon_opts *opts)
 {
 	struct daemon *d = calloc(1, sizeof(*d));
-	if (!d)
+	if (!d) {
+		fprintf(stderr, "ikelb: out of memory\n");
 		return 1;
+	}
 	d->opts = *opts;
 	d->epfd = d->sigfd = d->timerfd = -1;
-	d->started_ms = daemon_now_ms();
 	log_init(&d->log, opts->log_level);
+	daemon_health_init(&d->health, &d->cfg, &d->log, &d->rt);
+	view_init(d);
 
 	int rc = start(d);
 	if (rc == 0) {

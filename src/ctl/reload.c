@@ -1,11 +1,11 @@
 #include "ctl/reload.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "ctl/daemon.h"
-#include "ctl/daemon_health.h"
+#include "core/clock.h"
 
 enum shape { SHAPE_SAME, SHAPE_NEW, SHAPE_RESTART };
 
@@ -106,34 +106,33 @@ static bool take_health(struct cfg *cur, struct cfg *nc)
 
 /* Weights and admin states come from the file again: a reload makes the
  * running state what the configuration says (API changes are not saved). */
-static int apply_in_place(struct daemon *d, struct cfg *nc)
+static int apply_in_place(const struct reload_target *t, struct cfg *nc)
 {
-	uint64_t now = daemon_now_ms();
+	uint64_t now = clock_mono_ms();
 	int rc = 0, n = 0;
 
 	for (int i = 0; i < nc->nservices; i++) {
 		for (int j = 0; j < nc->services[i].nservers; j++) {
 			const struct cfg_server *s = &nc->services[i].servers[j];
-			struct rt_server *r = &d->rt.svc[i].servers[j];
+			const struct rt_server *r = &t->rt->svc[i].servers[j];
 			if (r->weight != s->weight) {
-				rc |= rt_set_weight(&d->rt, i, j, s->weight, now);
+				if (rt_set_weight(t->rt, i, j, s->weight, now) < 0)
+					rc = -EIO;
 				n++;
 			}
 			if (r->admin != s->state) {
-				rc |= rt_set_admin(&d->rt, i, j, s->state, now);
+				if (rt_set_admin(t->rt, i, j, s->state, now) < 0)
+					rc = -EIO;
 				n++;
 			}
 		}
 	}
-	bool health = take_health(&d->cfg, nc);
-	if (health) {
-		daemon_health_stop(d);
-		if (daemon_health_start(d) < 0 || daemon_health_add_fds(d) < 0)
-			rc = -1;
-	}
-	log_notice(&d->log, "reload: %d weight/state change(s)%s", n,
-		   health ? ", health checks restarted" : "");
-	return rc ? -1 : 0;
+	bool health = take_health(t->cfg, nc);
+	if (health && daemon_health_restart(t->health) < 0)
+		rc = -EIO;
+	log_notice(t->log, "reload: %d weight/state change(s)%s%s", n,
+		   health ? ", health checks restarted" : "", rc ? " (with errors, see above)" : "");
+	return rc;
 }
 
 /* The same server (name, address, labels) in service `svc` of c. */
@@ -163,76 +162,103 @@ static void carry_health(struct runtime *nrt, const struct cfg *nc, const struct
 				rt_restore_health(nrt, i, j, ort->svc[k].servers[m].health);
 }
 
-static int apply_new_shape(struct daemon *d, struct cfg *nc)
+/* The engine takes nc first; only when it has are the model and the
+ * counters rebuilt for it. */
+static int engine_take(const struct reload_target *t, const struct cfg *nc)
 {
-	struct runtime nrt;
-	struct eng_stats nst;
+	int rc = engine_reconfigure(t->eng, nc);
+	if (rc == -EOPNOTSUPP) {
+		log_err(t->log, "reload: the %s engine cannot add, remove or change services or "
+				"servers at run time; restart ikelb", t->eng->ops->name);
+		return rc;
+	}
+	if (rc < 0) {
+		log_err(t->log, "reload: the engine refused the new configuration; "
+				"keeping the running one");
+		if (engine_reconfigure(t->eng, t->cfg) < 0)
+			log_err(t->log, "reload: the engine did not take the running configuration "
+					"back either; restart ikelb");
+	}
+	return rc;
+}
 
-	if (!d->eng.ops->reconfigure) {
-		log_err(&d->log, "reload: the %s engine cannot add, remove or change services or "
-				 "servers at run time; restart ikelb", d->eng.ops->name);
-		return -1;
-	}
-	if (eng_stats_alloc(&nst, nc) < 0)
-		return -1;
-	if (d->eng.ops->reconfigure(&d->eng, nc) < 0) {
-		log_err(&d->log, "reload: the engine refused the new configuration; "
-				 "keeping the running one");
-		d->eng.ops->reconfigure(&d->eng, &d->cfg);
-		eng_stats_free(&nst);
-		return -1;
-	}
-	/* Point of no return: the engine runs the new configuration. */
-	daemon_health_stop(d);
-	if (rt_init(&nrt, nc, &d->log, &d->eng) < 0) {
-		eng_stats_free(&nst);
-		return -1;
-	}
-	carry_health(&nrt, nc, &d->rt, &d->cfg);
-	rt_free(&d->rt);
-	eng_stats_free(&d->stats);
-	cfg_free(&d->cfg);
-	d->cfg = *nc;
+/* After the engine runs nc: the model, counters and checks follow. */
+static int switch_model(const struct reload_target *t, struct cfg *nc, struct runtime *nrt,
+			struct eng_stats *nst)
+{
+	carry_health(nrt, nc, t->rt, t->cfg);
+	rt_free(t->rt);
+	eng_stats_free(t->stats);
+	cfg_free(t->cfg);
+	*t->cfg = *nc;
 	memset(nc, 0, sizeof(*nc));
-	d->rt = nrt;
-	d->rt.cfg = &d->cfg;
-	d->stats = nst;
-	int rc = rt_sync_all(&d->rt, daemon_now_ms());
-	if (daemon_health_start(d) < 0 || daemon_health_add_fds(d) < 0)
-		rc = -1;
-	log_notice(&d->log, "reload: now %d service(s)%s", d->cfg.nservices,
+	*t->rt = *nrt;
+	t->rt->cfg = t->cfg;
+	*t->stats = *nst;
+	int rc = rt_sync_all(t->rt, clock_mono_ms()) < 0 ? -EIO : 0;
+	if (daemon_health_start(t->health) < 0)
+		rc = -EIO;
+	log_notice(t->log, "reload: now %d service(s)%s", t->cfg->nservices,
 		   rc ? " (with errors, see above)" : "");
 	return rc;
 }
 
-int daemon_reload(struct daemon *d)
+static int apply_new_shape(const struct reload_target *t, struct cfg *nc)
+{
+	struct runtime nrt;
+	struct eng_stats nst;
+
+	if (eng_stats_alloc(&nst, nc) < 0) {
+		log_err(t->log, "reload: out of memory");
+		return -ENOMEM;
+	}
+	int rc = engine_take(t, nc);
+	if (rc < 0) {
+		eng_stats_free(&nst);
+		return rc;
+	}
+	/* Point of no return: the engine runs the new configuration. */
+	daemon_health_stop(t->health);
+	if (rt_init(&nrt, nc, t->log, t->eng) < 0) {
+		log_err(t->log, "reload: out of memory building the new model; restart ikelb");
+		eng_stats_free(&nst);
+		return -ENOMEM;
+	}
+	return switch_model(t, nc, &nrt, &nst);
+}
+
+static int load(const struct reload_target *t, struct cfg *nc)
+{
+	struct cfg_errors errs = { 0 };
+	int rc = cfg_load_file(t->config_path, nc, &errs);
+	for (int i = 0; i < errs.n; i++)
+		log_err(t->log, "%s", errs.v[i].msg);
+	cfg_errors_free(&errs);
+	if (rc < 0)
+		log_err(t->log, "reload: configuration invalid; keeping the running one");
+	return rc < 0 ? -EINVAL : 0;
+}
+
+int reload_config(const struct reload_target *t)
 {
 	struct cfg nc;
-	struct cfg_errors errs = { 0 };
 	const char *why = NULL;
-	int rc;
 
-	log_notice(&d->log, "reload: reading %s", d->opts.config_path);
-	rc = cfg_load_file(d->opts.config_path, &nc, &errs);
-	for (int i = 0; i < errs.n; i++)
-		log_err(&d->log, "%s", errs.v[i].msg);
-	cfg_errors_free(&errs);
-	if (rc < 0) {
-		log_err(&d->log, "reload: configuration invalid; keeping the running one");
-		cfg_free(&nc);
-		return -1;
-	}
-	switch (compare(&d->cfg, &nc, &why)) {
-	case SHAPE_RESTART:
-		log_err(&d->log, "reload: '%s' changed, which needs a restart; "
-				 "keeping the running configuration", why);
-		rc = -1;
-		break;
-	case SHAPE_SAME:
-		rc = apply_in_place(d, &nc);
-		break;
-	default:
-		rc = apply_new_shape(d, &nc);
+	log_notice(t->log, "reload: reading %s", t->config_path);
+	int rc = load(t, &nc);
+	if (rc == 0) {
+		switch (compare(t->cfg, &nc, &why)) {
+		case SHAPE_RESTART:
+			log_err(t->log, "reload: '%s' changed, which needs a restart; "
+					"keeping the running configuration", why);
+			rc = -EPERM;
+			break;
+		case SHAPE_SAME:
+			rc = apply_in_place(t, &nc);
+			break;
+		default:
+			rc = apply_new_shape(t, &nc);
+		}
 	}
 	cfg_free(&nc);
 	return rc;

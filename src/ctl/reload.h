@@ -9,9 +9,25 @@
 #ifndef IKELB_RELOAD_H
 #define IKELB_RELOAD_H
 
-struct daemon;
+#include "core/config.h"
+#include "core/log.h"
+#include "ctl/daemon_health.h"
+#include "ctl/runtime.h"
+#include "engine/engine.h"
 
-/* 0 applied, -1 refused or failed (logged; the old configuration runs on). */
-int daemon_reload(struct daemon *d);
+/* The parts of the daemon a reload replaces or drives. */
+struct reload_target {
+	const char *config_path;
+	const struct logger *log;
+	struct cfg *cfg;              /* the running configuration */
+	struct runtime *rt;
+	struct eng_stats *stats;
+	struct engine *eng;
+	struct daemon_health *health;
+};
+
+/* 0 applied, or a negative errno: refused or failed (logged; the old
+ * configuration runs on). */
+int reload_config(const struct reload_target *t);
 
 #endif

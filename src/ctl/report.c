@@ -5,8 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ctl/daemon.h"
-#include "ctl/health.h"
 #include "ikelb/ike_wire.h"
 
 static const char *const ctr_names[SVC_CTR_DROP_BASE] = {
@@ -42,21 +40,21 @@ static const char *const drop_names[IKE_DROP__MAX] = {
 	[IKE_DROP_TABLE_FULL] = "table_full",
 };
 
-const char *report_ctr_name(int ctr)
+static const char *ctr_name(int ctr)
 {
 	if (ctr >= 0 && ctr < SVC_CTR_DROP_BASE)
-		return ctr_names[ctr] ? ctr_names[ctr] : NULL;
+		return ctr_names[ctr];
 	int r = ctr - SVC_CTR_DROP_BASE;
 	if (r > 0 && r < IKE_DROP__MAX)
 		return drop_names[r];
 	return NULL;
 }
 
-static json_t *server_json(struct daemon *d, int i, int k)
+static json_t *server_json(const struct ctl_view *v, const struct eng_stats *stats, int i, int k)
 {
-	const struct cfg_server *cs = &d->cfg.services[i].servers[k];
-	const struct rt_server *r = &d->rt.svc[i].servers[k];
-	const struct eng_srv_stats *st = d->stats.srv[i] ? &d->stats.srv[i][k] : NULL;
+	const struct cfg_server *cs = &v->cfg->services[i].servers[k];
+	const struct rt_server *r = &v->rt->svc[i].servers[k];
+	const struct eng_srv_stats *st = stats->srv[i] ? &stats->srv[i][k] : NULL;
 	char a[IKELB_ADDR_STRLEN];
 
 	json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:I, s:I, s:I, s:I, s:I}",
@@ -72,7 +70,7 @@ static json_t *server_json(struct daemon *d, int i, int k)
 			      "bytes", (json_int_t)(st ? st->bytes : 0),
 			      "down_events", (json_int_t)r->down_events);
 	struct health_state hs;
-	if (j && d->health && health_state(d->health, i, k, &hs) == 0) {
+	if (j && v->health(v->ctx, i, k, &hs) == 0) {
 		/* The checker knows "up" before the run-time model does: a
 		 * first success of an unknown server changes nothing there. */
 		json_object_set_new(j, "health", json_string(health_status_name(hs.status)));
@@ -86,20 +84,20 @@ static json_t *server_json(struct daemon *d, int i, int k)
 	return j;
 }
 
-json_t *report_status(struct daemon *d)
+json_t *report_status(const struct ctl_view *v)
 {
 	json_t *svcs = json_array();
 	char a[IKELB_ADDR_STRLEN];
+	const struct eng_stats *stats = v->stats(v->ctx);
 
-	daemon_read_stats(d);
-	for (int i = 0; i < d->cfg.nservices; i++) {
-		const struct cfg_service *s = &d->cfg.services[i];
+	for (int i = 0; i < v->cfg->nservices; i++) {
+		const struct cfg_service *s = &v->cfg->services[i];
 		json_t *ports = json_array();
 		json_t *servers = json_array();
 		for (int p = 0; p < s->nports; p++)
 			json_array_append_new(ports, json_integer(s->ports[p]));
 		for (int j = 0; j < s->nservers; j++)
-			json_array_append_new(servers, server_json(d, i, j));
+			json_array_append_new(servers, server_json(v, stats, i, j));
 		json_array_append_new(
 			svcs, json_pack("{s:s, s:s, s:o, s:s, s:s, s:s, s:o}", "name", s->name,
 					"vip", ikelb_addr_str(&s->vip, a, sizeof(a)), "ports", ports,
@@ -107,54 +105,58 @@ json_t *report_status(struct daemon *d)
 					"persistence", cfg_persist_name(s->persistence.mode),
 					"scheduler", cfg_sched_name(s->scheduler), "servers", servers));
 	}
-	return json_pack("{s:s, s:s, s:I, s:o}", "engine", d->eng.ops ? d->eng.ops->name : "none",
-			 "config", d->opts.config_path,
-			 "uptime_s", (json_int_t)((daemon_now_ms() - d->started_ms) / 1000),
+	return json_pack("{s:s, s:s, s:I, s:o}", "engine", v->engine_name, "config",
+			 v->config_path, "uptime_s",
+			 (json_int_t)((v->now_ms() - v->started_ms) / 1000),
 			 "services", svcs);
 }
 
-json_t *report_stats(struct daemon *d)
+json_t *report_stats(const struct ctl_view *v)
 {
 	json_t *svcs = json_array();
+	const struct eng_stats *stats = v->stats(v->ctx);
 
-	daemon_read_stats(d);
-	for (int i = 0; i < d->cfg.nservices; i++) {
+	for (int i = 0; i < v->cfg->nservices; i++) {
 		json_t *ctr = json_object();
 		json_t *drops = json_object();
 		for (int c = 0; c < SVC_CTR__MAX; c++) {
-			const char *n = report_ctr_name(c);
+			const char *n = ctr_name(c);
 			if (!n)
 				continue;
 			json_t *target = c >= SVC_CTR_DROP_BASE ? drops : ctr;
 			json_object_set_new(target, n,
 					    json_pack("{s:I, s:I}", "packets",
-						      (json_int_t)d->stats.svc[i].pkts[c], "bytes",
-						      (json_int_t)d->stats.svc[i].bytes[c]));
+						      (json_int_t)stats->svc[i].pkts[c], "bytes",
+						      (json_int_t)stats->svc[i].bytes[c]));
 		}
 		json_t *servers = json_array();
-		for (int j = 0; j < d->cfg.services[i].nservers; j++)
-			json_array_append_new(servers, server_json(d, i, j));
+		for (int j = 0; j < v->cfg->services[i].nservers; j++)
+			json_array_append_new(servers, server_json(v, stats, i, j));
 		json_array_append_new(svcs, json_pack("{s:s, s:o, s:o, s:o}", "name",
-						      d->cfg.services[i].name, "counters", ctr,
+						      v->cfg->services[i].name, "counters", ctr,
 						      "drops", drops, "servers", servers));
 	}
-	return json_pack("{s:o, s:I}", "services", svcs, "expired_entries", (json_int_t)d->swept);
+	return json_pack("{s:o, s:I}", "services", svcs, "expired_entries",
+			 (json_int_t)*v->expired);
 }
 
+/* A growing text buffer; a failed allocation marks it failed instead of
+ * silently truncating the page. */
 struct buf {
 	char *p;
 	size_t len, cap;
+	bool failed;
 };
 
 __attribute__((format(printf, 2, 3))) static void bprintf(struct buf *b, const char *fmt, ...)
 {
 	va_list ap;
-	for (;;) {
+	while (!b->failed) {
 		va_start(ap, fmt);
 		int n = vsnprintf(b->p ? b->p + b->len : NULL, b->p ? b->cap - b->len : 0, fmt, ap);
 		va_end(ap);
 		if (n < 0)
-			return;
+			break;
 		if (b->p && b->len + (size_t)n < b->cap) {
 			b->len += (size_t)n;
 			return;
@@ -162,27 +164,29 @@ __attribute__((format(printf, 2, 3))) static void bprintf(struct buf *b, const c
 		size_t cap = (b->cap + (size_t)n + 1) * 2;
 		char *np = realloc(b->p, cap);
 		if (!np)
-			return;
+			break;
 		b->p = np;
 		b->cap = cap;
 	}
+	b->failed = true;
 }
 
 /* Prometheus wants each metric family's samples together, under one TYPE
  * line, so families are the outer loop. */
-static void metrics_counters(struct buf *b, struct daemon *d, int drops)
+static void metrics_counters(struct buf *b, const struct cfg *cfg, const struct eng_stats *st,
+			     int drops)
 {
 	const char *fam = drops ? "ikelb_drops_total" : "ikelb_packets_total";
 	bprintf(b, "# HELP %s %s\n# TYPE %s counter\n", fam,
 		drops ? "Datagrams dropped, by reason." : "Datagrams per service and counter.", fam);
-	for (int i = 0; i < d->cfg.nservices; i++) {
+	for (int i = 0; i < cfg->nservices; i++) {
 		for (int c = 0; c < SVC_CTR__MAX; c++) {
-			const char *n = report_ctr_name(c);
+			const char *n = ctr_name(c);
 			if (!n || (c >= SVC_CTR_DROP_BASE) != drops)
 				continue;
-			bprintf(b, "%s{service=\"%s\",%s=\"%s\"} %llu\n", fam,
-				d->cfg.services[i].name, drops ? "reason" : "counter", n,
-				(unsigned long long)d->stats.svc[i].pkts[c]);
+			bprintf(b, "%s{service=\"%s\",%s=\"%s\"} %llu\n", fam, cfg->services[i].name,
+				drops ? "reason" : "counter", n,
+				(unsigned long long)st->svc[i].pkts[c]);
 		}
 	}
 }
@@ -199,10 +203,9 @@ static const struct {
 	[M_BYTES] = { "ikelb_server_bytes_total", "counter", "Bytes forwarded to the server." },
 };
 
-static unsigned long long srv_value(struct daemon *d, int m, int i, int j)
+static unsigned long long srv_value(const struct rt_server *r, const struct eng_srv_stats *st,
+				    int m)
 {
-	const struct rt_server *r = &d->rt.svc[i].servers[j];
-	const struct eng_srv_stats *st = &d->stats.srv[i][j];
 	switch (m) {
 	case M_UP: return r->effective != REAL_DOWN;
 	case M_WEIGHT: return r->weight;
@@ -212,34 +215,40 @@ static unsigned long long srv_value(struct daemon *d, int m, int i, int j)
 	}
 }
 
-static void metrics_servers(struct buf *b, struct daemon *d)
+static void metrics_servers(struct buf *b, const struct ctl_view *v, const struct eng_stats *st)
 {
 	for (int m = 0; m < M__MAX; m++) {
 		bprintf(b, "# HELP %s %s\n# TYPE %s %s\n", srv_metrics[m].name, srv_metrics[m].help,
 			srv_metrics[m].name, srv_metrics[m].type);
-		for (int i = 0; i < d->cfg.nservices; i++)
-			for (int j = 0; j < d->cfg.services[i].nservers; j++)
+		for (int i = 0; i < v->cfg->nservices; i++) {
+			const struct cfg_service *s = &v->cfg->services[i];
+			for (int j = 0; j < s->nservers; j++)
 				bprintf(b, "%s{service=\"%s\",server=\"%s\"} %llu\n",
-					srv_metrics[m].name, d->cfg.services[i].name,
-					d->cfg.services[i].servers[j].name, srv_value(d, m, i, j));
+					srv_metrics[m].name, s->name, s->servers[j].name,
+					srv_value(&v->rt->svc[i].servers[j], &st->srv[i][j], m));
+		}
 	}
 }
 
-char *report_metrics(struct daemon *d)
+char *report_metrics(const struct ctl_view *v)
 {
 	struct buf b = { 0 };
-	daemon_read_stats(d);
-	metrics_counters(&b, d, 0);
-	metrics_counters(&b, d, 1);
-	metrics_servers(&b, d);
+	const struct eng_stats *st = v->stats(v->ctx);
+	metrics_counters(&b, v->cfg, st, 0);
+	metrics_counters(&b, v->cfg, st, 1);
+	metrics_servers(&b, v, st);
 	bprintf(&b, "# HELP ikelb_service_fullnat 1 when the service hides client addresses "
 		    "(fullnat): servers apply per-IP limits to the SNAT pool.\n"
 		    "# TYPE ikelb_service_fullnat gauge\n");
-	for (int i = 0; i < d->cfg.nservices; i++)
+	for (int i = 0; i < v->cfg->nservices; i++)
 		bprintf(&b, "ikelb_service_fullnat{service=\"%s\",snat_pool_size=\"%d\"} %d\n",
-			d->cfg.services[i].name, d->cfg.services[i].nsnat_pool,
-			d->cfg.services[i].forwarding == CFG_FWD_FULLNAT);
+			v->cfg->services[i].name, v->cfg->services[i].nsnat_pool,
+			v->cfg->services[i].forwarding == CFG_FWD_FULLNAT);
 	bprintf(&b, "# TYPE ikelb_expired_entries_total counter\n");
-	bprintf(&b, "ikelb_expired_entries_total %llu\n", (unsigned long long)d->swept);
+	bprintf(&b, "ikelb_expired_entries_total %llu\n", (unsigned long long)*v->expired);
+	if (b.failed) {
+		free(b.p);
+		return NULL;
+	}
 	return b.p;
 }

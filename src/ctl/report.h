@@ -1,16 +1,17 @@
-/* Renders the daemon's state for the API: JSON (jansson) for status and
- * stats, Prometheus text for /metrics. */
+/* Renders a view of the daemon for the API: JSON (jansson) for status and
+ * stats, Prometheus text for /metrics. Every call reads fresh counters
+ * through the view. */
 #ifndef IKELB_REPORT_H
 #define IKELB_REPORT_H
 
 #include <jansson.h>
 
-struct daemon;
+#include "ctl/view.h"
 
-json_t *report_status(struct daemon *d);
-json_t *report_stats(struct daemon *d);
-/* Returns a malloc'd NUL-terminated string. */
-char *report_metrics(struct daemon *d);
-const char *report_ctr_name(int ctr);
+/* NULL when out of memory. */
+json_t *report_status(const struct ctl_view *v);
+json_t *report_stats(const struct ctl_view *v);
+/* A malloc'd NUL-terminated page, or NULL when out of memory. */
+char *report_metrics(const struct ctl_view *v);
 
 #endif

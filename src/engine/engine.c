@@ -1,7 +1,30 @@
 #include "engine/engine.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "engine/sock_engine.h"
+
+int engine_open(struct engine *e, const struct cfg *cfg, const struct logger *log,
+		const struct engine_open_opts *o)
+{
+	bool flush = o && o->flush_state;
+
+	memset(e, 0, sizeof(*e));
+	if (cfg->engine == CFG_ENGINE_BPF)
+		return bpf_adapter_open(e, cfg, log, flush);
+	/* User-space state dies with the process: nothing to flush. */
+	return sock_engine_open(cfg, log, e) < 0 ? -EINVAL : 0;
+}
+
+int engine_reconfigure(struct engine *e, const struct cfg *cfg)
+{
+	if (!e->ops->reconfigure)
+		return -EOPNOTSUPP;
+	int rc = e->ops->reconfigure(e, cfg);
+	return rc < 0 ? rc : 0;
+}
 
 int eng_stats_alloc(struct eng_stats *st, const struct cfg *cfg)
 {
@@ -12,7 +35,7 @@ int eng_stats_alloc(struct eng_stats *st, const struct cfg *cfg)
 		st->srv[i] = calloc(n > 0 ? (size_t)n : 1, sizeof(*st->srv[i]));
 		if (!st->srv[i]) {
 			eng_stats_free(st);
-			return -1;
+			return -ENOMEM;
 		}
 	}
 	return 0;

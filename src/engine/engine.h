@@ -64,6 +64,26 @@ struct engine {
 	void *impl;
 };
 
+struct engine_open_opts {
+	bool flush_state;  /* drop learned state kept from a previous run */
+};
+
+/* Opens the engine cfg->engine names and gives it the whole configuration:
+ * afterwards only per-server states and tables reach it through ops, and
+ * a new configuration only through engine_reconfigure. cfg must stay at
+ * the same address while the engine is open (reload swaps its content).
+ * 0 or a negative errno, logged. o may be NULL. */
+int engine_open(struct engine *e, const struct cfg *cfg, const struct logger *log,
+		const struct engine_open_opts *o);
+/* 0, -EOPNOTSUPP when the engine cannot take a new shape at run time, or
+ * another negative errno. */
+int engine_reconfigure(struct engine *e, const struct cfg *cfg);
+
+/* Adapters of the two engines onto engine_ops (bpf_adapter.c,
+ * sock_engine.c). */
+int bpf_adapter_open(struct engine *e, const struct cfg *cfg, const struct logger *log,
+		     bool flush_state);
+
 int eng_stats_alloc(struct eng_stats *st, const struct cfg *cfg);
 void eng_stats_free(struct eng_stats *st);
 

@@ -1,7 +1,6 @@
-/* Opens the configured engine. The bpf engine's own API (bpf_engine.h) is
- * wider than the daemon needs; this adapter maps it onto engine_ops. */
-#include "ctl/daemon_engine.h"
-
+/* The bpf engine's own API (bpf_engine.h) is wider than the daemon needs;
+ * this adapter maps it onto engine_ops, and does what running the kernel
+ * data path asks of the host (forwarding sysctls, libbpf's log hook). */
 #include <bpf/libbpf.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -9,9 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ctl/daemon.h"
+#include "core/clock.h"
 #include "engine/bpf_engine.h"
-#include "engine/sock_engine.h"
+#include "engine/engine.h"
 
 struct bpf_adapter {
 	struct bpf_engine *be;
@@ -49,9 +48,8 @@ static int bpf_set_state(struct engine *e, int svc, int srv, int state)
 static long walk(struct bpf_adapter *a)
 {
 	struct bpf_sweep_stats st = { 0 };
-	if (bpf_engine_sweep(a->be, bpf_engine_now_s(), a->usage, &st) < 0)
-		return -1;
-	return (long)(st.expired + st.purged);
+	int rc = bpf_engine_sweep(a->be, (uint32_t)clock_mono_s(), a->usage, &st);
+	return rc < 0 ? rc : (long)(st.expired + st.purged);
 }
 
 static long bpf_sweep(struct engine *e, uint64_t now_s)
@@ -60,12 +58,33 @@ static long bpf_sweep(struct engine *e, uint64_t now_s)
 	(void)now_s; /* the BPF side stamps with its own monotonic clock */
 	long n = walk(a);
 	if (n < 0)
-		return -1;
+		return n;
 	n += (long)a->removed_unreported;
 	a->removed_unreported = 0;
 	return n;
 }
 
+static void read_server(struct bpf_adapter *a, int i, int j, struct eng_srv_stats *s, int *err)
+{
+	struct ctr c[SVC_CTR__MAX];
+	int id = bpf_engine_real_id(a->be, i, j);
+	if (id < 0)
+		return;
+	int rc = bpf_engine_real_counters(a->be, (uint32_t)id, c);
+	if (rc == 0) {
+		s->pkts = c[0].packets;
+		s->bytes = c[0].bytes;
+	} else if (!*err)
+		*err = rc;
+	const struct bpf_real_usage *u = &a->usage[id];
+	s->clients = a->cfg->services[i].persistence.mode == CFG_PERSIST_IKE
+			     ? (uint64_t)u->sa + u->halfopen
+			     : u->persist;
+	s->flows = u->flows;
+}
+
+/* Fills what it can read; the first error is returned, and the counters
+ * it could not read keep their last values. */
 static int bpf_read_stats(struct engine *e, struct eng_stats *out)
 {
 	struct bpf_adapter *a = ad(e);
@@ -74,32 +93,21 @@ static int bpf_read_stats(struct engine *e, struct eng_stats *out)
 	/* Client counts come from a map walk, done for every read so status
 	 * is exact; what it expires is reported with the next sweep(). */
 	long n = walk(a);
+	int err = n < 0 ? (int)n : 0;
 	if (n > 0)
 		a->removed_unreported += (uint64_t)n;
 	for (int i = 0; i < a->cfg->nservices && i < out->nsvc; i++) {
-		if (bpf_engine_svc_counters(a->be, i, c) == 0) {
-			for (int k = 0; k < SVC_CTR__MAX; k++) {
-				out->svc[i].pkts[k] = c[k].packets;
-				out->svc[i].bytes[k] = c[k].bytes;
-			}
+		int rc = bpf_engine_svc_counters(a->be, i, c);
+		for (int k = 0; rc == 0 && k < SVC_CTR__MAX; k++) {
+			out->svc[i].pkts[k] = c[k].packets;
+			out->svc[i].bytes[k] = c[k].bytes;
 		}
-		for (int j = 0; j < a->cfg->services[i].nservers; j++) {
-			struct eng_srv_stats *s = &out->srv[i][j];
-			int id = bpf_engine_real_id(a->be, i, j);
-			if (id < 0)
-				continue;
-			if (bpf_engine_real_counters(a->be, (uint32_t)id, c) == 0) {
-				s->pkts = c[0].packets;
-				s->bytes = c[0].bytes;
-			}
-			const struct bpf_real_usage *u = &a->usage[id];
-			s->clients = a->cfg->services[i].persistence.mode == CFG_PERSIST_IKE
-					     ? (uint64_t)u->sa + u->halfopen
-					     : u->persist;
-			s->flows = u->flows;
-		}
+		if (rc < 0 && !err)
+			err = rc;
+		for (int j = 0; j < a->cfg->services[i].nservers; j++)
+			read_server(a, i, j, &out->srv[i][j], &err);
 	}
-	return 0;
+	return err;
 }
 
 /* The adapter reads the daemon's struct cfg in place, which reload swaps
@@ -112,6 +120,14 @@ static int bpf_reconfigure(struct engine *e, const struct cfg *cfg)
 	return rc;
 }
 
+static void adapter_free(struct bpf_adapter *a)
+{
+	if (a->be)
+		bpf_engine_close(a->be, false);
+	free(a->usage);
+	free(a);
+}
+
 static void bpf_close(struct engine *e, bool keep_state)
 {
 	struct bpf_adapter *a = ad(e);
@@ -120,9 +136,7 @@ static void bpf_close(struct engine *e, bool keep_state)
 	 * stays pinned either way for the next start. */
 	if (a->attached && !keep_state)
 		bpf_engine_detach(a->be);
-	bpf_engine_close(a->be, false);
-	free(a->usage);
-	free(a);
+	adapter_free(a);
 	e->impl = NULL;
 }
 
@@ -137,18 +151,23 @@ static const struct engine_ops bpf_ops = {
 	.close = bpf_close,
 };
 
-/* Routing sysctls dnat needs: the balancer forwards between its arms. */
+/* Routing sysctls dnat needs: the balancer forwards between its arms.
+ * Not fatal: a host may already forward, or set it by other means, and a
+ * read-only /proc (containers) must not stop the daemon. */
 static void write_sysctl(const struct logger *log, const char *path, const char *val)
 {
 	FILE *f = fopen(path, "w");
-	if (!f || fputs(val, f) < 0)
+	int ok = f && fputs(val, f) >= 0;
+	if (f && fclose(f) != 0)
+		ok = 0;
+	if (!ok)
 		log_warn(log, "cannot set %s to %s: %s", path, val, strerror(errno));
-	if (f)
-		fclose(f);
 }
 
 /* libbpf warns when the clsact qdisc already exists (we reuse it on
- * purpose); everything else it says is worth seeing. */
+ * purpose); everything else it says is worth seeing. libbpf takes one
+ * process-wide print callback without a context pointer, so this hook is
+ * the one global of the engine. */
 static int libbpf_print(enum libbpf_print_level lvl, const char *fmt, va_list ap)
 {
 	if (lvl == LIBBPF_DEBUG || strstr(fmt, "Exclusivity flag on"))
@@ -156,47 +175,43 @@ static int libbpf_print(enum libbpf_print_level lvl, const char *fmt, va_list ap
 	return vfprintf(stderr, fmt, ap);
 }
 
-static int open_bpf(struct daemon *d)
+/* Loads the program (reusing pinned state unless flush) and gives it cfg. */
+static int load(struct bpf_adapter *a, const struct cfg *cfg, bool flush)
+{
+	int rc = bpf_engine_open(&a->be, cfg, a->log);
+	if (rc == 0 && flush) {
+		log_notice(a->log, "--flush-state: dropping learned state");
+		bpf_engine_close(a->be, true);
+		a->be = NULL;
+		rc = bpf_engine_open(&a->be, cfg, a->log);
+	}
+	if (rc == 0)
+		rc = bpf_engine_sync(a->be, cfg);
+	if (rc == 0)
+		rc = bpf_engine_refresh_local_addrs(a->be);
+	return rc;
+}
+
+int bpf_adapter_open(struct engine *e, const struct cfg *cfg, const struct logger *log,
+		     bool flush_state)
 {
 	libbpf_set_print(libbpf_print);
 	struct bpf_adapter *a = calloc(1, sizeof(*a));
 	if (!a || !(a->usage = calloc(IKELB_MAX_REALS, sizeof(*a->usage)))) {
 		free(a);
-		return -1;
+		log_err(log, "bpf: out of memory");
+		return -ENOMEM;
 	}
-	a->cfg = &d->cfg;
-	a->log = &d->log;
-	if (bpf_engine_open(&a->be, &d->cfg, &d->log) < 0)
-		goto fail;
-	if (d->opts.flush_state) {
-		log_notice(&d->log, "--flush-state: dropping learned state");
-		bpf_engine_close(a->be, true);
-		a->be = NULL;
-		if (bpf_engine_open(&a->be, &d->cfg, &d->log) < 0)
-			goto fail;
+	a->cfg = cfg;
+	a->log = log;
+	int rc = load(a, cfg, flush_state);
+	if (rc < 0) {
+		adapter_free(a);
+		return rc;
 	}
-	if (bpf_engine_sync(a->be, &d->cfg) < 0 || bpf_engine_refresh_local_addrs(a->be) < 0)
-		goto fail;
-	write_sysctl(&d->log, "/proc/sys/net/ipv4/ip_forward", "1");
-	write_sysctl(&d->log, "/proc/sys/net/ipv6/conf/all/forwarding", "1");
-	d->eng.ops = &bpf_ops;
-	d->eng.impl = a;
-	d->have_engine = true;
-	return 0;
-fail:
-	if (a->be)
-		bpf_engine_close(a->be, false);
-	free(a->usage);
-	free(a);
-	return -1;
-}
-
-int daemon_engine_open(struct daemon *d)
-{
-	if (d->cfg.engine == CFG_ENGINE_BPF)
-		return open_bpf(d);
-	if (sock_engine_open(&d->cfg, &d->log, &d->eng) < 0)
-		return -1;
-	d->have_engine = true;
+	write_sysctl(log, "/proc/sys/net/ipv4/ip_forward", "1");
+	write_sysctl(log, "/proc/sys/net/ipv6/conf/all/forwarding", "1");
+	e->ops = &bpf_ops;
+	e->impl = a;
 	return 0;
 }

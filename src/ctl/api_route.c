@@ -1,0 +1,120 @@
+/* The API's answers, apart from the HTTP server (api.c) so they can be
+ * tested on a fake view without sockets. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctl/api.h"
+#include "ctl/report.h"
+
+#define CT_JSON "application/json"
+#define CT_METRICS "text/plain; version=0.0.4"
+
+/* Takes the reference to j. */
+static int reply_json(struct api_reply *out, unsigned code, json_t *j)
+{
+	out->body = j ? json_dumps(j, JSON_INDENT(2)) : NULL;
+	json_decref(j);
+	out->code = code;
+	out->ctype = CT_JSON;
+	return out->body ? 0 : -ENOMEM;
+}
+
+static int reply_error(struct api_reply *out, unsigned code, const char *msg)
+{
+	return reply_json(out, code, json_pack("{s:s}", "error", msg));
+}
+
+static int reply_ok(struct api_reply *out)
+{
+	return reply_json(out, 200, json_pack("{s:b}", "ok", 1));
+}
+
+/* Runs ACTION[/ARG] on one server: 1 with the command's result in *rc, or
+ * (a wrong request) what writing the 4xx answer to *out returned. */
+static int run_action(const struct ctl_cmd *cmd, int svc, int srv, const char *act,
+		      const char *arg, struct api_reply *out, int *rc)
+{
+	if (!arg && !strcmp(act, "drain"))
+		*rc = cmd->set_admin(cmd->ctx, svc, srv, CFG_SRV_DRAINING);
+	else if (!arg && !strcmp(act, "enable"))
+		*rc = cmd->set_admin(cmd->ctx, svc, srv, CFG_SRV_ACTIVE);
+	else if (!arg && !strcmp(act, "disable"))
+		*rc = cmd->set_admin(cmd->ctx, svc, srv, CFG_SRV_DISABLED);
+	else if (arg && !strcmp(act, "weight")) {
+		char *end;
+		unsigned long w = strtoul(arg, &end, 10);
+		if (*end || w > CFG_WEIGHT_MAX)
+			return reply_error(out, 400, "weight must be 0..65535");
+		*rc = cmd->set_weight(cmd->ctx, svc, srv, (uint32_t)w);
+	} else
+		return reply_error(out, 404, "unknown action (drain, enable, disable, weight/N)");
+	return 1;
+}
+
+/* /v1/servers/SPEC/ACTION[/ARG]; SPEC may contain one '/', so parse from
+ * the right: the action is a known word. */
+static int server_action(const struct ctl_view *v, const struct ctl_cmd *cmd, const char *path,
+			 struct api_reply *out)
+{
+	char buf[256];
+	if (strlen(path) >= sizeof(buf))
+		return reply_error(out, 414, "path too long");
+	strcpy(buf, path);
+
+	char *arg = NULL, *act = strrchr(buf, '/');
+	if (act && strspn(act + 1, "0123456789") == strlen(act + 1) && act[1]) {
+		arg = act + 1;
+		*act = 0;
+		act = strrchr(buf, '/');
+	}
+	if (!act || act == buf)
+		return reply_error(out, 404, "expected /v1/servers/NAME/ACTION");
+	*act++ = 0;
+
+	int svc, srv, rc = rt_find_server(v->rt, buf, &svc, &srv);
+	if (rc == -2)
+		return reply_error(out, 409, "server name is ambiguous: use SERVICE/NAME");
+	if (rc < 0)
+		return reply_error(out, 404, "no such server");
+	int done = run_action(cmd, svc, srv, act, arg, out, &rc);
+	if (done <= 0)
+		return done;
+	if (rc < 0)
+		return reply_error(out, 500, "engine update failed (see the daemon log)");
+	log_notice(v->log, "api: server %s/%s %s%s%s", v->cfg->services[svc].name,
+		   v->cfg->services[svc].servers[srv].name, act, arg ? " " : "", arg ? arg : "");
+	return reply_ok(out);
+}
+
+static int shutdown_req(const struct ctl_view *v, const struct ctl_cmd *cmd, const char *keep,
+			struct api_reply *out)
+{
+	bool keep_forwarding = keep && !strcmp(keep, "1");
+	log_notice(v->log, "api: shutdown requested%s", keep_forwarding ? " (data path kept)" : "");
+	cmd->shutdown(cmd->ctx, keep_forwarding);
+	return reply_ok(out);
+}
+
+int api_route(const struct ctl_view *v, const struct ctl_cmd *cmd, const char *method,
+	      const char *url, const char *keep, struct api_reply *out)
+{
+	bool get = !strcmp(method, "GET"), post = !strcmp(method, "POST");
+
+	memset(out, 0, sizeof(*out));
+	if (get && !strcmp(url, "/v1/status"))
+		return reply_json(out, 200, report_status(v));
+	if (get && !strcmp(url, "/v1/stats"))
+		return reply_json(out, 200, report_stats(v));
+	if (get && !strcmp(url, "/metrics")) {
+		*out = (struct api_reply){ 200, CT_METRICS, report_metrics(v) };
+		return out->body ? 0 : -ENOMEM;
+	}
+	if (post && !strncmp(url, "/v1/servers/", 12))
+		return server_action(v, cmd, url + 12, out);
+	if (post && !strcmp(url, "/v1/shutdown"))
+		return shutdown_req(v, cmd, keep, out);
+	if (get || post)
+		return reply_error(out, 404, "not found");
+	return reply_error(out, 405, "method not allowed");
+}

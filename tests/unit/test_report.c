@@ -1,0 +1,355 @@
+/* The API's answers (api_route) and the reports behind them, on a fake
+ * view: a configuration built in code, a run-time model without engine,
+ * made-up counters and health, a fixed clock, and commands that record
+ * what reached them. No sockets, no daemon. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctl/api.h"
+#include "ctl/report.h"
+#include "ikelb/ike_wire.h"
+#include "steer_cfg.h"
+
+#define NOW_MS 1000000
+#define STARTED_MS (NOW_MS - 42500)
+
+struct fake {
+	struct cfg cfg;
+	struct logger log;
+	struct runtime rt;
+	struct eng_stats st;
+	uint64_t expired;
+	struct ctl_view view;
+	struct ctl_cmd cmd;
+	int stats_reads;
+	/* what the commands received */
+	int calls, svc, srv, admin;
+	uint32_t weight;
+	bool stopped, keep;
+	int fail_with;               /* a command's result, 0 = success */
+};
+
+static uint64_t fake_now(void)
+{
+	return NOW_MS;
+}
+
+static const struct eng_stats *fake_stats(void *ctx)
+{
+	struct fake *f = ctx;
+	f->stats_reads++;
+	return &f->st;
+}
+
+/* Only s1 is health checked: it failed its probes. */
+static int fake_health(void *ctx, int svc, int srv, struct health_state *out)
+{
+	(void)ctx;
+	if (svc != 0 || srv != 1)
+		return -ENOENT;
+	memset(out, 0, sizeof(*out));
+	out->status = HEALTH_DOWN;
+	out->probes_ok = 3;
+	out->probes_failed = 4;
+	snprintf(out->last_error, sizeof(out->last_error), "timeout");
+	return 0;
+}
+
+static struct fake *record(void *ctx, int svc, int srv)
+{
+	struct fake *f = ctx;
+	f->calls++;
+	f->svc = svc;
+	f->srv = srv;
+	return f;
+}
+
+static int fake_admin(void *ctx, int svc, int srv, enum cfg_server_state st)
+{
+	struct fake *f = record(ctx, svc, srv);
+	f->admin = (int)st;
+	if (f->fail_with)
+		return f->fail_with;
+	return rt_set_admin(&f->rt, svc, srv, st, NOW_MS) < 0 ? -EIO : 0;
+}
+
+static int fake_weight(void *ctx, int svc, int srv, uint32_t weight)
+{
+	struct fake *f = record(ctx, svc, srv);
+	f->weight = weight;
+	if (f->fail_with)
+		return f->fail_with;
+	return rt_set_weight(&f->rt, svc, srv, weight, NOW_MS) < 0 ? -EIO : 0;
+}
+
+static void fake_shutdown(void *ctx, bool keep)
+{
+	struct fake *f = ctx;
+	f->calls++;
+	f->stopped = true;
+	f->keep = keep;
+}
+
+static int setup(void **state)
+{
+	struct fake *f = calloc(1, sizeof(*f));
+	assert_non_null(f);
+	log_init(&f->log, LOG_LVL_ERR);
+	assert_int_equal(tcfg_build(&f->cfg, "192.0.2.1", 500, 4500, 2, "10.0.0.%d", 11), 0);
+	f->cfg.services[0].servers[1].weight = 50;
+	assert_int_equal(rt_init(&f->rt, &f->cfg, &f->log, NULL), 0);
+	assert_int_equal(eng_stats_alloc(&f->st, &f->cfg), 0);
+	f->st.svc[0].pkts[SVC_CTR_RX] = 7;
+	f->st.svc[0].bytes[SVC_CTR_RX] = 700;
+	f->st.svc[0].pkts[SVC_CTR_DROP_BASE + IKE_DROP_TOO_SHORT] = 2;
+	f->st.srv[0][0] = (struct eng_srv_stats){ .pkts = 5, .bytes = 500, .clients = 3, .flows = 1 };
+	f->expired = 9;
+	f->view = (struct ctl_view){
+		.cfg = &f->cfg, .rt = &f->rt, .log = &f->log, .engine_name = "socket",
+		.config_path = "/etc/ikelb/test.yaml", .started_ms = STARTED_MS,
+		.expired = &f->expired, .now_ms = fake_now, .stats = fake_stats,
+		.health = fake_health, .ctx = f,
+	};
+	f->cmd = (struct ctl_cmd){ .set_admin = fake_admin, .set_weight = fake_weight,
+				   .shutdown = fake_shutdown, .ctx = f };
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fake *f = *state;
+	rt_free(&f->rt);
+	eng_stats_free(&f->st);
+	cfg_free(&f->cfg);
+	free(f);
+	return 0;
+}
+
+/* api_route's answer; the caller frees r->body. */
+static void route(struct fake *f, const char *method, const char *url, const char *keep,
+		  struct api_reply *r)
+{
+	assert_int_equal(api_route(&f->view, &f->cmd, method, url, keep, r), 0);
+	assert_non_null(r->body);
+}
+
+static void expect_reply(struct fake *f, const char *method, const char *url, unsigned code,
+			 const char *body)
+{
+	struct api_reply r;
+	route(f, method, url, NULL, &r);
+	assert_int_equal(r.code, code);
+	assert_string_equal(r.ctype, "application/json");
+	assert_string_equal(r.body, body);
+	free(r.body);
+}
+
+/* ---- reports ---- */
+
+/* The exact text the API serves: clients (ikelb status, tests/system)
+ * parse it, so key names, order and indentation are part of the API. */
+static const char status_golden[] =
+	"{\n"
+	"  \"engine\": \"socket\",\n"
+	"  \"config\": \"/etc/ikelb/test.yaml\",\n"
+	"  \"uptime_s\": 42,\n"
+	"  \"services\": [\n"
+	"    {\n"
+	"      \"name\": \"vpn\",\n"
+	"      \"vip\": \"192.0.2.1\",\n"
+	"      \"ports\": [\n"
+	"        500,\n"
+	"        4500\n"
+	"      ],\n"
+	"      \"forwarding\": \"dnat\",\n"
+	"      \"persistence\": \"source-ip\",\n"
+	"      \"scheduler\": \"maglev\",\n"
+	"      \"servers\": [\n"
+	"        {\n"
+	"          \"name\": \"s0\",\n"
+	"          \"address\": \"10.0.0.11\",\n"
+	"          \"admin\": \"active\",\n"
+	"          \"health\": \"unknown\",\n"
+	"          \"state\": \"active\",\n"
+	"          \"weight\": 100,\n"
+	"          \"clients\": 3,\n"
+	"          \"flows\": 1,\n"
+	"          \"packets\": 5,\n"
+	"          \"bytes\": 500,\n"
+	"          \"down_events\": 0\n"
+	"        },\n"
+	"        {\n"
+	"          \"name\": \"s1\",\n"
+	"          \"address\": \"10.0.0.12\",\n"
+	"          \"admin\": \"active\",\n"
+	"          \"health\": \"down\",\n"
+	"          \"state\": \"active\",\n"
+	"          \"weight\": 50,\n"
+	"          \"clients\": 0,\n"
+	"          \"flows\": 0,\n"
+	"          \"packets\": 0,\n"
+	"          \"bytes\": 0,\n"
+	"          \"down_events\": 0,\n"
+	"          \"probes_ok\": 3,\n"
+	"          \"probes_failed\": 4,\n"
+	"          \"last_error\": \"timeout\"\n"
+	"        }\n"
+	"      ]\n"
+	"    }\n"
+	"  ]\n"
+	"}";
+
+static void status_is_byte_exact(void **state)
+{
+	struct fake *f = *state;
+	expect_reply(f, "GET", "/v1/status", 200, status_golden);
+	assert_int_equal(f->stats_reads, 1); /* fresh counters for every request */
+}
+
+static void stats_counters_drops_and_expiries(void **state)
+{
+	struct fake *f = *state;
+	json_t *j = report_stats(&f->view);
+	assert_non_null(j);
+	json_t *svc = json_array_get(json_object_get(j, "services"), 0);
+	json_t *rx = json_object_get(json_object_get(svc, "counters"), "rx");
+	assert_int_equal(json_integer_value(json_object_get(rx, "packets")), 7);
+	assert_int_equal(json_integer_value(json_object_get(rx, "bytes")), 700);
+	json_t *drops = json_object_get(svc, "drops");
+	json_t *short_ = json_object_get(drops, "too_short");
+	assert_int_equal(json_integer_value(json_object_get(short_, "packets")), 2);
+	/* Counters and drops are separate: no drop reason among counters. */
+	assert_null(json_object_get(json_object_get(svc, "counters"), "too_short"));
+	assert_null(json_object_get(drops, "none"));
+	assert_int_equal(json_integer_value(json_object_get(j, "expired_entries")), 9);
+	json_t *s0 = json_array_get(json_object_get(svc, "servers"), 0);
+	assert_int_equal(json_integer_value(json_object_get(s0, "clients")), 3);
+	json_decref(j);
+}
+
+static void metrics_families_and_samples(void **state)
+{
+	struct fake *f = *state;
+	struct api_reply r;
+	route(f, "GET", "/metrics", NULL, &r);
+	assert_int_equal(r.code, 200);
+	assert_string_equal(r.ctype, "text/plain; version=0.0.4");
+	static const char *const want[] = {
+		"# TYPE ikelb_packets_total counter\n",
+		"ikelb_packets_total{service=\"vpn\",counter=\"rx\"} 7\n",
+		"ikelb_drops_total{service=\"vpn\",reason=\"too_short\"} 2\n",
+		"ikelb_server_up{service=\"vpn\",server=\"s1\"} 1\n",
+		"ikelb_server_weight{service=\"vpn\",server=\"s1\"} 50\n",
+		"ikelb_server_clients{service=\"vpn\",server=\"s0\"} 3\n",
+		"ikelb_server_bytes_total{service=\"vpn\",server=\"s0\"} 500\n",
+		"ikelb_service_fullnat{service=\"vpn\",snat_pool_size=\"0\"} 0\n",
+		"ikelb_expired_entries_total 9\n",
+	};
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+		if (!strstr(r.body, want[i]))
+			fail_msg("missing %s in:\n%s", want[i], r.body);
+	/* Prometheus: one TYPE line per family, before its samples. */
+	const char *p = strstr(r.body, "ikelb_server_up{");
+	assert_non_null(p);
+	assert_true(strstr(r.body, "# TYPE ikelb_server_up gauge") < p);
+	assert_null(strstr(strstr(r.body, "# TYPE ikelb_server_up") + 1, "# TYPE ikelb_server_up"));
+	free(r.body);
+}
+
+/* ---- commands ---- */
+
+static void drain_reaches_the_command_with_the_server(void **state)
+{
+	struct fake *f = *state;
+	expect_reply(f, "POST", "/v1/servers/s1/drain", 200, "{\n  \"ok\": true\n}");
+	assert_int_equal(f->calls, 1);
+	assert_int_equal(f->svc, 0);
+	assert_int_equal(f->srv, 1);
+	assert_int_equal(f->admin, CFG_SRV_DRAINING);
+	/* The view shows what the command did. */
+	json_t *j = report_status(&f->view);
+	json_t *s1 = json_array_get(
+		json_object_get(json_array_get(json_object_get(j, "services"), 0), "servers"), 1);
+	assert_string_equal(json_string_value(json_object_get(s1, "state")), "draining");
+	json_decref(j);
+}
+
+static void weight_with_service_prefix(void **state)
+{
+	struct fake *f = *state;
+	expect_reply(f, "POST", "/v1/servers/vpn/s0/weight/7", 200, "{\n  \"ok\": true\n}");
+	assert_int_equal(f->calls, 1);
+	assert_int_equal(f->srv, 0);
+	assert_int_equal(f->weight, 7);
+	assert_int_equal(f->rt.svc[0].servers[0].weight, 7);
+}
+
+static void wrong_requests_get_clear_errors(void **state)
+{
+	struct fake *f = *state;
+	expect_reply(f, "POST", "/v1/servers/nosuch/drain", 404,
+		     "{\n  \"error\": \"no such server\"\n}");
+	expect_reply(f, "POST", "/v1/servers/other/s0/drain", 404,
+		     "{\n  \"error\": \"no such server\"\n}");
+	expect_reply(f, "POST", "/v1/servers/s0/weight/70000", 400,
+		     "{\n  \"error\": \"weight must be 0..65535\"\n}");
+	expect_reply(f, "POST", "/v1/servers/s0/explode", 404,
+		     "{\n  \"error\": \"unknown action (drain, enable, disable, weight/N)\"\n}");
+	expect_reply(f, "POST", "/v1/servers/s0", 404,
+		     "{\n  \"error\": \"expected /v1/servers/NAME/ACTION\"\n}");
+	expect_reply(f, "GET", "/v1/servers/s0/drain", 404, "{\n  \"error\": \"not found\"\n}");
+	expect_reply(f, "DELETE", "/v1/status", 405,
+		     "{\n  \"error\": \"method not allowed\"\n}");
+	char url[400];
+	snprintf(url, sizeof(url), "/v1/servers/%0300d/drain", 0);
+	expect_reply(f, "POST", url, 414, "{\n  \"error\": \"path too long\"\n}");
+	assert_int_equal(f->calls, 0); /* none of them reached a command */
+}
+
+static void failed_command_is_a_server_error(void **state)
+{
+	struct fake *f = *state;
+	f->fail_with = -EIO;
+	expect_reply(f, "POST", "/v1/servers/s0/disable", 500,
+		     "{\n  \"error\": \"engine update failed (see the daemon log)\"\n}");
+	assert_int_equal(f->calls, 1);
+	assert_int_equal(f->admin, CFG_SRV_DISABLED);
+}
+
+static void shutdown_passes_keep(void **state)
+{
+	struct fake *f = *state;
+	struct api_reply r;
+	route(f, "POST", "/v1/shutdown", "1", &r);
+	assert_int_equal(r.code, 200);
+	free(r.body);
+	assert_true(f->stopped && f->keep);
+	route(f, "POST", "/v1/shutdown", NULL, &r);
+	free(r.body);
+	assert_false(f->keep);
+}
+
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		T(status_is_byte_exact),
+		T(stats_counters_drops_and_expiries),
+		T(metrics_families_and_samples),
+		T(drain_reaches_the_command_with_the_server),
+		T(weight_with_service_prefix),
+		T(wrong_requests_get_clear_errors),
+		T(failed_command_is_a_server_error),
+		T(shutdown_passes_keep),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
