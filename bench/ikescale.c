@@ -263,7 +263,7 @@ static int report_maglev(const struct scale_opts *o)
 	printf("\"maglev\": [");
 	for (size_t c = 0; c < sizeof(counts) / sizeof(counts[0]); c++) {
 		size_t n = counts[c];
-		uint32_t m = maglev_suggest_size(n);
+		uint32_t m = maglev_default_size(n);
 		struct maglev_backend *b = calloc(n, sizeof(*b));
 		uint8_t (*keys)[MAGLEV_KEY_MAX] = calloc(n, MAGLEV_KEY_MAX);
 		uint32_t *table = calloc(m, sizeof(*table));

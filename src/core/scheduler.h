@@ -77,9 +77,7 @@ uint64_t sched_generation(const struct sched *s);
 int sched_has_eligible(const struct sched *s);
 
 size_t sched_nservers(const struct sched *s);
-const struct sched_server *sched_server_get(const struct sched *s, size_t idx);
 enum cfg_sched sched_kind(const struct sched *s);
-uint64_t sched_seed(const struct sched *s);
 
 /* Map config admin state (+ run-time health) to a scheduler state. */
 enum sched_state sched_state_from_cfg(enum cfg_server_state admin, int healthy);

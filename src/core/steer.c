@@ -631,8 +631,6 @@ void steer_conn_dec(struct steer *st, int svc, int srv)
 		sched_conn_dec(s->sched, (size_t)srv);
 }
 
-int steer_nservices(const struct steer *st) { return st ? st->nsvc : 0; }
-
 int steer_nservers(const struct steer *st, int svc)
 {
 	const struct steer_svc *s = svc_get(st, svc);

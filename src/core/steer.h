@@ -120,7 +120,6 @@ void steer_server_counts(const struct steer *st, int svc, uint64_t now, uint64_t
 void steer_conn_inc(struct steer *st, int svc, int srv);
 void steer_conn_dec(struct steer *st, int svc, int srv);
 
-int steer_nservices(const struct steer *st);
 int steer_nservers(const struct steer *st, int svc);
 const char *steer_rule_name(enum ikelb_rule r);
 
