@@ -4,7 +4,7 @@
  *               sizes, what the kernel charges per element of an LRU hash
  *               (memlock in /proc/self/fdinfo of maps created here with N
  *               entries, as the engine creates them), and the user-space
- *               persist tables' bytes per entry (persist_bytes_per_entry).
+ *               persist tables' bytes per entry (lru_bytes_per_entry).
  *  place        time to place N synthetic clients through the user-space
  *               steering path (src/core/steer.h: classify, Maglev pick,
  *               learn flow + half-open SA), then N IKE_AUTHs (established SA).
@@ -25,7 +25,7 @@
 #include "core/config.h"
 #include "ikelb/ike_wire.h"
 #include "core/maglev.h"
-#include "core/persist.h"
+#include "core/lru_table.h"
 #include "core/steer.h"
 
 struct scale_opts {
@@ -86,12 +86,12 @@ static double bpf_lru_bytes(uint32_t key, uint32_t value, uint32_t n)
 
 static double persist_bpe(uint32_t key_len, uint32_t cap)
 {
-	struct persist_opts o = { .capacity = cap, .key_len = key_len };
-	struct persist_table *t = persist_new(&o);
+	struct lru_opts o = { .capacity = cap, .key_len = key_len };
+	struct lru_table *t = lru_new(&o);
 	if (!t)
 		return -1;
-	double v = persist_bytes_per_entry(t);
-	persist_free(t);
+	double v = lru_bytes_per_entry(t);
+	lru_free(t);
 	return v;
 }
 
@@ -110,9 +110,9 @@ static void report_memory(const struct scale_opts *o)
 		{ "flow_map", sizeof(struct flow_key), sizeof(struct state_value), 2 },
 	};
 	static const struct { const char *name; uint32_t key; uint32_t per_client; } utab[] = {
-		{ "client", sizeof(struct persist_key_client), 1 },
-		{ "spi", sizeof(struct persist_key_spi), 1 },
-		{ "flow", sizeof(struct persist_key_flow), 2 },
+		{ "client", sizeof(struct lru_key_client), 1 },
+		{ "spi", sizeof(struct lru_key_spi), 1 },
+		{ "flow", sizeof(struct lru_key_flow), 2 },
 	};
 	double bpf_raw = 0, bpf_kernel = 0, user = 0;
 	int bpf_ok = 1;

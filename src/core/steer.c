@@ -8,7 +8,7 @@
 
 #include "ikelb/hash.h"
 #include "core/maglev.h"
-#include "core/persist.h"
+#include "core/lru_table.h"
 #include "core/scheduler.h"
 
 struct steer_srv {
@@ -42,7 +42,7 @@ enum { T_PERSIST, T_SA, T_HALFOPEN, T_FLOW, T__MAX };
 struct steer {
 	int nsvc;
 	struct steer_svc svc[CFG_MAX_SERVICES];
-	struct persist_table *t[T__MAX];
+	struct lru_table *t[T__MAX];
 	bool mixed_timeouts[T__MAX]; /* services disagree: sweep needs a full pass */
 };
 
@@ -110,11 +110,11 @@ out:
 	return rc;
 }
 
-static struct persist_table *table_new(uint32_t cap, uint32_t key_len, const uint64_t hk[2])
+static struct lru_table *table_new(uint32_t cap, uint32_t key_len, const uint64_t hk[2])
 {
-	struct persist_opts o = { .capacity = cap ? cap : 1, .key_len = key_len,
+	struct lru_opts o = { .capacity = cap ? cap : 1, .key_len = key_len,
 				  .timeout = 0, .hash_key = { hk[0], hk[1] } };
-	return persist_new(&o);
+	return lru_new(&o);
 }
 
 /* An entry is live while its idle time is at most its service's timeout
@@ -138,7 +138,7 @@ static void set_table_timeouts(struct steer *st)
 			if (to > mx)
 				mx = to;
 		}
-		persist_set_timeout(st->t[t], none ? 0 : mx + 1);
+		lru_set_timeout(st->t[t], none ? 0 : mx + 1);
 		st->mixed_timeouts[t] = mixed;
 	}
 }
@@ -187,7 +187,7 @@ void steer_free(struct steer *st)
 		sched_free(st->svc[i].sched);
 	}
 	for (int t = 0; t < T__MAX; t++)
-		persist_free(st->t[t]);
+		lru_free(st->t[t]);
 	free(st);
 }
 
@@ -216,7 +216,7 @@ long steer_set_state(struct steer *st, int svc, int srv, int state)
 		return 0;
 	long n = 0;
 	for (int t = 0; t < T__MAX; t++)
-		n += (long)persist_del_server(st->t[t], s->base + (uint32_t)srv);
+		n += (long)lru_del_server(st->t[t], s->base + (uint32_t)srv);
 	return n;
 }
 
@@ -274,26 +274,26 @@ static void key_flow(struct flow_key *k, int svc, const struct ikelb_addr *clien
 static int lookup(struct steer *st, int t, const struct steer_svc *s, const void *key,
 		  uint64_t now)
 {
-	struct persist_value v;
-	if (persist_peek(st->t[t], key, now, &v) < 0)
+	struct lru_value v;
+	if (lru_peek(st->t[t], key, now, &v) < 0)
 		return -1;
 	uint64_t to = svc_timeout(s, t);
 	if (to && now - v.last_seen > to)
 		return -1;
 	uint32_t idx = v.server - s->base;
 	if (v.server < s->base || idx >= (uint32_t)s->n || s->srv[idx].state == REAL_DOWN) {
-		persist_del(st->t[t], key);
+		lru_del(st->t[t], key);
 		return -1;
 	}
-	persist_get(st->t[t], key, now, NULL);
+	lru_get(st->t[t], key, now, NULL);
 	return (int)idx;
 }
 
-/* Make the entry say (srv, now). Returns persist_put's code. */
+/* Make the entry say (srv, now). Returns lru_put's code. */
 static int put(struct steer *st, int t, const struct steer_svc *s, const void *key, int srv,
 	       uint64_t now)
 {
-	return persist_put(st->t[t], key, s->base + (uint32_t)srv, 0, now);
+	return lru_put(st->t[t], key, s->base + (uint32_t)srv, 0, now);
 }
 
 static int usable(const struct steer_svc *s, int srv)
@@ -434,16 +434,16 @@ static void learn(struct steer *st, int svc, struct steer_svc *s, const struct i
 	if (rule != RULE_FLOW)
 		put(st, T_FLOW, s, fk, srv, now);
 	if (s->mode == CFG_PERSIST_IKE) {
-		struct persist_value v;
-		int had = persist_peek(st->t[T_SA], &k, now, &v) == 0 &&
+		struct lru_value v;
+		int had = lru_peek(st->t[T_SA], &k, now, &v) == 0 &&
 			  v.server == s->base + (uint32_t)srv;
 		put(st, T_SA, s, &k, srv, now);
 		if (!had)
-			persist_del(st->t[T_HALFOPEN], &k);
+			lru_del(st->t[T_HALFOPEN], &k);
 		return;
 	}
 	if (rule == RULE_SA)
-		persist_del(st->t[T_HALFOPEN], &k);
+		lru_del(st->t[T_HALFOPEN], &k);
 	if (rule != RULE_PERSIST) {
 		struct persist_key pk;
 		key_persist(&pk, svc, s, client);
@@ -538,17 +538,17 @@ static uint32_t key_svc(const void *key)
 
 static long expire_mixed(struct steer *st, int t, uint64_t now)
 {
-	struct persist_iter it;
+	struct lru_iter it;
 	const void *key;
-	struct persist_value v;
+	struct lru_value v;
 	long n = 0;
-	persist_iter_init(&it, st->t[t], now);
-	while (persist_iter_next(&it, &key, &v)) {
+	lru_iter_init(&it, st->t[t], now);
+	while (lru_iter_next(&it, &key, &v)) {
 		uint32_t svc = key_svc(key);
 		if (svc >= (uint32_t)st->nsvc)
 			continue;
 		uint64_t to = svc_timeout(&st->svc[svc], t);
-		if (to && now - v.last_seen > to && persist_del(st->t[t], key) == 0)
+		if (to && now - v.last_seen > to && lru_del(st->t[t], key) == 0)
 			n++;
 	}
 	return n;
@@ -560,7 +560,7 @@ long steer_expire(struct steer *st, uint64_t now)
 		return 0;
 	long n = 0;
 	for (int t = 0; t < T__MAX; t++) {
-		n += (long)persist_expire(st->t[t], now, 0);
+		n += (long)lru_expire(st->t[t], now, 0);
 		if (st->mixed_timeouts[t])
 			n += expire_mixed(st, t, now);
 	}
@@ -590,11 +590,11 @@ static void count_table(const struct steer *st, int t, int svc, uint64_t now, ui
 {
 	const struct steer_svc *s = &st->svc[svc];
 	uint64_t to = svc_timeout(s, t);
-	struct persist_iter it;
+	struct lru_iter it;
 	const void *key;
-	struct persist_value v;
-	persist_iter_init(&it, st->t[t], now);
-	while (persist_iter_next(&it, &key, &v)) {
+	struct lru_value v;
+	lru_iter_init(&it, st->t[t], now);
+	while (lru_iter_next(&it, &key, &v)) {
 		uint32_t idx = v.server - s->base;
 		if (key_svc(key) != (uint32_t)svc || idx >= (uint32_t)s->n)
 			continue;
