@@ -26,6 +26,7 @@
 #include "ikelb/ike_wire.h"
 #include "core/maglev.h"
 #include "core/lru_table.h"
+#include "core/runtime.h"
 #include "core/steer.h"
 
 struct scale_opts {
@@ -182,8 +183,24 @@ static void client_of(uint32_t i, struct ikelb_addr *a, uint16_t *port)
 	*port = (uint16_t)(1024 + (i >> 17));
 }
 
+/* The placement run changes no server, so the runtime never pushes. */
+static int no_table(void *ctx, int svc, const uint32_t *table, uint32_t m)
+{
+	(void)ctx, (void)svc, (void)table, (void)m;
+	return -ENOTSUP;
+}
+
+static int no_state(void *ctx, int svc, int srv, int state)
+{
+	(void)ctx, (void)svc, (void)srv, (void)state;
+	return -ENOTSUP;
+}
+
 static int report_placement(const struct scale_opts *o)
 {
+	const struct rt_ops ops = { .set_table = no_table, .set_server_state = no_state };
+	struct logger log;
+	struct runtime rt;
 	struct cfg cfg;
 	struct cfg_errors errs = { 0 };
 	struct steer_opts so = { .max_clients = o->clients + 16,
@@ -205,8 +222,10 @@ static int report_placement(const struct scale_opts *o)
 		free(port);
 		return -1;
 	}
-	struct steer *st = steer_new(&cfg, &so);
+	log_init(&log, LOG_LVL_ERR);
+	struct steer *st = rt_init(&rt, &cfg, &log, &ops) == 0 ? steer_new(&rt, &so) : NULL;
 	if (!st) {
+		rt_free(&rt);
 		cfg_free(&cfg);
 		free(addr);
 		free(port);
@@ -247,6 +266,7 @@ static int report_placement(const struct scale_opts *o)
 	       (unsigned long long)per_server[2], (unsigned long long)failed,
 	       (unsigned long long)auth_failed);
 	steer_free(st);
+	rt_free(&rt);
 	cfg_free(&cfg);
 	free(addr);
 	free(port);

@@ -79,7 +79,4 @@ int sched_has_eligible(const struct sched *s);
 size_t sched_nservers(const struct sched *s);
 enum cfg_sched sched_kind(const struct sched *s);
 
-/* Map config admin state (+ run-time health) to a scheduler state. */
-enum sched_state sched_state_from_cfg(enum cfg_server_state admin, int healthy);
-
 #endif

@@ -71,7 +71,7 @@ static enum MHD_Result server_action(struct api *a, struct MHD_Connection *c, co
 	*act++ = 0;
 
 	int svc, srv, rc = rt_find_server(&a->d->rt, buf, &svc, &srv);
-	if (rc == -2)
+	if (rc == -EEXIST)
 		return send_error(c, 409, "server name is ambiguous: use SERVICE/NAME");
 	if (rc < 0)
 		return send_error(c, 404, "no such server");

@@ -175,10 +175,12 @@ static int start(struct daemon *d)
 		log_err(&d->log, "api: %s", err);
 		return -1;
 	}
-	if (daemon_engine_open(d) < 0)
+	/* The runtime before the engine: the socket engine picks from its
+	 * schedulers. */
+	struct rt_ops ops = eng_rt_ops(&d->eng);
+	if (rt_init(&d->rt, &d->cfg, &d->log, &ops) < 0 || daemon_engine_open(d) < 0)
 		return -1;
-	if (rt_init(&d->rt, &d->cfg, &d->log, &d->eng) < 0 ||
-	    rt_sync_all(&d->rt, daemon_now_ms()) < 0) {
+	if (rt_sync_all(&d->rt) < 0) {
 		log_err(&d->log, "cannot program the engine with the configuration");
 		return -1;
 	}

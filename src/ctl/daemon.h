@@ -9,7 +9,7 @@
 
 #include "core/config.h"
 #include "core/log.h"
-#include "ctl/runtime.h"
+#include "core/runtime.h"
 #include "engine/engine.h"
 
 struct api;

@@ -195,7 +195,7 @@ int daemon_engine_open(struct daemon *d)
 {
 	if (d->cfg.engine == CFG_ENGINE_BPF)
 		return open_bpf(d);
-	if (sock_engine_open(&d->cfg, &d->log, &d->eng) < 0)
+	if (sock_engine_open(&d->rt, &d->log, &d->eng) < 0)
 		return -1;
 	d->have_engine = true;
 	return 0;

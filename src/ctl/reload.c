@@ -184,7 +184,8 @@ static int apply_new_shape(struct daemon *d, struct cfg *nc)
 	}
 	/* Point of no return: the engine runs the new configuration. */
 	daemon_health_stop(d);
-	if (rt_init(&nrt, nc, &d->log, &d->eng) < 0) {
+	struct rt_ops ops = eng_rt_ops(&d->eng);
+	if (rt_init(&nrt, nc, &d->log, &ops) < 0) {
 		eng_stats_free(&nst);
 		return -1;
 	}
@@ -197,7 +198,7 @@ static int apply_new_shape(struct daemon *d, struct cfg *nc)
 	d->rt = nrt;
 	d->rt.cfg = &d->cfg;
 	d->stats = nst;
-	int rc = rt_sync_all(&d->rt, daemon_now_ms());
+	int rc = rt_sync_all(&d->rt);
 	if (daemon_health_start(d) < 0 || daemon_health_add_fds(d) < 0)
 		rc = -1;
 	log_notice(&d->log, "reload: now %d service(s)%s", d->cfg.nservices,

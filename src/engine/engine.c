@@ -3,6 +3,24 @@
 #include <stdlib.h>
 #include <string.h>
 
+static int rt_set_table(void *ctx, int svc, const uint32_t *table, uint32_t m)
+{
+	struct engine *e = ctx;
+	return e->ops->set_table(e, svc, table, m);
+}
+
+static int rt_set_server_state(void *ctx, int svc, int srv, int state)
+{
+	struct engine *e = ctx;
+	return e->ops->set_server_state(e, svc, srv, state);
+}
+
+struct rt_ops eng_rt_ops(struct engine *e)
+{
+	return (struct rt_ops){ .ctx = e, .set_table = rt_set_table,
+				.set_server_state = rt_set_server_state };
+}
+
 int eng_stats_alloc(struct eng_stats *st, const struct cfg *cfg)
 {
 	memset(st, 0, sizeof(*st));

@@ -10,6 +10,7 @@
 
 #include "core/config.h"
 #include "core/log.h"
+#include "core/runtime.h"
 #include "ikelb/maps.h" /* enum svc_ctr, REAL_* states: one numbering for both engines */
 
 struct eng_svc_stats {
@@ -52,17 +53,15 @@ struct engine_ops {
 	int (*reconfigure)(struct engine *e, const struct cfg *cfg);
 	/* keep_state: leave pinned maps / programs so forwarding continues. */
 	void (*close)(struct engine *e, bool keep_state);
-	/* Optional (NULL: the engine has no per-pick scheduler state). New
-	 * weight of one server for schedulers the engine applies itself
-	 * (rr/wrr/lc/wlc in the socket engine); the Maglev table still comes
-	 * through set_table. */
-	int (*set_server_weight)(struct engine *e, int svc, int srv, uint32_t weight);
 };
 
 struct engine {
 	const struct engine_ops *ops;
 	void *impl;
 };
+
+/* The runtime's callbacks driving engine e (set_table, set_server_state). */
+struct rt_ops eng_rt_ops(struct engine *e);
 
 int eng_stats_alloc(struct eng_stats *st, const struct cfg *cfg);
 void eng_stats_free(struct eng_stats *st);
