@@ -19,10 +19,10 @@ static struct lru_table *table_new(uint32_t cap, uint32_t key_len, const uint64_
 }
 
 /* An entry is live while its idle time is at most its service's timeout
- * (the BPF program's `now - last_seen > timeout` means stale). persist
+ * (the BPF program's `now - last_seen > timeout` means stale). An lru_table
  * hides entries whose idle time has reached the table timeout, so the table
  * timeout is the longest service timeout + 1 (0 if any service has none):
- * persist never drops an entry some service still considers live; shorter
+ * the table never drops an entry some service still considers live; shorter
  * service timeouts are applied by lookups and by a full pass in
  * steer_expire. */
 void steer_set_table_timeouts(struct steer *st)

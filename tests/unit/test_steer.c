@@ -452,6 +452,10 @@ static void rr_and_lc_exact(void **state)
 		got[sa_init(f, "203.0.113.2", (uint16_t)(200 + i), 0x200u + i, 1)]++;
 	assert_int_equal(got[1], 0);
 	assert_int_equal(got[0], 5);
+	/* Weights reach steering through the runtime's scheduler alone. */
+	assert_int_equal(rt_set_weight(&f->rt, 0, 2, 0, 0), 0);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(sa_init(f, "203.0.113.2", (uint16_t)(300 + i), 0x280u + i, 1), 0);
 	fx_free(f);
 
 	f = fx_new(3, CFG_PERSIST_IKE, CFG_SCHED_LC);
