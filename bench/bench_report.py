@@ -92,7 +92,7 @@ def scale_section(sc):
         out.append("| BPF %s (LRU hash) | %d | %.1f | %d |" % (
             m["name"], m["key"] + m["value"], m["kernel_bytes_per_entry"], m["per_client"]))
     for u in st["user_tables"]:
-        out.append("| user-space persist table `%s` | key %d | %.1f (persist_bytes_per_entry) "
+        out.append("| user-space LRU table `%s` | key %d | %.1f (lru_bytes_per_entry) "
                    "| %d |" % (u["name"], u["key"], u["bytes_per_entry"], u["per_client"]))
     out.append("")
     out.append("Per tracked client (1 persistence + 1 IKE SA + 2 flow entries): BPF key+value "

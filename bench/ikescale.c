@@ -4,7 +4,7 @@
  *               sizes, what the kernel charges per element of an LRU hash
  *               (memlock in /proc/self/fdinfo of maps created here with N
  *               entries, as the engine creates them), and the user-space
- *               persist tables' bytes per entry (persist_bytes_per_entry).
+ *               persist tables' bytes per entry (lru_bytes_per_entry).
  *  place        time to place N synthetic clients through the user-space
  *               steering path (src/core/steer.h: classify, Maglev pick,
  *               learn flow + half-open SA), then N IKE_AUTHs (established SA).
@@ -25,7 +25,8 @@
 #include "core/config.h"
 #include "ikelb/ike_wire.h"
 #include "core/maglev.h"
-#include "core/persist.h"
+#include "core/lru_table.h"
+#include "core/runtime.h"
 #include "core/steer.h"
 
 struct scale_opts {
@@ -86,12 +87,12 @@ static double bpf_lru_bytes(uint32_t key, uint32_t value, uint32_t n)
 
 static double persist_bpe(uint32_t key_len, uint32_t cap)
 {
-	struct persist_opts o = { .capacity = cap, .key_len = key_len };
-	struct persist_table *t = persist_new(&o);
+	struct lru_opts o = { .capacity = cap, .key_len = key_len };
+	struct lru_table *t = lru_new(&o);
 	if (!t)
 		return -1;
-	double v = persist_bytes_per_entry(t);
-	persist_free(t);
+	double v = lru_bytes_per_entry(t);
+	lru_free(t);
 	return v;
 }
 
@@ -110,9 +111,9 @@ static void report_memory(const struct scale_opts *o)
 		{ "flow_map", sizeof(struct flow_key), sizeof(struct state_value), 2 },
 	};
 	static const struct { const char *name; uint32_t key; uint32_t per_client; } utab[] = {
-		{ "client", sizeof(struct persist_key_client), 1 },
-		{ "spi", sizeof(struct persist_key_spi), 1 },
-		{ "flow", sizeof(struct persist_key_flow), 2 },
+		{ "client", sizeof(struct lru_key_client), 1 },
+		{ "spi", sizeof(struct lru_key_spi), 1 },
+		{ "flow", sizeof(struct lru_key_flow), 2 },
 	};
 	double bpf_raw = 0, bpf_kernel = 0, user = 0;
 	int bpf_ok = 1;
@@ -182,8 +183,24 @@ static void client_of(uint32_t i, struct ikelb_addr *a, uint16_t *port)
 	*port = (uint16_t)(1024 + (i >> 17));
 }
 
+/* The placement run changes no server, so the runtime never pushes. */
+static int no_table(void *ctx, int svc, const uint32_t *table, uint32_t m)
+{
+	(void)ctx, (void)svc, (void)table, (void)m;
+	return -ENOTSUP;
+}
+
+static int no_state(void *ctx, int svc, int srv, int state)
+{
+	(void)ctx, (void)svc, (void)srv, (void)state;
+	return -ENOTSUP;
+}
+
 static int report_placement(const struct scale_opts *o)
 {
+	const struct rt_ops ops = { .set_table = no_table, .set_server_state = no_state };
+	struct logger log;
+	struct runtime rt;
 	struct cfg cfg;
 	struct cfg_errors errs = { 0 };
 	struct steer_opts so = { .max_clients = o->clients + 16,
@@ -205,8 +222,10 @@ static int report_placement(const struct scale_opts *o)
 		free(port);
 		return -1;
 	}
-	struct steer *st = steer_new(&cfg, &so);
+	log_init(&log, LOG_LVL_ERR);
+	struct steer *st = rt_init(&rt, &cfg, &log, &ops) == 0 ? steer_new(&rt, &so) : NULL;
 	if (!st) {
+		rt_free(&rt);
 		cfg_free(&cfg);
 		free(addr);
 		free(port);
@@ -247,6 +266,7 @@ static int report_placement(const struct scale_opts *o)
 	       (unsigned long long)per_server[2], (unsigned long long)failed,
 	       (unsigned long long)auth_failed);
 	steer_free(st);
+	rt_free(&rt);
 	cfg_free(&cfg);
 	free(addr);
 	free(port);
@@ -263,7 +283,7 @@ static int report_maglev(const struct scale_opts *o)
 	printf("\"maglev\": [");
 	for (size_t c = 0; c < sizeof(counts) / sizeof(counts[0]); c++) {
 		size_t n = counts[c];
-		uint32_t m = maglev_suggest_size(n);
+		uint32_t m = maglev_default_size(n);
 		struct maglev_backend *b = calloc(n, sizeof(*b));
 		uint8_t (*keys)[MAGLEV_KEY_MAX] = calloc(n, MAGLEV_KEY_MAX);
 		uint32_t *table = calloc(m, sizeof(*table));

@@ -82,7 +82,6 @@ int ikelb_addr_parse(const char *s, struct ikelb_addr *out);
 int ikelb_prefix_parse(const char *s, struct ikelb_addr *out, int *bits);
 /* Format as dotted quad for IPv4-mapped, else RFC 5952 text. */
 const char *ikelb_addr_str(const struct ikelb_addr *a, char *buf, size_t len);
-int ikelb_addr_cmp(const struct ikelb_addr *x, const struct ikelb_addr *y);
 #endif
 
 #endif

@@ -58,8 +58,3 @@ const char *ikelb_addr_str(const struct ikelb_addr *a, char *buf, size_t len)
 	}
 	return buf;
 }
-
-int ikelb_addr_cmp(const struct ikelb_addr *x, const struct ikelb_addr *y)
-{
-	return memcmp(x->b, y->b, 16);
-}

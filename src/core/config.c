@@ -123,7 +123,7 @@ void cfg_service_defaults(struct cfg_service *s)
 	s->persistence.netmask6 = 128;
 	s->persistence.flow_timeout_s = 300;
 	s->scheduler = CFG_SCHED_MAGLEV;
-	s->maglev_size = CFG_MAGLEV_DEFAULT;
+	s->maglev_size = MAGLEV_DEFAULT_SIZE;
 	s->ike_port = 500;
 	s->health.type = CFG_HEALTH_IKE;
 	s->health.interval_ms = 5000;
@@ -137,28 +137,6 @@ void cfg_server_defaults(struct cfg_server *s)
 	memset(s, 0, sizeof(*s));
 	s->weight = 100;
 	s->state = CFG_SRV_ACTIVE;
-}
-
-bool cfg_is_prime(uint32_t n)
-{
-	if (n < 2)
-		return false;
-	if (n % 2 == 0)
-		return n == 2;
-	for (uint32_t d = 3; (uint64_t)d * d <= n; d += 2)
-		if (n % d == 0)
-			return false;
-	return true;
-}
-
-uint32_t cfg_maglev_default_size(int nservers)
-{
-	uint64_t want = (uint64_t)(nservers > 0 ? nservers : 0) * 100;
-	if (want <= CFG_MAGLEV_DEFAULT)
-		return CFG_MAGLEV_DEFAULT;
-	while (!cfg_is_prime((uint32_t)want))
-		want++;
-	return (uint32_t)want;
 }
 
 void cfg_free(struct cfg *c)

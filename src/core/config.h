@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "ikelb/addr.h"
+#include "ikelb/maps.h"
 
 #define CFG_NAME_MAX 64
 #define CFG_MAX_PORTS 16
@@ -16,8 +17,13 @@
 #define CFG_MAX_SERVERS 1024 /* per service */
 #define CFG_MAX_INTERFACES 16
 #define CFG_MAX_SNAT_POOL 64
-#define CFG_MAGLEV_DEFAULT 65537
 #define CFG_WEIGHT_MAX 65535
+
+/* A configuration the validator accepts must fit the BPF maps. */
+_Static_assert(CFG_MAX_SERVICES == IKELB_MAX_SERVICES, "one service id space for config and maps");
+_Static_assert(CFG_MAX_SERVICES * CFG_MAX_PORTS <= IKELB_MAX_SVC_PORTS,
+	       "every (vip, port) of a full configuration needs a svc_map slot");
+_Static_assert(CFG_MAX_SERVERS <= IKELB_MAX_REALS, "one service's servers must fit reals_map");
 
 enum cfg_engine { CFG_ENGINE_BPF = 0, CFG_ENGINE_SOCKET = 1 };
 /* bpf engine hooks: tc clsact ingress only, or XDP in front of it for the
@@ -144,11 +150,6 @@ int cfg_parse_duration_ms(const char *s, uint64_t *ms);
 void cfg_defaults(struct cfg *c);
 void cfg_service_defaults(struct cfg_service *s);
 void cfg_server_defaults(struct cfg_server *s);
-
-/* Default Maglev table size for a service with n servers: 65537, or the
- * smallest prime >= 100 * n when that is larger. */
-uint32_t cfg_maglev_default_size(int nservers);
-bool cfg_is_prime(uint32_t n);
 
 const char *cfg_engine_name(enum cfg_engine e);
 const char *cfg_forwarding_name(enum cfg_forwarding f);

@@ -6,6 +6,7 @@
 #include <yaml.h>
 
 #include "core/config.h"
+#include "core/maglev.h"
 
 /* Enough for any sane file; beyond this the output stops being useful. */
 #define CFG_MAX_ERRORS 200

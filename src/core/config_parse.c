@@ -410,7 +410,7 @@ static void parse_service_scalars(struct cfg_ctx *x, yaml_node_t *m, const char 
 	if (cfg_get_enum(x, m, path, "scheduler", cfg_sched_names, 7, &e) > 0)
 		s->scheduler = (enum cfg_sched)e;
 	int rm = cfg_get_uint(x, m, path, "maglev_size", 101, 1000003, &v);
-	if (rm > 0 && !cfg_is_prime((uint32_t)v))
+	if (rm > 0 && !maglev_is_prime((uint32_t)v))
 		cfg_err(x, cfg_get(x, m, "maglev_size"),
 			"%s.maglev_size: %llu is not prime (Maglev needs a prime table size; "
 			"e.g. 65537, 131071, 262147)", path, (unsigned long long)v);

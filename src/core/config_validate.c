@@ -158,21 +158,13 @@ static void check_esp_ranges(struct cfg_ctx *x, struct cfg_service *s,
 	}
 }
 
-/* Smallest prime >= v, for the hint below. */
-static uint32_t prime_at_least(uint64_t v)
-{
-	while (v < UINT32_MAX && !cfg_is_prime((uint32_t)v))
-		v++;
-	return (uint32_t)v;
-}
-
 static void check_maglev(struct cfg_ctx *x, struct cfg_service *s, struct cfg_svc_state *st,
 			 const char *path)
 {
 	uint64_t need = (uint64_t)s->nservers * 100;
 
 	if (!st->maglev_given) {
-		s->maglev_size = cfg_maglev_default_size(s->nservers);
+		s->maglev_size = maglev_default_size((size_t)s->nservers);
 		return;
 	}
 	if (s->maglev_size >= need)
@@ -180,7 +172,7 @@ static void check_maglev(struct cfg_ctx *x, struct cfg_service *s, struct cfg_sv
 	cfg_err(x, cfg_get(x, st->node, "maglev_size"),
 		"%s.maglev_size: %u is too small for %d servers: Maglev spreads clients evenly "
 		"only with at least 100 slots per server (hint: use %u, or omit maglev_size)", path,
-		s->maglev_size, s->nservers, prime_at_least(need));
+		s->maglev_size, s->nservers, maglev_prime_at_least(need));
 }
 
 static void check_vip_ports(struct cfg_ctx *x, struct cfg *c)

@@ -30,15 +30,22 @@ int maglev_is_prime(uint32_t m)
 	return 1;
 }
 
-uint32_t maglev_suggest_size(size_t n)
+uint32_t maglev_prime_at_least(uint64_t v)
 {
-	uint64_t m = (uint64_t)n * 100 + 1;
-	if (m < MAGLEV_DEFAULT_SIZE)
-		m = MAGLEV_DEFAULT_SIZE;
-	for (; m <= MAGLEV_MAX_SIZE; m++)
-		if (maglev_is_prime((uint32_t)m))
-			return (uint32_t)m;
+	for (; v <= MAGLEV_MAX_SIZE; v++)
+		if (maglev_is_prime((uint32_t)v))
+			return (uint32_t)v;
 	return 0;
+}
+
+/* 100 slots per server keep each server's share within about 1% of its
+ * weight (paper §5.3); below MAGLEV_DEFAULT_SIZE a bigger table costs
+ * nothing worth saving. 100 * n is never prime, so "> 100n" and ">= 100n"
+ * pick the same size. */
+uint32_t maglev_default_size(size_t n)
+{
+	uint64_t want = (uint64_t)n * 100;
+	return maglev_prime_at_least(want > MAGLEV_DEFAULT_SIZE ? want : MAGLEV_DEFAULT_SIZE);
 }
 
 size_t maglev_server_key(const char *name, const struct ikelb_addr *addr, void *out, size_t len)

@@ -55,7 +55,10 @@ static inline uint32_t maglev_lookup(const uint32_t *table, uint32_t m, uint64_t
 }
 
 int maglev_is_prime(uint32_t m);
-/* Smallest prime > 100 * n and >= MAGLEV_DEFAULT_SIZE (0 if above MAX). */
-uint32_t maglev_suggest_size(size_t n);
+/* Smallest prime >= v, 0 if above MAGLEV_MAX_SIZE. */
+uint32_t maglev_prime_at_least(uint64_t v);
+/* Table size for n servers: smallest prime >= max(100 * n,
+ * MAGLEV_DEFAULT_SIZE); the configuration's default and every tool's. */
+uint32_t maglev_default_size(size_t n);
 
 #endif

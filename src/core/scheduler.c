@@ -318,16 +318,3 @@ uint64_t sched_generation(const struct sched *s) { return s ? s->generation : 0;
 int sched_has_eligible(const struct sched *s) { return s && s->has_eligible; }
 size_t sched_nservers(const struct sched *s) { return s ? s->n : 0; }
 enum cfg_sched sched_kind(const struct sched *s) { return s->kind; }
-uint64_t sched_seed(const struct sched *s) { return s->seed; }
-
-const struct sched_server *sched_server_get(const struct sched *s, size_t idx)
-{
-	return s && idx < s->n ? &s->v[idx].srv : NULL;
-}
-
-enum sched_state sched_state_from_cfg(enum cfg_server_state admin, int healthy)
-{
-	if (admin == CFG_SRV_DISABLED || !healthy)
-		return SCHED_SRV_DOWN;
-	return admin == CFG_SRV_DRAINING ? SCHED_SRV_DRAINING : SCHED_SRV_ACTIVE;
-}

@@ -1,7 +1,8 @@
-/* Schedulers: how a new client is placed on a real server (DESIGN.md §1,
- * §3.2 step 5 and 6). One `struct sched` per service holds its view of the
- * servers (config order = index) and the service's Maglev table, which is
- * kept for every scheduler kind because the §3.2 fallback always uses it.
+/* Schedulers: how a new client is placed on a real server (ARCHITECTURE.md,
+ * "Steering", rules 5 and 6). One `struct sched` per service, owned by the
+ * runtime, holds its view of the servers (config order = index) and the
+ * service's Maglev table, which is kept for every scheduler kind because the
+ * fallback rule always uses it.
  *
  * Only servers that are SCHED_SRV_ACTIVE with weight > 0 get new clients;
  * draining and down servers never do. Not thread-safe: one owner (or the
@@ -61,7 +62,7 @@ int sched_set_weight(struct sched *s, size_t idx, uint32_t weight);
 /* Pick a server for a new client: index, or -1 when none is eligible.
  * `client` is needed by sh only (may be NULL otherwise). */
 int sched_pick(struct sched *s, const struct ikelb_addr *client, uint64_t key_hash);
-/* Maglev lookup regardless of kind (§3.2 step 6 fallback): index or -1. */
+/* Maglev lookup regardless of kind (the fallback rule): index or -1. */
 int sched_lookup_hash(const struct sched *s, uint64_t hash);
 
 /* Active connections, for lc/wlc. dec saturates at 0; bad idx is ignored. */
@@ -77,11 +78,6 @@ uint64_t sched_generation(const struct sched *s);
 int sched_has_eligible(const struct sched *s);
 
 size_t sched_nservers(const struct sched *s);
-const struct sched_server *sched_server_get(const struct sched *s, size_t idx);
 enum cfg_sched sched_kind(const struct sched *s);
-uint64_t sched_seed(const struct sched *s);
-
-/* Map config admin state (+ run-time health) to a scheduler state. */
-enum sched_state sched_state_from_cfg(enum cfg_server_state admin, int healthy);
 
 #endif

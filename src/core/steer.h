@@ -1,6 +1,6 @@
-/* The steering decision of DESIGN.md §3.2 in user space: which real server
+/* The steering decision (ARCHITECTURE.md, "Steering") in user space: which real server
  * gets a client datagram. Used by the socket engine for every client
- * datagram and by tests/unit/test_steer_diff.c, which feeds one packet trace
+ * datagram and by tests/bpf/test_steer_diff.c, which feeds one packet trace
  * to this code and to the BPF program and expects the same server for every
  * packet. The BPF program (src/bpf/ikelb.bpf.c) implements the same rules on
  * BPF maps; keep the two in step.
@@ -17,7 +17,8 @@
  *  5 new       only ike_is_new_sa() messages: maglev/sh take the table given
  *              by steer_set_table at ikelb_hash_u64(SPIi) (ike persistence)
  *              or ikelb_hash_addr(masked client) (source-ip); rr/wrr/lc/wlc/fo
- *              use steer's own struct sched per service (exact picks).
+ *              ask the runtime's scheduler of the service (rt_pick: exact
+ *              picks, one scheduler per service for the whole daemon).
  *              Only ACTIVE servers.
  *  6 fallback  anything else: table[ikelb_hash_addr(client, masked as in 5)],
  *              counted, no state; DRAINING servers allowed.
@@ -41,8 +42,8 @@
  *
  * Not thread-safe: one owner or the caller's lock.
  */
-#ifndef IKELB_STEER_H
-#define IKELB_STEER_H
+#ifndef IKELB_CORE_STEER_H
+#define IKELB_CORE_STEER_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -51,6 +52,8 @@
 #include "ikelb/ike_wire.h"
 #include "ikelb/addr.h"
 #include "ikelb/maps.h"
+
+struct runtime;
 
 struct steer_result {
 	int server;          /* index in the service, -1 when dropped */
@@ -68,10 +71,11 @@ struct steer_opts {
 
 struct steer;
 
-/* Views of every service of cfg (copied; cfg may go away). Server states
- * start from the admin state (disabled -> DOWN, draining -> DRAINING), the
- * Maglev table from steer's own scheduler. NULL on bad config / ENOMEM. */
-struct steer *steer_new(const struct cfg *cfg, const struct steer_opts *o);
+/* Views of every service of rt->cfg (copied; the configuration may go
+ * away), starting from the runtime's effective server states and Maglev
+ * tables. rt must outlive the steer: new clients of rr/wrr/lc/wlc/fo are
+ * placed by its schedulers. NULL on bad config / ENOMEM. */
+struct steer *steer_new(struct runtime *rt, const struct steer_opts *o);
 void steer_free(struct steer *st);
 
 /* The daemon's table for a service (copied). -EINVAL on bad arguments. */
@@ -79,7 +83,6 @@ int steer_set_table(struct steer *st, int svc, const uint32_t *table, uint32_t m
 /* REAL_ACTIVE / REAL_DRAINING / REAL_DOWN; DOWN deletes every entry that
  * points at the server. Returns entries deleted, or -EINVAL. */
 long steer_set_state(struct steer *st, int svc, int srv, int state);
-int steer_set_weight(struct steer *st, int svc, int srv, uint32_t weight);
 int steer_server_state(const struct steer *st, int svc, int srv);
 
 /* Decide for one client datagram to service svc, arriving on service port
@@ -116,12 +119,10 @@ void steer_server_counts(const struct steer *st, int svc, uint64_t now, uint64_t
 			 uint64_t *flows);
 
 /* Active connections for lc/wlc (the socket engine counts its upstream
- * flows). */
+ * flows), kept by the runtime's scheduler. */
 void steer_conn_inc(struct steer *st, int svc, int srv);
 void steer_conn_dec(struct steer *st, int svc, int srv);
 
-int steer_nservices(const struct steer *st);
-int steer_nservers(const struct steer *st, int svc);
 const char *steer_rule_name(enum ikelb_rule r);
 
 #endif

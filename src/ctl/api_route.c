@@ -73,7 +73,7 @@ static int server_action(const struct ctl_view *v, const struct ctl_cmd *cmd, co
 	*act++ = 0;
 
 	int svc, srv, rc = rt_find_server(v->rt, buf, &svc, &srv);
-	if (rc == -2)
+	if (rc == -EEXIST)
 		return reply_error(out, 409, "server name is ambiguous: use SERVICE/NAME");
 	if (rc < 0)
 		return reply_error(out, 404, "no such server");

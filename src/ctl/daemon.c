@@ -15,7 +15,7 @@
 #include "ctl/api.h"
 #include "ctl/daemon_health.h"
 #include "ctl/reload.h"
-#include "ctl/runtime.h"
+#include "core/runtime.h"
 #include "ctl/view.h"
 #include "engine/engine.h"
 
@@ -269,13 +269,17 @@ static int load_config(struct daemon *d)
  * the per-server states and tables it derived, and forwarding starts. */
 static int start_engine(struct daemon *d)
 {
-	const struct engine_open_opts eo = { .flush_state = d->opts.flush_state };
-	int rc = engine_open(&d->eng, &d->cfg, &d->log, &eo);
+	/* The runtime before the engine: the socket engine places new
+	 * clients with the runtime's schedulers. */
+	const struct rt_ops ops = eng_rt_ops(&d->eng);
+	int rc = rt_init(&d->rt, &d->cfg, &d->log, &ops);
 	if (rc < 0)
 		return rc;
+	const struct engine_open_opts eo = { .flush_state = d->opts.flush_state, .rt = &d->rt };
+	if ((rc = engine_open(&d->eng, &d->cfg, &d->log, &eo)) < 0)
+		return rc;
 	d->view.engine_name = d->eng.ops->name;
-	if (rt_init(&d->rt, &d->cfg, &d->log, &d->eng) < 0 ||
-	    rt_sync_all(&d->rt, clock_mono_ms()) < 0) {
+	if (rt_sync_all(&d->rt) < 0) {
 		log_err(&d->log, "cannot program the engine with the configuration");
 		return -EIO;
 	}

@@ -8,7 +8,7 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "ctl/health.h"
-#include "ctl/runtime.h"
+#include "core/runtime.h"
 
 struct daemon_health {
 	struct health_checker *hc;   /* NULL when stopped */

@@ -195,7 +195,7 @@ static int switch_model(const struct reload_target *t, struct cfg *nc, struct ru
 	*t->rt = *nrt;
 	t->rt->cfg = t->cfg;
 	*t->stats = *nst;
-	int rc = rt_sync_all(t->rt, clock_mono_ms()) < 0 ? -EIO : 0;
+	int rc = rt_sync_all(t->rt) < 0 ? -EIO : 0;
 	if (daemon_health_start(t->health) < 0)
 		rc = -EIO;
 	log_notice(t->log, "reload: now %d service(s)%s", t->cfg->nservices,
@@ -219,7 +219,8 @@ static int apply_new_shape(const struct reload_target *t, struct cfg *nc)
 	}
 	/* Point of no return: the engine runs the new configuration. */
 	daemon_health_stop(t->health);
-	if (rt_init(&nrt, nc, t->log, t->eng) < 0) {
+	const struct rt_ops ops = eng_rt_ops(t->eng);
+	if (rt_init(&nrt, nc, t->log, &ops) < 0) {
 		log_err(t->log, "reload: out of memory building the new model; restart ikelb");
 		eng_stats_free(&nst);
 		return -ENOMEM;

@@ -12,7 +12,7 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "ctl/daemon_health.h"
-#include "ctl/runtime.h"
+#include "core/runtime.h"
 #include "engine/engine.h"
 
 /* The parts of the daemon a reload replaces or drives. */

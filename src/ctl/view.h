@@ -11,7 +11,7 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "ctl/health.h"
-#include "ctl/runtime.h"
+#include "core/runtime.h"
 #include "engine/engine.h"
 
 struct ctl_view {

@@ -8,6 +8,7 @@
 
 #include <bpf/bpf.h>
 
+#include "core/runtime.h"
 #include "engine/bpf_engine_int.h"
 #include "bpf/ikelb.skel.h"
 #include "ikelb/ike_wire.h"
@@ -100,13 +101,6 @@ void bpfe_svc_free(struct bpfe_svc *s)
 	s->nservers = 0;
 }
 
-static uint8_t admin_state(const struct cfg_server *srv)
-{
-	if (srv->state == CFG_SRV_DISABLED)
-		return REAL_DOWN;
-	return srv->state == CFG_SRV_DRAINING ? REAL_DRAINING : REAL_ACTIVE;
-}
-
 static int check_cfg(struct bpf_engine *e, const struct cfg *cfg)
 {
 	uint64_t mag = 0;
@@ -189,7 +183,8 @@ static int assign_reals(struct bpf_engine *e, const struct cfg *cfg)
 						 .flags = REAL_F_IN_USE };
 			uint32_t id = es->real_ids[i];
 
-			rv.state = admin_state(&svc->servers[i]);
+			/* Health is not known here; the runtime pushes its verdicts. */
+			rv.state = (uint8_t)rt_effective(svc->servers[i].state, SRV_HEALTH_UNKNOWN);
 			if (id == IKELB_REAL_NONE) {
 				while (next < IKELB_MAX_REALS &&
 				       (taken[next] || (old[next].flags & REAL_F_IN_USE)))

@@ -14,8 +14,12 @@ int engine_open(struct engine *e, const struct cfg *cfg, const struct logger *lo
 	memset(e, 0, sizeof(*e));
 	if (cfg->engine == CFG_ENGINE_BPF)
 		return bpf_adapter_open(e, cfg, log, flush);
+	if (!o || !o->rt) {
+		log_err(log, "socket engine: no runtime to schedule new clients with");
+		return -EINVAL;
+	}
 	/* User-space state dies with the process: nothing to flush. */
-	return sock_engine_open(cfg, log, e) < 0 ? -EINVAL : 0;
+	return sock_engine_open(o->rt, log, e) < 0 ? -EINVAL : 0;
 }
 
 int engine_reconfigure(struct engine *e, const struct cfg *cfg)
@@ -24,6 +28,24 @@ int engine_reconfigure(struct engine *e, const struct cfg *cfg)
 		return -EOPNOTSUPP;
 	int rc = e->ops->reconfigure(e, cfg);
 	return rc < 0 ? rc : 0;
+}
+
+static int rt_set_table(void *ctx, int svc, const uint32_t *table, uint32_t m)
+{
+	struct engine *e = ctx;
+	return e->ops->set_table(e, svc, table, m);
+}
+
+static int rt_set_server_state(void *ctx, int svc, int srv, int state)
+{
+	struct engine *e = ctx;
+	return e->ops->set_server_state(e, svc, srv, state);
+}
+
+struct rt_ops eng_rt_ops(struct engine *e)
+{
+	return (struct rt_ops){ .ctx = e, .set_table = rt_set_table,
+				.set_server_state = rt_set_server_state };
 }
 
 int eng_stats_alloc(struct eng_stats *st, const struct cfg *cfg)

@@ -10,6 +10,7 @@
 
 #include "core/config.h"
 #include "core/log.h"
+#include "core/runtime.h"
 #include "ikelb/maps.h" /* enum svc_ctr, REAL_* states: one numbering for both engines */
 
 struct eng_svc_stats {
@@ -52,11 +53,6 @@ struct engine_ops {
 	int (*reconfigure)(struct engine *e, const struct cfg *cfg);
 	/* keep_state: leave pinned maps / programs so forwarding continues. */
 	void (*close)(struct engine *e, bool keep_state);
-	/* Optional (NULL: the engine has no per-pick scheduler state). New
-	 * weight of one server for schedulers the engine applies itself
-	 * (rr/wrr/lc/wlc in the socket engine); the Maglev table still comes
-	 * through set_table. */
-	int (*set_server_weight)(struct engine *e, int svc, int srv, uint32_t weight);
 };
 
 struct engine {
@@ -64,8 +60,13 @@ struct engine {
 	void *impl;
 };
 
+struct runtime;
+
 struct engine_open_opts {
 	bool flush_state;  /* drop learned state kept from a previous run */
+	/* The socket engine places new clients with the runtime's schedulers
+	 * (one scheduler per service, owned by the runtime). */
+	struct runtime *rt;
 };
 
 /* Opens the engine cfg->engine names and gives it the whole configuration:
@@ -83,6 +84,8 @@ int engine_reconfigure(struct engine *e, const struct cfg *cfg);
  * sock_engine.c). */
 int bpf_adapter_open(struct engine *e, const struct cfg *cfg, const struct logger *log,
 		     bool flush_state);
+/* The runtime's callbacks driving engine e (set_table, set_server_state). */
+struct rt_ops eng_rt_ops(struct engine *e);
 
 int eng_stats_alloc(struct eng_stats *st, const struct cfg *cfg);
 void eng_stats_free(struct eng_stats *st);

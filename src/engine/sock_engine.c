@@ -84,15 +84,6 @@ static int op_set_server_state(struct engine *eng, int svc, int srv, int state)
 	return rc < 0 ? -1 : 0;
 }
 
-static int op_set_server_weight(struct engine *eng, int svc, int srv, uint32_t weight)
-{
-	struct sock_engine *e = impl(eng);
-	pthread_mutex_lock(&e->mu);
-	int rc = steer_set_weight(e->steer, svc, srv, weight);
-	pthread_mutex_unlock(&e->mu);
-	return rc < 0 ? -1 : 0;
-}
-
 static int op_read_stats(struct engine *eng, struct eng_stats *st)
 {
 	struct sock_engine *e = impl(eng);
@@ -150,7 +141,6 @@ static const struct engine_ops sock_ops = {
 	.read_stats = op_read_stats,
 	.sweep = op_sweep,
 	.close = op_close,
-	.set_server_weight = op_set_server_weight,
 };
 
 uint32_t sock_engine_flows(struct engine *eng)
@@ -376,9 +366,10 @@ static void engine_free(struct sock_engine *e)
 	free(e);
 }
 
-int sock_engine_open_opts(const struct cfg *cfg, const struct logger *log,
+int sock_engine_open_opts(struct runtime *rt, const struct logger *log,
 			  const struct sock_engine_opts *o, struct engine *out)
 {
+	const struct cfg *cfg = rt->cfg;
 	struct sock_engine_opts d = { 0 };
 	if (o)
 		d = *o;
@@ -395,7 +386,7 @@ int sock_engine_open_opts(const struct cfg *cfg, const struct logger *log,
 	e->ike_port = d.ike_port; /* 0: each service's ike_port */
 	struct steer_opts so = { .max_clients = d.max_clients, .max_halfopen = d.max_halfopen,
 				 .max_flows = d.max_flows };
-	e->steer = steer_new(cfg, &so);
+	e->steer = steer_new(rt, &so);
 	if (!e->steer) {
 		log_err(log, "socket engine: cannot build steering state (bad config or memory)");
 		goto fail;
@@ -424,7 +415,7 @@ fail:
 	return -1;
 }
 
-int sock_engine_open(const struct cfg *cfg, const struct logger *log, struct engine *out)
+int sock_engine_open(struct runtime *rt, const struct logger *log, struct engine *out)
 {
-	return sock_engine_open_opts(cfg, log, NULL, out);
+	return sock_engine_open_opts(rt, log, NULL, out);
 }

@@ -1,4 +1,4 @@
-/* The socket engine (DESIGN.md §2, §3.3 fullnat): a user-space UDP relay.
+/* The socket engine (ARCHITECTURE.md, "Engines"; fullnat): a user-space UDP relay.
  * Clients send to VIP:port listening sockets; every client flow (client ip,
  * client port, VIP, port) gets an upstream UDP socket bound to an address of
  * the service's snat_pool (round-robin per real server) or kernel-chosen,
@@ -8,7 +8,7 @@
  * Documented in docs/socket-engine.md.
  *
  *   struct engine e;
- *   sock_engine_open(cfg, log, &e);   // binds, starts the worker thread(s)
+ *   sock_engine_open(rt, log, &e);    // binds, starts the worker thread(s)
  *   e.ops->set_table / set_server_state / read_stats / sweep   (any thread)
  *   e.ops->close(&e, false);          // stops the workers, closes sockets
  */
@@ -30,10 +30,12 @@ struct sock_engine_opts {
 	uint32_t max_halfopen;
 };
 
-/* Opens listeners for every service of cfg (all must be fullnat) and starts
- * the workers. cfg must outlive the engine. 0, or -1 after logging why. */
-int sock_engine_open(const struct cfg *cfg, const struct logger *log, struct engine *out);
-int sock_engine_open_opts(const struct cfg *cfg, const struct logger *log,
+/* Opens listeners for every service of rt->cfg (all must be fullnat) and
+ * starts the workers. New clients of rr/wrr/lc/wlc/fo are placed by rt's
+ * schedulers; rt and its configuration must outlive the engine. 0, or -1
+ * after logging why. */
+int sock_engine_open(struct runtime *rt, const struct logger *log, struct engine *out);
+int sock_engine_open_opts(struct runtime *rt, const struct logger *log,
 			  const struct sock_engine_opts *o, struct engine *out);
 
 /* Live upstream flows (sockets) of the engine, for tests and the API. */

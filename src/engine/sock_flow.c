@@ -14,12 +14,12 @@
 
 int sock_flows_init(struct sock_engine *e, uint32_t cap)
 {
-	struct persist_opts o = { .capacity = cap, .key_len = sizeof(struct flow_key) };
-	e->conn_idx = persist_new(&o);
+	struct lru_opts o = { .capacity = cap, .key_len = sizeof(struct flow_key) };
+	e->conn_idx = lru_new(&o);
 	/* One binding per (client, server) with live flows: never more than
 	 * the flows, so this table never evicts either. */
-	struct persist_opts so = { .capacity = cap, .key_len = sizeof(struct sock_src_key) };
-	e->src_idx = persist_new(&so);
+	struct lru_opts so = { .capacity = cap, .key_len = sizeof(struct sock_src_key) };
+	e->src_idx = lru_new(&so);
 	e->conns = calloc(cap, sizeof(*e->conns));
 	e->free_list = calloc(cap, sizeof(*e->free_list));
 	if (!e->conn_idx || !e->src_idx || !e->conns || !e->free_list)
@@ -40,8 +40,8 @@ void sock_flows_free(struct sock_engine *e)
 	for (uint32_t i = 0; e->conns && i < e->cap; i++)
 		if (e->conns[i].fd >= 0)
 			close(e->conns[i].fd);
-	persist_free(e->conn_idx);
-	persist_free(e->src_idx);
+	lru_free(e->conn_idx);
+	lru_free(e->src_idx);
 	e->src_idx = NULL;
 	free(e->conns);
 	free(e->free_list);
@@ -121,17 +121,17 @@ static int pool_acquire(struct sock_engine *e, const struct sock_conn *c, int v4
 	if (cs->nsnat_pool == 0)
 		return -1;
 	struct sock_src_key k;
-	struct persist_value v;
+	struct lru_value v;
 	src_key_of(c, &k);
-	if (persist_get(e->src_idx, &k, 0, &v) == 0) {
-		persist_put(e->src_idx, &k, v.server, v.user + 1, 0);
+	if (lru_get(e->src_idx, &k, 0, &v) == 0) {
+		lru_put(e->src_idx, &k, v.server, v.user + 1, 0);
 		return (int)v.server;
 	}
 	for (int n = 0; n < cs->nsnat_pool; n++) {
 		uint32_t slot = s->pool_next[c->srv]++ % (uint32_t)cs->nsnat_pool;
 		if (ikelb_addr_is_v4(&cs->snat_pool[slot]) != v4)
 			continue;
-		persist_put(e->src_idx, &k, slot, 1, 0);
+		lru_put(e->src_idx, &k, slot, 1, 0);
 		return (int)slot;
 	}
 	return -1;
@@ -142,13 +142,13 @@ static void pool_release(struct sock_engine *e, struct sock_conn *c)
 	if (c->pool_slot < 0)
 		return;
 	struct sock_src_key k;
-	struct persist_value v;
+	struct lru_value v;
 	src_key_of(c, &k);
-	if (persist_get(e->src_idx, &k, 0, &v) == 0) {
+	if (lru_get(e->src_idx, &k, 0, &v) == 0) {
 		if (v.user <= 1)
-			persist_del(e->src_idx, &k);
+			lru_del(e->src_idx, &k);
 		else
-			persist_put(e->src_idx, &k, v.server, v.user - 1, 0);
+			lru_put(e->src_idx, &k, v.server, v.user - 1, 0);
 	}
 	c->pool_slot = -1;
 }
@@ -226,8 +226,8 @@ struct sock_conn *sock_flow_get(struct sock_engine *e, struct sock_worker *w, ui
 	k.cport = cport;
 	k.vport = l->port;
 	k.client = *client;
-	struct persist_value v;
-	if (persist_peek(e->conn_idx, &k, now, &v) == 0) {
+	struct lru_value v;
+	if (lru_peek(e->conn_idx, &k, now, &v) == 0) {
 		struct sock_conn *c = &e->conns[v.server];
 		if (c->srv != srv) {
 			/* Steering moved the flow (its server went down, or a label
@@ -269,7 +269,7 @@ struct sock_conn *sock_flow_get(struct sock_engine *e, struct sock_worker *w, ui
 		return NULL;
 	}
 	e->nfree--;
-	persist_put(e->conn_idx, &k, idx, 0, now);
+	lru_put(e->conn_idx, &k, idx, 0, now);
 	c->last_seen = now;
 	lru_push(e, idx);
 	return c;
@@ -280,7 +280,7 @@ void sock_flow_close(struct sock_engine *e, struct sock_conn *c)
 	uint32_t idx = (uint32_t)(c - e->conns);
 	struct flow_key k;
 	flow_key_of(c, &k);
-	if (persist_del(e->conn_idx, &k) < 0)
+	if (lru_del(e->conn_idx, &k) < 0)
 		return; /* not in the table: already free */
 	upstream_close(e, c);
 	c->fd = -1;

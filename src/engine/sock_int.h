@@ -11,7 +11,7 @@
 #include <netinet/in.h>
 
 #include "engine/sock_engine.h"
-#include "core/persist.h"
+#include "core/lru_table.h"
 #include "core/steer.h"
 
 #define SOCK_NIL UINT32_MAX
@@ -90,10 +90,10 @@ struct sock_engine {
 	const struct logger *log;
 	pthread_mutex_t mu;   /* steer, conns, counters: workers vs daemon thread */
 	struct steer *steer;
-	struct persist_table *conn_idx; /* flow_key -> conn index */
+	struct lru_table *conn_idx; /* flow_key -> conn index */
 	/* (service, server, client address) -> snat_pool slot + live flows
 	 * using it: all flows of one client toward one server share a source. */
-	struct persist_table *src_idx;
+	struct lru_table *src_idx;
 	struct sock_conn *conns;
 	uint32_t cap;
 	uint32_t *free_list;

@@ -1,7 +1,7 @@
-/* Differential test (ARCHITECTURE.md, "Engines"): one recorded packet
- * sequence fed to the BPF program (BPF_PROG_TEST_RUN) and to the user-space
- * steering of the socket engine (src/core/steer.c) must pick the same real
- * server, or drop, for every packet.
+/* Differential test (ARCHITECTURE.md, "Steering"): one recorded packet sequence fed to the
+ * BPF program (BPF_PROG_TEST_RUN) and to the user-space steering of the
+ * socket engine (src/core/steer.c) must pick the same real server, or drop,
+ * for every packet.
  *
  * The sequence (deterministic PRNG): clients of a source-ip IPv4 service,
  * an ike-persistence service with IKE SPI labels and ESP SPI ranges, and a
@@ -38,6 +38,7 @@ struct client {
 
 struct diff {
 	struct tfx f;
+	struct runtime rt;
 	struct steer *st;
 	int state[T_NSVC][T_NSRV];
 	uint64_t rng;
@@ -229,7 +230,9 @@ static void same_server_for_every_packet(void **state)
 	assert_non_null(d);
 	assert_int_equal(t_setup(&d->f), 0);
 	struct steer_opts o = { .hash_key = { 7, 9 } };
-	d->st = steer_new(&d->f.cfg, &o);
+	struct rt_ops ops = tsteer_ops(&d->st);
+	assert_int_equal(rt_init(&d->rt, &d->f.cfg, &d->f.log, &ops), 0);
+	d->st = steer_new(&d->rt, &o);
 	assert_non_null(d->st);
 	/* Same tables on both sides, from the same builder as the fixture. */
 	for (int s = 0; s < T_NSVC; s++) {
@@ -282,6 +285,7 @@ static void same_server_for_every_packet(void **state)
 		assert_true(d->by_rule[r] > 0);
 	assert_true(d->drops > 0);
 	steer_free(d->st);
+	rt_free(&d->rt);
 	t_teardown(&d->f);
 	free(d);
 }

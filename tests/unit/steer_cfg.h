@@ -9,7 +9,9 @@
 #include <string.h>
 
 #include "core/config.h"
+#include "core/runtime.h"
 #include "core/scheduler.h"
+#include "core/steer.h"
 
 /* One service "vpn" on vip with ports {p500, p4500} and n servers named
  * s0..s(n-1) at addr_fmt % (first + i). The caller adjusts fields and frees
@@ -82,6 +84,28 @@ done:
 	free(v);
 	sched_free(s);
 	return out;
+}
+
+/* Runtime callbacks that program a steer directly, as the socket engine's
+ * engine ops do; ctx is a struct steer ** that may still point at NULL
+ * while the runtime is built before the steer. */
+static inline int tsteer_set_table(void *ctx, int svc, const uint32_t *t, uint32_t m)
+{
+	struct steer **st = ctx;
+	return *st ? steer_set_table(*st, svc, t, m) : 0;
+}
+
+static inline int tsteer_set_state(void *ctx, int svc, int srv, int state)
+{
+	struct steer **st = ctx;
+	long rc = *st ? steer_set_state(*st, svc, srv, state) : 0;
+	return rc < 0 ? (int)rc : 0;
+}
+
+static inline struct rt_ops tsteer_ops(struct steer **st)
+{
+	return (struct rt_ops){ .ctx = st, .set_table = tsteer_set_table,
+				.set_server_state = tsteer_set_state };
 }
 
 #endif

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "core/config.h"
+#include "core/maglev.h"
 #include "config_bad_cases.h"
 
 #define ISSUE_EXAMPLE                                                                  \
@@ -441,8 +442,8 @@ static void maglev_default_grows_with_servers(void **state)
 	assert_int_equal(rc, 0);
 	assert_int_equal(c.services[0].nservers, 700);
 	assert_int_equal(c.services[0].maglev_size, 70001); /* smallest prime >= 70000 */
-	assert_int_equal(cfg_maglev_default_size(3), 65537);
-	assert_true(cfg_is_prime(65537) && !cfg_is_prime(65535) && !cfg_is_prime(1));
+	assert_int_equal(maglev_default_size(3), 65537);
+	assert_true(maglev_is_prime(65537) && !maglev_is_prime(65535) && !maglev_is_prime(1));
 	free(y);
 	cfg_free(&c);
 	cfg_errors_free(&e);

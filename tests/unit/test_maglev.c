@@ -281,8 +281,8 @@ static void bad_input(void **state)
 	assert_int_equal(maglev_is_prime(65539), 1);
 	assert_int_equal(maglev_is_prime(65541), 0); /* 3 * 21847 */
 	assert_int_equal(maglev_build(f.b, 3, 65541, SEED, t), -EINVAL);
-	assert_int_equal(maglev_suggest_size(10), 65537);
-	assert_int_equal(maglev_suggest_size(1000), 100003);
+	assert_int_equal(maglev_default_size(10), 65537);
+	assert_int_equal(maglev_default_size(1000), 100003);
 	free(t);
 	fleet_free(&f);
 }

@@ -97,14 +97,28 @@ static void fake_shutdown(void *ctx, bool keep)
 	f->keep = keep;
 }
 
+/* The reports read the runtime; nothing here drives an engine. */
+static int noop_table(void *ctx, int svc, const uint32_t *t, uint32_t m)
+{
+	(void)ctx, (void)svc, (void)t, (void)m;
+	return 0;
+}
+
+static int noop_state(void *ctx, int svc, int srv, int state)
+{
+	(void)ctx, (void)svc, (void)srv, (void)state;
+	return 0;
+}
+
 static int setup(void **state)
 {
+	const struct rt_ops ops = { .set_table = noop_table, .set_server_state = noop_state };
 	struct fake *f = calloc(1, sizeof(*f));
 	assert_non_null(f);
 	log_init(&f->log, LOG_LVL_ERR);
-	assert_int_equal(tcfg_build(&f->cfg, "192.0.2.1", 500, 4500, 2, "10.0.0.%d", 11), 0);
+	assert_int_equal(tcfg_build(&f->cfg, "203.0.113.1", 500, 4500, 2, "198.51.100.%d", 11), 0);
 	f->cfg.services[0].servers[1].weight = 50;
-	assert_int_equal(rt_init(&f->rt, &f->cfg, &f->log, NULL), 0);
+	assert_int_equal(rt_init(&f->rt, &f->cfg, &f->log, &ops), 0);
 	assert_int_equal(eng_stats_alloc(&f->st, &f->cfg), 0);
 	f->st.svc[0].pkts[SVC_CTR_RX] = 7;
 	f->st.svc[0].bytes[SVC_CTR_RX] = 700;
@@ -164,7 +178,7 @@ static const char status_golden[] =
 	"  \"services\": [\n"
 	"    {\n"
 	"      \"name\": \"vpn\",\n"
-	"      \"vip\": \"192.0.2.1\",\n"
+	"      \"vip\": \"203.0.113.1\",\n"
 	"      \"ports\": [\n"
 	"        500,\n"
 	"        4500\n"
@@ -175,7 +189,7 @@ static const char status_golden[] =
 	"      \"servers\": [\n"
 	"        {\n"
 	"          \"name\": \"s0\",\n"
-	"          \"address\": \"10.0.0.11\",\n"
+	"          \"address\": \"198.51.100.11\",\n"
 	"          \"admin\": \"active\",\n"
 	"          \"health\": \"unknown\",\n"
 	"          \"state\": \"active\",\n"
@@ -188,7 +202,7 @@ static const char status_golden[] =
 	"        },\n"
 	"        {\n"
 	"          \"name\": \"s1\",\n"
-	"          \"address\": \"10.0.0.12\",\n"
+	"          \"address\": \"198.51.100.12\",\n"
 	"          \"admin\": \"active\",\n"
 	"          \"health\": \"down\",\n"
 	"          \"state\": \"active\",\n"

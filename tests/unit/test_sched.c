@@ -8,6 +8,7 @@
 
 #include "ikelb/hash.h"
 #include "core/maglev.h"
+#include "core/runtime.h"
 #include "core/scheduler.h"
 
 #define SEED 42
@@ -281,10 +282,13 @@ static void update_rebuilds_only_when_needed(void **state)
 static void state_from_cfg(void **state)
 {
 	(void)state;
-	assert_int_equal(sched_state_from_cfg(CFG_SRV_ACTIVE, 1), SCHED_SRV_ACTIVE);
-	assert_int_equal(sched_state_from_cfg(CFG_SRV_ACTIVE, 0), SCHED_SRV_DOWN);
-	assert_int_equal(sched_state_from_cfg(CFG_SRV_DRAINING, 1), SCHED_SRV_DRAINING);
-	assert_int_equal(sched_state_from_cfg(CFG_SRV_DISABLED, 1), SCHED_SRV_DOWN);
+	/* The runtime's rule feeds the scheduler its states. */
+	assert_int_equal(rt_effective(CFG_SRV_ACTIVE, SRV_HEALTH_UP), SCHED_SRV_ACTIVE);
+	assert_int_equal(rt_effective(CFG_SRV_ACTIVE, SRV_HEALTH_DOWN), SCHED_SRV_DOWN);
+	assert_int_equal(rt_effective(CFG_SRV_DRAINING, SRV_HEALTH_UP), SCHED_SRV_DRAINING);
+	assert_int_equal(rt_effective(CFG_SRV_DISABLED, SRV_HEALTH_UP), SCHED_SRV_DOWN);
+	assert_int_equal(rt_effective(CFG_SRV_ACTIVE, SRV_HEALTH_UNKNOWN), SCHED_SRV_ACTIVE);
+	assert_int_equal(rt_effective(CFG_SRV_DRAINING, SRV_HEALTH_DOWN), SCHED_SRV_DOWN);
 }
 
 int main(void)

@@ -29,6 +29,7 @@ struct tb {
 	struct logger log;
 	FILE *logf;
 	struct engine eng;
+	struct runtime rt;
 	uint16_t port[2];          /* [0] port-500 framing, [1] NAT-T */
 	int srv[NSRV][2];          /* server sockets per port */
 	uint8_t buf[PKT_MAX];
@@ -104,13 +105,16 @@ static struct tb *tb_start(uint32_t max_flows, int workers)
 	struct sock_engine_opts o = { .workers = workers, .ike_port = t->port[0],
 				      .max_flows = max_flows, .max_clients = 4096,
 				      .max_halfopen = 1024 };
-	assert_int_equal(sock_engine_open_opts(&t->cfg, &t->log, &o, &t->eng), 0);
+	struct rt_ops ops = eng_rt_ops(&t->eng);
+	assert_int_equal(rt_init(&t->rt, &t->cfg, &t->log, &ops), 0);
+	assert_int_equal(sock_engine_open_opts(&t->rt, &t->log, &o, &t->eng), 0);
 	return t;
 }
 
 static void tb_stop(struct tb *t)
 {
 	t->eng.ops->close(&t->eng, false);
+	rt_free(&t->rt);
 	for (int s = 0; s < NSRV; s++)
 		for (int p = 0; p < 2; p++)
 			close(t->srv[s][p]);

@@ -1,4 +1,4 @@
-/* Steering rules of DESIGN.md §3.2 (src/core/steer.c), one test per rule,
+/* Steering rules of ARCHITECTURE.md, "Steering" (src/core/steer.c), one test per rule,
  * with packets built by tests/unit/helpers/pkt.h. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -21,6 +21,8 @@
 
 struct fx {
 	struct cfg cfg;
+	struct logger log;
+	struct runtime rt;
 	struct steer *st;
 	uint8_t buf[PKT_MAX];
 	struct steer_result r;
@@ -40,13 +42,17 @@ static void fx_start(struct fx *f, uint32_t halfopen)
 {
 	struct steer_opts o = { .max_clients = 4096, .max_halfopen = halfopen ? halfopen : 1024,
 				.max_flows = 4096, .hash_key = { 1, 2 } };
-	f->st = steer_new(&f->cfg, &o);
+	struct rt_ops ops = tsteer_ops(&f->st);
+	log_init(&f->log, LOG_LVL_ERR);
+	assert_int_equal(rt_init(&f->rt, &f->cfg, &f->log, &ops), 0);
+	f->st = steer_new(&f->rt, &o);
 	assert_non_null(f->st);
 }
 
 static void fx_free(struct fx *f)
 {
 	steer_free(f->st);
+	rt_free(&f->rt);
 	cfg_free(&f->cfg);
 	free(f);
 }
@@ -440,12 +446,16 @@ static void rr_and_lc_exact(void **state)
 	fx_start(f, 0);
 	for (int i = 0; i < 9; i++)
 		assert_int_equal(sa_init(f, "203.0.113.1", (uint16_t)(100 + i), 0x100u + i, 1), i % 3);
-	steer_set_state(f->st, 0, 1, REAL_DRAINING);
+	assert_int_equal(rt_set_admin(&f->rt, 0, 1, CFG_SRV_DRAINING, 0), 0);
 	int got[3] = { 0 };
 	for (int i = 0; i < 10; i++)
 		got[sa_init(f, "203.0.113.2", (uint16_t)(200 + i), 0x200u + i, 1)]++;
 	assert_int_equal(got[1], 0);
 	assert_int_equal(got[0], 5);
+	/* Weights reach steering through the runtime's scheduler alone. */
+	assert_int_equal(rt_set_weight(&f->rt, 0, 2, 0, 0), 0);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(sa_init(f, "203.0.113.2", (uint16_t)(300 + i), 0x280u + i, 1), 0);
 	fx_free(f);
 
 	f = fx_new(3, CFG_PERSIST_IKE, CFG_SCHED_LC);

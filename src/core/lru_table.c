@@ -1,4 +1,4 @@
-/* Bounded LRU state tables; the design and byte sizes are in persist.h and
+/* Bounded LRU state tables; the design and byte sizes are in lru_table.h and
  * docs/state.md. Entries are addressed by 32-bit index (half the size of
  * pointers) and live in one preallocated array with a fixed stride. */
 #include <errno.h>
@@ -8,7 +8,7 @@
 #include <time.h>
 
 #include "ikelb/hash.h"
-#include "core/persist.h"
+#include "core/lru_table.h"
 
 #define NIL UINT32_MAX
 
@@ -22,9 +22,9 @@ struct pe_hdr {
 	uint32_t user;
 	/* key bytes follow, padded to 8 */
 };
-_Static_assert(sizeof(struct pe_hdr) == 32, "persist entry header");
+_Static_assert(sizeof(struct pe_hdr) == 32, "lru entry header");
 
-struct persist_table {
+struct lru_table {
 	uint8_t *ents;
 	uint32_t *buckets;
 	size_t stride;
@@ -38,27 +38,27 @@ struct persist_table {
 	uint32_t lru_tail;   /* least recently used */
 	uint64_t timeout;
 	uint64_t k0, k1;
-	struct persist_stats st;
+	struct lru_stats st;
 };
 
-static struct pe_hdr *ent(const struct persist_table *t, uint32_t i)
+static struct pe_hdr *ent(const struct lru_table *t, uint32_t i)
 {
 	return (struct pe_hdr *)(t->ents + (size_t)i * t->stride);
 }
 
-static uint8_t *ent_key(const struct persist_table *t, uint32_t i)
+static uint8_t *ent_key(const struct lru_table *t, uint32_t i)
 {
 	return (uint8_t *)ent(t, i) + sizeof(struct pe_hdr);
 }
 
-static int expired(const struct persist_table *t, const struct pe_hdr *e, uint64_t now)
+static int expired(const struct lru_table *t, const struct pe_hdr *e, uint64_t now)
 {
 	/* Idle time reaching the timeout means gone; a clock that appears to
 	 * run backwards counts as no idle time. */
 	return t->timeout && now > e->last_seen && now - e->last_seen >= t->timeout;
 }
 
-void persist_key_client_make(struct persist_key_client *k, const struct ikelb_addr *client,
+void lru_key_client_make(struct lru_key_client *k, const struct ikelb_addr *client,
 			     int bits4, int bits6)
 {
 	memset(k, 0, sizeof(*k));
@@ -72,7 +72,7 @@ void persist_key_client_make(struct persist_key_client *k, const struct ikelb_ad
 		ikelb_addr_mask(&k->addr, bits);
 }
 
-void persist_key_flow_make(struct persist_key_flow *k, const struct ikelb_addr *client,
+void lru_key_flow_make(struct lru_key_flow *k, const struct ikelb_addr *client,
 			   uint16_t cport, const struct ikelb_addr *vip, uint16_t vport)
 {
 	memset(k, 0, sizeof(*k));
@@ -93,12 +93,12 @@ static void random_key(uint64_t k[2])
 	k[1] = ikelb_fmix64((uint64_t)ts.tv_sec ^ k[0]);
 }
 
-struct persist_table *persist_new(const struct persist_opts *o)
+struct lru_table *lru_new(const struct lru_opts *o)
 {
-	if (!o || o->capacity == 0 || o->capacity > PERSIST_CAPACITY_MAX || o->key_len == 0 ||
-	    o->key_len > PERSIST_KEY_MAX)
+	if (!o || o->capacity == 0 || o->capacity > LRU_CAPACITY_MAX || o->key_len == 0 ||
+	    o->key_len > LRU_KEY_MAX)
 		return NULL;
-	struct persist_table *t = calloc(1, sizeof(*t));
+	struct lru_table *t = calloc(1, sizeof(*t));
 	if (!t)
 		return NULL;
 	t->capacity = o->capacity;
@@ -110,7 +110,7 @@ struct persist_table *persist_new(const struct persist_opts *o)
 	t->ents = calloc(o->capacity, t->stride); /* pages touched only when used */
 	t->buckets = malloc((size_t)t->nbuckets * sizeof(uint32_t));
 	if (!t->ents || !t->buckets) {
-		persist_free(t);
+		lru_free(t);
 		return NULL;
 	}
 	memset(t->buckets, 0xff, (size_t)t->nbuckets * sizeof(uint32_t));
@@ -125,7 +125,7 @@ struct persist_table *persist_new(const struct persist_opts *o)
 	return t;
 }
 
-void persist_free(struct persist_table *t)
+void lru_free(struct lru_table *t)
 {
 	if (!t)
 		return;
@@ -134,13 +134,13 @@ void persist_free(struct persist_table *t)
 	free(t);
 }
 
-static uint32_t key_hash(const struct persist_table *t, const void *key)
+static uint32_t key_hash(const struct lru_table *t, const void *key)
 {
 	return (uint32_t)siphash24(key, t->key_len, t->k0, t->k1);
 }
 
 /* Index of the entry with `key`, or NIL; *prevp gets its chain predecessor. */
-static uint32_t find(const struct persist_table *t, const void *key, uint32_t h, uint32_t *prevp)
+static uint32_t find(const struct lru_table *t, const void *key, uint32_t h, uint32_t *prevp)
 {
 	uint32_t prev = NIL;
 	for (uint32_t i = t->buckets[h & (t->nbuckets - 1)]; i != NIL; i = ent(t, i)->hnext) {
@@ -154,7 +154,7 @@ static uint32_t find(const struct persist_table *t, const void *key, uint32_t h,
 	return NIL;
 }
 
-static void lru_unlink(struct persist_table *t, uint32_t i)
+static void lru_unlink(struct lru_table *t, uint32_t i)
 {
 	struct pe_hdr *e = ent(t, i);
 	if (e->lprev != NIL)
@@ -167,7 +167,7 @@ static void lru_unlink(struct persist_table *t, uint32_t i)
 		t->lru_tail = e->lprev;
 }
 
-static void lru_push_head(struct persist_table *t, uint32_t i)
+static void lru_push_head(struct lru_table *t, uint32_t i)
 {
 	struct pe_hdr *e = ent(t, i);
 	e->lprev = NIL;
@@ -180,7 +180,7 @@ static void lru_push_head(struct persist_table *t, uint32_t i)
 }
 
 /* Unlink entry i (chain predecessor prev) from everything and free it. */
-static void remove_at(struct persist_table *t, uint32_t i, uint32_t prev)
+static void remove_at(struct lru_table *t, uint32_t i, uint32_t prev)
 {
 	struct pe_hdr *e = ent(t, i);
 	if (prev == NIL)
@@ -193,15 +193,15 @@ static void remove_at(struct persist_table *t, uint32_t i, uint32_t prev)
 	t->size--;
 }
 
-static void remove_entry(struct persist_table *t, uint32_t i)
+static void remove_entry(struct lru_table *t, uint32_t i)
 {
 	uint32_t prev = NIL;
 	find(t, ent_key(t, i), ent(t, i)->hash, &prev);
 	remove_at(t, i, prev);
 }
 
-int persist_get(struct persist_table *t, const void *key, uint64_t now,
-		struct persist_value *out)
+int lru_get(struct lru_table *t, const void *key, uint64_t now,
+		struct lru_value *out)
 {
 	uint32_t prev = NIL;
 	uint32_t i = find(t, key, key_hash(t, key), &prev);
@@ -221,25 +221,25 @@ int persist_get(struct persist_table *t, const void *key, uint64_t now,
 	lru_push_head(t, i);
 	t->st.hits++;
 	if (out)
-		*out = (struct persist_value){ e->server, e->user, e->last_seen };
+		*out = (struct lru_value){ e->server, e->user, e->last_seen };
 	return 0;
 }
 
-int persist_peek(const struct persist_table *t, const void *key, uint64_t now,
-		 struct persist_value *out)
+int lru_peek(const struct lru_table *t, const void *key, uint64_t now,
+		 struct lru_value *out)
 {
 	uint32_t i = find(t, key, key_hash(t, key), NULL);
 	if (i == NIL || expired(t, ent(t, i), now))
 		return -ENOENT;
 	const struct pe_hdr *e = ent(t, i);
 	if (out)
-		*out = (struct persist_value){ e->server, e->user, e->last_seen };
+		*out = (struct lru_value){ e->server, e->user, e->last_seen };
 	return 0;
 }
 
 /* A free entry index, reclaiming the LRU tail when full. *evicted tells
  * whether a live entry had to go. */
-static uint32_t alloc_entry(struct persist_table *t, uint64_t now, int *evicted)
+static uint32_t alloc_entry(struct lru_table *t, uint64_t now, int *evicted)
 {
 	*evicted = 0;
 	if (t->size == t->capacity) {
@@ -260,7 +260,7 @@ static uint32_t alloc_entry(struct persist_table *t, uint64_t now, int *evicted)
 	return t->fresh++;
 }
 
-int persist_put(struct persist_table *t, const void *key, uint32_t server, uint32_t user,
+int lru_put(struct lru_table *t, const void *key, uint32_t server, uint32_t user,
 		uint64_t now)
 {
 	uint32_t h = key_hash(t, key);
@@ -296,7 +296,7 @@ int persist_put(struct persist_table *t, const void *key, uint32_t server, uint3
 	return evicted ? 2 : 1;
 }
 
-int persist_del(struct persist_table *t, const void *key)
+int lru_del(struct lru_table *t, const void *key)
 {
 	uint32_t prev = NIL;
 	uint32_t i = find(t, key, key_hash(t, key), &prev);
@@ -307,7 +307,7 @@ int persist_del(struct persist_table *t, const void *key)
 	return 0;
 }
 
-size_t persist_del_server(struct persist_table *t, uint32_t server)
+size_t lru_del_server(struct lru_table *t, uint32_t server)
 {
 	size_t n = 0;
 	for (uint32_t i = t->lru_head, next; i != NIL; i = next) {
@@ -321,7 +321,7 @@ size_t persist_del_server(struct persist_table *t, uint32_t server)
 	return n;
 }
 
-size_t persist_expire(struct persist_table *t, uint64_t now, size_t max)
+size_t lru_expire(struct lru_table *t, uint64_t now, size_t max)
 {
 	size_t n = 0;
 	while (t->lru_tail != NIL && (max == 0 || n < max) &&
@@ -333,39 +333,36 @@ size_t persist_expire(struct persist_table *t, uint64_t now, size_t max)
 	return n;
 }
 
-void persist_set_timeout(struct persist_table *t, uint64_t timeout) { t->timeout = timeout; }
-uint64_t persist_timeout(const struct persist_table *t) { return t->timeout; }
-uint32_t persist_size(const struct persist_table *t) { return t->size; }
-uint32_t persist_capacity(const struct persist_table *t) { return t->capacity; }
-uint32_t persist_key_len(const struct persist_table *t) { return t->key_len; }
+void lru_set_timeout(struct lru_table *t, uint64_t timeout) { t->timeout = timeout; }
+uint32_t lru_size(const struct lru_table *t) { return t->size; }
 
-void persist_get_stats(const struct persist_table *t, struct persist_stats *st)
+void lru_get_stats(const struct lru_table *t, struct lru_stats *st)
 {
 	*st = t->st;
 	st->size = t->size;
 	st->capacity = t->capacity;
 }
 
-size_t persist_bytes(const struct persist_table *t)
+size_t lru_bytes(const struct lru_table *t)
 {
 	return sizeof(*t) + (size_t)t->capacity * t->stride + (size_t)t->nbuckets * sizeof(uint32_t);
 }
 
-double persist_bytes_per_entry(const struct persist_table *t)
+double lru_bytes_per_entry(const struct lru_table *t)
 {
-	return (double)persist_bytes(t) / (double)t->capacity;
+	return (double)lru_bytes(t) / (double)t->capacity;
 }
 
-void persist_iter_init(struct persist_iter *it, const struct persist_table *t, uint64_t now)
+void lru_iter_init(struct lru_iter *it, const struct lru_table *t, uint64_t now)
 {
 	it->t = t;
 	it->next = t->lru_head;
 	it->now = now;
 }
 
-bool persist_iter_next(struct persist_iter *it, const void **key, struct persist_value *v)
+bool lru_iter_next(struct lru_iter *it, const void **key, struct lru_value *v)
 {
-	const struct persist_table *t = it->t;
+	const struct lru_table *t = it->t;
 	while (it->next != NIL) {
 		uint32_t i = it->next;
 		const struct pe_hdr *e = ent(t, i);
@@ -375,7 +372,7 @@ bool persist_iter_next(struct persist_iter *it, const void **key, struct persist
 		if (key)
 			*key = ent_key(t, i);
 		if (v)
-			*v = (struct persist_value){ e->server, e->user, e->last_seen };
+			*v = (struct lru_value){ e->server, e->user, e->last_seen };
 		return true;
 	}
 	return false;

@@ -1,0 +1,101 @@
+/* Run-time state of services and real servers (ARCHITECTURE.md, "Control
+ * plane"): what the admin asked for (state, weight) and what health checking
+ * found, combined by one rule (rt_effective) into the effective state the
+ * engines act on. The runtime owns each service's scheduler: it rebuilds the
+ * Maglev table on changes and pushes tables and states through the caller's
+ * rt_ops, and engines that place new clients themselves (the socket engine,
+ * through steer) pick from it with rt_pick. Existing clients keep their
+ * server (persistence).
+ *
+ * Threads: one control thread calls everything but rt_pick / rt_conn_*,
+ * which engine threads may call concurrently; the runtime must outlive every
+ * engine that picks from it. */
+#ifndef IKELB_CORE_RUNTIME_H
+#define IKELB_CORE_RUNTIME_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/config.h"
+#include "core/log.h"
+#include "ikelb/addr.h"
+
+struct sched;
+
+/* Health of one server as the checks see it. UNKNOWN (no verdict yet)
+ * counts as up: a restarted daemon must not blackhole its clients. */
+enum srv_health { SRV_HEALTH_UNKNOWN = 0, SRV_HEALTH_UP = 1, SRV_HEALTH_DOWN = 2 };
+
+/* Where the runtime's decisions go (the engine, through an adapter: core
+ * knows no engine). Both return 0 or a negative value; the callee copies
+ * the table. state is REAL_ACTIVE / REAL_DRAINING / REAL_DOWN. */
+struct rt_ops {
+	void *ctx;
+	int (*set_table)(void *ctx, int svc, const uint32_t *table, uint32_t m);
+	int (*set_server_state)(void *ctx, int svc, int srv, int state);
+};
+
+struct rt_server {
+	enum cfg_server_state admin; /* active / draining / disabled */
+	uint32_t weight;
+	enum srv_health health;
+	int effective;               /* rt_effective(admin, health) */
+	uint64_t transitions;        /* effective state changes */
+	uint64_t down_events;        /* health up -> down */
+	uint64_t last_change_ms;     /* CLOCK_MONOTONIC */
+};
+
+struct rt_service {
+	struct rt_server *servers;
+	struct sched *sched;
+	uint64_t table_builds;
+};
+
+struct runtime {
+	const struct cfg *cfg;
+	const struct logger *log;
+	struct rt_ops ops;
+	/* Guards the schedulers against engine threads in rt_pick. On the
+	 * heap so a runtime may be copied to a new place (reload). */
+	pthread_mutex_t *mu;
+	struct rt_service svc[CFG_MAX_SERVICES];
+};
+
+/* The one rule: REAL_DOWN when disabled or health down, REAL_DRAINING when
+ * draining, else REAL_ACTIVE. */
+int rt_effective(enum cfg_server_state admin, enum srv_health health);
+
+/* 0, -EINVAL (bad ops or configuration) or -ENOMEM, logged. Talks to no
+ * engine yet: rt_sync_all does. */
+int rt_init(struct runtime *rt, const struct cfg *cfg, const struct logger *log,
+	    const struct rt_ops *ops);
+void rt_free(struct runtime *rt);
+/* Push every service's table and server states through ops. */
+int rt_sync_all(struct runtime *rt);
+
+/* Find "NAME" (unique across services) or "SERVICE/NAME". Returns 0 and
+ * the indexes, -ENOENT not found, -EEXIST ambiguous. */
+int rt_find_server(const struct runtime *rt, const char *spec, int *svc, int *srv);
+
+/* 0 or a negative errno (logged). */
+int rt_set_admin(struct runtime *rt, int svc, int srv, enum cfg_server_state st, uint64_t now_ms);
+int rt_set_weight(struct runtime *rt, int svc, int srv, uint32_t weight, uint64_t now_ms);
+int rt_set_health(struct runtime *rt, int svc, int srv, bool up, uint64_t now_ms);
+/* Before rt_sync_all: take over a known health (configuration reload). */
+int rt_restore_health(struct runtime *rt, int svc, int srv, enum srv_health h);
+
+/* Any thread: a new client's server from the service's scheduler (index,
+ * or -1 when none is eligible), and the active connection counts lc/wlc
+ * place by. */
+int rt_pick(struct runtime *rt, int svc, const struct ikelb_addr *client);
+void rt_conn_inc(struct runtime *rt, int svc, int srv);
+void rt_conn_dec(struct runtime *rt, int svc, int srv);
+/* Control thread: the service's Maglev table (*m entries), valid until the
+ * next change. */
+const uint32_t *rt_maglev_table(const struct runtime *rt, int svc, uint32_t *m);
+
+const char *rt_health_name(enum srv_health h);
+const char *rt_effective_name(int eff);
+
+#endif
