@@ -71,11 +71,11 @@ static json_t *server_json(struct daemon *d, int i, int k)
 			      "packets", (json_int_t)(st ? st->pkts : 0),
 			      "bytes", (json_int_t)(st ? st->bytes : 0),
 			      "down_events", (json_int_t)r->down_events);
-	struct health_state hs;
-	if (j && d->health && health_state(d->health, i, k, &hs) == 0) {
+	struct health_info hs;
+	if (j && d->health && health_info(d->health, i, k, &hs) == 0) {
 		/* The checker knows "up" before the run-time model does: a
 		 * first success of an unknown server changes nothing there. */
-		json_object_set_new(j, "health", json_string(health_status_name(hs.status)));
+		json_object_set_new(j, "health", json_string(health_state_name(hs.state)));
 		json_object_set_new(j, "probes_ok", json_integer((json_int_t)hs.probes_ok));
 		json_object_set_new(j, "probes_failed", json_integer((json_int_t)hs.probes_failed));
 		if (hs.has_rtt)

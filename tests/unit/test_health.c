@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <arpa/inet.h>
+#include <errno.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -18,6 +19,7 @@
 #include <unistd.h>
 
 #include "ctl/health.h"
+#include "ctl/probe_ike.h"
 #include "ikelb/ike_wire.h"
 #include "helpers/pkt.h"
 
@@ -40,11 +42,11 @@ static void quiet_init(void)
 static void probe_structure(void **state)
 {
 	(void)state;
-	uint8_t rnd[HEALTH_IKE_RANDOM_LEN], b[512];
-	for (int i = 0; i < HEALTH_IKE_RANDOM_LEN; i++)
+	uint8_t rnd[PROBE_IKE_RANDOM_LEN], b[512];
+	for (int i = 0; i < PROBE_IKE_RANDOM_LEN; i++)
 		rnd[i] = (uint8_t)(i + 1);
-	size_t n = health_ike_build_probe(b, sizeof(b), SPI, rnd);
-	assert_int_equal(n, HEALTH_IKE_PROBE_LEN);
+	size_t n = probe_ike_build(b, sizeof(b), SPI, rnd);
+	assert_int_equal(n, PROBE_IKE_LEN);
 
 	/* The shared classifier must see a new IKEv2 SA on port 500. */
 	struct ike_info ii;
@@ -75,26 +77,26 @@ static void probe_structure(void **state)
 				const uint8_t *tr = prop + 8 + 8 * x;
 				assert_int_equal(tr[0], x == 3 ? 0 : 3);
 				assert_int_equal(tr[4], x + 1);
-				assert_int_equal(g16(tr + 6), HEALTH_IKE_PRIVATE_ID);
+				assert_int_equal(g16(tr + 6), PROBE_IKE_PRIVATE_ID);
 			}
 		} else if (next == 34) {
-			assert_int_equal(g16(b + off + 4), HEALTH_IKE_PRIVATE_ID);
+			assert_int_equal(g16(b + off + 4), PROBE_IKE_PRIVATE_ID);
 			assert_memory_equal(b + off + 8, rnd, 32);
 		} else if (next == 40) {
 			assert_int_equal(plen, 36);
 			assert_memory_equal(b + off + 4, rnd + 32, 32);
 		} else {
-			assert_memory_equal(b + off + 4, HEALTH_IKE_VENDOR_ID, plen - 4);
+			assert_memory_equal(b + off + 4, PROBE_IKE_VENDOR_ID, plen - 4);
 		}
 		next = b[off];
 		off += plen;
 	}
 	assert_int_equal(next, 0);
 	assert_int_equal(off, n);
-	assert_true(health_ike_spi_i(b, n) == SPI);
+	assert_true(probe_ike_spi_i(b, n) == SPI);
 
-	assert_int_equal(health_ike_build_probe(b, HEALTH_IKE_PROBE_LEN - 1, SPI, rnd), 0);
-	assert_int_equal(health_ike_build_probe(b, sizeof(b), 0, rnd), 0);
+	assert_int_equal(probe_ike_build(b, PROBE_IKE_LEN - 1, SPI, rnd), 0);
+	assert_int_equal(probe_ike_build(b, sizeof(b), 0, rnd), 0);
 }
 
 /* A response: header + optional leading payload of type `lead` + notify. */
@@ -133,7 +135,7 @@ static void reply_accepts_alive_notifies(void **state)
 	for (size_t i = 0; i < 3; i++) {
 		uint16_t nt = 0;
 		size_t n = reply(b, SPI, 0, 34, IKE_FLAG_R, 0, 0, ok[i]);
-		assert_int_equal(health_ike_check_reply(b, n, SPI, &nt), HEALTH_IKE_ALIVE);
+		assert_int_equal(probe_ike_check_reply(b, n, SPI, &nt), PROBE_IKE_ALIVE);
 		assert_int_equal(nt, ok[i]);
 	}
 	/* A status notify (N(NAT_DETECTION), 16388) before the error is skipped. */
@@ -143,11 +145,11 @@ static void reply_accepts_alive_notifies(void **state)
 	b[IKE_HDR_LEN + 5] = 0;
 	b[IKE_HDR_LEN + 6] = 0x40;
 	b[IKE_HDR_LEN + 7] = 0x04;
-	assert_int_equal(health_ike_check_reply(b, n, SPI, &nt), HEALTH_IKE_ALIVE);
+	assert_int_equal(probe_ike_check_reply(b, n, SPI, &nt), PROBE_IKE_ALIVE);
 	assert_int_equal(nt, 14);
 	/* strongSwan sets only R; I|R from an odd responder is still a response. */
 	n = reply(b, SPI, 0, 34, IKE_FLAG_R | IKE_FLAG_I, 0, 0, 17);
-	assert_int_equal(health_ike_check_reply(b, n, SPI, NULL), HEALTH_IKE_ALIVE);
+	assert_int_equal(probe_ike_check_reply(b, n, SPI, NULL), PROBE_IKE_ALIVE);
 }
 
 static void reply_rejects_bad(void **state)
@@ -158,55 +160,55 @@ static void reply_rejects_bad(void **state)
 	uint16_t nt = 0;
 
 	n = reply(b, SPI + 1, 0, 34, IKE_FLAG_R, 0, 0, 14);
-	assert_int_equal(health_ike_check_reply(b, n, SPI, NULL), HEALTH_IKE_WRONG_SPI_I);
+	assert_int_equal(probe_ike_check_reply(b, n, SPI, NULL), PROBE_IKE_WRONG_SPI_I);
 	n = reply(b, SPI, 0, 34, IKE_FLAG_I, 0, 0, 14);
-	assert_int_equal(health_ike_check_reply(b, n, SPI, NULL), HEALTH_IKE_NOT_RESPONSE);
+	assert_int_equal(probe_ike_check_reply(b, n, SPI, NULL), PROBE_IKE_NOT_RESPONSE);
 	n = reply(b, SPI, 0, 37, IKE_FLAG_R, 0, 0, 14);
-	assert_int_equal(health_ike_check_reply(b, n, SPI, NULL), HEALTH_IKE_WRONG_EXCHANGE);
+	assert_int_equal(probe_ike_check_reply(b, n, SPI, NULL), PROBE_IKE_WRONG_EXCHANGE);
 	n = reply(b, SPI, 0, 34, IKE_FLAG_R, 1, 0, 14);
-	assert_int_equal(health_ike_check_reply(b, n, SPI, NULL), HEALTH_IKE_WRONG_MSG_ID);
+	assert_int_equal(probe_ike_check_reply(b, n, SPI, NULL), PROBE_IKE_WRONG_MSG_ID);
 	n = reply(b, SPI, 0x99, 34, IKE_FLAG_R, 0, 0, 14);
-	assert_int_equal(health_ike_check_reply(b, n, SPI, NULL), HEALTH_IKE_SPI_R_NONZERO);
+	assert_int_equal(probe_ike_check_reply(b, n, SPI, NULL), PROBE_IKE_SPI_R_NONZERO);
 	n = reply(b, SPI, 0, 34, IKE_FLAG_R, 0, 0, 24);
-	assert_int_equal(health_ike_check_reply(b, n, SPI, &nt), HEALTH_IKE_UNEXPECTED_NOTIFY);
+	assert_int_equal(probe_ike_check_reply(b, n, SPI, &nt), PROBE_IKE_UNEXPECTED_NOTIFY);
 	assert_int_equal(nt, 24);
 	n = reply(b, SPI, 0, 34, IKE_FLAG_R, 0, 0, 16388); /* status only */
-	assert_int_equal(health_ike_check_reply(b, n, SPI, NULL), HEALTH_IKE_NO_NOTIFY);
+	assert_int_equal(probe_ike_check_reply(b, n, SPI, NULL), PROBE_IKE_NO_NOTIFY);
 
 	/* Truncation: every prefix of a good reply is rejected. */
 	n = reply(b, SPI, 0, 34, IKE_FLAG_R, 0, 0, 14);
 	for (size_t k = 0; k < n; k++)
-		assert_int_not_equal(health_ike_check_reply(b, k, SPI, NULL), HEALTH_IKE_ALIVE);
-	assert_int_equal(health_ike_check_reply(b, 20, SPI, NULL), HEALTH_IKE_TRUNCATED);
-	assert_int_equal(health_ike_check_reply(b, n - 1, SPI, NULL), HEALTH_IKE_TRUNCATED);
+		assert_int_not_equal(probe_ike_check_reply(b, k, SPI, NULL), PROBE_IKE_ALIVE);
+	assert_int_equal(probe_ike_check_reply(b, 20, SPI, NULL), PROBE_IKE_TRUNCATED);
+	assert_int_equal(probe_ike_check_reply(b, n - 1, SPI, NULL), PROBE_IKE_TRUNCATED);
 	/* Datagram longer than the IKE length field. */
-	assert_int_equal(health_ike_check_reply(b, n + 1, SPI, NULL), HEALTH_IKE_BAD_LENGTH);
+	assert_int_equal(probe_ike_check_reply(b, n + 1, SPI, NULL), PROBE_IKE_BAD_LENGTH);
 
 	/* Bogus payload lengths: too short, past the end, SPI size overrun. */
 	b[IKE_HDR_LEN + 3] = 3;
-	assert_int_equal(health_ike_check_reply(b, n, SPI, NULL), HEALTH_IKE_BAD_PAYLOAD);
+	assert_int_equal(probe_ike_check_reply(b, n, SPI, NULL), PROBE_IKE_BAD_PAYLOAD);
 	b[IKE_HDR_LEN + 3] = 200;
-	assert_int_equal(health_ike_check_reply(b, n, SPI, NULL), HEALTH_IKE_BAD_PAYLOAD);
+	assert_int_equal(probe_ike_check_reply(b, n, SPI, NULL), PROBE_IKE_BAD_PAYLOAD);
 	b[IKE_HDR_LEN + 3] = 8;
 	b[IKE_HDR_LEN + 5] = 4;
-	assert_int_equal(health_ike_check_reply(b, n, SPI, NULL), HEALTH_IKE_BAD_PAYLOAD);
+	assert_int_equal(probe_ike_check_reply(b, n, SPI, NULL), PROBE_IKE_BAD_PAYLOAD);
 	b[IKE_HDR_LEN + 5] = 0;
 	/* Chain says another payload follows but the message ends. */
 	b[IKE_HDR_LEN] = 41;
-	assert_int_equal(health_ike_check_reply(b, n, SPI, NULL), HEALTH_IKE_BAD_PAYLOAD);
+	assert_int_equal(probe_ike_check_reply(b, n, SPI, NULL), PROBE_IKE_BAD_PAYLOAD);
 	b[IKE_HDR_LEN] = 0;
-	assert_int_equal(health_ike_check_reply(b, n, SPI, NULL), HEALTH_IKE_ALIVE);
+	assert_int_equal(probe_ike_check_reply(b, n, SPI, NULL), PROBE_IKE_ALIVE);
 
 	/* IKEv1 version byte. */
 	b[17] = 0x10;
-	assert_int_equal(health_ike_check_reply(b, n, SPI, NULL), HEALTH_IKE_BAD_VERSION);
+	assert_int_equal(probe_ike_check_reply(b, n, SPI, NULL), PROBE_IKE_BAD_VERSION);
 
 	/* A full IKE_SA_INIT response (server accepted and made state). */
 	n = pkt_ikev2_sa_init_resp(b, sizeof(b), SPI, 0x42);
 	assert_true(n > 0);
-	assert_int_equal(health_ike_check_reply(b, n, SPI, NULL), HEALTH_IKE_SPI_R_NONZERO);
-	assert_int_equal(health_ike_check_reply(NULL, 0, SPI, NULL), HEALTH_IKE_TRUNCATED);
-	assert_string_equal(health_ike_verdict_str(HEALTH_IKE_ALIVE), "alive");
+	assert_int_equal(probe_ike_check_reply(b, n, SPI, NULL), PROBE_IKE_SPI_R_NONZERO);
+	assert_int_equal(probe_ike_check_reply(NULL, 0, SPI, NULL), PROBE_IKE_TRUNCATED);
+	assert_string_equal(probe_ike_verdict_str(PROBE_IKE_ALIVE), "alive");
 }
 
 /* Mutated replies (run under ASan in check-san): never an out-of-range
@@ -225,11 +227,11 @@ static void reply_judge_survives_mutation(void **state)
 			b[x % n] ^= (uint8_t)(x >> 32);
 		}
 		size_t len = (x >> 40) % 8 ? n : (x >> 48) % (n + 1);
-		enum health_ike_verdict v = health_ike_check_reply(b, len, SPI, NULL);
-		assert_true((unsigned)v < HEALTH_IKE__MAX);
+		enum probe_ike_verdict v = probe_ike_check_reply(b, len, SPI, NULL);
+		assert_true((unsigned)v < PROBE_IKE__MAX);
 		if (memcmp(b, good, 8) != 0 && len >= 28)
-			assert_int_not_equal(v, HEALTH_IKE_ALIVE);
-		alive += v == HEALTH_IKE_ALIVE;
+			assert_int_not_equal(v, PROBE_IKE_ALIVE);
+		alive += v == PROBE_IKE_ALIVE;
 	}
 	assert_true(alive > 0); /* mutations in ignored bytes keep it alive */
 }
@@ -270,27 +272,27 @@ static void rise_fall(void **state)
 	struct changes c = { 0 };
 	struct health_checker *h = health_new(&quiet, on_change, &c);
 	struct ikelb_addr a;
-	struct health_state st;
+	struct health_info st;
 	ikelb_addr_parse("127.0.0.1", &a);
 	struct cfg_health hc = hc_of(CFG_HEALTH_IKE, 1000, 500, 2, 3);
 	assert_int_equal(health_add_target(h, 1, 7, &a, 0, &hc), 0);
-	assert_int_equal(health_add_target(h, 1, 7, &a, 0, &hc), -1); /* duplicate */
+	assert_int_equal(health_add_target(h, 1, 7, &a, 0, &hc), -EEXIST); /* duplicate */
 
-	assert_int_equal(health_state(h, 1, 7, &st), 0);
-	assert_int_equal(st.status, HEALTH_UNKNOWN);
+	assert_int_equal(health_info(h, 1, 7, &st), 0);
+	assert_int_equal(st.state, HEALTH_UNKNOWN);
 	assert_true(st.up);
 	/* Two failures < fall: still effectively up, still unknown. */
 	health_report(h, 1, 7, false, "timeout", 100);
 	health_report(h, 1, 7, false, "timeout", 200);
-	health_state(h, 1, 7, &st);
-	assert_int_equal(st.status, HEALTH_UNKNOWN);
+	health_info(h, 1, 7, &st);
+	assert_int_equal(st.state, HEALTH_UNKNOWN);
 	assert_true(st.up);
 	assert_int_equal(st.fail_streak, 2);
 	assert_int_equal(c.n, 0);
 	/* Third: down, one callback. */
 	health_report(h, 1, 7, false, "no liveness notify", 300);
-	health_state(h, 1, 7, &st);
-	assert_int_equal(st.status, HEALTH_DOWN);
+	health_info(h, 1, 7, &st);
+	assert_int_equal(st.state, HEALTH_DOWN);
 	assert_false(st.up);
 	assert_string_equal(st.last_error, "no liveness notify");
 	assert_int_equal(st.last_change_ms, 300);
@@ -305,13 +307,13 @@ static void rise_fall(void **state)
 	health_report(h, 1, 7, true, NULL, 500);
 	health_report(h, 1, 7, false, "timeout", 600);
 	health_report(h, 1, 7, true, NULL, 700);
-	health_state(h, 1, 7, &st);
+	health_info(h, 1, 7, &st);
 	assert_false(st.up);
 	assert_int_equal(st.ok_streak, 1);
 	health_report(h, 1, 7, true, NULL, 800);
-	health_state(h, 1, 7, &st);
+	health_info(h, 1, 7, &st);
 	assert_true(st.up);
-	assert_int_equal(st.status, HEALTH_UP);
+	assert_int_equal(st.state, HEALTH_UP);
 	assert_int_equal(c.n, 2);
 	assert_true(c.up);
 	assert_int_equal(st.probes_ok, 3);
@@ -320,11 +322,11 @@ static void rise_fall(void **state)
 	/* A fresh target: the first success confirms UP without a callback. */
 	assert_int_equal(health_add_target(h, 2, 0, &a, 0, &hc), 0);
 	health_report(h, 2, 0, true, NULL, 900);
-	health_state(h, 2, 0, &st);
-	assert_int_equal(st.status, HEALTH_UP);
+	health_info(h, 2, 0, &st);
+	assert_int_equal(st.state, HEALTH_UP);
 	assert_int_equal(c.n, 2);
-	assert_int_equal(health_report(h, 9, 9, true, NULL, 0), -1);
-	assert_int_equal(health_state(h, 9, 9, &st), -1);
+	assert_int_equal(health_report(h, 9, 9, true, NULL, 0), -ENOENT);
+	assert_int_equal(health_info(h, 9, 9, &st), -ENOENT);
 	health_free(h);
 }
 
@@ -333,7 +335,7 @@ static void type_none_and_bad_config(void **state)
 	(void)state;
 	struct health_checker *h = health_new(&quiet, NULL, NULL);
 	struct ikelb_addr a;
-	struct health_state st;
+	struct health_info st;
 	int fds[2];
 	ikelb_addr_parse("127.0.0.1", &a);
 	struct cfg_health none = hc_of(CFG_HEALTH_NONE, 0, 0, 0, 0);
@@ -341,14 +343,14 @@ static void type_none_and_bad_config(void **state)
 	assert_int_equal(health_fds(h, fds), 0); /* no traffic, no socket */
 	health_tick(h, 1000);
 	assert_true(health_next_deadline_ms(h) == UINT64_MAX);
-	health_state(h, 0, 0, &st);
-	assert_int_equal(st.status, HEALTH_UP);
+	health_info(h, 0, 0, &st);
+	assert_int_equal(st.state, HEALTH_UP);
 	assert_int_equal(st.probes_sent, 0);
 
 	struct cfg_health bad = hc_of(CFG_HEALTH_IKE, 1000, 500, 0, 3);
-	assert_int_equal(health_add_target(h, 0, 1, &a, 0, &bad), -1);
+	assert_int_equal(health_add_target(h, 0, 1, &a, 0, &bad), -EINVAL);
 	struct cfg_health udp = hc_of(CFG_HEALTH_UDP, 1000, 500, 1, 1);
-	assert_int_equal(health_add_target(h, 0, 1, &a, 0, &udp), -1); /* nothing to send */
+	assert_int_equal(health_add_target(h, 0, 1, &a, 0, &udp), -EINVAL); /* nothing to send */
 	assert_int_equal(health_count(h), 1);
 	health_free(h);
 }
@@ -385,7 +387,7 @@ static void responder_main(int fd, enum resp_mode mode, struct resp_ctl *ctl)
 		ssize_t n = recvfrom(fd, b, sizeof(b), 0, (struct sockaddr *)&from, &fl);
 		if (n <= 0)
 			continue;
-		atomic_store(&ctl->last_spi, health_ike_spi_i(b, (size_t)n));
+		atomic_store(&ctl->last_spi, probe_ike_spi_i(b, (size_t)n));
 		atomic_fetch_add(&ctl->received, 1);
 		if (!atomic_load(&ctl->answer))
 			continue;
@@ -395,7 +397,7 @@ static void responder_main(int fd, enum resp_mode mode, struct resp_ctl *ctl)
 		}
 		if (n < IKE_HDR_LEN)
 			continue;
-		size_t m = reply(out, health_ike_spi_i(b, (size_t)n), 0, 34, IKE_FLAG_R, 0, 0, 14);
+		size_t m = reply(out, probe_ike_spi_i(b, (size_t)n), 0, 34, IKE_FLAG_R, 0, 0, 14);
 		sendto(fd, out, m, 0, (struct sockaddr *)&from, fl);
 	}
 }
@@ -441,12 +443,12 @@ static uint64_t mono_ms(void)
 
 /* Runs the checker like the daemon does until pred holds or limit_ms passes. */
 static bool run_until(struct health_checker *h, int svc, int srv, bool want_up,
-		      enum health_status want, uint64_t limit_ms)
+		      enum health_state want, uint64_t limit_ms)
 {
 	uint64_t end = mono_ms() + limit_ms;
 	int fds[2];
 	int nfd = health_fds(h, fds);
-	struct health_state st;
+	struct health_info st;
 	while (mono_ms() < end) {
 		uint64_t now = mono_ms();
 		health_tick(h, now);
@@ -457,8 +459,8 @@ static bool run_until(struct health_checker *h, int svc, int srv, bool want_up,
 			p[i] = (struct pollfd){ .fd = fds[i], .events = POLLIN };
 		if (poll(p, (nfds_t)nfd, wait) > 0)
 			health_on_readable(h, mono_ms());
-		health_state(h, svc, srv, &st);
-		if (st.up == want_up && st.status == want)
+		health_info(h, svc, srv, &st);
+		if (st.up == want_up && st.state == want)
 			return true;
 	}
 	return false;
@@ -489,15 +491,15 @@ static void ike_end_to_end(void **state)
 	assert_int_not_equal(ntohs(me.sin_port), 0);
 
 	assert_true(run_until(h, 0, 3, true, HEALTH_UP, 3000));
-	struct health_state st;
-	health_state(h, 0, 3, &st);
+	struct health_info st;
+	health_info(h, 0, 3, &st);
 	assert_true(st.has_rtt);
 	assert_true(st.probes_ok >= 1);
 	assert_int_equal(c.n, 0);
 
 	atomic_store(&r.ctl->answer, 0);
 	assert_true(run_until(h, 0, 3, false, HEALTH_DOWN, 3000));
-	health_state(h, 0, 3, &st);
+	health_info(h, 0, 3, &st);
 	assert_string_equal(st.last_error, "timeout");
 	assert_int_equal(c.n, 1);
 	assert_false(c.up);
@@ -505,7 +507,7 @@ static void ike_end_to_end(void **state)
 	atomic_store(&r.ctl->answer, 1);
 	assert_true(run_until(h, 0, 3, true, HEALTH_UP, 3000));
 	assert_int_equal(c.n, 2);
-	health_state(h, 0, 3, &st);
+	health_info(h, 0, 3, &st);
 	assert_true(st.ok_streak >= 2);
 	health_free(h);
 	responder_stop(&r);
@@ -524,8 +526,8 @@ static void ike_wrong_answer_counts_as_failure(void **state)
 	struct cfg_health hc = hc_of(CFG_HEALTH_IKE, 50, 40, 1, 2);
 	assert_int_equal(health_add_target(h, 0, 0, &a, r.port, &hc), 0);
 	assert_true(run_until(h, 0, 0, false, HEALTH_DOWN, 3000));
-	struct health_state st;
-	health_state(h, 0, 0, &st);
+	struct health_info st;
+	health_info(h, 0, 0, &st);
 	assert_string_equal(st.last_error, "R flag not set");
 	health_free(h);
 	responder_stop(&r);
@@ -555,10 +557,10 @@ static void udp_echo(void **state)
 	assert_true(run_until(h, 0, 0, true, HEALTH_UP, 3000));
 	assert_true(run_until(h, 0, 1, false, HEALTH_DOWN, 3000));
 	assert_true(run_until(h, 0, 2, true, HEALTH_UP, 3000));
-	struct health_state st;
-	health_state(h, 0, 1, &st);
+	struct health_info st;
+	health_info(h, 0, 1, &st);
 	assert_string_equal(st.last_error, "reply does not match expect");
-	health_state(h, 0, 0, &st);
+	health_info(h, 0, 0, &st);
 	assert_int_equal(st.probes_failed, 0);
 	health_free(h);
 	responder_stop(&r);
@@ -588,7 +590,7 @@ static void pacing_per_address(void **state)
 		health_tick(h, now);
 		uint64_t sent = 0;
 		for (int i = 0; i < 10; i++) {
-			struct health_state st;
+			struct health_info st;
 			health_get(h, i, NULL, NULL, &st);
 			sent += st.probes_sent;
 		}
@@ -625,11 +627,11 @@ static void stray_reply_ignored(void **state)
 	struct cfg_health hc = hc_of(CFG_HEALTH_IKE, 1000, 900, 1, 1);
 	assert_int_equal(health_add_target(h, 0, 0, &a, r.port, &hc), 0);
 	/* Tick until the (jittered) first probe leaves; t0 = its send time. */
-	struct health_state st = { 0 };
+	struct health_info st = { 0 };
 	uint64_t t0 = 0;
 	for (uint64_t now = 1000; now < 3000 && !st.probes_sent; now += 10) {
 		health_tick(h, now);
-		health_state(h, 0, 0, &st);
+		health_info(h, 0, 0, &st);
 		t0 = now;
 	}
 	assert_int_equal(st.probes_sent, 1);
@@ -657,14 +659,14 @@ static void stray_reply_ignored(void **state)
 	struct health_counters cnt;
 	health_get_counters(h, &cnt);
 	assert_int_equal(cnt.stray_replies, 2);
-	health_state(h, 0, 0, &st);
+	health_info(h, 0, 0, &st);
 	assert_int_equal(st.probes_ok + st.probes_failed, 0);
 	/* The right answer from the right port is accepted. */
 	m = reply(b, spi, 0, 34, IKE_FLAG_R, 0, 0, 14);
 	sendto(r.fd, b, m, 0, (struct sockaddr *)&me, sizeof(me));
 	usleep(50000);
 	health_on_readable(h, t0 + 137);
-	health_state(h, 0, 0, &st);
+	health_info(h, 0, 0, &st);
 	assert_int_equal(st.probes_ok, 1);
 	assert_true(st.has_rtt);
 	assert_int_equal(st.last_rtt_ms, 137);
