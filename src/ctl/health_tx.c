@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "core/sockaddr.h"
 #include "ctl/health_tx.h"
 #include "ikelb/hash.h"
 #include "ikelb/ike_wire.h"
@@ -121,36 +122,6 @@ void htx_forget(struct htx *x, uint64_t id)
 
 /* ---- sockets ---- */
 
-static socklen_t htx_to_sockaddr(const struct ikelb_addr *a, uint16_t port,
-				 struct sockaddr_storage *ss)
-{
-	memset(ss, 0, sizeof(*ss));
-	if (ikelb_addr_is_v4(a)) {
-		struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
-		s4->sin_family = AF_INET;
-		s4->sin_port = htons(port);
-		s4->sin_addr.s_addr = ikelb_addr_v4(a);
-		return sizeof(*s4);
-	}
-	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
-	s6->sin6_family = AF_INET6;
-	s6->sin6_port = htons(port);
-	memcpy(&s6->sin6_addr, a->b, 16);
-	return sizeof(*s6);
-}
-
-static uint16_t htx_from_sockaddr(const struct sockaddr_storage *ss, struct ikelb_addr *a)
-{
-	if (ss->ss_family == AF_INET) {
-		const struct sockaddr_in *s4 = (const struct sockaddr_in *)ss;
-		ikelb_addr_from_v4(a, s4->sin_addr.s_addr);
-		return ntohs(s4->sin_port);
-	}
-	const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)ss;
-	memcpy(a->b, &s6->sin6_addr, 16);
-	return ntohs(s6->sin6_port);
-}
-
 /* Binds fd to the wildcard address and an ephemeral port. Returns the
  * port, or -errno (logged). */
 static int htx_bind_ephemeral(const struct logger *log, int fd, int family)
@@ -160,7 +131,7 @@ static int htx_bind_ephemeral(const struct logger *log, int fd, int family)
 	memset(&any, 0, sizeof(any));
 	if (family == AF_INET)
 		ikelb_addr_from_v4(&any, 0);
-	socklen_t sl = htx_to_sockaddr(&any, 0, &ss);
+	socklen_t sl = ikelb_sockaddr_from_addr(&any, 0, &ss);
 	int one = 1;
 	/* v6-only, so the IPv4 socket alone owns the IPv4 replies. */
 	if ((family == AF_INET6 &&
@@ -168,10 +139,12 @@ static int htx_bind_ephemeral(const struct logger *log, int fd, int family)
 	    bind(fd, (struct sockaddr *)&ss, sl) < 0 ||
 	    getsockname(fd, (struct sockaddr *)&ss, &sl) < 0) {
 		int err = errno;
-		log_err(log, "health: bind: %s", strerror(err));
+		log_err(log, "health: socket setup (v6only, bind): %s", strerror(err));
 		return -err;
 	}
-	return htx_from_sockaddr(&ss, &any);
+	uint16_t port = 0;
+	int rc = ikelb_sockaddr_to_addr(&ss, &any, &port);
+	return rc < 0 ? rc : port;
 }
 
 /* Unconnected, ephemeral port. Ports 500 and 4500 are refused so that a
@@ -311,7 +284,7 @@ int htx_send(struct htx *x, const struct htx_probe *p, const uint8_t *buf, size_
 	peer->head = (peer->head + 1) % HTX_PACE_MAX;
 
 	struct sockaddr_storage ss;
-	socklen_t sl = htx_to_sockaddr(&peer->addr, p->port, &ss);
+	socklen_t sl = ikelb_sockaddr_from_addr(&peer->addr, p->port, &ss);
 	if (sendto(htx_fd_of(x, &peer->addr), buf, len, 0, (struct sockaddr *)&ss, sl) < 0) {
 		x->cnt.send_errors++;
 		return -errno; /* the caller records it as the probe's failure */
@@ -338,7 +311,11 @@ static void htx_on_datagram(struct htx *x, const uint8_t *buf, size_t len,
 			    const struct sockaddr_storage *ss, uint64_t now_ms)
 {
 	struct ikelb_addr from;
-	uint16_t port = htx_from_sockaddr(ss, &from);
+	uint16_t port;
+	if (ikelb_sockaddr_to_addr(ss, &from, &port) < 0) {
+		x->cnt.stray_replies++; /* not from an IP peer: cannot be a reply */
+		return;
+	}
 	const struct htx_probe *p = htx_demux(x, buf, len, &from, port);
 	if (!p || !ikelb_addr_eq(&x->peers[p->peer].addr, &from) || p->port != port) {
 		/* Only the probed address may judge a probe: strays never fail one. */

@@ -141,52 +141,58 @@ static bool probe_ike_alive_notify(uint16_t t)
 	       t == IKE_NOTIFY_COOKIE;
 }
 
+/* The notifies a reply carries: the first liveness one and the first other
+ * error (-1: none). */
+struct probe_ike_notifies {
+	int alive, error;
+};
+
+/* Walks the whole payload chain; false when it is malformed. */
+static bool probe_ike_walk(const uint8_t *buf, size_t len, struct probe_ike_notifies *nf)
+{
+	uint8_t next = buf[16];
+	size_t off = IKE_HDR_LEN;
+	for (int n = 0; next != IKE_PL_NONE; n++) {
+		if (n >= MAX_PAYLOADS || len - off < IKE_GEN_HDR_LEN)
+			return false;
+		size_t plen = ike_be16(buf + off + 2);
+		if (plen < IKE_GEN_HDR_LEN || plen > len - off)
+			return false;
+		if (next == IKE_PL_NOTIFY) {
+			/* protocol id, SPI size, notify type, then SPI and data */
+			if (plen < IKE_GEN_HDR_LEN + 4 || plen < (size_t)IKE_GEN_HDR_LEN + 4 + buf[off + 5])
+				return false;
+			uint16_t t = ike_be16(buf + off + 6);
+			if (probe_ike_alive_notify(t) && nf->alive < 0)
+				nf->alive = t;
+			else if (t < IKE_NOTIFY_STATUS_MIN && nf->error < 0)
+				nf->error = t;
+		}
+		next = buf[off];
+		off += plen;
+	}
+	return off == len;
+}
+
 /* Walks the whole chain first so a liveness notify followed by garbage is
  * still judged malformed: we only trust well-formed messages. */
 enum probe_ike_verdict probe_ike_check_reply(const uint8_t *buf, size_t len, uint64_t spi_i,
-					       uint16_t *notify)
+					     uint16_t *notify)
 {
 	if (!buf)
 		return PROBE_IKE_TRUNCATED;
 	enum probe_ike_verdict v = probe_ike_check_header(buf, len, spi_i);
 	if (v != PROBE_IKE_ALIVE)
 		return v;
-
-	uint8_t next = buf[16];
-	size_t off = IKE_HDR_LEN;
-	int found = -1, bad_error = -1;
-	for (int n = 0; next != IKE_PL_NONE; n++) {
-		if (n >= MAX_PAYLOADS || len - off < IKE_GEN_HDR_LEN)
-			return PROBE_IKE_BAD_PAYLOAD;
-		size_t plen = ike_be16(buf + off + 2);
-		if (plen < IKE_GEN_HDR_LEN || plen > len - off)
-			return PROBE_IKE_BAD_PAYLOAD;
-		if (next == IKE_PL_NOTIFY) {
-			/* protocol id, SPI size, notify type, then SPI and data */
-			if (plen < IKE_GEN_HDR_LEN + 4 || plen < (size_t)IKE_GEN_HDR_LEN + 4 + buf[off + 5])
-				return PROBE_IKE_BAD_PAYLOAD;
-			uint16_t t = ike_be16(buf + off + 6);
-			if (probe_ike_alive_notify(t) && found < 0)
-				found = t;
-			else if (t < IKE_NOTIFY_STATUS_MIN && bad_error < 0)
-				bad_error = t;
-		}
-		next = buf[off];
-		off += plen;
-	}
-	if (off != len)
+	struct probe_ike_notifies nf = { -1, -1 };
+	if (!probe_ike_walk(buf, len, &nf))
 		return PROBE_IKE_BAD_PAYLOAD;
-	if (found >= 0) {
-		if (notify)
-			*notify = (uint16_t)found;
-		return PROBE_IKE_ALIVE;
-	}
-	if (bad_error >= 0) {
-		if (notify)
-			*notify = (uint16_t)bad_error;
-		return PROBE_IKE_UNEXPECTED_NOTIFY;
-	}
-	return PROBE_IKE_NO_NOTIFY;
+	int t = nf.alive >= 0 ? nf.alive : nf.error;
+	if (t < 0)
+		return PROBE_IKE_NO_NOTIFY;
+	if (notify)
+		*notify = (uint16_t)t;
+	return nf.alive >= 0 ? PROBE_IKE_ALIVE : PROBE_IKE_UNEXPECTED_NOTIFY;
 }
 
 const char *probe_ike_verdict_str(enum probe_ike_verdict v)
