@@ -41,6 +41,24 @@
 #define IKE_FLAG_V 0x10
 #define IKE_FLAG_R 0x20 /* response */
 
+/* Payload types, RFC 7296 §3.2; every payload starts with a 4-byte
+ * generic header (next payload, critical bit, length). */
+#define IKE_PL_NONE 0
+#define IKE_PL_SA 33
+#define IKE_PL_KE 34
+#define IKE_PL_NONCE 40
+#define IKE_PL_NOTIFY 41
+#define IKE_PL_VENDOR 43
+#define IKE_GEN_HDR_LEN 4
+
+/* Notify message types, RFC 7296 §3.10.1: types below 16384 report errors,
+ * the rest status. The three named here are the answers a server gives to
+ * an IKE_SA_INIT it will not accept, without keeping any state. */
+#define IKE_NOTIFY_NO_PROPOSAL_CHOSEN 14
+#define IKE_NOTIFY_INVALID_KE_PAYLOAD 17
+#define IKE_NOTIFY_COOKIE 16390
+#define IKE_NOTIFY_STATUS_MIN 16384
+
 enum ike_class {
 	IKE_C_DROP = 0,
 	IKE_C_IKEV2 = 1,
@@ -82,6 +100,11 @@ struct ike_info {
 	__u8 marker;   /* 1 when a non-ESP marker preceded the IKE header */
 	__u8 pad;
 };
+
+IKE_INLINE __u16 ike_be16(const __u8 *p)
+{
+	return (__u16)(((__u16)p[0] << 8) | (__u16)p[1]);
+}
 
 IKE_INLINE __u32 ike_be32(const __u8 *p)
 {

@@ -10,9 +10,9 @@
 #include "core/scheduler.h"
 #include "ikelb/maps.h"
 
-int rt_effective(enum cfg_server_state admin, enum srv_health health)
+int rt_effective(enum cfg_server_state admin, enum health_state health)
 {
-	if (admin == CFG_SRV_DISABLED || health == SRV_HEALTH_DOWN)
+	if (admin == CFG_SRV_DISABLED || health == HEALTH_DOWN)
 		return REAL_DOWN;
 	return admin == CFG_SRV_DRAINING ? REAL_DRAINING : REAL_ACTIVE;
 }
@@ -105,7 +105,7 @@ static void server_init(struct rt_server *r, const struct cfg_server *c,
 	r->weight = c->weight;
 	/* Unchecked servers are up by definition; checked ones start
 	 * UNKNOWN, which counts as up until the first verdict. */
-	r->health = cs->health.type == CFG_HEALTH_NONE ? SRV_HEALTH_UP : SRV_HEALTH_UNKNOWN;
+	r->health = cs->health.type == CFG_HEALTH_NONE ? HEALTH_UP : HEALTH_UNKNOWN;
 	r->effective = rt_effective(r->admin, r->health);
 }
 
@@ -257,7 +257,7 @@ int rt_set_weight(struct runtime *rt, int svc, int srv, uint32_t weight, uint64_
 int rt_set_health(struct runtime *rt, int svc, int srv, bool up, uint64_t now_ms)
 {
 	struct rt_server *r = &rt->svc[svc].servers[srv];
-	enum srv_health h = up ? SRV_HEALTH_UP : SRV_HEALTH_DOWN;
+	enum health_state h = up ? HEALTH_UP : HEALTH_DOWN;
 	if (r->health == h)
 		return 0;
 	if (!up)
@@ -266,7 +266,7 @@ int rt_set_health(struct runtime *rt, int svc, int srv, bool up, uint64_t now_ms
 	return reapply(rt, svc, srv, now_ms);
 }
 
-int rt_restore_health(struct runtime *rt, int svc, int srv, enum srv_health h)
+int rt_restore_health(struct runtime *rt, int svc, int srv, enum health_state h)
 {
 	struct rt_server *r = &rt->svc[svc].servers[srv];
 	r->health = h;
@@ -300,15 +300,6 @@ void rt_conn_dec(struct runtime *rt, int svc, int srv)
 const uint32_t *rt_maglev_table(const struct runtime *rt, int svc, uint32_t *m)
 {
 	return sched_maglev_table(rt->svc[svc].sched, m);
-}
-
-const char *rt_health_name(enum srv_health h)
-{
-	switch (h) {
-	case SRV_HEALTH_UP: return "up";
-	case SRV_HEALTH_DOWN: return "down";
-	default: return "unknown";
-	}
 }
 
 const char *rt_effective_name(int eff)

@@ -18,14 +18,11 @@
 #include <stdint.h>
 
 #include "core/config.h"
+#include "core/health_state.h"
 #include "core/log.h"
 #include "ikelb/addr.h"
 
 struct sched;
-
-/* Health of one server as the checks see it. UNKNOWN (no verdict yet)
- * counts as up: a restarted daemon must not blackhole its clients. */
-enum srv_health { SRV_HEALTH_UNKNOWN = 0, SRV_HEALTH_UP = 1, SRV_HEALTH_DOWN = 2 };
 
 /* Where the runtime's decisions go (the engine, through an adapter: core
  * knows no engine). Both return 0 or a negative value; the callee copies
@@ -39,7 +36,7 @@ struct rt_ops {
 struct rt_server {
 	enum cfg_server_state admin; /* active / draining / disabled */
 	uint32_t weight;
-	enum srv_health health;
+	enum health_state health;
 	int effective;               /* rt_effective(admin, health) */
 	uint64_t transitions;        /* effective state changes */
 	uint64_t down_events;        /* health up -> down */
@@ -64,7 +61,7 @@ struct runtime {
 
 /* The one rule: REAL_DOWN when disabled or health down, REAL_DRAINING when
  * draining, else REAL_ACTIVE. */
-int rt_effective(enum cfg_server_state admin, enum srv_health health);
+int rt_effective(enum cfg_server_state admin, enum health_state health);
 
 /* 0, -EINVAL (bad ops or configuration) or -ENOMEM, logged. Talks to no
  * engine yet: rt_sync_all does. */
@@ -83,7 +80,7 @@ int rt_set_admin(struct runtime *rt, int svc, int srv, enum cfg_server_state st,
 int rt_set_weight(struct runtime *rt, int svc, int srv, uint32_t weight, uint64_t now_ms);
 int rt_set_health(struct runtime *rt, int svc, int srv, bool up, uint64_t now_ms);
 /* Before rt_sync_all: take over a known health (configuration reload). */
-int rt_restore_health(struct runtime *rt, int svc, int srv, enum srv_health h);
+int rt_restore_health(struct runtime *rt, int svc, int srv, enum health_state h);
 
 /* Any thread: a new client's server from the service's scheduler (index,
  * or -1 when none is eligible), and the active connection counts lc/wlc
@@ -95,7 +92,6 @@ void rt_conn_dec(struct runtime *rt, int svc, int srv);
  * next change. */
 const uint32_t *rt_maglev_table(const struct runtime *rt, int svc, uint32_t *m);
 
-const char *rt_health_name(enum srv_health h);
 const char *rt_effective_name(int eff);
 
 #endif

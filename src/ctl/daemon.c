@@ -53,7 +53,7 @@ static const struct eng_stats *view_stats(void *ctx)
 	return &d->stats;
 }
 
-static int view_health(void *ctx, int svc, int srv, struct health_state *out)
+static int view_health(void *ctx, int svc, int srv, struct health_info *out)
 {
 	struct daemon *d = ctx;
 	return daemon_health_state(&d->health, svc, srv, out);

@@ -105,7 +105,7 @@ void daemon_health_stop(struct daemon_health *h)
 	h->hc = NULL;
 }
 
-int daemon_health_state(const struct daemon_health *h, int svc, int srv, struct health_state *out)
+int daemon_health_state(const struct daemon_health *h, int svc, int srv, struct health_info *out)
 {
-	return h->hc && health_state(h->hc, svc, srv, out) == 0 ? 0 : -ENOENT;
+	return h->hc && health_info(h->hc, svc, srv, out) == 0 ? 0 : -ENOENT;
 }

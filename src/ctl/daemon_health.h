@@ -32,6 +32,6 @@ void daemon_health_tick(struct daemon_health *h);
 long daemon_health_timeout_ms(const struct daemon_health *h);
 void daemon_health_stop(struct daemon_health *h);
 /* 0 and *out, or -ENOENT when the server is not checked. */
-int daemon_health_state(const struct daemon_health *h, int svc, int srv, struct health_state *out);
+int daemon_health_state(const struct daemon_health *h, int svc, int srv, struct health_info *out);
 
 #endif

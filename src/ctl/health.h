@@ -1,88 +1,42 @@
-/* Real-server health checking (DESIGN §3.5, docs/health.md).
+/* Real-server health checker (ARCHITECTURE.md, Control plane;
+ * docs/health.md): the rise/fall state machine and the scheduling of
+ * probes per (service, server) target.
  *
- * One checker object probes every (service, server) target from ikelb's own
- * address: one unconnected UDP socket per address family, bound to an
- * ephemeral port (never 500 or 4500, so a reply can never look like service
- * traffic). The daemon puts health_fds() into its epoll set, calls
+ * Three parts: this checker decides when to probe and what a result means;
+ * the transport (health_tx.h) owns the sockets, the per-address pacing and
+ * the routing of replies; the probe types (probe.h: ike, udp) build probes
+ * and judge replies. The daemon puts health_fds() into its epoll set, calls
  * health_on_readable() when one is readable and health_tick() when
  * health_next_deadline_ms() has passed. Time is always passed in by the
  * caller (milliseconds, any monotonic origin), which keeps the state machine
  * testable with a fake clock.
  *
- * Probe types:
- *   ike  - an IKE_SA_INIT with a random SPIi and a proposal no server accepts;
- *          alive = response with the same SPIi, R flag, SPIr 0, message id 0
- *          and a Notify NO_PROPOSAL_CHOSEN (14), INVALID_KE_PAYLOAD (17) or
- *          COOKIE (16390). The server keeps no IKE SA.
- *   udp  - send cfg_health.send, alive = reply starting with cfg_health.expect
- *          (any reply when expect is empty).
- *   none - always up, no traffic.
- *
- * State: a target starts effectively up with status UNKNOWN (a restart of
+ * State: a target starts effectively up with state UNKNOWN (a restart of
  * ikelb must not blackhole traffic before the first probes). `fall`
  * consecutive failures take it down, `rise` consecutive successes bring it
  * back; the first success of an UNKNOWN target makes it UP. The callback
- * fires only on changes of the effective up/down value. */
-#ifndef IKELB_HEALTH_H
-#define IKELB_HEALTH_H
+ * fires only on changes of the effective up/down value. Type none is
+ * always UP and sends nothing.
+ *
+ * Errors: functions returning int give 0 or a negative errno. */
+#ifndef IKELB_CTL_HEALTH_H
+#define IKELB_CTL_HEALTH_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "core/config.h"
-#include "ikelb/addr.h"
+#include "core/health_state.h"
 #include "core/log.h"
+#include "ctl/probe.h"
+#include "ikelb/addr.h"
 
-/* ---- IKE probe wire format (health_ike.c), pure functions ---- */
+#define HEALTH_ERR_MAX PROBE_REASON_MAX
 
-#define HEALTH_IKE_RANDOM_LEN 64 /* 32 bytes KE data + 32 bytes nonce */
-#define HEALTH_IKE_PROBE_LEN 170
-/* Transform ID used for ENCR, PRF, INTEG and DH: inside the private-use
- * range (RFC 7296 §3.3.2), which servers only accept by prior agreement. */
-#define HEALTH_IKE_PRIVATE_ID 0xfee1
-#define HEALTH_IKE_VENDOR_ID "ikelb health probe"
-
-#define IKE_NOTIFY_NO_PROPOSAL_CHOSEN 14
-#define IKE_NOTIFY_INVALID_KE_PAYLOAD 17
-#define IKE_NOTIFY_COOKIE 16390
-
-enum health_ike_verdict {
-	HEALTH_IKE_ALIVE = 0,
-	HEALTH_IKE_TRUNCATED,        /* shorter than a header, or length field > datagram */
-	HEALTH_IKE_BAD_LENGTH,       /* length field != datagram length */
-	HEALTH_IKE_BAD_VERSION,      /* not IKEv2 */
-	HEALTH_IKE_WRONG_SPI_I,      /* not an answer to this probe */
-	HEALTH_IKE_SPI_R_NONZERO,    /* responder created state (RFC 7296 §2.6: must be 0) */
-	HEALTH_IKE_NOT_RESPONSE,     /* R flag missing */
-	HEALTH_IKE_WRONG_EXCHANGE,   /* not IKE_SA_INIT */
-	HEALTH_IKE_WRONG_MSG_ID,     /* message id not 0 */
-	HEALTH_IKE_BAD_PAYLOAD,      /* payload chain overruns or is inconsistent */
-	HEALTH_IKE_NO_NOTIFY,        /* well-formed but no liveness notify */
-	HEALTH_IKE_UNEXPECTED_NOTIFY, /* an error notify other than 14/17/16390 */
-	HEALTH_IKE__MAX
-};
-
-/* Writes the probe into buf (cap >= HEALTH_IKE_PROBE_LEN). spi_i must not be
- * 0; rnd supplies the KE data and nonce. Returns the length or 0. */
-size_t health_ike_build_probe(uint8_t *buf, size_t cap, uint64_t spi_i,
-			      const uint8_t rnd[HEALTH_IKE_RANDOM_LEN]);
-/* The SPIi of any datagram long enough to carry one (read big-endian), else 0. */
-uint64_t health_ike_spi_i(const uint8_t *buf, size_t len);
-/* Judges a reply to the probe with initiator SPI spi_i. On ALIVE and on
- * UNEXPECTED_NOTIFY, *notify (if not NULL) receives the notify type. */
-enum health_ike_verdict health_ike_check_reply(const uint8_t *buf, size_t len, uint64_t spi_i,
-					       uint16_t *notify);
-const char *health_ike_verdict_str(enum health_ike_verdict v);
-
-/* ---- checker ---- */
-
-enum health_status { HEALTH_UNKNOWN = 0, HEALTH_UP = 1, HEALTH_DOWN = 2 };
-
-#define HEALTH_ERR_MAX 64
-
-struct health_state {
-	enum health_status status;
+/* What the checker knows of one target. */
+struct health_info {
+	enum health_state state;
 	bool up;                 /* effective: what the data path should use */
 	uint32_t ok_streak;      /* consecutive successes */
 	uint32_t fail_streak;    /* consecutive failures */
@@ -111,8 +65,9 @@ void health_free(struct health_checker *h);
 
 /* Adds a target; probes go to addr:port (port 0: hc->port, else 500).
  * hc's send/expect bytes are copied. Opens the socket of the address family
- * on first use. Returns 0, or -1 with a logged error (socket failure,
- * duplicate (svc, srv), bad hc values). */
+ * on first use. Returns 0, -EEXIST for a duplicate (svc, srv), -EINVAL for
+ * hc values the checker cannot run, or the -errno of a socket or
+ * allocation failure; all logged. */
 int health_add_target(struct health_checker *h, int svc_idx, int srv_idx,
 		      const struct ikelb_addr *addr, uint16_t port, const struct cfg_health *hc);
 
@@ -126,7 +81,7 @@ void health_tick(struct health_checker *h, uint64_t now_ms);
 uint64_t health_next_deadline_ms(const struct health_checker *h);
 
 /* Feeds one probe result as if a probe had finished (used by tests, and by
- * callers that check a target by other means). Returns -1 for an unknown target. */
+ * callers that check a target by other means). Returns 0 or -ENOENT. */
 int health_report(struct health_checker *h, int svc_idx, int srv_idx, bool ok,
 		  const char *reason, uint64_t now_ms);
 
@@ -134,13 +89,12 @@ int health_report(struct health_checker *h, int svc_idx, int srv_idx, bool ok,
  * window_ms (default 2 per 1000 ms, under strongSwan's cookie_threshold_ip 3). */
 void health_set_pacing(struct health_checker *h, uint32_t max_probes, uint32_t window_ms);
 
-/* Returns 0 and fills *out, or -1 for an unknown target. */
-int health_state(const struct health_checker *h, int svc_idx, int srv_idx, struct health_state *out);
+/* Fills *out and returns 0, or -ENOENT for an unknown target. */
+int health_info(const struct health_checker *h, int svc_idx, int srv_idx, struct health_info *out);
 int health_count(const struct health_checker *h);
-/* Target i in insertion order (0 <= i < health_count). Returns 0 or -1. */
+/* Target i in insertion order (0 <= i < health_count). Returns 0 or -ENOENT. */
 int health_get(const struct health_checker *h, int i, int *svc_idx, int *srv_idx,
-	       struct health_state *out);
+	       struct health_info *out);
 void health_get_counters(const struct health_checker *h, struct health_counters *out);
-const char *health_status_name(enum health_status s);
 
 #endif

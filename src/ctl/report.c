@@ -61,7 +61,7 @@ static json_t *server_json(const struct ctl_view *v, const struct eng_stats *sta
 			      "name", cs->name,
 			      "address", ikelb_addr_str(&cs->addr, a, sizeof(a)),
 			      "admin", cfg_server_state_name(r->admin),
-			      "health", rt_health_name(r->health),
+			      "health", health_state_name(r->health),
 			      "state", rt_effective_name(r->effective),
 			      "weight", (int)r->weight,
 			      "clients", (json_int_t)(st ? st->clients : 0),
@@ -69,11 +69,11 @@ static json_t *server_json(const struct ctl_view *v, const struct eng_stats *sta
 			      "packets", (json_int_t)(st ? st->pkts : 0),
 			      "bytes", (json_int_t)(st ? st->bytes : 0),
 			      "down_events", (json_int_t)r->down_events);
-	struct health_state hs;
+	struct health_info hs;
 	if (j && v->health(v->ctx, i, k, &hs) == 0) {
 		/* The checker knows "up" before the run-time model does: a
 		 * first success of an unknown server changes nothing there. */
-		json_object_set_new(j, "health", json_string(health_status_name(hs.status)));
+		json_object_set_new(j, "health", json_string(health_state_name(hs.state)));
 		json_object_set_new(j, "probes_ok", json_integer((json_int_t)hs.probes_ok));
 		json_object_set_new(j, "probes_failed", json_integer((json_int_t)hs.probes_failed));
 		if (hs.has_rtt)

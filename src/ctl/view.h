@@ -27,7 +27,7 @@ struct ctl_view {
 	 * the last good ones. Never NULL. */
 	const struct eng_stats *(*stats)(void *ctx);
 	/* 0 and *out, or -ENOENT when the server is not health checked. */
-	int (*health)(void *ctx, int svc, int srv, struct health_state *out);
+	int (*health)(void *ctx, int svc, int srv, struct health_info *out);
 	void *ctx;
 };
 

@@ -184,7 +184,7 @@ static int assign_reals(struct bpf_engine *e, const struct cfg *cfg)
 			uint32_t id = es->real_ids[i];
 
 			/* Health is not known here; the runtime pushes its verdicts. */
-			rv.state = (uint8_t)rt_effective(svc->servers[i].state, SRV_HEALTH_UNKNOWN);
+			rv.state = (uint8_t)rt_effective(svc->servers[i].state, HEALTH_UNKNOWN);
 			if (id == IKELB_REAL_NONE) {
 				while (next < IKELB_MAX_REALS &&
 				       (taken[next] || (old[next].flags & REAL_F_IN_USE)))

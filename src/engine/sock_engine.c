@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/sockaddr.h"
 #include "engine/sock_int.h"
 
 uint64_t sock_now_s(void)
@@ -22,37 +23,12 @@ uint64_t sock_now_s(void)
 void sock_addr_to_sa(const struct ikelb_addr *a, uint16_t port, struct sockaddr_storage *ss,
 		     socklen_t *len)
 {
-	memset(ss, 0, sizeof(*ss));
-	if (ikelb_addr_is_v4(a)) {
-		struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
-		s4->sin_family = AF_INET;
-		s4->sin_port = htons(port);
-		s4->sin_addr.s_addr = ikelb_addr_v4(a);
-		*len = sizeof(*s4);
-	} else {
-		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
-		s6->sin6_family = AF_INET6;
-		s6->sin6_port = htons(port);
-		memcpy(&s6->sin6_addr, a->b, 16);
-		*len = sizeof(*s6);
-	}
+	*len = ikelb_sockaddr_from_addr(a, port, ss);
 }
 
 int sock_sa_to_addr(const struct sockaddr_storage *ss, struct ikelb_addr *a, uint16_t *port)
 {
-	if (ss->ss_family == AF_INET) {
-		const struct sockaddr_in *s4 = (const struct sockaddr_in *)ss;
-		ikelb_addr_from_v4(a, s4->sin_addr.s_addr);
-		*port = ntohs(s4->sin_port);
-		return 0;
-	}
-	if (ss->ss_family == AF_INET6) {
-		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)ss;
-		memcpy(a->b, &s6->sin6_addr, 16);
-		*port = ntohs(s6->sin6_port);
-		return 0;
-	}
-	return -1;
+	return ikelb_sockaddr_to_addr(ss, a, port) < 0 ? -1 : 0;
 }
 
 static struct sock_engine *impl(struct engine *e)

@@ -49,13 +49,13 @@ static const struct eng_stats *fake_stats(void *ctx)
 }
 
 /* Only s1 is health checked: it failed its probes. */
-static int fake_health(void *ctx, int svc, int srv, struct health_state *out)
+static int fake_health(void *ctx, int svc, int srv, struct health_info *out)
 {
 	(void)ctx;
 	if (svc != 0 || srv != 1)
 		return -ENOENT;
 	memset(out, 0, sizeof(*out));
-	out->status = HEALTH_DOWN;
+	out->state = HEALTH_DOWN;
 	out->probes_ok = 3;
 	out->probes_failed = 4;
 	snprintf(out->last_error, sizeof(out->last_error), "timeout");

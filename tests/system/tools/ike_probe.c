@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "ctl/health.h"
+#include "ctl/probe_ike.h"
 
 static uint64_t now_ms(void)
 {
@@ -28,13 +29,13 @@ static int raw_probe(const struct ikelb_addr *a, uint16_t port)
 {
 	if (!ikelb_addr_is_v4(a))
 		return fprintf(stderr, "IPv4 only\n"), 2;
-	uint8_t rnd[8 + HEALTH_IKE_RANDOM_LEN], pkt[HEALTH_IKE_PROBE_LEN], rx[2048];
+	uint8_t rnd[8 + PROBE_IKE_RANDOM_LEN], pkt[PROBE_IKE_LEN], rx[2048];
 	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
 		return 2;
 	uint64_t spi = 0;
 	for (int i = 0; i < 8; i++)
 		spi = spi << 8 | rnd[i];
-	size_t n = health_ike_build_probe(pkt, sizeof(pkt), spi | 1, rnd + 8);
+	size_t n = probe_ike_build(pkt, sizeof(pkt), spi | 1, rnd + 8);
 	int fd = socket(AF_INET, SOCK_DGRAM, 0);
 	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port),
 				  .sin_addr.s_addr = ikelb_addr_v4(a) };
@@ -49,14 +50,14 @@ static int raw_probe(const struct ikelb_addr *a, uint16_t port)
 	if (r < 0)
 		return printf("verdict=recv-error %s\n", strerror(errno)), 1;
 	uint16_t notify = 0;
-	enum health_ike_verdict v = health_ike_check_reply(rx, (size_t)r, spi | 1, &notify);
+	enum probe_ike_verdict v = probe_ike_check_reply(rx, (size_t)r, spi | 1, &notify);
 	uint64_t spi_r = 0;
 	for (int i = 8; i < 16 && r >= 16; i++)
 		spi_r = spi_r << 8 | rx[i];
 	printf("verdict=%s notify=%u spi_r=%016llx flags=0x%02x len=%zd from_port=%u\n",
-	       v == HEALTH_IKE_ALIVE ? "alive" : health_ike_verdict_str(v), notify,
+	       v == PROBE_IKE_ALIVE ? "alive" : probe_ike_verdict_str(v), notify,
 	       (unsigned long long)spi_r, r >= 20 ? rx[19] : 0, r, ntohs(from.sin_port));
-	return v == HEALTH_IKE_ALIVE ? 0 : 1;
+	return v == PROBE_IKE_ALIVE ? 0 : 1;
 }
 
 static int run_checker(const struct ikelb_addr *a, uint16_t port, int seconds)
@@ -70,7 +71,7 @@ static int run_checker(const struct ikelb_addr *a, uint16_t port, int seconds)
 		return 2;
 	int fds[2], nfd = health_fds(h, fds);
 	uint64_t end = now_ms() + (uint64_t)seconds * 1000;
-	struct health_state st;
+	struct health_info st;
 	while (now_ms() < end) {
 		uint64_t t = now_ms();
 		health_tick(h, t);
@@ -81,17 +82,17 @@ static int run_checker(const struct ikelb_addr *a, uint16_t port, int seconds)
 			p[i] = (struct pollfd){ .fd = fds[i], .events = POLLIN };
 		if (poll(p, (nfds_t)nfd, wait) > 0)
 			health_on_readable(h, now_ms());
-		health_state(h, 0, 0, &st);
-		if (st.status == HEALTH_DOWN || (st.status == HEALTH_UP && st.ok_streak >= 4))
+		health_info(h, 0, 0, &st);
+		if (st.state == HEALTH_DOWN || (st.state == HEALTH_UP && st.ok_streak >= 4))
 			break;
 	}
-	health_state(h, 0, 0, &st);
+	health_info(h, 0, 0, &st);
 	printf("status=%s up=%d sent=%llu ok=%llu failed=%llu rtt_ms=%u last_error=%s\n",
-	       health_status_name(st.status), st.up, (unsigned long long)st.probes_sent,
+	       health_state_name(st.state), st.up, (unsigned long long)st.probes_sent,
 	       (unsigned long long)st.probes_ok, (unsigned long long)st.probes_failed,
 	       st.last_rtt_ms, st.last_error[0] ? st.last_error : "-");
 	health_free(h);
-	return st.status == HEALTH_UP ? 0 : 1;
+	return st.state == HEALTH_UP ? 0 : 1;
 }
 
 int main(int argc, char **argv)
