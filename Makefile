@@ -18,11 +18,14 @@ PYTHON ?= /usr/bin/python3
 FUZZ_SECONDS ?= 60
 CHECK_FUZZ_SECONDS ?= 15
 PREFIX ?= /usr/local
+# Where `make install` puts the unit; the Debian package passes systemd's
+# own (pkg-config systemd --variable=systemdsystemunitdir).
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
 
 ARCH_INC := /usr/include/$(shell uname -m)-linux-gnu
 CFLAGS := -std=gnu11 -Wall -Wextra -Werror -O2 -g -D_GNU_SOURCE \
 	-Iinclude -Isrc -I$(BUILD) $(SANFLAGS) $(EXTRA_CFLAGS)
-LDFLAGS := $(SANFLAGS)
+LDFLAGS := $(SANFLAGS) $(EXTRA_LDFLAGS)
 # The daemon (ikelbd) and the CLI (ikelb) link only what they use: libcurl
 # and its ~20 dependencies stay out of the daemon, libbpf out of the CLI.
 LIBS := -lbpf -lelf -lz -lyaml -ljansson -lmicrohttpd -lpcap -lm -lpthread
@@ -46,8 +49,8 @@ BENCH_SRCS := $(wildcard bench/*.c)
 BENCH_BINS := $(BENCH_SRCS:bench/%.c=$(BUILD)/bench/%)
 DEPS_STAMP := $(BUILD)/.deps-ok
 
-.PHONY: all deps check check-unit check-bpf check-system check-san check-system-san fuzz demo bench \
-	install clean tests
+.PHONY: all deps check check-unit check-bpf check-pkg check-system check-san check-system-san fuzz \
+	demo bench install deb clean tests
 
 all: $(BUILD)/ikelbd $(BUILD)/ikelb $(BENCH_BINS)
 
@@ -102,6 +105,10 @@ check-unit: all $(UNIT_BINS)
 check-bpf: all $(BPFT_BINS)
 	sh scripts/run-tests bpf $(BPFT_BINS)
 
+# Builds the .deb and checks what it installs (tests/pkg/run).
+check-pkg: deb
+	PYTHON=$(PYTHON) sh tests/pkg/run $(DEB_DIR)
+
 check-system: all
 	IKELB_NO_SKIP=1 IKELB_BIN=$(abspath $(BUILD)/ikelb) IKELB_BUILD=$(abspath $(BUILD)) \
 		$(PYTHON) -m pytest -q -p no:cacheprovider tests/system
@@ -120,7 +127,9 @@ check-system-san:
 # The full suite: normal build (unit, BPF), the sanitizer build (unit,
 # BPF), a short fuzzing run, then the real-strongSwan system tests.
 check: deps
+	sh scripts/check-layout
 	$(MAKE) check-unit check-bpf
+	$(MAKE) check-pkg
 	$(MAKE) check-san
 	$(MAKE) fuzz FUZZ_SECONDS=$(CHECK_FUZZ_SECONDS)
 	$(MAKE) check-system
@@ -147,10 +156,28 @@ bench: all
 	IKELB_BENCH_DEPS=1 sh scripts/install-deps
 	IKELB_BUILD=$(abspath $(BUILD)) sh bench/run
 
+# The sample configuration is installed only where there is none yet.
 install: all
 	install -D -m 0755 $(BUILD)/ikelb $(DESTDIR)$(PREFIX)/sbin/ikelb
 	install -D -m 0755 $(BUILD)/ikelbd $(DESTDIR)$(PREFIX)/sbin/ikelbd
 	install -D -m 0644 docs/ikelb.8 $(DESTDIR)$(PREFIX)/share/man/man8/ikelb.8
+	install -D -m 0644 docs/ikelb.yaml.5 $(DESTDIR)$(PREFIX)/share/man/man5/ikelb.yaml.5
+	install -D -m 0644 contrib/systemd/ikelb.service $(DESTDIR)$(SYSTEMDUNITDIR)/ikelb.service
+	install -D -m 0644 contrib/sysctl/60-ikelb.conf $(DESTDIR)$(PREFIX)/lib/sysctl.d/60-ikelb.conf
+	install -D -m 0644 contrib/bash-completion/ikelb $(DESTDIR)$(PREFIX)/share/bash-completion/completions/ikelb
+	test -e $(DESTDIR)/etc/ikelb/ikelb.yaml || install -D -m 0644 contrib/ikelb.yaml $(DESTDIR)/etc/ikelb/ikelb.yaml
+
+# The Debian package (debian/), built from a copy of the tree in
+# $(DEB_DIR)/src so that dpkg-buildpackage leaves this tree and the
+# directory above it alone: ikelb_*.deb and friends end up in $(DEB_DIR).
+DEB_DIR ?= $(BUILD)/deb
+deb: | $(DEPS_STAMP)
+	rm -rf $(DEB_DIR) && mkdir -p $(DEB_DIR)/src
+	tar -cf - --exclude-vcs --exclude=./build --exclude='./build-*' --exclude=__pycache__ . | \
+		tar -xf - -C $(DEB_DIR)/src
+	cd $(DEB_DIR)/src && dpkg-buildpackage -us -uc -b
+	rm -rf $(DEB_DIR)/src
+	@ls -l $(DEB_DIR)/*.deb
 
 clean:
 	rm -rf build build-san
