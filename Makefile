@@ -161,6 +161,7 @@ install: all
 	install -D -m 0755 $(BUILD)/ikelb $(DESTDIR)$(PREFIX)/sbin/ikelb
 	install -D -m 0755 $(BUILD)/ikelbd $(DESTDIR)$(PREFIX)/sbin/ikelbd
 	install -D -m 0644 docs/ikelb.8 $(DESTDIR)$(PREFIX)/share/man/man8/ikelb.8
+	install -D -m 0644 docs/ikelbd.8 $(DESTDIR)$(PREFIX)/share/man/man8/ikelbd.8
 	install -D -m 0644 docs/ikelb.yaml.5 $(DESTDIR)$(PREFIX)/share/man/man5/ikelb.yaml.5
 	install -D -m 0644 contrib/systemd/ikelb.service $(DESTDIR)$(SYSTEMDUNITDIR)/ikelb.service
 	install -D -m 0644 contrib/sysctl/60-ikelb.conf $(DESTDIR)$(PREFIX)/lib/sysctl.d/60-ikelb.conf
