@@ -6,7 +6,7 @@ Every veth gets GRO (so veth uses NAPI) and threaded NAPI, so each
 device's receive work runs in its own kernel thread `napi/<dev>-<id>` and
 can be charged to the namespace that owns the device. Without that, the
 receive work of the next hop would run in whatever context sent the packet
-(DESIGN.md §5). Everything created is recorded and removed by teardown();
+(ARCHITECTURE.md, Lab). Everything created is recorded and removed by teardown();
 processes are stopped by PID."""
 import os
 import secrets

@@ -250,7 +250,7 @@ int bpf_engine_attach_ifindex(struct bpf_engine *e, int ifindex)
 
 /* Native XDP first; drivers without it (or a generic program left by a
  * previous daemon) get generic mode, which still saves the tc pass only
- * partly (DESIGN §5, docs/bpf-engine.md). */
+ * partly (ARCHITECTURE.md, Lab; docs/bpf-engine.md). */
 int bpf_engine_attach_xdp_ifindex(struct bpf_engine *e, int ifindex, bool *native)
 {
 	int fd = bpf_program__fd(e->skel->progs.ikelb_xdp);

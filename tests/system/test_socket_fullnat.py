@@ -175,7 +175,7 @@ def _short(addrs):
 
 
 def test_fullnat_per_ip_limit_table(make_lab, report):
-    """DESIGN.md's seed report, measured in one run: (a) fullnat from ONE
+    """The per-IP limit problem ikelb exists for, measured in one run: (a) fullnat from ONE
     source address loses clients to strongSwan's per-IP half-open limits,
     (b) a snat_pool of 4 addresses divides the per-IP load by 4, (c) the
     bpf engine's dnat keeps the client addresses: 16/16. Same server
