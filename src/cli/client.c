@@ -1,5 +1,7 @@
 #include "cli/client.h"
 
+#include "core/clock.h"
+
 #include <curl/curl.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -231,9 +233,7 @@ int client_cmd_server(const char *listen, const struct cli_args *a)
 
 static long long now_ms(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return (long long)clock_mono_ms();
 }
 
 /* The daemon answers the shutdown request before it has detached the data

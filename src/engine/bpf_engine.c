@@ -18,6 +18,7 @@
 #include <linux/if_link.h>
 #include <linux/magic.h>
 
+#include "core/clock.h"
 #include "engine/bpf_engine_int.h"
 #include "bpf/ikelb.skel.h"
 
@@ -32,10 +33,8 @@ static const char *const pinned_maps[] = {
 
 uint32_t bpf_engine_now_s(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint32_t)ts.tv_sec;
+	/* last_seen_s in the maps is 32-bit seconds of the same clock. */
+	return (uint32_t)clock_mono_s();
 }
 
 static int pin_path(const struct bpf_engine *e, const char *name, char *buf, size_t len)

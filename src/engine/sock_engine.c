@@ -10,15 +10,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/clock.h"
 #include "core/sockaddr.h"
 #include "engine/sock_int.h"
-
-uint64_t sock_now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec;
-}
 
 void sock_addr_to_sa(const struct ikelb_addr *a, uint16_t port, struct sockaddr_storage *ss,
 		     socklen_t *len)
@@ -63,7 +57,7 @@ static int op_set_server_state(struct engine *eng, int svc, int srv, int state)
 static int op_read_stats(struct engine *eng, struct eng_stats *st)
 {
 	struct sock_engine *e = impl(eng);
-	uint64_t now = sock_now_s();
+	uint64_t now = clock_mono_s();
 	pthread_mutex_lock(&e->mu);
 	st->nsvc = e->nsvc;
 	st->not_ours = 0;

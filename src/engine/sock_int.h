@@ -128,7 +128,6 @@ uint32_t sock_flows_live(const struct sock_engine *e);
 void *sock_worker_main(void *arg);
 
 /* helpers (sock_engine.c) */
-uint64_t sock_now_s(void);
 void sock_addr_to_sa(const struct ikelb_addr *a, uint16_t port, struct sockaddr_storage *ss,
 		     socklen_t *len);
 int sock_sa_to_addr(const struct sockaddr_storage *ss, struct ikelb_addr *a, uint16_t *port);

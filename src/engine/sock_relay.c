@@ -10,6 +10,7 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
+#include "core/clock.h"
 #include "engine/sock_int.h"
 
 #define SOCK_MAX_ROUNDS 4 /* batches per ready socket before serving others */
@@ -115,7 +116,7 @@ static void on_listener(struct sock_engine *e, struct sock_worker *w, uint32_t l
 		int n = recvmmsg(l->fd, w->msgs, SOCK_BATCH, MSG_DONTWAIT, NULL);
 		if (n <= 0)
 			return;
-		uint64_t now = sock_now_s();
+		uint64_t now = clock_mono_s();
 		pthread_mutex_lock(&e->mu);
 		handle_client_batch(e, w, li, n, now);
 		pthread_mutex_unlock(&e->mu);
@@ -152,7 +153,7 @@ static void on_conn(struct sock_engine *e, struct sock_worker *w, uint64_t u)
 			out[i].msg_hdr.msg_name = &to;
 			out[i].msg_hdr.msg_namelen = tolen;
 		}
-		uint64_t now = sock_now_s();
+		uint64_t now = clock_mono_s();
 		for (int i = 0; i < n; i++)
 			steer_learn_reply(e->steer, c->svc, &c->client, c->cport, c->vport,
 					  e->lst[c->lst].natt, c->srv, w->iov[i].iov_base,
