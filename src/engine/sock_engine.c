@@ -14,17 +14,6 @@
 #include "core/sockaddr.h"
 #include "engine/sock_int.h"
 
-void sock_addr_to_sa(const struct ikelb_addr *a, uint16_t port, struct sockaddr_storage *ss,
-		     socklen_t *len)
-{
-	*len = ikelb_sockaddr_from_addr(a, port, ss);
-}
-
-int sock_sa_to_addr(const struct sockaddr_storage *ss, struct ikelb_addr *a, uint16_t *port)
-{
-	return ikelb_sockaddr_to_addr(ss, a, port) < 0 ? -1 : 0;
-}
-
 static struct sock_engine *impl(struct engine *e)
 {
 	return e->impl;
@@ -145,7 +134,7 @@ static int listener_open(struct sock_engine *e, const struct cfg_service *cs, ui
 	(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
 	struct sockaddr_storage ss;
 	socklen_t len;
-	sock_addr_to_sa(&cs->vip, port, &ss, &len);
+	len = ikelb_sockaddr_from_addr(&cs->vip, port, &ss);
 	if (bind(fd, (struct sockaddr *)&ss, len) < 0)
 		goto fail;
 	return fd;
@@ -250,15 +239,12 @@ static int svc_setup(struct sock_engine *e, int i)
 	s->nsrv = cs->nservers;
 	s->flow_to = cs->persistence.flow_timeout_s;
 	size_t n = cs->nservers ? (size_t)cs->nservers : 1;
-	s->srv_sa = calloc(n, sizeof(*s->srv_sa));
 	s->pool_next = calloc(n, sizeof(*s->pool_next));
 	s->srv_pkts = calloc(n, sizeof(*s->srv_pkts));
 	s->srv_bytes = calloc(n, sizeof(*s->srv_bytes));
-	if (!s->srv_sa || !s->pool_next || !s->srv_pkts || !s->srv_bytes)
+	if (!s->pool_next || !s->srv_pkts || !s->srv_bytes)
 		return -1;
 	for (int j = 0; j < cs->nservers; j++) {
-		socklen_t len;
-		sock_addr_to_sa(&cs->servers[j].addr, 0, &s->srv_sa[j], &len);
 		/* Servers sharing pool addresses start at different slots. */
 		s->pool_next[j] = (uint32_t)j;
 	}
@@ -326,7 +312,6 @@ static void engine_free(struct sock_engine *e)
 	free(e->lst);
 	sock_flows_free(e);
 	for (int i = 0; i < CFG_MAX_SERVICES; i++) {
-		free(e->svc[i].srv_sa);
 		free(e->svc[i].pool_next);
 		free(e->svc[i].srv_pkts);
 		free(e->svc[i].srv_bytes);

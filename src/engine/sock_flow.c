@@ -159,14 +159,11 @@ static int upstream_open(struct sock_engine *e, struct sock_worker *w, struct so
 {
 	struct sock_svc *s = &e->svc[c->svc];
 	const struct cfg_service *cs = s->cs;
-	struct sockaddr_storage dst = s->srv_sa[c->srv];
-	socklen_t dlen;
-	struct ikelb_addr daddr;
-	uint16_t dport;
-	sock_sa_to_addr(&dst, &daddr, &dport);
-	sock_addr_to_sa(&daddr, c->vport, &dst, &dlen);
+	const struct ikelb_addr *daddr = &cs->servers[c->srv].addr;
+	struct sockaddr_storage dst;
+	socklen_t dlen = ikelb_sockaddr_from_addr(daddr, c->vport, &dst);
 
-	int v4 = ikelb_addr_is_v4(&daddr);
+	int v4 = ikelb_addr_is_v4(daddr);
 	int fd = socket(v4 ? AF_INET : AF_INET6, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
@@ -174,7 +171,7 @@ static int upstream_open(struct sock_engine *e, struct sock_worker *w, struct so
 	if (c->pool_slot >= 0) {
 		struct sockaddr_storage src;
 		socklen_t slen;
-		sock_addr_to_sa(&cs->snat_pool[c->pool_slot], 0, &src, &slen);
+		slen = ikelb_sockaddr_from_addr(&cs->snat_pool[c->pool_slot], 0, &src);
 		if (bind(fd, (struct sockaddr *)&src, slen) < 0)
 			goto fail;
 	}

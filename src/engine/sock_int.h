@@ -12,6 +12,7 @@
 
 #include "engine/sock_engine.h"
 #include "core/lru_table.h"
+#include "core/sockaddr.h"
 #include "core/steer.h"
 
 #define SOCK_NIL UINT32_MAX
@@ -65,7 +66,6 @@ struct sock_svc {
 	uint32_t lru_head, lru_tail;
 	uint64_t flow_to;           /* seconds, 0 = never */
 	int nsrv;
-	struct sockaddr_storage *srv_sa; /* server address, port filled per flow */
 	uint32_t *pool_next;        /* per server: next snat_pool slot */
 	uint64_t *srv_pkts, *srv_bytes;
 	const struct cfg_service *cs;
@@ -126,10 +126,5 @@ uint32_t sock_flows_live(const struct sock_engine *e);
 
 /* sock_relay.c */
 void *sock_worker_main(void *arg);
-
-/* helpers (sock_engine.c) */
-void sock_addr_to_sa(const struct ikelb_addr *a, uint16_t port, struct sockaddr_storage *ss,
-		     socklen_t *len);
-int sock_sa_to_addr(const struct sockaddr_storage *ss, struct ikelb_addr *a, uint16_t *port);
 
 #endif

@@ -78,7 +78,7 @@ static void handle_client_batch(struct sock_engine *e, struct sock_worker *w, ui
 		struct ikelb_addr client;
 		uint16_t cport;
 		struct steer_result r;
-		if (sock_sa_to_addr(&w->names[i], &client, &cport) < 0)
+		if (ikelb_sockaddr_to_addr(&w->names[i], &client, &cport) < 0)
 			continue;
 		if (w->msgs[i].msg_hdr.msg_flags & MSG_TRUNC) {
 			steer_count(e->steer, l->svc, SVC_CTR_RX, w->msgs[i].msg_len);
@@ -143,7 +143,7 @@ static void on_conn(struct sock_engine *e, struct sock_worker *w, uint64_t u)
 			break; /* EAGAIN, or ECONNREFUSED (server port closed), now cleared */
 		struct sockaddr_storage to;
 		socklen_t tolen;
-		sock_addr_to_sa(&c->client, c->cport, &to, &tolen);
+		tolen = ikelb_sockaddr_from_addr(&c->client, c->cport, &to);
 		struct mmsghdr out[SOCK_BATCH];
 		for (int i = 0; i < n; i++) {
 			w->iov[i].iov_len = w->msgs[i].msg_len;
