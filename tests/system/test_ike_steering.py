@@ -134,9 +134,11 @@ def test_nat_clients_spread_ike_vs_source_ip(make_lab, report):
     rows.append(("source-ip", sp_src, st_src))
     # source-ip: one address -> one server.
     assert sorted(sp_src.values()) == [0, NCLIENTS], sp_src
-    # ike: SPIi hashing; each server gets >= 25% (binomial(16, 1/2): a
-    # server gets fewer than 4 with probability 2.1%).
-    assert all(n >= NCLIENTS // 4 for n in sp_ike.values()), sp_ike
+    # ike: SPIi hashing spreads them; the SPIs are random, so the split is
+    # binomial(16, 1/2). A bound of 25% per server failed 2.1% of runs (a
+    # 13/3 split was seen in CI); at least 2 per server fails 0.05% of runs,
+    # while source-ip (above) always puts all 16 on one.
+    assert all(n >= 2 for n in sp_ike.values()), sp_ike
     assert sum(sp_ike.values()) == NCLIENTS
     # New SAs were scheduled (steer_new), ESP followed the learned flows.
     assert st_ike.get("steer_new", 0) >= NCLIENTS and st_ike.get("steer_flow", 0) > 0, st_ike
