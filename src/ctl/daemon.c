@@ -159,13 +159,11 @@ static void notify_status(struct daemon *d, const char *state)
 		       d->last_reload);
 }
 
-/* A new file at the executable's path (a package upgrade) is run by
- * re-executing, which also reads the configuration; a file that does not
- * load keeps this image running, as a refused reload would. */
-static bool reexec_for_upgrade(struct daemon *d)
+/* Re-executing reads the configuration again: a file that does not load
+ * keeps this image running (as a refused reload would) instead of ending
+ * in a new image that cannot start. */
+static void reexec_request(struct daemon *d, const char *why)
 {
-	if (!service_exe_changed(&d->exe))
-		return false;
 	struct cfg probe = { 0 };
 	struct cfg_errors errs = { 0 };
 	int rc = cfg_load_file(d->opts.config_path, &probe, &errs);
@@ -174,13 +172,14 @@ static bool reexec_for_upgrade(struct daemon *d)
 	cfg_errors_free(&errs);
 	cfg_free(&probe);
 	if (rc < 0) {
-		log_err(&d->log, "reload: the executable changed but %s does not load; "
-			"not re-executing", d->opts.config_path);
-		return true;
+		log_err(&d->log, "%s: %s does not load; not re-executing", why,
+			d->opts.config_path);
+		d->last_reload = "refused";
+		notify_status(d, "READY=1\n");
+		return;
 	}
-	log_notice(&d->log, "reload: the executable changed on disk; re-executing it");
+	log_notice(&d->log, "%s: re-executing, data path left running", why);
 	d->reexec = d->keep_forwarding = d->stopping = true;
-	return true;
 }
 
 static void reload(struct daemon *d)
@@ -190,8 +189,11 @@ static void reload(struct daemon *d)
 		.stats = &d->stats, .eng = &d->eng, .health = &d->health,
 	};
 	service_notify_reloading(&d->log);
-	if (reexec_for_upgrade(d))
-		return; /* READY=1 comes from the new image */
+	/* A package upgrade renamed a new file over the executable: run it. */
+	if (service_exe_changed(&d->exe)) {
+		reexec_request(d, "reload: the executable changed on disk");
+		return; /* READY=1 comes from the new image, or came above */
+	}
 	/* A failed reload keeps the running configuration; reload_config
 	 * logged why, and the daemon runs on. */
 	d->last_reload = "applied";
@@ -211,9 +213,8 @@ static void on_signal(struct daemon *d)
 			reload(d);
 			break;
 		case SIGUSR1:
-			log_notice(&d->log, "SIGUSR1: re-executing, data path left running");
 			service_notify_reloading(&d->log);
-			d->reexec = d->keep_forwarding = d->stopping = true;
+			reexec_request(d, "SIGUSR1");
 			break;
 		case SIGUSR2:
 			log_notice(&d->log, "SIGUSR2: stopping, data path left running");

@@ -110,3 +110,19 @@ def test_sigusr1_reexecs_in_place(notified):
     n["proc"].send_signal(signal.SIGTERM)
     wait_for(n, "STOPPING")
     assert n["proc"].wait(timeout=10) == 0, log_of(n)
+
+
+def test_reexec_refused_when_the_file_does_not_load(notified):
+    n = notified
+    wait_for(n, "READY")
+    conf = os.path.join(n["dir"], "ikelb.yaml")
+    with open(conf, "a") as f:
+        f.write("bogus_key: 1\n")
+    n["proc"].send_signal(signal.SIGUSR1)
+    wait_for(n, "RELOADING")
+    ready, seen = wait_for(n, "READY")
+    assert not any("MAINPID" in m for m in seen), seen
+    assert "last reload refused" in ready["STATUS"], ready
+    text = log_of(n)
+    assert "not re-executing" in text and "re-executing /" not in text, text
+    assert n["proc"].poll() is None and api_answers(n)
