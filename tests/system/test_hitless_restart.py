@@ -121,6 +121,10 @@ def test_reexec_and_upgrade_lose_no_ping(make_lab, bin_copy, report):
     assert not lost, "pings lost (sent, received): restart %s, upgrade %s" % (restart, upgrade)
     log = lab.balancer.log()
     assert "Exclusivity flag" not in log, log
+    # An IPv4-only configuration leaves IPv6 forwarding alone, and the lab
+    # already forwards IPv4: no sysctl was changed, none logged.
+    v6 = N.ns_run(lab.lb_ns, ["sysctl", "-n", "net.ipv6.conf.all.forwarding"]).stdout
+    assert v6.strip() == "0" and " -> 1 " not in log, (v6, log)
 
     lab.balancer.stop()  # SIGTERM
     assert proc.returncode == 0, log
