@@ -17,7 +17,7 @@ int main(int argc, char **argv)
 	case CLI_CHECK_CONFIG: return cli_check_config("ikelbd", config);
 	case CLI_RUN: {
 		struct daemon_opts o = { .config_path = config, .flush_state = a.flush_state,
-					 .log_level = a.log_level };
+					 .log_level = a.log_level, .argv = argv };
 		return daemon_run(&o);
 	}
 	default: return 2;

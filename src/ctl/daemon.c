@@ -15,6 +15,7 @@
 #include "ctl/api.h"
 #include "ctl/daemon_health.h"
 #include "ctl/reload.h"
+#include "ctl/service.h"
 #include "core/runtime.h"
 #include "ctl/view.h"
 #include "engine/engine.h"
@@ -36,6 +37,9 @@ struct daemon {
 	int epfd, sigfd, timerfd;
 	bool stopping;
 	bool keep_forwarding;     /* leave the data path attached on exit */
+	bool reexec;              /* on exit, exec the executable again (same PID) */
+	const char *last_reload;  /* for STATUS=: "none", "applied", "refused" */
+	struct service_exe exe;   /* the file this process runs, to see upgrades */
 	uint64_t swept;           /* idle state entries expired */
 };
 
@@ -113,6 +117,7 @@ static int setup_signals(struct daemon *d)
 	sigaddset(set, SIGTERM);
 	sigaddset(set, SIGINT);
 	sigaddset(set, SIGHUP);
+	sigaddset(set, SIGUSR1);
 	sigaddset(set, SIGUSR2);
 	if (sigprocmask(SIG_BLOCK, set, NULL) < 0 || signal(SIGPIPE, SIG_IGN) == SIG_ERR) {
 		int rc = -errno;
@@ -142,16 +147,61 @@ static int setup_fds(struct daemon *d)
 	return daemon_health_watch(&d->health, d->epfd);
 }
 
+/* STATUS= for systemctl status: one line, what an operator checks first. */
+static void notify_status(struct daemon *d, const char *state)
+{
+	int total = 0, up = 0;
+	for (int i = 0; i < d->cfg.nservices; i++)
+		for (int j = 0; j < d->cfg.services[i].nservers; j++, total++)
+			up += d->rt.svc[i].servers[j].effective != REAL_DOWN;
+	service_notify(&d->log, "%sSTATUS=%s: %d service(s), %d/%d server(s) up, last reload %s",
+		       state, d->eng.ops ? d->eng.ops->name : "none", d->cfg.nservices, up, total,
+		       d->last_reload);
+}
+
+/* Re-executing reads the configuration again: a file that does not load
+ * keeps this image running (as a refused reload would) instead of ending
+ * in a new image that cannot start. */
+static void reexec_request(struct daemon *d, const char *why)
+{
+	struct cfg probe = { 0 };
+	struct cfg_errors errs = { 0 };
+	int rc = cfg_load_file(d->opts.config_path, &probe, &errs);
+	for (int i = 0; i < errs.n; i++)
+		log_err(&d->log, "%s", errs.v[i].msg);
+	cfg_errors_free(&errs);
+	cfg_free(&probe);
+	if (rc < 0) {
+		log_err(&d->log, "%s: %s does not load; not re-executing", why,
+			d->opts.config_path);
+		d->last_reload = "refused";
+		notify_status(d, "READY=1\n");
+		return;
+	}
+	log_notice(&d->log, "%s: re-executing, data path left running", why);
+	d->reexec = d->keep_forwarding = d->stopping = true;
+}
+
 static void reload(struct daemon *d)
 {
 	const struct reload_target t = {
 		.config_path = d->opts.config_path, .log = &d->log, .cfg = &d->cfg, .rt = &d->rt,
 		.stats = &d->stats, .eng = &d->eng, .health = &d->health,
 	};
+	service_notify_reloading(&d->log);
+	/* A package upgrade renamed a new file over the executable: run it. */
+	if (service_exe_changed(&d->exe)) {
+		reexec_request(d, "reload: the executable changed on disk");
+		return; /* READY=1 comes from the new image, or came above */
+	}
 	/* A failed reload keeps the running configuration; reload_config
 	 * logged why, and the daemon runs on. */
-	if (reload_config(&t) < 0)
+	d->last_reload = "applied";
+	if (reload_config(&t) < 0) {
 		log_notice(&d->log, "reload: not applied");
+		d->last_reload = "refused";
+	}
+	notify_status(d, "READY=1\n");
 }
 
 static void on_signal(struct daemon *d)
@@ -161,6 +211,10 @@ static void on_signal(struct daemon *d)
 		switch (si.ssi_signo) {
 		case SIGHUP:
 			reload(d);
+			break;
+		case SIGUSR1:
+			service_notify_reloading(&d->log);
+			reexec_request(d, "SIGUSR1");
 			break;
 		case SIGUSR2:
 			log_notice(&d->log, "SIGUSR2: stopping, data path left running");
@@ -318,6 +372,23 @@ static int start(struct daemon *d)
 	return setup_fds(d);
 }
 
+/* A re-exec keeps the data path (keep_forwarding) and returns only when
+ * exec failed: the process then exits non-zero, systemd's Restart=
+ * starts it again, and the attached filter forwards in between. */
+static int finish(struct daemon *d, int rc)
+{
+	bool reexec = rc == 0 && d->reexec;
+	if (!reexec)
+		service_notify(&d->log, "STOPPING=1");
+	cleanup(d);
+	if (reexec)
+		rc = service_reexec(d->opts.argv, &d->log);
+	else
+		log_notice(&d->log, "stopped");
+	free(d);
+	return rc == 0 ? 0 : 1;
+}
+
 int daemon_run(const struct daemon_opts *opts)
 {
 	struct daemon *d = calloc(1, sizeof(*d));
@@ -326,8 +397,10 @@ int daemon_run(const struct daemon_opts *opts)
 		return 1;
 	}
 	d->opts = *opts;
+	d->last_reload = "none";
 	d->epfd = d->sigfd = d->timerfd = -1;
 	log_init(&d->log, opts->log_level);
+	service_exe_record(&d->exe, &d->log);
 	daemon_health_init(&d->health, &d->cfg, &d->log, &d->rt);
 	view_init(d);
 
@@ -335,10 +408,10 @@ int daemon_run(const struct daemon_opts *opts)
 	if (rc == 0) {
 		log_notice(&d->log, "running: engine %s, %d service(s), api %s", d->eng.ops->name,
 			   d->cfg.nservices, d->cfg.api_listen);
+		/* The data path is attached and the API's socket listens: its
+		 * requests are answered as soon as the loop runs. */
+		notify_status(d, "READY=1\n");
 		rc = loop(d);
 	}
-	cleanup(d);
-	log_notice(&d->log, "stopped");
-	free(d);
-	return rc == 0 ? 0 : 1;
+	return finish(d, rc);
 }

@@ -14,6 +14,7 @@ struct daemon_opts {
 	const char *config_path;
 	bool flush_state;  /* start with empty learned state */
 	enum log_level log_level;
+	char **argv;       /* this process's arguments, for a re-exec */
 };
 
 /* Runs until a signal or the API stops it. The process exit code. */

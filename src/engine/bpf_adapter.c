@@ -4,6 +4,7 @@
 #include <bpf/libbpf.h>
 #include <errno.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -151,28 +152,72 @@ static const struct engine_ops bpf_ops = {
 	.close = bpf_close,
 };
 
-/* Routing sysctls dnat needs: the balancer forwards between its arms.
- * Not fatal: a host may already forward, or set it by other means, and a
- * read-only /proc (containers) must not stop the daemon. */
-static void write_sysctl(const struct logger *log, const char *path, const char *val)
+/* dnat forwards between the balancer's arms, so the kernel must route the
+ * families the services use; only those are switched on: forwarding on
+ * all IPv6 interfaces also stops them accepting router advertisements.
+ * A sysctl already on is left alone and not logged; every change is
+ * logged with its old value, and is not undone at stop (another user of
+ * forwarding may have come since). Not fatal: the host may forward by
+ * other means, and a read-only /proc (containers) must not stop the
+ * daemon. */
+static void sysctl_on(const struct logger *log, const char *path)
 {
-	FILE *f = fopen(path, "w");
-	int ok = f && fputs(val, f) >= 0;
+	char old[16] = "";
+	FILE *f = fopen(path, "r");
+	if (f) {
+		if (!fgets(old, sizeof(old), f))
+			old[0] = '\0';
+		fclose(f);
+		old[strcspn(old, "\n")] = '\0';
+		if (!strcmp(old, "1"))
+			return;
+	}
+	f = fopen(path, "w");
+	int ok = f && fputs("1", f) >= 0;
 	if (f && fclose(f) != 0)
 		ok = 0;
 	if (!ok)
-		log_warn(log, "cannot set %s to %s: %s", path, val, strerror(errno));
+		log_warn(log, "cannot set %s to 1: %s", path, strerror(errno));
+	else
+		log_notice(log, "bpf: %s: %s -> 1 (forwarding for the configured services)",
+			   path, old[0] ? old : "?");
 }
 
-/* libbpf warns when the clsact qdisc already exists (we reuse it on
- * purpose); everything else it says is worth seeing. libbpf takes one
- * process-wide print callback without a context pointer, so this hook is
- * the one global of the engine. */
+static void forwarding_on(const struct cfg *cfg, const struct logger *log)
+{
+	bool v4 = false, v6 = false;
+	for (int i = 0; i < cfg->nservices; i++) {
+		if (ikelb_addr_is_v4(&cfg->services[i].vip))
+			v4 = true;
+		else
+			v6 = true;
+	}
+	if (v4)
+		sysctl_on(log, "/proc/sys/net/ipv4/ip_forward");
+	if (v6)
+		sysctl_on(log, "/proc/sys/net/ipv6/conf/all/forwarding");
+}
+
+/* libbpf takes one process-wide print callback without a context pointer,
+ * so the logger it writes to is the one global of the engine. */
+static const struct logger *libbpf_log;
+
+/* libbpf's messages go through the daemon's logger (prefix, level). One
+ * is expected and dropped: creating the clsact qdisc that a previous run
+ * left (we reuse it on purpose; bpf_tc_hook_create returns -EEXIST) makes
+ * the kernel answer "Exclusivity flag on, cannot modify", which libbpf
+ * prints as an argument of its "Kernel error message: %s" format. */
 static int libbpf_print(enum libbpf_print_level lvl, const char *fmt, va_list ap)
 {
-	if (lvl == LIBBPF_DEBUG || strstr(fmt, "Exclusivity flag on"))
+	char buf[512];
+	if (lvl == LIBBPF_DEBUG)
 		return 0;
-	return vfprintf(stderr, fmt, ap);
+	int n = vsnprintf(buf, sizeof(buf), fmt, ap);
+	if (n < 0 || strstr(buf, "Exclusivity flag on"))
+		return 0;
+	buf[strcspn(buf, "\n")] = '\0';
+	log_msg(libbpf_log, lvl == LIBBPF_WARN ? LOG_LVL_WARN : LOG_LVL_INFO, "%s", buf);
+	return n;
 }
 
 /* Loads the program (reusing pinned state unless flush) and gives it cfg. */
@@ -195,6 +240,7 @@ static int load(struct bpf_adapter *a, const struct cfg *cfg, bool flush)
 int bpf_adapter_open(struct engine *e, const struct cfg *cfg, const struct logger *log,
 		     bool flush_state)
 {
+	libbpf_log = log;
 	libbpf_set_print(libbpf_print);
 	struct bpf_adapter *a = calloc(1, sizeof(*a));
 	if (!a || !(a->usage = calloc(IKELB_MAX_REALS, sizeof(*a->usage)))) {
@@ -209,8 +255,7 @@ int bpf_adapter_open(struct engine *e, const struct cfg *cfg, const struct logge
 		adapter_free(a);
 		return rc;
 	}
-	write_sysctl(log, "/proc/sys/net/ipv4/ip_forward", "1");
-	write_sysctl(log, "/proc/sys/net/ipv6/conf/all/forwarding", "1");
+	forwarding_on(cfg, log);
 	e->ops = &bpf_ops;
 	e->impl = a;
 	return 0;
