@@ -61,6 +61,7 @@ static bool hc_apply(struct health_info *s, const struct hc_target *t, bool ok,
 {
 	bool was = s->up;
 	if (ok) {
+		snprintf(s->detail, sizeof(s->detail), "%s", reason ? reason : "");
 		s->probes_ok++;
 		s->ok_streak++;
 		s->fail_streak = 0;

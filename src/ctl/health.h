@@ -47,6 +47,7 @@ struct health_info {
 	uint32_t last_rtt_ms;    /* of the last successful probe (caller clock resolution) */
 	uint64_t last_change_ms; /* 0: never changed */
 	char last_error[HEALTH_ERR_MAX]; /* "" until the first failure */
+	char detail[HEALTH_ERR_MAX];     /* what the last alive answer said beyond alive */
 };
 
 struct health_counters {

@@ -47,7 +47,8 @@ struct probe_ops {
 	uint64_t (*reply_id)(const uint8_t *buf, size_t len, const struct ikelb_addr *from,
 			     uint16_t port);
 	/* true when the reply to probe id shows the server alive; otherwise
-	 * the reason goes into reason[cap]. */
+	 * the reason goes into reason[cap]; an alive answer may leave a detail
+	 * there for the operator ("" when it was as expected). */
 	bool (*judge)(const struct probe *p, uint64_t id, const uint8_t *buf, size_t len,
 		      char *reason, size_t cap);
 };

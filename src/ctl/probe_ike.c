@@ -130,8 +130,6 @@ static enum probe_ike_verdict probe_ike_check_header(const uint8_t *b, size_t le
 		return PROBE_IKE_WRONG_EXCHANGE;
 	if (ike_be32(b + 20) != 0)
 		return PROBE_IKE_WRONG_MSG_ID;
-	if (ike_be64(b + 8) != 0)
-		return PROBE_IKE_SPI_R_NONZERO;
 	return PROBE_IKE_ALIVE;
 }
 
@@ -177,7 +175,7 @@ static bool probe_ike_walk(const uint8_t *buf, size_t len, struct probe_ike_noti
 /* Walks the whole chain first so a liveness notify followed by garbage is
  * still judged malformed: we only trust well-formed messages. */
 enum probe_ike_verdict probe_ike_check_reply(const uint8_t *buf, size_t len, uint64_t spi_i,
-					     uint16_t *notify)
+					     struct probe_ike_reply *out)
 {
 	if (!buf)
 		return PROBE_IKE_TRUNCATED;
@@ -187,12 +185,29 @@ enum probe_ike_verdict probe_ike_check_reply(const uint8_t *buf, size_t len, uin
 	struct probe_ike_notifies nf = { -1, -1 };
 	if (!probe_ike_walk(buf, len, &nf))
 		return PROBE_IKE_BAD_PAYLOAD;
-	int t = nf.alive >= 0 ? nf.alive : nf.error;
-	if (t < 0)
-		return PROBE_IKE_NO_NOTIFY;
-	if (notify)
-		*notify = (uint16_t)t;
-	return nf.alive >= 0 ? PROBE_IKE_ALIVE : PROBE_IKE_UNEXPECTED_NOTIFY;
+	if (out) {
+		out->spi_r = ike_be64(buf + 8);
+		out->notify = nf.alive >= 0 ? nf.alive : nf.error;
+		out->expected = nf.alive >= 0;
+	}
+	return PROBE_IKE_ALIVE;
+}
+
+void probe_ike_detail(const struct probe_ike_reply *r, char *buf, size_t cap)
+{
+	const char *sep = "";
+	int n = 0;
+	buf[0] = 0;
+	if (r->spi_r) {
+		n = snprintf(buf, cap, "responder SPI not zero (the server keeps state for probes)");
+		sep = "; ";
+	}
+	if (n < 0 || (size_t)n >= cap || r->expected)
+		return;
+	if (r->notify < 0)
+		snprintf(buf + n, cap - (size_t)n, "%sno notify", sep);
+	else
+		snprintf(buf + n, cap - (size_t)n, "%serror notify %d", sep, r->notify);
 }
 
 const char *probe_ike_verdict_str(enum probe_ike_verdict v)
@@ -203,13 +218,10 @@ const char *probe_ike_verdict_str(enum probe_ike_verdict v)
 		[PROBE_IKE_BAD_LENGTH] = "IKE length != datagram length",
 		[PROBE_IKE_BAD_VERSION] = "not IKEv2",
 		[PROBE_IKE_WRONG_SPI_I] = "wrong initiator SPI",
-		[PROBE_IKE_SPI_R_NONZERO] = "responder SPI not zero",
 		[PROBE_IKE_NOT_RESPONSE] = "R flag not set",
 		[PROBE_IKE_WRONG_EXCHANGE] = "not IKE_SA_INIT",
 		[PROBE_IKE_WRONG_MSG_ID] = "message id not 0",
 		[PROBE_IKE_BAD_PAYLOAD] = "malformed payload chain",
-		[PROBE_IKE_NO_NOTIFY] = "no liveness notify",
-		[PROBE_IKE_UNEXPECTED_NOTIFY] = "unexpected error notify",
 	};
 	if ((unsigned)v >= PROBE_IKE__MAX)
 		return "?";
@@ -258,14 +270,13 @@ static bool probe_ike_judge(const struct probe *p, uint64_t id, const uint8_t *b
 			    char *reason, size_t cap)
 {
 	(void)p;
-	uint16_t notify = 0;
-	enum probe_ike_verdict v = probe_ike_check_reply(buf, len, id, &notify);
-	if (v == PROBE_IKE_ALIVE)
+	struct probe_ike_reply r;
+	enum probe_ike_verdict v = probe_ike_check_reply(buf, len, id, &r);
+	if (v == PROBE_IKE_ALIVE) {
+		probe_ike_detail(&r, reason, cap);
 		return true;
-	if (v == PROBE_IKE_UNEXPECTED_NOTIFY)
-		snprintf(reason, cap, "%s %u", probe_ike_verdict_str(v), notify);
-	else
-		snprintf(reason, cap, "%s", probe_ike_verdict_str(v));
+	}
+	snprintf(reason, cap, "%s", probe_ike_verdict_str(v));
 	return false;
 }
 

@@ -80,6 +80,8 @@ static json_t *server_json(const struct ctl_view *v, const struct eng_stats *sta
 			json_object_set_new(j, "rtt_ms", json_integer(hs.last_rtt_ms));
 		if (hs.last_error[0])
 			json_object_set_new(j, "last_error", json_string(hs.last_error));
+		if (hs.detail[0])
+			json_object_set_new(j, "probe_detail", json_string(hs.detail));
 	}
 	return j;
 }

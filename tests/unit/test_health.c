@@ -155,7 +155,7 @@ static void type_none_and_bad_config(void **state)
  * A forked child, so the responder is a separate process like a real
  * server; the control block lives in a shared anonymous mapping. */
 
-enum resp_mode { RESP_IKE_NPC, RESP_ECHO };
+enum resp_mode { RESP_IKE_NPC, RESP_ECHO, RESP_IKE_SPIR };
 
 struct resp_ctl {
 	atomic_int answer; /* 0: swallow requests */
@@ -193,7 +193,10 @@ static void responder_main(int fd, enum resp_mode mode, struct resp_ctl *ctl)
 		}
 		if (n < IKE_HDR_LEN)
 			continue;
-		size_t m = reply(out, probe_ike_spi_i(b, (size_t)n), 0, 34, IKE_FLAG_R, 0, 0, 14);
+		/* RESP_IKE_SPIR: a responder that keeps half-open state for the
+		 * probe and says so with a non-zero SPIr. */
+		uint64_t spi_r = mode == RESP_IKE_SPIR ? 0x1122334455667788ull : 0;
+		size_t m = reply(out, probe_ike_spi_i(b, (size_t)n), spi_r, 34, IKE_FLAG_R, 0, 0, 14);
 		sendto(fd, out, m, 0, (struct sockaddr *)&from, fl);
 	}
 }
@@ -305,6 +308,28 @@ static void ike_end_to_end(void **state)
 	assert_int_equal(c.n, 2);
 	health_info(h, 0, 3, &st);
 	assert_true(st.ok_streak >= 2);
+	health_free(h);
+	responder_stop(&r);
+}
+
+/* A well-formed answer with a non-zero SPIr is a live server (strongSwan
+ * answers so before its connections are loaded): up, with a detail. */
+static void ike_nonzero_spi_r_is_alive(void **state)
+{
+	(void)state;
+	struct responder r;
+	responder_start(&r, RESP_IKE_SPIR);
+	struct health_checker *h = health_new(&quiet, NULL, NULL);
+	health_set_pacing(h, 10, 1000);
+	struct ikelb_addr a;
+	ikelb_addr_parse("127.0.0.1", &a);
+	struct cfg_health hc = hc_of(CFG_HEALTH_IKE, 50, 40, 2, 2);
+	assert_int_equal(health_add_target(h, 0, 0, &a, r.port, &hc), 0);
+	assert_true(run_until(h, 0, 0, true, HEALTH_UP, 3000));
+	struct health_info st;
+	health_info(h, 0, 0, &st);
+	assert_int_equal(st.probes_failed, 0);
+	assert_string_equal(st.detail, "responder SPI not zero (the server keeps state for probes)");
 	health_free(h);
 	responder_stop(&r);
 }
@@ -543,6 +568,7 @@ int main(void)
 		cmocka_unit_test(rise_fall),
 		cmocka_unit_test(type_none_and_bad_config),
 		cmocka_unit_test(ike_end_to_end),
+		cmocka_unit_test(ike_nonzero_spi_r_is_alive),
 		cmocka_unit_test(ike_wrong_answer_counts_as_failure),
 		cmocka_unit_test(udp_echo),
 		cmocka_unit_test(pacing_per_address),

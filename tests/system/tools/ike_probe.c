@@ -49,12 +49,13 @@ static int raw_probe(const struct ikelb_addr *a, uint16_t port)
 	ssize_t r = recvfrom(fd, rx, sizeof(rx), 0, (struct sockaddr *)&from, &fl);
 	if (r < 0)
 		return printf("verdict=recv-error %s\n", strerror(errno)), 1;
-	uint16_t notify = 0;
-	enum probe_ike_verdict v = probe_ike_check_reply(rx, (size_t)r, spi | 1, &notify);
+	struct probe_ike_reply rep = { .notify = -1 };
+	enum probe_ike_verdict v = probe_ike_check_reply(rx, (size_t)r, spi | 1, &rep);
+	int notify = rep.notify < 0 ? 0 : rep.notify;
 	uint64_t spi_r = 0;
 	for (int i = 8; i < 16 && r >= 16; i++)
 		spi_r = spi_r << 8 | rx[i];
-	printf("verdict=%s notify=%u spi_r=%016llx flags=0x%02x len=%zd from_port=%u\n",
+	printf("verdict=%s notify=%d spi_r=%016llx flags=0x%02x len=%zd from_port=%u\n",
 	       v == PROBE_IKE_ALIVE ? "alive" : probe_ike_verdict_str(v), notify,
 	       (unsigned long long)spi_r, r >= 20 ? rx[19] : 0, r, ntohs(from.sin_port));
 	return v == PROBE_IKE_ALIVE ? 0 : 1;
