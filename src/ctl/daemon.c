@@ -37,7 +37,10 @@ struct daemon {
 	bool stopping;
 	bool keep_forwarding;     /* leave the data path attached on exit */
 	uint64_t swept;           /* idle state entries expired */
+	struct ctl_reload_info last_reload;
 };
+
+static int reload(struct daemon *d, struct ctl_reload_result *res);
 
 /* ---- the API's view and commands ---- */
 
@@ -78,16 +81,21 @@ static void cmd_shutdown(void *ctx, bool keep_forwarding)
 	d->stopping = true;
 }
 
+static int cmd_reload(void *ctx, struct ctl_reload_result *out)
+{
+	return reload(ctx, out);
+}
+
 static void view_init(struct daemon *d)
 {
 	d->view = (struct ctl_view){
 		.cfg = &d->cfg, .rt = &d->rt, .log = &d->log, .engine_name = "none",
 		.config_path = d->opts.config_path, .started_ms = clock_mono_ms(),
 		.expired = &d->swept, .now_ms = clock_mono_ms, .stats = view_stats,
-		.health = view_health, .ctx = d,
+		.health = view_health, .last_reload = &d->last_reload, .ctx = d,
 	};
 	d->cmd = (struct ctl_cmd){ .set_admin = cmd_set_admin, .set_weight = cmd_set_weight,
-				   .shutdown = cmd_shutdown, .ctx = d };
+				   .shutdown = cmd_shutdown, .reload = cmd_reload, .ctx = d };
 }
 
 /* ---- the loop ---- */
@@ -142,16 +150,31 @@ static int setup_fds(struct daemon *d)
 	return daemon_health_watch(&d->health, d->epfd);
 }
 
-static void reload(struct daemon *d)
+/* SIGHUP and POST /v1/reload. */
+static int reload(struct daemon *d, struct ctl_reload_result *res)
 {
 	const struct reload_target t = {
 		.config_path = d->opts.config_path, .log = &d->log, .cfg = &d->cfg, .rt = &d->rt,
-		.stats = &d->stats, .eng = &d->eng, .health = &d->health,
+		.stats = &d->stats, .eng = &d->eng, .health = &d->health, .res = res,
 	};
 	/* A failed reload keeps the running configuration; reload_config
 	 * logged why, and the daemon runs on. */
-	if (reload_config(&t) < 0)
+	int rc = reload_config(&t);
+	if (rc < 0)
 		log_notice(&d->log, "reload: not applied");
+	reload_note(&d->last_reload, res);
+	return rc;
+}
+
+static void on_sighup(struct daemon *d)
+{
+	struct ctl_reload_result *res = malloc(sizeof(*res));
+	if (!res) {
+		log_err(&d->log, "reload: out of memory");
+		return;
+	}
+	reload(d, res);
+	free(res);
 }
 
 static void on_signal(struct daemon *d)
@@ -160,7 +183,7 @@ static void on_signal(struct daemon *d)
 	while (read(d->sigfd, &si, sizeof(si)) == sizeof(si)) {
 		switch (si.ssi_signo) {
 		case SIGHUP:
-			reload(d);
+			on_sighup(d);
 			break;
 		case SIGUSR2:
 			log_notice(&d->log, "SIGUSR2: stopping, data path left running");

@@ -13,6 +13,7 @@
 #include "core/log.h"
 #include "ctl/daemon_health.h"
 #include "core/runtime.h"
+#include "ctl/view.h"
 #include "engine/engine.h"
 
 /* The parts of the daemon a reload replaces or drives. */
@@ -24,10 +25,13 @@ struct reload_target {
 	struct eng_stats *stats;
 	struct engine *eng;
 	struct daemon_health *health;
+	struct ctl_reload_result *res; /* filled by reload_config */
 };
 
 /* 0 applied, or a negative errno: refused or failed (logged; the old
  * configuration runs on). */
 int reload_config(const struct reload_target *t);
+/* Remember res as the last reload (now) for /v1/status. */
+void reload_note(struct ctl_reload_info *last, const struct ctl_reload_result *res);
 
 #endif
