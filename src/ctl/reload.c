@@ -157,12 +157,13 @@ static int apply_in_place(const struct reload_target *t, struct cfg *nc)
 				rc = -EIO;
 		}
 	}
+	int n = t->res->nchanges - n0;
 	bool health = take_health(t->cfg, nc);
 	if (health && daemon_health_restart(t->health) < 0)
 		rc = -EIO;
 	if (health)
 		change(t, "health checks restarted");
-	log_notice(t->log, "reload: %d weight/state change(s)%s%s", t->res->nchanges - n0,
+	log_notice(t->log, "reload: %d weight/state change(s)%s%s", n,
 		   health ? ", health checks restarted" : "", rc ? " (with errors, see above)" : "");
 	return rc;
 }

@@ -1,5 +1,7 @@
-/* Configuration reload (SIGHUP). Weight, admin state and health-check
- * changes apply in place on both engines. Added, removed or changed
+/* Configuration reload (SIGHUP, POST /v1/reload). Weight, admin state and
+ * health-check changes apply in place on both engines; a weight or admin
+ * state set through the API survives unless the file changed that setting
+ * of that server (rt_reload_server). Added, removed or changed
  * services and servers need an engine that can take a new configuration
  * (the bpf engine: learned state is kept, state pointing at removed
  * servers is purged); the socket engine then asks for a restart. Settings
