@@ -83,6 +83,11 @@ static const struct cmd_spec cmd_specs[CLI_NCMDS] = {
 			 "  disable   like health down: its clients move elsewhere\n"
 			 "  weight N  N in 0..65535 (decimal or 0x-hex); new clients only\n"
 			 "NAME alone must be unique across services, else give SERVICE/NAME.\n" },
+	[CLI_RELOAD] = { "reload", IN_IKELB, CTL_OPTS, "[-c FILE | -a ADDR]",
+			 "reload the daemon's configuration file and wait for the result",
+			 "Like SIGHUP, but waits: prints each change, or why the file was refused\n"
+			 "(FILE:LINE:COL: MESSAGE), and exits 1 when it was. -c only picks the API\n"
+			 "address from FILE: the daemon reloads the file it was started with.\n" },
 	[CLI_STOP] = { "stop", IN_IKELB, CTL_OPTS | OPT_KEEP, "[-c FILE | -a ADDR] [--keep-forwarding]",
 		       "stop the daemon and wait (up to 10 s) until it is gone",
 		       "  --keep-forwarding   the kernel data path keeps running on its last tables\n" },

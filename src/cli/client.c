@@ -149,6 +149,24 @@ static int dump_json(json_t *j)
 	return 0;
 }
 
+/* One line: when the last reload was, its result and changes. */
+static void print_last_reload(json_t *r)
+{
+	const char *res = json_string_value(json_object_get(r, "result"));
+	if (!res || !strcmp(res, "none")) {
+		printf("last reload: none\n");
+		return;
+	}
+	time_t at = (time_t)json_integer_value(json_object_get(r, "at"));
+	char when[64];
+	struct tm tm;
+	strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", localtime_r(&at, &tm));
+	printf("last reload: %s %s, %lld change(s)%s%s\n", when, res,
+	       json_integer_value(json_object_get(r, "changes")),
+	       strcmp(res, "ok") ? ": " : "",
+	       strcmp(res, "ok") ? json_string_value(json_object_get(r, "message")) : "");
+}
+
 int client_cmd_status(const char *listen, int as_json)
 {
 	json_t *j = request_json(listen, "GET", "/v1/status");
@@ -170,6 +188,7 @@ int client_cmd_status(const char *listen, int as_json)
 		       json_string_value(json_object_get(s, "scheduler")));
 		print_servers(json_object_get(s, "servers"));
 	}
+	print_last_reload(json_object_get(j, "last_reload"));
 	json_decref(j);
 	return 0;
 }
@@ -206,6 +225,7 @@ int client_cmd_stats(const char *listen, int as_json)
 		print_counters(json_object_get(s, "drops"), "drops");
 		print_servers(json_object_get(s, "servers"));
 	}
+	print_last_reload(json_object_get(j, "last_reload"));
 	json_decref(j);
 	return 0;
 }
@@ -229,6 +249,34 @@ int client_cmd_server(const char *listen, const struct cli_args *a)
 		return 1;
 	json_decref(j);
 	return 0;
+}
+
+static void print_lines(FILE *f, json_t *lines, const char *prefix)
+{
+	size_t i;
+	json_t *l;
+	json_array_foreach(lines, i, l)
+		fprintf(f, "%s%s\n", prefix, json_string_value(l));
+}
+
+int client_cmd_reload(const char *listen)
+{
+	json_t *j = request_json(listen, "POST", "/v1/reload");
+	if (!j)
+		return 1;
+	bool ok = json_is_true(json_object_get(j, "ok"));
+	json_t *changes = json_object_get(j, "changes");
+	if (ok && !json_array_size(changes))
+		printf("reloaded: no changes\n");
+	else if (ok)
+		printf("reloaded: %zu change(s)\n", json_array_size(changes));
+	print_lines(stdout, changes, "  ");
+	if (!ok) {
+		fprintf(stderr, "ikelb: reload refused; the running configuration stays\n");
+		print_lines(stderr, json_object_get(j, "errors"), "");
+	}
+	json_decref(j);
+	return ok ? 0 : 1;
 }
 
 static long long now_ms(void)

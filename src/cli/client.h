@@ -15,6 +15,9 @@ int client_cmd_status(const char *listen, int json);
 int client_cmd_stats(const char *listen, int json);
 int client_cmd_server(const char *listen, const struct cli_args *a);
 /* Asks the daemon to exit, then waits until its API stops answering. */
+/* POST /v1/reload: prints the changes, or the errors to stderr; 1 when
+ * the daemon refused the file. */
+int client_cmd_reload(const char *listen);
 int client_cmd_stop(const char *listen, int keep_forwarding);
 
 #endif

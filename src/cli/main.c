@@ -52,6 +52,7 @@ static int control(const struct cli_args *a)
 	case CLI_STATUS: return client_cmd_status(api, a->json);
 	case CLI_STATS: return client_cmd_stats(api, a->json);
 	case CLI_SERVER: return client_cmd_server(api, a);
+	case CLI_RELOAD: return client_cmd_reload(api);
 	case CLI_STOP: return client_cmd_stop(api, a->keep_forwarding);
 	default: return 2;
 	}

@@ -125,6 +125,7 @@ void cfg_service_defaults(struct cfg_service *s)
 	s->scheduler = CFG_SCHED_MAGLEV;
 	s->maglev_size = MAGLEV_DEFAULT_SIZE;
 	s->ike_port = 500;
+	s->init_down = true;
 	s->health.type = CFG_HEALTH_IKE;
 	s->health.interval_ms = 5000;
 	s->health.timeout_ms = 2000;
@@ -137,6 +138,7 @@ void cfg_server_defaults(struct cfg_server *s)
 	memset(s, 0, sizeof(*s));
 	s->weight = 100;
 	s->state = CFG_SRV_ACTIVE;
+	s->init_down = true;
 }
 
 void cfg_free(struct cfg *c)

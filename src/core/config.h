@@ -70,6 +70,9 @@ struct cfg_server {
 	struct ikelb_addr addr;
 	uint32_t weight;     /* 0..65535, default 100; 0 = no new clients */
 	enum cfg_server_state state;
+	/* init_state: down (default with a health check): until its first probe
+	 * succeeds the server keeps existing clients but takes no new ones. */
+	bool init_down;
 	bool has_spi_label;
 	uint64_t spi_label;  /* IKE SPI label, full 64-bit value (already shifted
 			      * into place), compared under the service spi_mask */
@@ -94,6 +97,7 @@ struct cfg_service {
 			       * mask (0xff00000000000000 when labels are given
 			       * without spi_mask) */
 	struct cfg_health health;
+	bool init_down;        /* init_state default for the servers, default down */
 	struct ikelb_addr snat_pool[CFG_MAX_SNAT_POOL]; /* fullnat source addresses */
 	int nsnat_pool;
 	struct cfg_server *servers;

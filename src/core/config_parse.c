@@ -17,13 +17,22 @@ static const char *const bpf_attach_names[] = { "tc", "xdp", NULL };
 static const char *const limit_keys[] = { "max_clients", "max_flows", "max_halfopen", NULL };
 static const char *const svc_keys[] = { "name", "vip", "ports", "forwarding", "persistence",
 					"scheduler", "maglev_size", "spi_mask", "snat_pool", "ike_port",
-					"health", "servers", NULL };
+					"health", "init_state", "servers", NULL };
 static const char *const persist_keys[] = { "mode", "timeout", "netmask", "netmask6",
 					    "flow_timeout", NULL };
 static const char *const health_keys[] = { "type", "interval", "timeout", "rise", "fall",
 					   "port", "send", "expect", NULL };
 static const char *const srv_keys[] = { "name", "address", "weight", "state", "spi_label",
-					"esp_spi_min", "esp_spi_max", NULL };
+					"esp_spi_min", "esp_spi_max", "init_state", NULL };
+static const char *const init_state_names[] = { "down", "up", NULL };
+
+/* init_state at PATH into *down; untouched when absent or wrong. */
+static void parse_init_state(struct cfg_ctx *x, yaml_node_t *m, const char *path, bool *down)
+{
+	int e;
+	if (cfg_get_enum(x, m, path, "init_state", init_state_names, 2, &e) > 0)
+		*down = e == 0;
+}
 
 /* Mapping at MAP[KEY] with its keys checked, or NULL (absent or reported). */
 static yaml_node_t *sub_map(struct cfg_ctx *x, yaml_node_t *map, const char *path,
@@ -328,6 +337,8 @@ static void parse_server(struct cfg_ctx *x, yaml_node_t *m, const char *path,
 		r->weight = (uint32_t)v;
 	if (cfg_get_enum(x, m, path, "state", cfg_state_names, 3, &state) > 0)
 		r->state = (enum cfg_server_state)state;
+	r->init_down = s->init_down;
+	parse_init_state(x, m, path, &r->init_down);
 	parse_spi(x, m, path, r, st);
 }
 
@@ -458,6 +469,7 @@ static void parse_service(struct cfg_ctx *x, yaml_node_t *m, int idx, struct cfg
 	parse_persistence(x, m, path, &s->persistence);
 	parse_snat_pool(x, m, path, s, st);
 	parse_health(x, m, path, &s->health);
+	parse_init_state(x, m, path, &s->init_down);
 	parse_servers(x, m, path, s, st);
 }
 

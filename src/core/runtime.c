@@ -2,6 +2,7 @@
 #include "core/runtime.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,11 +11,18 @@
 #include "core/scheduler.h"
 #include "ikelb/maps.h"
 
-int rt_effective(enum cfg_server_state admin, enum health_state health)
+int rt_effective(enum cfg_server_state admin, enum health_state health, bool init_down)
 {
 	if (admin == CFG_SRV_DISABLED || health == HEALTH_DOWN)
 		return REAL_DOWN;
-	return admin == CFG_SRV_DRAINING ? REAL_DRAINING : REAL_ACTIVE;
+	if (admin == CFG_SRV_DRAINING || (init_down && health == HEALTH_UNKNOWN))
+		return REAL_DRAINING;
+	return REAL_ACTIVE;
+}
+
+static int server_eff(const struct rt_server *r)
+{
+	return rt_effective(r->admin, r->health, r->init_down);
 }
 
 static const char *svc_name(const struct runtime *rt, int svc)
@@ -101,12 +109,13 @@ static int sched_view(struct runtime *rt, int svc)
 static void server_init(struct rt_server *r, const struct cfg_server *c,
 			const struct cfg_service *cs)
 {
-	r->admin = c->state;
-	r->weight = c->weight;
+	r->admin = r->file_admin = c->state;
+	r->weight = r->file_weight = c->weight;
+	r->init_down = c->init_down;
 	/* Unchecked servers are up by definition; checked ones start
-	 * UNKNOWN, which counts as up until the first verdict. */
+	 * UNKNOWN, which takes no new clients under init_state down. */
 	r->health = cs->health.type == CFG_HEALTH_NONE ? HEALTH_UP : HEALTH_UNKNOWN;
-	r->effective = rt_effective(r->admin, r->health);
+	r->effective = server_eff(r);
 }
 
 static int service_init(struct runtime *rt, int svc)
@@ -220,7 +229,7 @@ static void note_change(struct runtime *rt, int svc, int srv, int eff, uint64_t 
 static int reapply(struct runtime *rt, int svc, int srv, uint64_t now_ms)
 {
 	struct rt_server *r = &rt->svc[svc].servers[srv];
-	int eff = rt_effective(r->admin, r->health);
+	int eff = server_eff(r);
 	bool changed = eff != r->effective;
 
 	if (changed) {
@@ -270,9 +279,63 @@ int rt_restore_health(struct runtime *rt, int svc, int srv, enum health_state h)
 {
 	struct rt_server *r = &rt->svc[svc].servers[srv];
 	r->health = h;
-	r->effective = rt_effective(r->admin, h);
+	r->effective = server_eff(r);
 	int rc = sched_view(rt, svc);
 	return rc < 0 ? rc : 0;
+}
+
+/* The API verb that sets admin state st, for "drain kept (set by API)". */
+static const char *admin_verb(enum cfg_server_state st)
+{
+	return st == CFG_SRV_DRAINING ? "drain" : st == CFG_SRV_DISABLED ? "disable" : "enable";
+}
+
+/* Appends ", " and a formatted part to msg. */
+static void msg_add(char *msg, size_t len, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void msg_add(char *msg, size_t len, const char *fmt, ...)
+{
+	size_t n = strlen(msg);
+	if (n && n + 2 < len) {
+		memcpy(msg + n, ", ", 3);
+		n += 2;
+	}
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg + n, len - n, fmt, ap);
+	va_end(ap);
+}
+
+int rt_reload_server(struct runtime *rt, int svc, int srv, const struct rt_server *old,
+		     const struct cfg_server *file, uint64_t now_ms, char *msg, size_t len)
+{
+	struct rt_server *r = &rt->svc[svc].servers[srv];
+	bool file_w = file->weight != old->file_weight, file_a = file->state != old->file_admin;
+	uint32_t w = file_w ? file->weight : old->weight;
+	enum cfg_server_state a = file_a ? file->state : old->admin;
+	int rc = 0;
+
+	msg[0] = 0;
+	r->file_weight = file->weight;
+	r->file_admin = file->state;
+	r->init_down = file->init_down;
+	if (file_w)
+		msg_add(msg, len, "weight %u -> %u (file)", old->weight, w);
+	else if (old->weight != old->file_weight)
+		msg_add(msg, len, "weight %u kept (set by API)", w);
+	if (file_a)
+		msg_add(msg, len, "%s -> %s (file)", cfg_server_state_name(old->admin),
+			cfg_server_state_name(a));
+	else if (old->admin != old->file_admin)
+		msg_add(msg, len, "%s kept (set by API)", admin_verb(a));
+	if (r->weight != w && rt_set_weight(rt, svc, srv, w, now_ms) < 0)
+		rc = -EIO;
+	if (r->admin != a && rt_set_admin(rt, svc, srv, a, now_ms) < 0)
+		rc = -EIO;
+	/* init_state may have changed: recompute (a no-op otherwise). */
+	if (server_eff(r) != r->effective && reapply(rt, svc, srv, now_ms) < 0)
+		rc = -EIO;
+	return rc < 0 ? rc : msg[0] != 0;
 }
 
 int rt_pick(struct runtime *rt, int svc, const struct ikelb_addr *client)

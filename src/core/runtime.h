@@ -36,8 +36,14 @@ struct rt_ops {
 struct rt_server {
 	enum cfg_server_state admin; /* active / draining / disabled */
 	uint32_t weight;
+	/* What the configuration file said. admin/weight differ from these
+	 * when the API overrode them; a reload keeps such an override unless
+	 * the file changed that very setting (rt_reload_server). */
+	enum cfg_server_state file_admin;
+	uint32_t file_weight;
+	bool init_down;              /* cfg_server.init_down */
 	enum health_state health;
-	int effective;               /* rt_effective(admin, health) */
+	int effective;               /* rt_effective(admin, health, init_down) */
 	uint64_t transitions;        /* effective state changes */
 	uint64_t down_events;        /* health up -> down */
 	uint64_t last_change_ms;     /* CLOCK_MONOTONIC */
@@ -60,8 +66,12 @@ struct runtime {
 };
 
 /* The one rule: REAL_DOWN when disabled or health down, REAL_DRAINING when
- * draining, else REAL_ACTIVE. */
-int rt_effective(enum cfg_server_state admin, enum health_state health);
+ * draining or (init_down) health still unknown, else REAL_ACTIVE. An
+ * unknown server is DRAINING, not DOWN: after a restart with pinned state
+ * its existing clients keep their flows (the data path only drops state
+ * pointing at DOWN servers), but no new client lands on a server that has
+ * not answered a probe yet. */
+int rt_effective(enum cfg_server_state admin, enum health_state health, bool init_down);
 
 /* 0, -EINVAL (bad ops or configuration) or -ENOMEM, logged. Talks to no
  * engine yet: rt_sync_all does. */
@@ -81,6 +91,15 @@ int rt_set_weight(struct runtime *rt, int svc, int srv, uint32_t weight, uint64_
 int rt_set_health(struct runtime *rt, int svc, int srv, bool up, uint64_t now_ms);
 /* Before rt_sync_all: take over a known health (configuration reload). */
 int rt_restore_health(struct runtime *rt, int svc, int srv, enum health_state h);
+
+/* Reload of one server that stays: `file` is the new file's entry, `old`
+ * what ran before (its file_* the previous file). A setting the new file
+ * did not change keeps the running value (an API drain or weight
+ * survives); one it changed wins. Applies it to rt's server [svc][srv]
+ * and writes what happened to msg ("" when nothing). Returns the number
+ * of lines worth reporting (0 or 1), or a negative errno. */
+int rt_reload_server(struct runtime *rt, int svc, int srv, const struct rt_server *old,
+		     const struct cfg_server *file, uint64_t now_ms, char *msg, size_t len);
 
 /* Any thread: a new client's server from the service's scheduler (index,
  * or -1 when none is eligible), and the active connection counts lc/wlc

@@ -96,6 +96,32 @@ static int shutdown_req(const struct ctl_view *v, const struct ctl_cmd *cmd, con
 	return reply_ok(out);
 }
 
+static json_t *lines_json(const char (*lines)[CTL_RELOAD_LINE], int n)
+{
+	json_t *a = json_array();
+	for (int i = 0; i < n && i < CTL_RELOAD_LINES; i++)
+		json_array_append_new(a, json_string(lines[i]));
+	return a;
+}
+
+/* The same reload SIGHUP does, answered with what it changed or why it
+ * was refused: 200 either way when the request itself was fine, so a
+ * client tells a refused file by "ok". */
+static int reload_req(const struct ctl_view *v, const struct ctl_cmd *cmd, struct api_reply *out)
+{
+	struct ctl_reload_result *r = calloc(1, sizeof(*r));
+	if (!r)
+		return reply_error(out, 500, "out of memory");
+	log_notice(v->log, "api: reload requested");
+	int rc = cmd->reload(cmd->ctx, r);
+	int ret = reply_json(out, 200,
+			     json_pack("{s:b, s:o, s:o}", "ok", rc == 0, "changes",
+				       lines_json(r->changes, r->nchanges), "errors",
+				       lines_json(r->errors, r->nerrors)));
+	free(r);
+	return ret;
+}
+
 int api_route(const struct ctl_view *v, const struct ctl_cmd *cmd, const char *method,
 	      const char *url, const char *keep, struct api_reply *out)
 {
@@ -112,6 +138,8 @@ int api_route(const struct ctl_view *v, const struct ctl_cmd *cmd, const char *m
 	}
 	if (post && !strncmp(url, "/v1/servers/", 12))
 		return server_action(v, cmd, url + 12, out);
+	if (post && !strcmp(url, "/v1/reload"))
+		return reload_req(v, cmd, out);
 	if (post && !strcmp(url, "/v1/shutdown"))
 		return shutdown_req(v, cmd, keep, out);
 	if (get || post)

@@ -8,6 +8,7 @@
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
 #include <sys/timerfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/clock.h"
@@ -38,10 +39,12 @@ struct daemon {
 	bool stopping;
 	bool keep_forwarding;     /* leave the data path attached on exit */
 	bool reexec;              /* on exit, exec the executable again (same PID) */
-	const char *last_reload;  /* for STATUS=: "none", "applied", "refused" */
 	struct service_exe exe;   /* the file this process runs, to see upgrades */
 	uint64_t swept;           /* idle state entries expired */
+	struct ctl_reload_info last_reload;
 };
+
+static int reload(struct daemon *d, struct ctl_reload_result *res);
 
 /* ---- the API's view and commands ---- */
 
@@ -82,16 +85,21 @@ static void cmd_shutdown(void *ctx, bool keep_forwarding)
 	d->stopping = true;
 }
 
+static int cmd_reload(void *ctx, struct ctl_reload_result *out)
+{
+	return reload(ctx, out);
+}
+
 static void view_init(struct daemon *d)
 {
 	d->view = (struct ctl_view){
 		.cfg = &d->cfg, .rt = &d->rt, .log = &d->log, .engine_name = "none",
 		.config_path = d->opts.config_path, .started_ms = clock_mono_ms(),
 		.expired = &d->swept, .now_ms = clock_mono_ms, .stats = view_stats,
-		.health = view_health, .ctx = d,
+		.health = view_health, .last_reload = &d->last_reload, .ctx = d,
 	};
 	d->cmd = (struct ctl_cmd){ .set_admin = cmd_set_admin, .set_weight = cmd_set_weight,
-				   .shutdown = cmd_shutdown, .ctx = d };
+				   .shutdown = cmd_shutdown, .reload = cmd_reload, .ctx = d };
 }
 
 /* ---- the loop ---- */
@@ -156,13 +164,13 @@ static void notify_status(struct daemon *d, const char *state)
 			up += d->rt.svc[i].servers[j].effective != REAL_DOWN;
 	service_notify(&d->log, "%sSTATUS=%s: %d service(s), %d/%d server(s) up, last reload %s",
 		       state, d->eng.ops ? d->eng.ops->name : "none", d->cfg.nservices, up, total,
-		       d->last_reload);
+		       !d->last_reload.at ? "none" : d->last_reload.ok ? "applied" : "refused");
 }
 
 /* Re-executing reads the configuration again: a file that does not load
  * keeps this image running (as a refused reload would) instead of ending
  * in a new image that cannot start. */
-static void reexec_request(struct daemon *d, const char *why)
+static int reexec_request(struct daemon *d, const char *why)
 {
 	struct cfg probe = { 0 };
 	struct cfg_errors errs = { 0 };
@@ -174,34 +182,65 @@ static void reexec_request(struct daemon *d, const char *why)
 	if (rc < 0) {
 		log_err(&d->log, "%s: %s does not load; not re-executing", why,
 			d->opts.config_path);
-		d->last_reload = "refused";
+		d->last_reload = (struct ctl_reload_info){ .at = (int64_t)time(NULL), .ok = false };
+		snprintf(d->last_reload.message, sizeof(d->last_reload.message),
+			 "%s does not load; not re-executing", d->opts.config_path);
 		notify_status(d, "READY=1\n");
-		return;
+		return -EINVAL;
 	}
 	log_notice(&d->log, "%s: re-executing, data path left running", why);
 	d->reexec = d->keep_forwarding = d->stopping = true;
+	return 0;
 }
 
-static void reload(struct daemon *d)
+/* The answer to a reload that re-executes: the new image reads the file. */
+static int reexec_on_reload(struct daemon *d, struct ctl_reload_result *res)
+{
+	memset(res, 0, sizeof(*res));
+	int rc = reexec_request(d, "reload: the executable changed on disk");
+	res->ok = rc == 0;
+	if (rc == 0) {
+		res->nchanges = 1;
+		snprintf(res->changes[0], sizeof(res->changes[0]),
+			 "the executable changed on disk: re-executing it, data path left running");
+	} else {
+		res->nerrors = 1;
+		snprintf(res->errors[0], sizeof(res->errors[0]), "%s", d->last_reload.message);
+	}
+	return rc;
+}
+
+/* SIGHUP and POST /v1/reload. */
+static int reload(struct daemon *d, struct ctl_reload_result *res)
 {
 	const struct reload_target t = {
 		.config_path = d->opts.config_path, .log = &d->log, .cfg = &d->cfg, .rt = &d->rt,
-		.stats = &d->stats, .eng = &d->eng, .health = &d->health,
+		.stats = &d->stats, .eng = &d->eng, .health = &d->health, .res = res,
 	};
 	service_notify_reloading(&d->log);
-	/* A package upgrade renamed a new file over the executable: run it. */
-	if (service_exe_changed(&d->exe)) {
-		reexec_request(d, "reload: the executable changed on disk");
-		return; /* READY=1 comes from the new image, or came above */
-	}
+	/* A package upgrade renamed a new file over the executable: run it.
+	 * READY=1 comes from the new image, or from reexec_request. */
+	if (service_exe_changed(&d->exe))
+		return reexec_on_reload(d, res);
 	/* A failed reload keeps the running configuration; reload_config
 	 * logged why, and the daemon runs on. */
-	d->last_reload = "applied";
-	if (reload_config(&t) < 0) {
+	int rc = reload_config(&t);
+	if (rc < 0)
 		log_notice(&d->log, "reload: not applied");
-		d->last_reload = "refused";
-	}
+	reload_note(&d->last_reload, res);
 	notify_status(d, "READY=1\n");
+	return rc;
+}
+
+static void on_sighup(struct daemon *d)
+{
+	struct ctl_reload_result *res = malloc(sizeof(*res));
+	if (!res) {
+		log_err(&d->log, "reload: out of memory");
+		return;
+	}
+	reload(d, res);
+	free(res);
 }
 
 static void on_signal(struct daemon *d)
@@ -210,7 +249,7 @@ static void on_signal(struct daemon *d)
 	while (read(d->sigfd, &si, sizeof(si)) == sizeof(si)) {
 		switch (si.ssi_signo) {
 		case SIGHUP:
-			reload(d);
+			on_sighup(d);
 			break;
 		case SIGUSR1:
 			service_notify_reloading(&d->log);
@@ -397,7 +436,6 @@ int daemon_run(const struct daemon_opts *opts)
 		return 1;
 	}
 	d->opts = *opts;
-	d->last_reload = "none";
 	d->epfd = d->sigfd = d->timerfd = -1;
 	log_init(&d->log, opts->log_level);
 	service_exe_record(&d->exe, &d->log);

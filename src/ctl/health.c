@@ -55,7 +55,8 @@ static bool hc_probing(const struct hc_target *t)
 
 /* ---- state machine ---- */
 
-/* Applies one result to s; returns true when the effective up changed. */
+/* Applies one result to s; returns true when the effective up changed or
+ * an unknown target was confirmed up. */
 static bool hc_apply(struct health_info *s, const struct hc_target *t, bool ok,
 		     const char *reason)
 {
@@ -65,9 +66,13 @@ static bool hc_apply(struct health_info *s, const struct hc_target *t, bool ok,
 		s->probes_ok++;
 		s->ok_streak++;
 		s->fail_streak = 0;
-		if (s->state == HEALTH_UNKNOWN)
-			s->state = HEALTH_UP; /* it carried traffic already */
-		else if (!s->up && s->ok_streak >= t->rise)
+		if (s->state == HEALTH_UNKNOWN) {
+			/* A change the runtime must hear of: under init_state
+			 * down an unknown server takes no new clients. */
+			s->state = HEALTH_UP;
+			s->up = true;
+			return true;
+		} else if (!s->up && s->ok_streak >= t->rise)
 			s->up = true;
 	} else {
 		s->probes_failed++;

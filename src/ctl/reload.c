@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <stdarg.h>
 
 #include "core/clock.h"
 
@@ -104,32 +106,63 @@ static bool take_health(struct cfg *cur, struct cfg *nc)
 	return changed;
 }
 
-/* Weights and admin states come from the file again: a reload makes the
- * running state what the configuration says (API changes are not saved). */
+/* A line for the caller (the API's "changes"), also logged. */
+static void change(const struct reload_target *t, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void change(const struct reload_target *t, const char *fmt, ...)
+{
+	struct ctl_reload_result *r = t->res;
+	char line[CTL_RELOAD_LINE];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	log_notice(t->log, "reload: %s", line);
+	if (r->nchanges < CTL_RELOAD_LINES)
+		snprintf(r->changes[r->nchanges], CTL_RELOAD_LINE, "%s", line);
+	r->nchanges++;
+}
+
+/* Why the reload was refused, for the caller (the daemon log has it too). */
+static void refuse(const struct reload_target *t, const char *msg)
+{
+	struct ctl_reload_result *r = t->res;
+	if (r->nerrors < CTL_RELOAD_LINES)
+		snprintf(r->errors[r->nerrors], CTL_RELOAD_LINE, "%s", msg);
+	r->nerrors++;
+}
+
+/* One server that stays: the file's admin state and weight against what
+ * ran (rt_reload_server keeps API overrides the file did not touch). */
+static int reload_server(const struct reload_target *t, struct runtime *rt, int svc, int srv,
+			 const struct rt_server *old, const struct cfg_server *file)
+{
+	char msg[CTL_RELOAD_LINE - 64];
+	int rc = rt_reload_server(rt, svc, srv, old, file, clock_mono_ms(), msg, sizeof(msg));
+	if (rc > 0)
+		change(t, "%s/%s %s", rt->cfg->services[svc].name, file->name, msg);
+	return rc < 0 ? rc : 0;
+}
+
+/* Same services and servers: weights and admin states in place. What the
+ * operator set through the API survives unless the file changed it. */
 static int apply_in_place(const struct reload_target *t, struct cfg *nc)
 {
-	uint64_t now = clock_mono_ms();
-	int rc = 0, n = 0;
+	int rc = 0, n0 = t->res->nchanges;
 
 	for (int i = 0; i < nc->nservices; i++) {
 		for (int j = 0; j < nc->services[i].nservers; j++) {
-			const struct cfg_server *s = &nc->services[i].servers[j];
-			const struct rt_server *r = &t->rt->svc[i].servers[j];
-			if (r->weight != s->weight) {
-				if (rt_set_weight(t->rt, i, j, s->weight, now) < 0)
-					rc = -EIO;
-				n++;
-			}
-			if (r->admin != s->state) {
-				if (rt_set_admin(t->rt, i, j, s->state, now) < 0)
-					rc = -EIO;
-				n++;
-			}
+			const struct rt_server old = t->rt->svc[i].servers[j];
+			if (reload_server(t, t->rt, i, j, &old, &nc->services[i].servers[j]) < 0)
+				rc = -EIO;
 		}
 	}
+	int n = t->res->nchanges - n0;
 	bool health = take_health(t->cfg, nc);
 	if (health && daemon_health_restart(t->health) < 0)
 		rc = -EIO;
+	if (health)
+		change(t, "health checks restarted");
 	log_notice(t->log, "reload: %d weight/state change(s)%s%s", n,
 		   health ? ", health checks restarted" : "", rc ? " (with errors, see above)" : "");
 	return rc;
@@ -150,16 +183,33 @@ static bool find_server(const struct cfg *c, const char *svc, const struct cfg_s
 	return false;
 }
 
-/* Health of servers that stay (same service and server name, same
- * address) carries over, so a reload does not resurrect a dead server. */
-static void carry_health(struct runtime *nrt, const struct cfg *nc, const struct runtime *ort,
-			 const struct cfg *oc)
+/* Servers that stay (same service and server name, same address) keep
+ * their health, so a reload does not resurrect a dead server, and what the
+ * API set (reload_server). New servers start unknown. */
+static int carry_over(const struct reload_target *t, struct runtime *nrt, const struct cfg *nc)
 {
-	int k, m;
-	for (int i = 0; i < nc->nservices; i++)
-		for (int j = 0; j < nc->services[i].nservers; j++)
-			if (find_server(oc, nc->services[i].name, &nc->services[i].servers[j], &k, &m))
-				rt_restore_health(nrt, i, j, ort->svc[k].servers[m].health);
+	const struct cfg *oc = t->cfg;
+	int k, m, rc = 0;
+	for (int i = 0; i < nc->nservices; i++) {
+		for (int j = 0; j < nc->services[i].nservers; j++) {
+			const struct cfg_server *s = &nc->services[i].servers[j];
+			if (!find_server(oc, nc->services[i].name, s, &k, &m)) {
+				change(t, "%s/%s added (health %s)", nc->services[i].name, s->name,
+				       health_state_name(nrt->svc[i].servers[j].health));
+				continue;
+			}
+			const struct rt_server *old = &t->rt->svc[k].servers[m];
+			rt_restore_health(nrt, i, j, old->health);
+			if (reload_server(t, nrt, i, j, old, s) < 0)
+				rc = -EIO;
+		}
+	}
+	for (int i = 0; i < oc->nservices; i++)
+		for (int j = 0; j < oc->services[i].nservers; j++)
+			if (!find_server(nc, oc->services[i].name, &oc->services[i].servers[j], &k, &m))
+				change(t, "%s/%s removed", oc->services[i].name,
+				       oc->services[i].servers[j].name);
+	return rc;
 }
 
 /* The engine takes nc first; only when it has are the model and the
@@ -170,11 +220,14 @@ static int engine_take(const struct reload_target *t, const struct cfg *nc)
 	if (rc == -EOPNOTSUPP) {
 		log_err(t->log, "reload: the %s engine cannot add, remove or change services or "
 				"servers at run time; restart ikelb", t->eng->ops->name);
+		refuse(t, "the engine cannot add, remove or change services or servers at run "
+			  "time; restart ikelb");
 		return rc;
 	}
 	if (rc < 0) {
 		log_err(t->log, "reload: the engine refused the new configuration; "
 				"keeping the running one");
+		refuse(t, "the engine refused the new configuration (see the daemon log)");
 		if (engine_reconfigure(t->eng, t->cfg) < 0)
 			log_err(t->log, "reload: the engine did not take the running configuration "
 					"back either; restart ikelb");
@@ -186,7 +239,7 @@ static int engine_take(const struct reload_target *t, const struct cfg *nc)
 static int switch_model(const struct reload_target *t, struct cfg *nc, struct runtime *nrt,
 			struct eng_stats *nst)
 {
-	carry_health(nrt, nc, t->rt, t->cfg);
+	int crc = carry_over(t, nrt, nc);
 	rt_free(t->rt);
 	eng_stats_free(t->stats);
 	cfg_free(t->cfg);
@@ -195,7 +248,7 @@ static int switch_model(const struct reload_target *t, struct cfg *nc, struct ru
 	*t->rt = *nrt;
 	t->rt->cfg = t->cfg;
 	*t->stats = *nst;
-	int rc = rt_sync_all(t->rt) < 0 ? -EIO : 0;
+	int rc = rt_sync_all(t->rt) < 0 || crc < 0 ? -EIO : 0;
 	if (daemon_health_start(t->health) < 0)
 		rc = -EIO;
 	log_notice(t->log, "reload: now %d service(s)%s", t->cfg->nservices,
@@ -232,35 +285,58 @@ static int load(const struct reload_target *t, struct cfg *nc)
 {
 	struct cfg_errors errs = { 0 };
 	int rc = cfg_load_file(t->config_path, nc, &errs);
-	for (int i = 0; i < errs.n; i++)
+	for (int i = 0; i < errs.n; i++) {
 		log_err(t->log, "%s", errs.v[i].msg);
+		refuse(t, errs.v[i].msg);
+	}
+	if (rc < 0 && !errs.n)
+		refuse(t, "cannot load the configuration file (see the daemon log)");
 	cfg_errors_free(&errs);
 	if (rc < 0)
 		log_err(t->log, "reload: configuration invalid; keeping the running one");
 	return rc < 0 ? -EINVAL : 0;
 }
 
+static int reload_shape(const struct reload_target *t, struct cfg *nc)
+{
+	const char *why = NULL;
+	char msg[CTL_RELOAD_LINE];
+
+	switch (compare(t->cfg, nc, &why)) {
+	case SHAPE_RESTART:
+		log_err(t->log, "reload: '%s' changed, which needs a restart; "
+				"keeping the running configuration", why);
+		snprintf(msg, sizeof(msg), "'%s' changed, which needs a restart", why);
+		refuse(t, msg);
+		return -EPERM;
+	case SHAPE_SAME:
+		return apply_in_place(t, nc);
+	default:
+		return apply_new_shape(t, nc);
+	}
+}
+
 int reload_config(const struct reload_target *t)
 {
 	struct cfg nc;
-	const char *why = NULL;
 
+	memset(t->res, 0, sizeof(*t->res));
 	log_notice(t->log, "reload: reading %s", t->config_path);
 	int rc = load(t, &nc);
-	if (rc == 0) {
-		switch (compare(t->cfg, &nc, &why)) {
-		case SHAPE_RESTART:
-			log_err(t->log, "reload: '%s' changed, which needs a restart; "
-					"keeping the running configuration", why);
-			rc = -EPERM;
-			break;
-		case SHAPE_SAME:
-			rc = apply_in_place(t, &nc);
-			break;
-		default:
-			rc = apply_new_shape(t, &nc);
-		}
-	}
+	if (rc == 0)
+		rc = reload_shape(t, &nc);
 	cfg_free(&nc);
+	t->res->ok = rc == 0;
+	if (rc < 0 && !t->res->nerrors)
+		refuse(t, "applied with errors (see the daemon log)");
 	return rc;
+}
+
+void reload_note(struct ctl_reload_info *last, const struct ctl_reload_result *res)
+{
+	last->at = (int64_t)time(NULL);
+	last->ok = res->ok;
+	last->changes = res->nchanges;
+	snprintf(last->message, sizeof(last->message), "%s",
+		 res->nerrors ? res->errors[0] : res->ok ? "applied" : "not applied");
 }

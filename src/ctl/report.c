@@ -71,8 +71,8 @@ static json_t *server_json(const struct ctl_view *v, const struct eng_stats *sta
 			      "down_events", (json_int_t)r->down_events);
 	struct health_info hs;
 	if (j && v->health(v->ctx, i, k, &hs) == 0) {
-		/* The checker knows "up" before the run-time model does: a
-		 * first success of an unknown server changes nothing there. */
+		/* The checker's view: it keeps probe counters and the last
+		 * error the run-time model has no use for. */
 		json_object_set_new(j, "health", json_string(health_state_name(hs.state)));
 		json_object_set_new(j, "probes_ok", json_integer((json_int_t)hs.probes_ok));
 		json_object_set_new(j, "probes_failed", json_integer((json_int_t)hs.probes_failed));
@@ -84,6 +84,16 @@ static json_t *server_json(const struct ctl_view *v, const struct eng_stats *sta
 			json_object_set_new(j, "probe_detail", json_string(hs.detail));
 	}
 	return j;
+}
+
+/* "at" is unix time (0 and result "none" before the first reload). */
+static json_t *last_reload_json(const struct ctl_reload_info *r)
+{
+	if (!r || !r->at)
+		return json_pack("{s:I, s:s, s:i, s:s}", "at", (json_int_t)0, "result", "none",
+				 "changes", 0, "message", "");
+	return json_pack("{s:I, s:s, s:i, s:s}", "at", (json_int_t)r->at, "result",
+			 r->ok ? "ok" : "refused", "changes", r->changes, "message", r->message);
 }
 
 json_t *report_status(const struct ctl_view *v)
@@ -107,10 +117,10 @@ json_t *report_status(const struct ctl_view *v)
 					"persistence", cfg_persist_name(s->persistence.mode),
 					"scheduler", cfg_sched_name(s->scheduler), "servers", servers));
 	}
-	return json_pack("{s:s, s:s, s:I, s:o}", "engine", v->engine_name, "config",
+	return json_pack("{s:s, s:s, s:I, s:o, s:o}", "engine", v->engine_name, "config",
 			 v->config_path, "uptime_s",
 			 (json_int_t)((v->now_ms() - v->started_ms) / 1000),
-			 "services", svcs);
+			 "services", svcs, "last_reload", last_reload_json(v->last_reload));
 }
 
 json_t *report_stats(const struct ctl_view *v)

@@ -14,6 +14,27 @@
 #include "core/runtime.h"
 #include "engine/engine.h"
 
+#define CTL_RELOAD_LINES 64
+#define CTL_RELOAD_LINE 512
+
+/* What one reload did: a line per change, or why it was refused (for a
+ * file that does not load, one "file:line:col: message" per problem).
+ * Lines past CTL_RELOAD_LINES are counted, not kept. */
+struct ctl_reload_result {
+	bool ok;
+	int nchanges, nerrors;
+	char changes[CTL_RELOAD_LINES][CTL_RELOAD_LINE];
+	char errors[CTL_RELOAD_LINES][CTL_RELOAD_LINE];
+};
+
+/* The last reload, for /v1/status. */
+struct ctl_reload_info {
+	int64_t at;                     /* unix time; 0: none yet */
+	bool ok;
+	int changes;
+	char message[CTL_RELOAD_LINE];  /* the first error when refused */
+};
+
 struct ctl_view {
 	const struct cfg *cfg;
 	const struct runtime *rt;
@@ -28,6 +49,7 @@ struct ctl_view {
 	const struct eng_stats *(*stats)(void *ctx);
 	/* 0 and *out, or -ENOENT when the server is not health checked. */
 	int (*health)(void *ctx, int svc, int srv, struct health_info *out);
+	const struct ctl_reload_info *last_reload; /* NULL: none yet */
 	void *ctx;
 };
 
@@ -36,6 +58,9 @@ struct ctl_cmd {
 	int (*set_admin)(void *ctx, int svc, int srv, enum cfg_server_state st);
 	int (*set_weight)(void *ctx, int svc, int srv, uint32_t weight);
 	void (*shutdown)(void *ctx, bool keep_forwarding);
+	/* What SIGHUP does, synchronously: 0 applied, or a negative errno
+	 * with the reasons in out->errors. */
+	int (*reload)(void *ctx, struct ctl_reload_result *out);
 	void *ctx;
 };
 

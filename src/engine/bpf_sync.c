@@ -184,7 +184,10 @@ static int assign_reals(struct bpf_engine *e, const struct cfg *cfg)
 			uint32_t id = es->real_ids[i];
 
 			/* Health is not known here; the runtime pushes its verdicts. */
-			rv.state = (uint8_t)rt_effective(svc->servers[i].state, HEALTH_UNKNOWN);
+			bool checked = svc->health.type != CFG_HEALTH_NONE;
+			rv.state = (uint8_t)rt_effective(svc->servers[i].state,
+							 checked ? HEALTH_UNKNOWN : HEALTH_UP,
+							 svc->servers[i].init_down);
 			if (id == IKELB_REAL_NONE) {
 				while (next < IKELB_MAX_REALS &&
 				       (taken[next] || (old[next].flags & REAL_F_IN_USE)))

@@ -97,6 +97,9 @@ static inline void t_cfg_build(struct tfx *f)
 		for (int i = 0; i < T_NSRV; i++) {
 			struct cfg_server *r = &f->srv[s][i];
 			cfg_server_defaults(r);
+			/* No runtime pushes health verdicts here: servers must
+			 * take new clients as the engine programs them. */
+			r->init_down = false;
 			snprintf(r->name, sizeof(r->name), "vpn%d-%d", s, i);
 			t_addr(t_real[s][i], &r->addr);
 		}

@@ -86,6 +86,7 @@ static void real_ids_stable_across_sync(void **state)
 	keep[0] = f->srv[SV4][1];
 	keep[1] = f->srv[SV4][2];
 	cfg_server_defaults(&keep[2]);
+	keep[2].init_down = false;
 	snprintf(keep[2].name, sizeof(keep[2].name), "new");
 	t_addr("198.51.100.19", &keep[2].addr);
 	f->svc[SV4].servers = keep;

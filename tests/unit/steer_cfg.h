@@ -41,6 +41,9 @@ static inline int tcfg_build(struct cfg *c, const char *vip, uint16_t p500, uint
 	for (int i = 0; i < n; i++) {
 		char ip[64];
 		cfg_server_defaults(&s->servers[i]);
+		/* These configurations steer at once; init_state is tested
+		 * in test_sched.c. */
+		s->servers[i].init_down = false;
 		snprintf(s->servers[i].name, sizeof(s->servers[i].name), "s%d", i);
 		snprintf(ip, sizeof(ip), addr_fmt, first + i);
 		if (ikelb_addr_parse(ip, &s->servers[i].addr) < 0)

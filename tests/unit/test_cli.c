@@ -58,7 +58,7 @@ static void help_is_per_command(void **state)
 	struct run r = IKELB("--help");
 	assert_true(r.a.help);
 	assert_int_equal(r.a.cmd, CLI_NONE);
-	const char *cmds[] = { "run", "check-config", "status", "stats", "server", "stop" };
+	const char *cmds[] = { "run", "check-config", "status", "stats", "server", "reload", "stop" };
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
 		r = IKELB(cmds[i], "--help");
 		assert_int_equal(r.rc, 0);

@@ -462,6 +462,51 @@ static void missing_file_reported(void **state)
 	cfg_errors_free(&e);
 }
 
+/* init_state: down unless the service or the server says up; the server's
+ * own setting wins over its service's. */
+static void init_state_per_service_and_server(void **state)
+{
+	(void)state;
+	struct cfg c;
+	struct cfg_errors e;
+	const char *yaml = "interfaces: [eth0]\n"
+			   "services:\n"
+			   "  - name: a\n"
+			   "    vip: 203.0.113.10\n"
+			   "    servers:\n"
+			   "      - { name: a1, address: 198.51.100.1 }\n"
+			   "      - { name: a2, address: 198.51.100.2, init_state: up }\n"
+			   "  - name: b\n"
+			   "    vip: 203.0.113.11\n"
+			   "    init_state: up\n"
+			   "    servers:\n"
+			   "      - { name: b1, address: 198.51.100.3 }\n"
+			   "      - { name: b2, address: 198.51.100.4, init_state: down }\n";
+	int rc = load(yaml, &c, &e);
+	dump_errors(&e);
+	assert_int_equal(rc, 0);
+	assert_true(c.services[0].servers[0].init_down);
+	assert_false(c.services[0].servers[1].init_down);
+	assert_false(c.services[1].servers[0].init_down);
+	assert_true(c.services[1].servers[1].init_down);
+	cfg_free(&c);
+	cfg_errors_free(&e);
+
+	yaml = "interfaces: [eth0]\n"
+	       "services:\n"
+	       "  - name: a\n"
+	       "    vip: 203.0.113.10\n"
+	       "    init_state: later\n"
+	       "    servers:\n"
+	       "      - { name: a1, address: 198.51.100.1 }\n";
+	assert_int_equal(load(yaml, &c, &e), -1);
+	assert_int_equal(e.n, 1);
+	assert_string_equal(e.v[0].msg,
+			    "t.yaml:5:17: services[0].init_state: 'later' is not one of: down, up");
+	cfg_free(&c);
+	cfg_errors_free(&e);
+}
+
 static void enum_names(void **state)
 {
 	(void)state;
@@ -489,6 +534,7 @@ int main(void)
 		cmocka_unit_test(example_files_parse),
 		cmocka_unit_test(maglev_default_grows_with_servers),
 		cmocka_unit_test(missing_file_reported),
+		cmocka_unit_test(init_state_per_service_and_server),
 		cmocka_unit_test(enum_names),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -34,6 +34,7 @@ struct fake {
 	uint32_t weight;
 	bool stopped, keep;
 	int fail_with;               /* a command's result, 0 = success */
+	struct ctl_reload_info last;
 };
 
 static uint64_t fake_now(void)
@@ -97,6 +98,23 @@ static void fake_shutdown(void *ctx, bool keep)
 	f->keep = keep;
 }
 
+/* A reload that changes s1's weight, or (fail_with) one refused by a
+ * file error. */
+static int fake_reload(void *ctx, struct ctl_reload_result *out)
+{
+	struct fake *f = ctx;
+	f->calls++;
+	if (f->fail_with) {
+		out->nerrors = 1;
+		snprintf(out->errors[0], sizeof(out->errors[0]), "f.yaml:3:9: bad");
+		return f->fail_with;
+	}
+	out->ok = true;
+	out->nchanges = 1;
+	snprintf(out->changes[0], sizeof(out->changes[0]), "vpn/s1 weight 50 -> 60 (file)");
+	return 0;
+}
+
 /* The reports read the runtime; nothing here drives an engine. */
 static int noop_table(void *ctx, int svc, const uint32_t *t, uint32_t m)
 {
@@ -129,10 +147,13 @@ static int setup(void **state)
 		.cfg = &f->cfg, .rt = &f->rt, .log = &f->log, .engine_name = "socket",
 		.config_path = "/etc/ikelb/test.yaml", .started_ms = STARTED_MS,
 		.expired = &f->expired, .now_ms = fake_now, .stats = fake_stats,
-		.health = fake_health, .ctx = f,
+		.health = fake_health, .last_reload = &f->last, .ctx = f,
 	};
+	f->last = (struct ctl_reload_info){ .at = 1700000000, .changes = 0 };
+	snprintf(f->last.message, sizeof(f->last.message),
+		 "/etc/ikelb/test.yaml:3:9: weight: 70000 is out of range");
 	f->cmd = (struct ctl_cmd){ .set_admin = fake_admin, .set_weight = fake_weight,
-				   .shutdown = fake_shutdown, .ctx = f };
+				   .shutdown = fake_shutdown, .reload = fake_reload, .ctx = f };
 	*state = f;
 	return 0;
 }
@@ -218,7 +239,13 @@ static const char status_golden[] =
 	"        }\n"
 	"      ]\n"
 	"    }\n"
-	"  ]\n"
+	"  ],\n"
+	"  \"last_reload\": {\n"
+	"    \"at\": 1700000000,\n"
+	"    \"result\": \"refused\",\n"
+	"    \"changes\": 0,\n"
+	"    \"message\": \"/etc/ikelb/test.yaml:3:9: weight: 70000 is out of range\"\n"
+	"  }\n"
 	"}";
 
 static void status_is_byte_exact(void **state)
@@ -351,6 +378,32 @@ static void shutdown_passes_keep(void **state)
 	assert_false(f->keep);
 }
 
+static void reload_reports_changes_or_errors(void **state)
+{
+	struct fake *f = *state;
+	expect_reply(f, "POST", "/v1/reload", 200,
+		     "{\n  \"ok\": true,\n  \"changes\": [\n    \"vpn/s1 weight 50 -> 60 (file)\"\n"
+		     "  ],\n  \"errors\": []\n}");
+	f->fail_with = -EINVAL;
+	expect_reply(f, "POST", "/v1/reload", 200,
+		     "{\n  \"ok\": false,\n  \"changes\": [],\n  \"errors\": [\n"
+		     "    \"f.yaml:3:9: bad\"\n  ]\n}");
+	assert_int_equal(f->calls, 2);
+	expect_reply(f, "GET", "/v1/reload", 404, "{\n  \"error\": \"not found\"\n}");
+}
+
+/* Before the first reload the status says so. */
+static void status_without_reload(void **state)
+{
+	struct fake *f = *state;
+	f->view.last_reload = NULL;
+	json_t *j = report_status(&f->view);
+	json_t *r = json_object_get(j, "last_reload");
+	assert_string_equal(json_string_value(json_object_get(r, "result")), "none");
+	assert_int_equal(json_integer_value(json_object_get(r, "at")), 0);
+	json_decref(j);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void)
@@ -364,6 +417,8 @@ int main(void)
 		T(wrong_requests_get_clear_errors),
 		T(failed_command_is_a_server_error),
 		T(shutdown_passes_keep),
+		T(reload_reports_changes_or_errors),
+		T(status_without_reload),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -283,12 +283,16 @@ static void state_from_cfg(void **state)
 {
 	(void)state;
 	/* The runtime's rule feeds the scheduler its states. */
-	assert_int_equal(rt_effective(CFG_SRV_ACTIVE, HEALTH_UP), SCHED_SRV_ACTIVE);
-	assert_int_equal(rt_effective(CFG_SRV_ACTIVE, HEALTH_DOWN), SCHED_SRV_DOWN);
-	assert_int_equal(rt_effective(CFG_SRV_DRAINING, HEALTH_UP), SCHED_SRV_DRAINING);
-	assert_int_equal(rt_effective(CFG_SRV_DISABLED, HEALTH_UP), SCHED_SRV_DOWN);
-	assert_int_equal(rt_effective(CFG_SRV_ACTIVE, HEALTH_UNKNOWN), SCHED_SRV_ACTIVE);
-	assert_int_equal(rt_effective(CFG_SRV_DRAINING, HEALTH_DOWN), SCHED_SRV_DOWN);
+	assert_int_equal(rt_effective(CFG_SRV_ACTIVE, HEALTH_UP, false), SCHED_SRV_ACTIVE);
+	assert_int_equal(rt_effective(CFG_SRV_ACTIVE, HEALTH_DOWN, false), SCHED_SRV_DOWN);
+	assert_int_equal(rt_effective(CFG_SRV_DRAINING, HEALTH_UP, false), SCHED_SRV_DRAINING);
+	assert_int_equal(rt_effective(CFG_SRV_DISABLED, HEALTH_UP, false), SCHED_SRV_DOWN);
+	assert_int_equal(rt_effective(CFG_SRV_ACTIVE, HEALTH_UNKNOWN, false), SCHED_SRV_ACTIVE);
+	assert_int_equal(rt_effective(CFG_SRV_DRAINING, HEALTH_DOWN, false), SCHED_SRV_DOWN);
+	/* init_state down: unknown keeps old clients, takes no new ones. */
+	assert_int_equal(rt_effective(CFG_SRV_ACTIVE, HEALTH_UNKNOWN, true), SCHED_SRV_DRAINING);
+	assert_int_equal(rt_effective(CFG_SRV_ACTIVE, HEALTH_UP, true), SCHED_SRV_ACTIVE);
+	assert_int_equal(rt_effective(CFG_SRV_DISABLED, HEALTH_UNKNOWN, true), SCHED_SRV_DOWN);
 }
 
 int main(void)
