@@ -3,6 +3,7 @@
 #include "core/clock.h"
 
 #include <curl/curl.h>
+#include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,27 @@
 /* How long `stop` waits for the daemon to go, and how often it looks. */
 #define STOP_WAIT_MS 10000
 #define STOP_POLL_MS 100
+
+/* Bearer token from the configuration's api.token_file; "" = send none. */
+static char token_hdr[300];
+
+int client_set_token_file(const char *path)
+{
+	char tok[260];
+	FILE *f = fopen(path, "re");
+	if (!f) {
+		fprintf(stderr, "ikelb: api.token_file %s: %s\n", path, strerror(errno));
+		return -errno;
+	}
+	char *line = fgets(tok, sizeof(tok), f);
+	fclose(f);
+	size_t n = line ? strcspn(tok, "\r\n") : 0;
+	while (n && (tok[n - 1] == ' ' || tok[n - 1] == '\t'))
+		n--;
+	snprintf(token_hdr, sizeof(token_hdr), "Authorization: Bearer %.*s", (int)n, tok);
+	explicit_bzero(tok, sizeof(tok));
+	return 0;
+}
 
 struct body {
 	char *p;
@@ -57,7 +79,11 @@ static int request(const char *listen, const char *method, const char *path, lon
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
 	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
+	struct curl_slist *hdrs = token_hdr[0] ? curl_slist_append(NULL, token_hdr) : NULL;
+	if (hdrs)
+		curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
 	CURLcode rc = curl_easy_perform(c);
+	curl_slist_free_all(hdrs);
 	if (rc != CURLE_OK) {
 		snprintf(err, (size_t)errlen, "cannot reach ikelb at %s: %s (is the daemon running? -a ADDR)",
 			 listen, curl_easy_strerror(rc));

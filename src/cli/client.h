@@ -11,6 +11,10 @@
 int client_request(const char *listen, const char *method, const char *path, char **body,
 		   char *err, int errlen);
 
+/* Sends "Authorization: Bearer" with the first line of PATH on every
+ * request (api.token_file of the configuration given with -c). 0 or -errno. */
+int client_set_token_file(const char *path);
+
 int client_cmd_status(const char *listen, int json);
 int client_cmd_stats(const char *listen, int json);
 int client_cmd_server(const char *listen, const struct cli_args *a);

@@ -36,8 +36,13 @@ static const char *api_address(const struct cli_args *a, char *buf, size_t len)
 {
 	if (a->api)
 		return a->api;
-	if (a->config)
-		return cli_api_from_config("ikelb", a->config, buf, len) < 0 ? NULL : buf;
+	if (a->config) {
+		char tok[256];
+		if (cli_api_from_config("ikelb", a->config, buf, len, tok, sizeof(tok)) < 0 ||
+		    (tok[0] && client_set_token_file(tok) < 0))
+			return NULL;
+		return buf;
+	}
 	const char *env = getenv("IKELB_API");
 	return env && *env ? env : CLI_DEFAULT_API;
 }

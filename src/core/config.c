@@ -101,11 +101,28 @@ void cfg_errors_free(struct cfg_errors *e)
 	e->n = e->cap = 0;
 }
 
+bool cfg_api_is_unix(const char *listen)
+{
+	return !strncmp(listen, "unix:", 5);
+}
+
+bool cfg_api_loopback(const char *listen)
+{
+	const char *colon = strrchr(listen, ':');
+	size_t hl = colon ? (size_t)(colon - listen) : 0;
+
+	if (cfg_api_is_unix(listen))
+		return true;
+	return (hl > 4 && !strncmp(listen, "127.", 4)) || (hl == 5 && !strncmp(listen, "[::1]", 5)) ||
+	       (hl == 9 && !strncmp(listen, "localhost", 9));
+}
+
 void cfg_defaults(struct cfg *c)
 {
 	memset(c, 0, sizeof(*c));
 	c->engine = CFG_ENGINE_BPF;
 	snprintf(c->api_listen, sizeof(c->api_listen), "unix:/run/ikelb/api.sock");
+	c->api_idle_timeout_ms = 10000;
 	snprintf(c->bpf_pin_dir, sizeof(c->bpf_pin_dir), "/sys/fs/bpf/ikelb");
 	c->max_clients = 1048576;
 	c->max_flows = 1048576;

@@ -306,7 +306,7 @@ static int start(struct daemon *d)
 	/* The API first: it refuses to start when another daemon answers on
 	 * it, before this one touches the data path. Requests wait in the
 	 * listen queue until the loop runs. */
-	d->api = api_start(d->cfg.api_listen, &d->view, &d->cmd, err, sizeof(err));
+	d->api = api_start(&d->cfg, &d->view, &d->cmd, err, sizeof(err));
 	if (!d->api) {
 		log_err(&d->log, "api: %s", err);
 		return -EADDRINUSE;

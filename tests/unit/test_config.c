@@ -190,6 +190,8 @@ static void every_field_set(void **state)
 	assert_int_equal(c.engine, CFG_ENGINE_SOCKET);
 	assert_int_equal(c.ninterfaces, 0);
 	assert_string_equal(c.api_listen, "[::1]:9480");
+	assert_int_equal(c.api_idle_timeout_ms, 10000); /* loopback TCP: no token needed */
+	assert_string_equal(c.api_token_file, "");
 	assert_string_equal(c.bpf_pin_dir, "/sys/fs/bpf/lb2");
 	assert_true(c.maglev_seed == UINT64_MAX);
 	assert_int_equal(c.max_clients, 1000);
