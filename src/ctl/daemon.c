@@ -14,6 +14,7 @@
 #include "core/config.h"
 #include "ctl/api.h"
 #include "ctl/daemon_health.h"
+#include "ctl/lock.h"
 #include "ctl/reload.h"
 #include "core/runtime.h"
 #include "ctl/view.h"
@@ -29,6 +30,7 @@ struct daemon {
 	struct runtime rt;
 	struct daemon_health health;
 	struct api *api;
+	struct lock_set lock;     /* one daemon per data path */
 	struct ctl_view view;     /* what the API sees */
 	struct ctl_cmd cmd;       /* what the API may do */
 	struct eng_stats stats;   /* last read, refreshed on demand */
@@ -247,6 +249,7 @@ static void cleanup(struct daemon *d)
 	if (d->eng.ops)
 		d->eng.ops->close(&d->eng, d->keep_forwarding);
 	d->eng.ops = NULL;
+	lock_release(&d->lock);
 	rt_free(&d->rt);
 	eng_stats_free(&d->stats);
 	cfg_free(&d->cfg);
@@ -302,6 +305,10 @@ static int start(struct daemon *d)
 	if (eng_stats_alloc(&d->stats, &d->cfg) < 0) {
 		log_err(&d->log, "out of memory");
 		return -ENOMEM;
+	}
+	if ((rc = lock_take(&d->lock, &d->cfg, err, sizeof(err))) < 0) {
+		log_err(&d->log, "%s", err);
+		return rc;
 	}
 	/* The API first: it refuses to start when another daemon answers on
 	 * it, before this one touches the data path. Requests wait in the
