@@ -8,37 +8,19 @@ No root and no lab: the daemon runs the socket engine on loopback.
 Run: IKELB_BIN=$PWD/build/ikelb /usr/bin/python3 -m pytest -q tests/system/test_api_limits.py"""
 import http.client
 import os
-import shutil
 import socket
 import subprocess
-import tempfile
 import threading
 import time
 
 import pytest
 
 from lab.balancers import ikelb_bin
+from test_cli import write_config as cli_write_config
+from test_cli import _built, ikelbd_bin, tmp  # noqa: F401 (fixtures: built binaries, a temp dir)
 
 TOKEN = "s3cret-token-0123456789abcdef"
 REQ = b"GET /v1/status HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-
-
-def ikelbd_bin():
-    return os.path.join(os.path.dirname(ikelb_bin()), "ikelbd")
-
-
-@pytest.fixture(autouse=True)
-def _built():
-    for b in (ikelb_bin(), ikelbd_bin()):
-        if not os.access(b, os.X_OK):
-            pytest.skip("%s not built (make all)" % b)
-
-
-@pytest.fixture
-def tmp():
-    d = tempfile.mkdtemp(prefix="ikelb-apilim-")
-    yield d
-    shutil.rmtree(d, ignore_errors=True)
 
 
 def free_port(kind):
@@ -50,20 +32,13 @@ def free_port(kind):
 
 
 def write_config(d, api):
+    """test_cli's socket-engine configuration with API keys of our own."""
     udp = [free_port(socket.SOCK_DGRAM) for _ in range(2)]
-    path = os.path.join(d, "ikelb.yaml")
+    path = cli_write_config(d, "unix:/placeholder", udp)
+    with open(path) as f:
+        text = f.read()
     with open(path, "w") as f:
-        f.write("engine: socket\n"
-                "api: { %s }\n"
-                "services:\n"
-                "  - name: vpn\n"
-                "    vip: 127.0.0.1\n"
-                "    ports: [%d, %d]\n"
-                "    ike_port: %d\n"
-                "    forwarding: fullnat\n"
-                "    health: { type: none }\n"
-                "    servers:\n"
-                "      - { name: a, address: 127.0.0.21 }\n" % (api, udp[0], udp[1], udp[0]))
+        f.write(text.replace('listen: "unix:/placeholder"', api))
     return path
 
 
@@ -173,6 +148,14 @@ def test_idle_connection_is_closed_after_the_timeout(unix_daemon):
         assert got == b""
 
 
+def tcp_answers(port):
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
 @pytest.fixture
 def tcp_daemon(tmp):
     port = free_port(socket.SOCK_STREAM)
@@ -181,14 +164,7 @@ def tcp_daemon(tmp):
         f.write(TOKEN + "\n")
     conf = write_config(tmp, 'listen: "127.0.0.1:%d", token_file: %s' % (port, tok))
 
-    def answers():
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return True
-        except OSError:
-            return False
-
-    d = Daemon(conf, answers)
+    d = Daemon(conf, lambda: tcp_answers(port))
     d.port, d.conf = port, conf
     yield d
     assert TOKEN not in d.stop()
@@ -223,14 +199,7 @@ def test_loopback_tcp_without_token_starts_with_a_warning(tmp):
     port = free_port(socket.SOCK_STREAM)
     conf = write_config(tmp, 'listen: "127.0.0.1:%d"' % port)
 
-    def answers():
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return True
-        except OSError:
-            return False
-
-    d = Daemon(conf, answers)
+    d = Daemon(conf, lambda: tcp_answers(port))
     try:
         assert api_call(port, "GET", "/v1/status")[0] == 200
     finally:
