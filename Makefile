@@ -30,6 +30,8 @@ LDFLAGS := $(SANFLAGS) $(EXTRA_LDFLAGS)
 # and its ~20 dependencies stay out of the daemon, libbpf out of the CLI.
 LIBS := -lbpf -lelf -lz -lyaml -ljansson -lmicrohttpd -lpcap -lm -lpthread
 CLI_LIBS := -lyaml -ljansson -lcurl
+# Only the daemon drops capabilities (ctl/caps.c).
+DAEMON_LIBS := -lcap-ng
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_x86 -Wall -Werror \
 	-Iinclude -Isrc -I$(ARCH_INC)
 
@@ -80,7 +82,7 @@ $(BUILD)/libikelb.a: $(LIB_OBJS)
 	ar rcs $@ $^
 
 $(BUILD)/ikelbd: $(BUILD)/src/main.o $(BUILD)/libikelb.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(DAEMON_LIBS)
 
 $(BUILD)/ikelb: $(CLI_OBJS) $(BUILD)/libikelb.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(CLI_LIBS)

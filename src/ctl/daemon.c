@@ -13,6 +13,7 @@
 #include "core/clock.h"
 #include "core/config.h"
 #include "ctl/api.h"
+#include "ctl/caps.h"
 #include "ctl/daemon_health.h"
 #include "ctl/lock.h"
 #include "ctl/reload.h"
@@ -318,11 +319,17 @@ static int start(struct daemon *d)
 		log_err(&d->log, "api: %s", err);
 		return -EADDRINUSE;
 	}
-	if ((rc = start_engine(d)) < 0)
+	/* Capabilities are per thread and the socket engine's workers are
+	 * threads: drop before they exist (its binds need at most the kept
+	 * CAP_NET_BIND_SERVICE). The bpf engine attaches first. */
+	bool early = d->cfg.engine == CFG_ENGINE_SOCKET;
+	if ((early && (rc = caps_drop(&d->cfg, &d->log)) < 0) || (rc = start_engine(d)) < 0)
 		return rc;
 	if ((rc = daemon_health_start(&d->health)) < 0)
 		return rc;
-	return setup_fds(d);
+	if ((rc = setup_fds(d)) < 0)
+		return rc;
+	return early ? 0 : caps_drop(&d->cfg, &d->log);
 }
 
 int daemon_run(const struct daemon_opts *opts)
