@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -108,13 +109,25 @@ bool cfg_api_is_unix(const char *listen)
 
 bool cfg_api_loopback(const char *listen)
 {
+	static const struct ikelb_addr v6_lo = { .b = { [15] = 1 } };
 	const char *colon = strrchr(listen, ':');
-	size_t hl = colon ? (size_t)(colon - listen) : 0;
+	char host[64];
+	struct ikelb_addr a;
 
 	if (cfg_api_is_unix(listen))
 		return true;
-	return (hl > 4 && !strncmp(listen, "127.", 4)) || (hl == 5 && !strncmp(listen, "[::1]", 5)) ||
-	       (hl == 9 && !strncmp(listen, "localhost", 9));
+	if (!colon || (size_t)(colon - listen) >= sizeof(host))
+		return false;
+	/* An address, not a name that merely starts with "127." */
+	snprintf(host, sizeof(host), "%.*s", (int)(colon - listen), listen);
+	if (!strcmp(host, "localhost"))
+		return true;
+	if (host[0] == '[' && host[strlen(host) - 1] == ']') {
+		host[strlen(host) - 1] = 0;
+		return ikelb_addr_parse(host + 1, &a) == 0 && ikelb_addr_eq(&a, &v6_lo);
+	}
+	return ikelb_addr_parse(host, &a) == 0 && ikelb_addr_is_v4(&a) &&
+	       (ntohl(ikelb_addr_v4(&a)) >> 24) == 127;
 }
 
 void cfg_defaults(struct cfg *c)
