@@ -29,8 +29,8 @@ LDFLAGS := $(SANFLAGS) $(EXTRA_LDFLAGS)
 # The daemon (ikelbd) and the CLI (ikelb) link only what they use: libcurl
 # and its ~20 dependencies stay out of the daemon, libbpf out of the CLI.
 LIBS := -lbpf -lelf -lz -lyaml -ljansson -lmicrohttpd -lpcap -lm -lpthread
-# libsystemd (sd_notify) is the daemon's alone.
-DAEMON_LIBS := $(LIBS) -lsystemd
+# libsystemd (sd_notify) and libcap-ng (ctl/caps.c) are the daemon's alone.
+DAEMON_LIBS := $(LIBS) -lsystemd -lcap-ng
 CLI_LIBS := -lyaml -ljansson -lcurl
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_x86 -Wall -Werror \
 	-Iinclude -Isrc -I$(ARCH_INC)

@@ -3,6 +3,7 @@
 #include "core/clock.h"
 
 #include <curl/curl.h>
+#include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,24 @@
 /* How long `stop` waits for the daemon to go, and how often it looks. */
 #define STOP_WAIT_MS 10000
 #define STOP_POLL_MS 100
+
+int client_set_token_file(struct client_api *api, const char *path)
+{
+	char tok[260];
+	FILE *f = fopen(path, "re");
+	if (!f) {
+		fprintf(stderr, "ikelb: api.token_file %s: %s\n", path, strerror(errno));
+		return -errno;
+	}
+	char *line = fgets(tok, sizeof(tok), f);
+	fclose(f);
+	size_t n = line ? strcspn(tok, "\r\n") : 0;
+	while (n && (tok[n - 1] == ' ' || tok[n - 1] == '\t'))
+		n--;
+	snprintf(api->auth, sizeof(api->auth), "Authorization: Bearer %.*s", (int)n, tok);
+	explicit_bzero(tok, sizeof(tok));
+	return 0;
+}
 
 struct body {
 	char *p;
@@ -32,7 +51,7 @@ static size_t on_data(char *ptr, size_t size, size_t n, void *ud)
 	return add;
 }
 
-static int request(const char *listen, const char *method, const char *path, long timeout_ms,
+static int request(const struct client_api *api, const char *method, const char *path, long timeout_ms,
 		   char **body, char *err, int errlen)
 {
 	char url[512];
@@ -44,11 +63,11 @@ static int request(const char *listen, const char *method, const char *path, lon
 		snprintf(err, (size_t)errlen, "curl init failed");
 		return -1;
 	}
-	if (!strncmp(listen, "unix:", 5)) {
-		curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, listen + 5);
+	if (!strncmp(api->listen, "unix:", 5)) {
+		curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, api->listen + 5);
 		snprintf(url, sizeof(url), "http://localhost%s", path);
 	} else {
-		snprintf(url, sizeof(url), "http://%s%s", listen, path);
+		snprintf(url, sizeof(url), "http://%s%s", api->listen, path);
 	}
 	curl_easy_setopt(c, CURLOPT_URL, url);
 	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
@@ -57,10 +76,14 @@ static int request(const char *listen, const char *method, const char *path, lon
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
 	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
+	struct curl_slist *hdrs = api->auth[0] ? curl_slist_append(NULL, api->auth) : NULL;
+	if (hdrs)
+		curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
 	CURLcode rc = curl_easy_perform(c);
+	curl_slist_free_all(hdrs);
 	if (rc != CURLE_OK) {
 		snprintf(err, (size_t)errlen, "cannot reach ikelb at %s: %s (is the daemon running? -a ADDR)",
-			 listen, curl_easy_strerror(rc));
+			 api->listen, curl_easy_strerror(rc));
 		free(b.p);
 		b.p = NULL;
 		code = rc == CURLE_OPERATION_TIMEDOUT ? -2 : -1;
@@ -72,17 +95,17 @@ static int request(const char *listen, const char *method, const char *path, lon
 	return (int)code;
 }
 
-int client_request(const char *listen, const char *method, const char *path, char **body,
+int client_request(const struct client_api *api, const char *method, const char *path, char **body,
 		   char *err, int errlen)
 {
-	return request(listen, method, path, 10000, body, err, errlen);
+	return request(api, method, path, 10000, body, err, errlen);
 }
 
 /* Run a request; on success hand back the parsed JSON, else print why. */
-static json_t *request_json(const char *listen, const char *method, const char *path)
+static json_t *request_json(const struct client_api *api, const char *method, const char *path)
 {
 	char err[256], *body = NULL;
-	int code = client_request(listen, method, path, &body, err, sizeof(err));
+	int code = client_request(api, method, path, &body, err, sizeof(err));
 	if (code < 0) {
 		fprintf(stderr, "ikelb: %s\n", err);
 		return NULL;
@@ -167,9 +190,9 @@ static void print_last_reload(json_t *r)
 	       strcmp(res, "ok") ? json_string_value(json_object_get(r, "message")) : "");
 }
 
-int client_cmd_status(const char *listen, int as_json)
+int client_cmd_status(const struct client_api *api, int as_json)
 {
-	json_t *j = request_json(listen, "GET", "/v1/status");
+	json_t *j = request_json(api, "GET", "/v1/status");
 	if (!j)
 		return 1;
 	if (as_json)
@@ -210,9 +233,9 @@ static void print_counters(json_t *obj, const char *title)
 	}
 }
 
-int client_cmd_stats(const char *listen, int as_json)
+int client_cmd_stats(const struct client_api *api, int as_json)
 {
-	json_t *j = request_json(listen, "GET", "/v1/stats");
+	json_t *j = request_json(api, "GET", "/v1/stats");
 	if (!j)
 		return 1;
 	if (as_json)
@@ -230,7 +253,7 @@ int client_cmd_stats(const char *listen, int as_json)
 	return 0;
 }
 
-int client_cmd_server(const char *listen, const struct cli_args *a)
+int client_cmd_server(const struct client_api *api, const struct cli_args *a)
 {
 	static const char *const actions[] = {
 		[CLI_SRV_DRAIN] = "drain",
@@ -244,7 +267,7 @@ int client_cmd_server(const char *listen, const struct cli_args *a)
 		snprintf(path, sizeof(path), "/v1/servers/%s/weight/%u", a->server, a->weight);
 	else
 		snprintf(path, sizeof(path), "/v1/servers/%s/%s", a->server, actions[a->action]);
-	json_t *j = request_json(listen, "POST", path);
+	json_t *j = request_json(api, "POST", path);
 	if (!j)
 		return 1;
 	json_decref(j);
@@ -259,9 +282,9 @@ static void print_lines(FILE *f, json_t *lines, const char *prefix)
 		fprintf(f, "%s%s\n", prefix, json_string_value(l));
 }
 
-int client_cmd_reload(const char *listen)
+int client_cmd_reload(const struct client_api *api)
 {
-	json_t *j = request_json(listen, "POST", "/v1/reload");
+	json_t *j = request_json(api, "POST", "/v1/reload");
 	if (!j)
 		return 1;
 	bool ok = json_is_true(json_object_get(j, "ok"));
@@ -286,7 +309,7 @@ static long long now_ms(void)
 
 /* The daemon answers the shutdown request before it has detached the data
  * path; scripts that start it again right after `stop` need it gone. */
-static int wait_gone(const char *listen)
+static int wait_gone(const struct client_api *api)
 {
 	long long deadline = now_ms() + STOP_WAIT_MS;
 	char err[256], *body;
@@ -295,23 +318,23 @@ static int wait_gone(const char *listen)
 	while (now_ms() < deadline) {
 		long left = (long)(deadline - now_ms());
 		long t = left > 1000 ? 1000 : left > 0 ? left : 1; /* 0 would mean "no limit" */
-		int code = request(listen, "GET", "/v1/status", t, &body, err, sizeof(err));
+		int code = request(api, "GET", "/v1/status", t, &body, err, sizeof(err));
 		free(body);
 		/* A daemon too busy to answer in time is still there. */
 		if (code == -1)
 			return 0;
 		nanosleep(&nap, NULL);
 	}
-	fprintf(stderr, "ikelb: the daemon at %s still answers %d s after stop\n", listen,
+	fprintf(stderr, "ikelb: the daemon at %s still answers %d s after stop\n", api->listen,
 		STOP_WAIT_MS / 1000);
 	return 1;
 }
 
-int client_cmd_stop(const char *listen, int keep)
+int client_cmd_stop(const struct client_api *api, int keep)
 {
-	json_t *j = request_json(listen, "POST", keep ? "/v1/shutdown?keep=1" : "/v1/shutdown");
+	json_t *j = request_json(api, "POST", keep ? "/v1/shutdown?keep=1" : "/v1/shutdown");
 	if (!j)
 		return 1;
 	json_decref(j);
-	return wait_gone(listen);
+	return wait_gone(api);
 }

@@ -6,18 +6,29 @@
 
 #include "cli/args.h"
 
+/* Where the daemon's API is and the header that authorizes us ("" = none). */
+struct client_api {
+	const char *listen;
+	char auth[300];
+};
+
 /* method "GET"/"POST"; returns the HTTP status (or -1 on a transport error,
  * -2 on a timeout, with a message in err) and the malloc'd body in *body. */
-int client_request(const char *listen, const char *method, const char *path, char **body,
+int client_request(const struct client_api *api, const char *method, const char *path, char **body,
 		   char *err, int errlen);
 
-int client_cmd_status(const char *listen, int json);
-int client_cmd_stats(const char *listen, int json);
-int client_cmd_server(const char *listen, const struct cli_args *a);
+/* Fills api->auth from the first line of PATH (api.token_file of the
+ * configuration given with -c): sent as "Authorization: Bearer" on every
+ * request. 0 or -errno. */
+int client_set_token_file(struct client_api *api, const char *path);
+
+int client_cmd_status(const struct client_api *api, int json);
+int client_cmd_stats(const struct client_api *api, int json);
+int client_cmd_server(const struct client_api *api, const struct cli_args *a);
 /* Asks the daemon to exit, then waits until its API stops answering. */
 /* POST /v1/reload: prints the changes, or the errors to stderr; 1 when
  * the daemon refused the file. */
-int client_cmd_reload(const char *listen);
-int client_cmd_stop(const char *listen, int keep_forwarding);
+int client_cmd_reload(const struct client_api *api);
+int client_cmd_stop(const struct client_api *api, int keep_forwarding);
 
 #endif

@@ -36,13 +36,16 @@ int cli_check_config(const char *prog, const char *path)
 	return rc == 0 ? 0 : 1;
 }
 
-int cli_api_from_config(const char *prog, const char *path, char *out, size_t len)
+int cli_api_from_config(const char *prog, const char *path, char *out, size_t len,
+			char *token_file, size_t tlen)
 {
 	struct cfg c;
 	struct cfg_errors errs = { 0 };
 	int rc = load(prog, path, &c, &errs);
 	if (rc == 0)
 		snprintf(out, len, "%s", c.api_listen);
+	if (rc == 0)
+		snprintf(token_file, tlen, "%s", c.api_token_file);
 	else if (rc == -1)
 		fprintf(stderr, "%s: %s: invalid configuration (run %s check-config -c %s)\n", prog,
 			path, prog, path);

@@ -31,22 +31,33 @@ static int exec_daemon(char **argv)
 	return 1;
 }
 
-/* -a, else the configuration's api.listen, else $IKELB_API, else default. */
-static const char *api_address(const struct cli_args *a, char *buf, size_t len)
+/* -a, else the configuration's api.listen (and its token), else $IKELB_API,
+ * else the default. */
+static int api_address(const struct cli_args *a, struct client_api *api, char *buf, size_t len)
 {
-	if (a->api)
-		return a->api;
-	if (a->config)
-		return cli_api_from_config("ikelb", a->config, buf, len) < 0 ? NULL : buf;
-	const char *env = getenv("IKELB_API");
-	return env && *env ? env : CLI_DEFAULT_API;
+	char tok[256];
+
+	api->auth[0] = 0;
+	if (a->api) {
+		api->listen = a->api;
+	} else if (a->config) {
+		if (cli_api_from_config("ikelb", a->config, buf, len, tok, sizeof(tok)) < 0 ||
+		    (tok[0] && client_set_token_file(api, tok) < 0))
+			return -1;
+		api->listen = buf;
+	} else {
+		const char *env = getenv("IKELB_API");
+		api->listen = env && *env ? env : CLI_DEFAULT_API;
+	}
+	return 0;
 }
 
 static int control(const struct cli_args *a)
 {
 	char buf[256];
-	const char *api = api_address(a, buf, sizeof(buf));
-	if (!api)
+	struct client_api capi;
+	const struct client_api *api = &capi;
+	if (api_address(a, &capi, buf, sizeof(buf)) < 0)
 		return 1;
 	switch (a->cmd) {
 	case CLI_STATUS: return client_cmd_status(api, a->json);

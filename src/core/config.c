@@ -10,11 +10,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* A configuration is a few kilobytes; refuse to slurp anything absurd. */
-#define CFG_FILE_MAX (4u << 20)
+/* A configuration is a few kilobytes (32 services of 1024 servers fit in
+ * well under this); refusing larger files before parsing bounds the time a
+ * SIGHUP can hold the daemon loop. Documented in docs/config.md. */
+#define CFG_FILE_MAX (1u << 20)
 /* The schema nests 5 levels; libyaml's scanner is quadratic in nesting
  * depth (40000 '[' take seconds), so deeper input is refused early. */
 #define CFG_DEPTH_MAX 20
@@ -99,11 +102,40 @@ void cfg_errors_free(struct cfg_errors *e)
 	e->n = e->cap = 0;
 }
 
+bool cfg_api_is_unix(const char *listen)
+{
+	return !strncmp(listen, "unix:", 5);
+}
+
+bool cfg_api_loopback(const char *listen)
+{
+	static const struct ikelb_addr v6_lo = { .b = { [15] = 1 } };
+	const char *colon = strrchr(listen, ':');
+	char host[64];
+	struct ikelb_addr a;
+
+	if (cfg_api_is_unix(listen))
+		return true;
+	if (!colon || (size_t)(colon - listen) >= sizeof(host))
+		return false;
+	/* An address, not a name that merely starts with "127." */
+	snprintf(host, sizeof(host), "%.*s", (int)(colon - listen), listen);
+	if (!strcmp(host, "localhost"))
+		return true;
+	if (host[0] == '[' && host[strlen(host) - 1] == ']') {
+		host[strlen(host) - 1] = 0;
+		return ikelb_addr_parse(host + 1, &a) == 0 && ikelb_addr_eq(&a, &v6_lo);
+	}
+	return ikelb_addr_parse(host, &a) == 0 && ikelb_addr_is_v4(&a) &&
+	       (ntohl(ikelb_addr_v4(&a)) >> 24) == 127;
+}
+
 void cfg_defaults(struct cfg *c)
 {
 	memset(c, 0, sizeof(*c));
 	c->engine = CFG_ENGINE_BPF;
 	snprintf(c->api_listen, sizeof(c->api_listen), "unix:/run/ikelb/api.sock");
+	c->api_idle_timeout_ms = 10000;
 	snprintf(c->bpf_pin_dir, sizeof(c->bpf_pin_dir), "/sys/fs/bpf/ikelb");
 	c->max_clients = 1048576;
 	c->max_flows = 1048576;
@@ -374,8 +406,13 @@ static char *cfg_read_file(const char *path, size_t *len, struct cfg_errors *err
 		cfg_err_raw(errs, "%s: cannot open: %s", path, strerror(errno));
 		return NULL;
 	}
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > (off_t)CFG_FILE_MAX) {
-		cfg_err_raw(errs, "%s: not a regular file of at most %u bytes", path, CFG_FILE_MAX);
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		cfg_err_raw(errs, "%s: not a regular file", path);
+		goto out;
+	}
+	if (st.st_size > (off_t)CFG_FILE_MAX) {
+		cfg_err_raw(errs, "%s: %lld bytes is larger than the %u-byte (1 MiB) limit on a "
+			    "configuration file", path, (long long)st.st_size, CFG_FILE_MAX);
 		goto out;
 	}
 	buf = malloc((size_t)st.st_size + 1);

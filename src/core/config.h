@@ -110,6 +110,8 @@ struct cfg {
 	char interfaces[CFG_MAX_INTERFACES][CFG_NAME_MAX];
 	int ninterfaces;
 	char api_listen[256];  /* "unix:/run/ikelb/api.sock" or "127.0.0.1:8080" */
+	char api_token_file[256]; /* bearer token for a TCP listener; "" = none */
+	uint64_t api_idle_timeout_ms; /* an API connection idle this long is closed */
 	char bpf_pin_dir[256]; /* default /sys/fs/bpf/ikelb */
 	enum cfg_bpf_attach bpf_attach; /* default tc */
 	uint64_t maglev_seed;  /* same on every node => same tables */
@@ -155,6 +157,10 @@ void cfg_defaults(struct cfg *c);
 void cfg_service_defaults(struct cfg_service *s);
 void cfg_server_defaults(struct cfg_server *s);
 
+/* api.listen: a unix socket (permission-controlled), or a TCP address whose
+ * host is loopback (127.0.0.0/8, [::1], localhost). */
+bool cfg_api_is_unix(const char *listen);
+bool cfg_api_loopback(const char *listen);
 const char *cfg_engine_name(enum cfg_engine e);
 const char *cfg_forwarding_name(enum cfg_forwarding f);
 const char *cfg_sched_name(enum cfg_sched s);

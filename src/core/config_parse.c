@@ -11,7 +11,7 @@
 
 static const char *const root_keys[] = { "engine", "interfaces", "api", "bpf", "maglev_seed",
 					 "limits", "services", NULL };
-static const char *const api_keys[] = { "listen", NULL };
+static const char *const api_keys[] = { "listen", "idle_timeout", "token_file", NULL };
 static const char *const bpf_keys[] = { "pin_dir", "attach", NULL };
 static const char *const bpf_attach_names[] = { "tc", "xdp", NULL };
 static const char *const limit_keys[] = { "max_clients", "max_flows", "max_halfopen", NULL };
@@ -131,6 +131,23 @@ static bool listen_ok(const char *s)
 	return true;
 }
 
+/* A TCP listener reachable from other hosts would let anyone stop the
+ * data path (POST /v1/shutdown): it needs a bearer token. Loopback without
+ * one is allowed (the daemon warns at startup). */
+static void parse_api_access(struct cfg_ctx *x, yaml_node_t *m, struct cfg *c)
+{
+	cfg_get_duration(x, m, "api", "idle_timeout", 1000, 3600000, &c->api_idle_timeout_ms);
+	if (cfg_get_str(x, m, "api", "token_file", c->api_token_file,
+			sizeof(c->api_token_file)) > 0 && c->api_token_file[0] != '/')
+		cfg_err(x, cfg_get(x, m, "token_file"), "api.token_file: '%s' is not an absolute path",
+			c->api_token_file);
+	if (!listen_ok(c->api_listen) || c->api_token_file[0] || cfg_api_loopback(c->api_listen))
+		return;
+	cfg_err(x, cfg_get(x, m, "listen"),
+		"api.listen: TCP listener %s is reachable from other hosts; set api.token_file "
+		"(a bearer token) or listen on unix:/path or 127.0.0.1", c->api_listen);
+}
+
 static void parse_api_bpf(struct cfg_ctx *x, yaml_node_t *root, struct cfg *c)
 {
 	char what[CFG_PATH_MAX];
@@ -140,6 +157,8 @@ static void parse_api_bpf(struct cfg_ctx *x, yaml_node_t *root, struct cfg *c)
 		cfg_err(x, cfg_get(x, m, "listen"),
 			"api.listen: '%s' is not \"unix:/absolute/path\" or \"host:port\" "
 			"(IPv6 as \"[addr]:port\")", c->api_listen);
+	if (m)
+		parse_api_access(x, m, c);
 	m = sub_map(x, root, "", "bpf", bpf_keys, what, sizeof(what));
 	if (m && cfg_get_str(x, m, "bpf", "pin_dir", c->bpf_pin_dir, sizeof(c->bpf_pin_dir)) > 0 &&
 	    c->bpf_pin_dir[0] != '/')

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #define CFG_HEX_MAX 1024 /* bytes; a health probe payload, not a file */
+#define CFG_KEYS_MAX 32  /* longest valid-key list of any mapping */
 
 const char *cfg_pathf(char *buf, size_t len, const char *fmt, ...)
 {
@@ -140,12 +141,13 @@ static void cfg_join(char *buf, size_t len, const char *const *names)
 		o += (size_t)snprintf(buf + o, len - o, "%s%s", i ? ", " : "", names[i]);
 }
 
-static bool cfg_in(const char *s, const char *const *names)
+/* Index of S in NAMES, or -1. */
+static int cfg_index(const char *s, const char *const *names)
 {
 	for (int i = 0; names[i]; i++)
 		if (strcmp(s, names[i]) == 0)
-			return true;
-	return false;
+			return i;
+	return -1;
 }
 
 void cfg_check_keys(struct cfg_ctx *x, yaml_node_t *map, const char *path,
@@ -153,6 +155,9 @@ void cfg_check_keys(struct cfg_ctx *x, yaml_node_t *map, const char *path,
 {
 	char list[256];
 	const char *sep = path && *path ? ": " : "";
+	/* First occurrence per valid key: one pass over the mapping, so a
+	 * file of many thousand keys costs linear time, not a rescan per key. */
+	const yaml_node_t *first[CFG_KEYS_MAX] = { 0 };
 
 	if (!path)
 		path = "";
@@ -165,15 +170,20 @@ void cfg_check_keys(struct cfg_ctx *x, yaml_node_t *map, const char *path,
 				cfg_kind(kn));
 			continue;
 		}
-		if (!cfg_in(k, valid)) {
+		int i = cfg_index(k, valid);
+		if (i < 0) {
 			cfg_join(list, sizeof(list), valid);
 			cfg_err(x, kn, "%s%sunknown key '%s' (valid keys: %s)", path, sep, k, list);
 			continue;
 		}
-		yaml_node_pair_t *first = cfg_find_pair(x, map, k);
-		if (first != p)
+		const yaml_node_t *f = i < CFG_KEYS_MAX ? first[i] : NULL;
+		if (i >= CFG_KEYS_MAX) /* a longer list than foreseen: slow but right */
+			f = cfg_node(x, cfg_find_pair(x, map, k)->key);
+		if (f && f != kn)
 			cfg_err(x, kn, "%s%sduplicate key '%s' (first given at line %zu)", path,
-				sep, k, cfg_node(x, first->key)->start_mark.line + 1);
+				sep, k, f->start_mark.line + 1);
+		else if (i < CFG_KEYS_MAX)
+			first[i] = kn;
 	}
 }
 

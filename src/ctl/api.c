@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -13,6 +14,13 @@
 #include <unistd.h>
 
 #define MHD_FLAGS (MHD_USE_EPOLL | MHD_USE_ERROR_LOG)
+/* Room for a burst of CLI calls and scrapers: beyond API_CONN_MAX open
+ * connections MHD stops accepting, and the rest wait in the backlog (the
+ * kernel's default 32 dropped most of 200 parallel requests). */
+#define API_BACKLOG 256
+#define API_CONN_MAX 64
+#define API_CONN_PER_IP 32 /* TCP: one peer cannot hold every slot */
+#define API_TOKEN_MAX 256
 
 struct api {
 	const struct ctl_view *view;
@@ -20,6 +28,7 @@ struct api {
 	struct MHD_Daemon *mhd;
 	int listen_fd;
 	char unix_path[108];
+	char token[API_TOKEN_MAX]; /* "" = no bearer token required */
 };
 
 static enum MHD_Result send_text(struct MHD_Connection *c, unsigned code, const char *ctype,
@@ -40,6 +49,37 @@ static enum MHD_Result send_text(struct MHD_Connection *c, unsigned code, const 
 	return rc;
 }
 
+bool api_authorized(const char *token, const char *header)
+{
+	if (!token[0])
+		return true;
+	if (!header || strncasecmp(header, "Bearer ", 7) != 0)
+		return false;
+	header += 7;
+	/* Every byte of the token is compared whatever the first mismatch, so
+	 * the answer's timing does not reveal how much of a guess was right. */
+	size_t tl = strlen(token), hl = strlen(header);
+	unsigned char diff = tl != hl;
+	for (size_t i = 0; i < tl; i++)
+		diff |= (unsigned char)(token[i] ^ (i < hl ? header[i] : 0));
+	return diff == 0;
+}
+
+static enum MHD_Result send_unauthorized(struct MHD_Connection *c)
+{
+	static const char body[] = "{\"error\": \"missing or wrong bearer token\"}\n";
+	struct MHD_Response *r = MHD_create_response_from_buffer(
+		sizeof(body) - 1, (void *)body, MHD_RESPMEM_PERSISTENT);
+	if (!r)
+		return MHD_NO;
+	enum MHD_Result rc = MHD_NO;
+	if (MHD_add_response_header(r, "Content-Type", "application/json") == MHD_YES &&
+	    MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer") == MHD_YES)
+		rc = MHD_queue_response(c, MHD_HTTP_UNAUTHORIZED, r);
+	MHD_destroy_response(r);
+	return rc;
+}
+
 static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
 			      const char *method, const char *version, const char *upload,
 			      size_t *upload_size, void **con_cls)
@@ -48,9 +88,13 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 	(void)version;
 	(void)upload;
 
-	/* MHD calls once with headers, then with the body: ignore bodies. */
+	/* MHD calls once with headers, then with the body: ignore bodies. A
+	 * request without the token is answered before its body is read. */
 	if (!*con_cls) {
 		*con_cls = a;
+		if (!api_authorized(a->token, MHD_lookup_connection_value(
+						      c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION)))
+			return send_unauthorized(c);
 		return MHD_YES;
 	}
 	if (*upload_size) {
@@ -122,7 +166,7 @@ static int listen_unix(struct api *a, const char *path, char *err, int errlen)
 	}
 	/* ENOENT is the usual case: no stale socket to remove. */
 	if ((unlink(path) < 0 && errno != ENOENT) ||
-	    bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 || listen(fd, 32) < 0 ||
+	    bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 || listen(fd, API_BACKLOG) < 0 ||
 	    chmod(path, 0660) < 0) {
 		rc = -errno;
 		snprintf(err, (size_t)errlen, "cannot listen on %s: %s", path, strerror(errno));
@@ -134,16 +178,19 @@ static int listen_unix(struct api *a, const char *path, char *err, int errlen)
 	return fd;
 }
 
-static struct MHD_Daemon *start_unix(struct api *a, const char *path, char *err, int errlen)
+static struct MHD_Daemon *start_unix(struct api *a, const char *path, unsigned idle_s, char *err,
+				     int errlen)
 {
 	a->listen_fd = listen_unix(a, path, err, errlen);
 	if (a->listen_fd < 0)
 		return NULL;
 	return MHD_start_daemon(MHD_FLAGS, 0, NULL, NULL, handle, a, MHD_OPTION_LISTEN_SOCKET,
-				a->listen_fd, MHD_OPTION_END);
+				a->listen_fd, MHD_OPTION_CONNECTION_LIMIT, (unsigned)API_CONN_MAX,
+				MHD_OPTION_CONNECTION_TIMEOUT, idle_s, MHD_OPTION_END);
 }
 
-static struct MHD_Daemon *start_tcp(struct api *a, const char *listen, char *err, int errlen)
+static struct MHD_Daemon *start_tcp(struct api *a, const char *listen, unsigned idle_s, char *err,
+				    int errlen)
 {
 	char host[128];
 	const char *colon = strrchr(listen, ':');
@@ -162,10 +209,50 @@ static struct MHD_Daemon *start_tcp(struct api *a, const char *listen, char *err
 	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
 				   .sin_addr.s_addr = ikelb_addr_v4(&ia) };
 	return MHD_start_daemon(MHD_FLAGS, (uint16_t)port, NULL, NULL, handle, a,
-				MHD_OPTION_SOCK_ADDR, &sin, MHD_OPTION_END);
+				MHD_OPTION_SOCK_ADDR, &sin, MHD_OPTION_LISTEN_BACKLOG_SIZE,
+				(unsigned)API_BACKLOG, MHD_OPTION_CONNECTION_LIMIT,
+				(unsigned)API_CONN_MAX, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+				(unsigned)API_CONN_PER_IP, MHD_OPTION_CONNECTION_TIMEOUT, idle_s,
+				MHD_OPTION_END);
 }
 
-struct api *api_start(const char *listen, const struct ctl_view *view, const struct ctl_cmd *cmd,
+/* The token file's first line; surrounding whitespace is not part of it.
+ * Errors never quote the content. */
+static int read_token(struct api *a, const char *path, char *err, int errlen)
+{
+	FILE *f = fopen(path, "re");
+	if (!f) {
+		snprintf(err, (size_t)errlen, "api.token_file %s: %s", path, strerror(errno));
+		return -errno;
+	}
+	char *line = fgets(a->token, sizeof(a->token), f);
+	fclose(f);
+	size_t n = line ? strcspn(a->token, "\r\n") : 0;
+	a->token[n] = 0;
+	while (n && (a->token[n - 1] == ' ' || a->token[n - 1] == '\t'))
+		a->token[--n] = 0;
+	if (n < 16) {
+		snprintf(err, (size_t)errlen, "api.token_file %s: needs a token of 16..%d characters "
+			 "on its first line", path, API_TOKEN_MAX - 2);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static struct MHD_Daemon *start_listener(struct api *a, const struct cfg *c, char *err,
+					 int errlen)
+{
+	unsigned idle_s = (unsigned)((c->api_idle_timeout_ms + 999) / 1000);
+
+	if (cfg_api_is_unix(c->api_listen))
+		return start_unix(a, c->api_listen + 5, idle_s, err, errlen);
+	if (!a->token[0])
+		log_warn(a->view->log, "api: %s has no api.token_file: any local user can "
+			 "control the daemon", c->api_listen);
+	return start_tcp(a, c->api_listen, idle_s, err, errlen);
+}
+
+struct api *api_start(const struct cfg *c, const struct ctl_view *view, const struct ctl_cmd *cmd,
 		      char *err, int errlen)
 {
 	struct api *a = calloc(1, sizeof(*a));
@@ -177,13 +264,11 @@ struct api *api_start(const char *listen, const struct ctl_view *view, const str
 	a->cmd = cmd;
 	a->listen_fd = -1;
 	err[0] = 0;
-	if (!strncmp(listen, "unix:", 5))
-		a->mhd = start_unix(a, listen + 5, err, errlen);
-	else
-		a->mhd = start_tcp(a, listen, err, errlen);
+	if (!c->api_token_file[0] || read_token(a, c->api_token_file, err, errlen) == 0)
+		a->mhd = start_listener(a, c, err, errlen);
 	if (!a->mhd) {
 		if (!err[0])
-			snprintf(err, (size_t)errlen, "cannot start the API on %s", listen);
+			snprintf(err, (size_t)errlen, "cannot start the API on %s", c->api_listen);
 		api_stop(a);
 		return NULL;
 	}
@@ -220,5 +305,6 @@ void api_stop(struct api *a)
 		close(a->listen_fd);
 	if (a->unix_path[0] && unlink(a->unix_path) < 0 && errno != ENOENT)
 		log_warn(a->view->log, "api: cannot remove %s: %s", a->unix_path, strerror(errno));
+	explicit_bzero(a->token, sizeof(a->token));
 	free(a);
 }

@@ -17,9 +17,15 @@
 
 struct api;
 
-/* view and cmd must outlive the API; they are read at every request. */
-struct api *api_start(const char *listen, const struct ctl_view *view, const struct ctl_cmd *cmd,
+/* Listens on c->api_listen with c's idle timeout and, with c->api_token_file,
+ * requires "Authorization: Bearer TOKEN" on every request (401 otherwise).
+ * view and cmd must outlive the API; they are read at every request. */
+struct api *api_start(const struct cfg *c, const struct ctl_view *view, const struct ctl_cmd *cmd,
 		      char *err, int errlen);
+
+/* Whether an Authorization header value carries TOKEN ("" = none needed);
+ * constant time in the token's content. */
+bool api_authorized(const char *token, const char *header);
 int api_fd(const struct api *a);     /* add to epoll, readable -> api_run */
 int api_run(struct api *a);          /* 0 or -EIO */
 long api_timeout_ms(struct api *a);  /* -1 = none */

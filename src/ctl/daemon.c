@@ -14,7 +14,9 @@
 #include "core/clock.h"
 #include "core/config.h"
 #include "ctl/api.h"
+#include "ctl/caps.h"
 #include "ctl/daemon_health.h"
+#include "ctl/lock.h"
 #include "ctl/reload.h"
 #include "ctl/service.h"
 #include "core/runtime.h"
@@ -31,6 +33,7 @@ struct daemon {
 	struct runtime rt;
 	struct daemon_health health;
 	struct api *api;
+	struct lock_set lock;     /* one daemon per data path */
 	struct ctl_view view;     /* what the API sees */
 	struct ctl_cmd cmd;       /* what the API may do */
 	struct eng_stats stats;   /* last read, refreshed on demand */
@@ -340,6 +343,7 @@ static void cleanup(struct daemon *d)
 	if (d->eng.ops)
 		d->eng.ops->close(&d->eng, d->keep_forwarding);
 	d->eng.ops = NULL;
+	lock_release(&d->lock);
 	rt_free(&d->rt);
 	eng_stats_free(&d->stats);
 	cfg_free(&d->cfg);
@@ -396,19 +400,29 @@ static int start(struct daemon *d)
 		log_err(&d->log, "out of memory");
 		return -ENOMEM;
 	}
+	if ((rc = lock_take(&d->lock, &d->cfg, err, sizeof(err))) < 0) {
+		log_err(&d->log, "%s", err);
+		return rc;
+	}
 	/* The API first: it refuses to start when another daemon answers on
 	 * it, before this one touches the data path. Requests wait in the
 	 * listen queue until the loop runs. */
-	d->api = api_start(d->cfg.api_listen, &d->view, &d->cmd, err, sizeof(err));
+	d->api = api_start(&d->cfg, &d->view, &d->cmd, err, sizeof(err));
 	if (!d->api) {
 		log_err(&d->log, "api: %s", err);
 		return -EADDRINUSE;
 	}
-	if ((rc = start_engine(d)) < 0)
+	/* Capabilities are per thread and the socket engine's workers are
+	 * threads: drop before they exist (its binds need at most the kept
+	 * CAP_NET_BIND_SERVICE). The bpf engine attaches first. */
+	bool early = d->cfg.engine == CFG_ENGINE_SOCKET;
+	if ((early && (rc = caps_drop(&d->cfg, &d->log)) < 0) || (rc = start_engine(d)) < 0)
 		return rc;
 	if ((rc = daemon_health_start(&d->health)) < 0)
 		return rc;
-	return setup_fds(d);
+	if ((rc = setup_fds(d)) < 0)
+		return rc;
+	return early ? 0 : caps_drop(&d->cfg, &d->log);
 }
 
 /* A re-exec keeps the data path (keep_forwarding) and returns only when

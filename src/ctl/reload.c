@@ -24,6 +24,10 @@ static bool needs_restart(const struct cfg *a, const struct cfg *b, const char *
 		*why = "engine";
 	else if (!str_eq(a->api_listen, b->api_listen))
 		*why = "api.listen";
+	else if (!str_eq(a->api_token_file, b->api_token_file))
+		*why = "api.token_file";
+	else if (a->api_idle_timeout_ms != b->api_idle_timeout_ms)
+		*why = "api.idle_timeout";
 	else if (!str_eq(a->bpf_pin_dir, b->bpf_pin_dir))
 		*why = "bpf.pin_dir";
 	else if (a->bpf_attach != b->bpf_attach)

@@ -101,6 +101,12 @@ def test_reload_refuses_bad_or_restart_only_changes(make_lab):
     assert "'api.listen' changed" in log, log
     assert lab.balancer.status() is not None  # still on the old socket
 
+    # The API's other settings are read once too: refused, not ignored.
+    with open(lab.balancer.conf, "w") as f:
+        f.write(conf.replace("api:\n", "api:\n  idle_timeout: 3s\n", 1))
+    log = reload(lab, "needs a restart")
+    assert "'api.idle_timeout' changed" in log, log
+
     with open(lab.balancer.conf, "w") as f:
         f.write(conf)
     assert lab.balancer.proc.poll() is None

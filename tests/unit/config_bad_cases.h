@@ -612,6 +612,33 @@ static const struct cfg_bad_case cfg_bad_cases[] = {
 	  "    servers:\n"
 	  "      - { name: a, address: 198.51.100.1 }\n",
 	  "t.yaml:2:16: api.listen: 'tcp://127.0.0.1' is not \"unix:/absolute/path\" or \"host:port\" (IPv6 as \"[addr]:port\")" },
+	{ "api_tcp_open_without_token",
+	  "interfaces: [eth0]\n"
+	  "api: { listen: \"0.0.0.0:8080\" }\n"
+	  "services:\n"
+	  "  - name: s1\n"
+	  "    vip: 203.0.113.10\n"
+	  "    servers:\n"
+	  "      - { name: a, address: 198.51.100.1 }\n",
+	  "t.yaml:2:16: api.listen: TCP listener 0.0.0.0:8080 is reachable from other hosts; set api.token_file (a bearer token) or listen on unix:/path or 127.0.0.1" },
+	{ "api_token_file_relative",
+	  "interfaces: [eth0]\n"
+	  "api: { listen: \"0.0.0.0:8080\", token_file: api.token }\n"
+	  "services:\n"
+	  "  - name: s1\n"
+	  "    vip: 203.0.113.10\n"
+	  "    servers:\n"
+	  "      - { name: a, address: 198.51.100.1 }\n",
+	  "t.yaml:2:44: api.token_file: 'api.token' is not an absolute path" },
+	{ "api_idle_timeout_range",
+	  "interfaces: [eth0]\n"
+	  "api: { idle_timeout: 500ms }\n"
+	  "services:\n"
+	  "  - name: s1\n"
+	  "    vip: 203.0.113.10\n"
+	  "    servers:\n"
+	  "      - { name: a, address: 198.51.100.1 }\n",
+	  "t.yaml:2:22: api.idle_timeout: 500ms is out of range 1s..1h" },
 	{ "pin_dir_relative",
 	  "interfaces: [eth0]\n"
 	  "bpf: { pin_dir: ikelb }\n"

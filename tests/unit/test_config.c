@@ -190,6 +190,8 @@ static void every_field_set(void **state)
 	assert_int_equal(c.engine, CFG_ENGINE_SOCKET);
 	assert_int_equal(c.ninterfaces, 0);
 	assert_string_equal(c.api_listen, "[::1]:9480");
+	assert_int_equal(c.api_idle_timeout_ms, 10000); /* loopback TCP: no token needed */
+	assert_string_equal(c.api_token_file, "");
 	assert_string_equal(c.bpf_pin_dir, "/sys/fs/bpf/lb2");
 	assert_true(c.maglev_seed == UINT64_MAX);
 	assert_int_equal(c.max_clients, 1000);
@@ -507,6 +509,21 @@ static void init_state_per_service_and_server(void **state)
 	cfg_errors_free(&e);
 }
 
+/* A TCP API without a token must be loopback: an address, not a name
+ * that merely starts like one. */
+static void api_loopback_classified(void **state)
+{
+	(void)state;
+	static const char *const yes[] = { "unix:/run/x.sock", "127.0.0.1:80", "127.9.9.9:1",
+					   "[::1]:8080", "localhost:80" };
+	static const char *const no[] = { "0.0.0.0:8080", "10.0.0.1:80", "127.example.com:80",
+					  "[::]:80", "[::2]:80", "localhost.evil:80", "128.0.0.1:80" };
+	for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++)
+		assert_true(cfg_api_loopback(yes[i]));
+	for (size_t i = 0; i < sizeof(no) / sizeof(no[0]); i++)
+		assert_false(cfg_api_loopback(no[i]));
+}
+
 static void enum_names(void **state)
 {
 	(void)state;
@@ -536,6 +553,7 @@ int main(void)
 		cmocka_unit_test(missing_file_reported),
 		cmocka_unit_test(init_state_per_service_and_server),
 		cmocka_unit_test(enum_names),
+		cmocka_unit_test(api_loopback_classified),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
