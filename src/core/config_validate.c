@@ -223,7 +223,7 @@ void cfg_validate(struct cfg_ctx *x, yaml_node_t *root, struct cfg *c)
 	if (root->type != YAML_MAPPING_NODE)
 		return;
 	if (x->engine_ok && c->engine == CFG_ENGINE_BPF && !cfg_get(x, root, "interfaces"))
-		cfg_err(x, root, "interfaces: required with engine: bpf (the XDP program is "
+		cfg_err(x, root, "interfaces: required with engine: bpf (the BPF program is "
 				 "attached to these interfaces)");
 	for (int i = 0; i < c->nservices; i++) {
 		struct cfg_svc_state *st = &x->svc[i];

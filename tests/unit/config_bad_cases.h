@@ -538,7 +538,7 @@ static const struct cfg_bad_case cfg_bad_cases[] = {
 	  "    vip: 203.0.113.10\n"
 	  "    servers:\n"
 	  "      - { name: a, address: 198.51.100.1 }\n",
-	  "t.yaml:1:1: interfaces: required with engine: bpf (the XDP program is attached to these interfaces)" },
+	  "t.yaml:1:1: interfaces: required with engine: bpf (the BPF program is attached to these interfaces)" },
 	{ "interface_name_too_long",
 	  "interfaces: [averyveryverylongname]\n"
 	  "services:\n"
