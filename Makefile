@@ -29,11 +29,12 @@ LDFLAGS := $(SANFLAGS) $(EXTRA_LDFLAGS)
 # The daemon (ikelbd) and the CLI (ikelb) link only what they use: libcurl
 # and its ~20 dependencies stay out of the daemon, libbpf out of the CLI.
 LIBS := -lbpf -lelf -lz -lyaml -ljansson -lmicrohttpd -lpcap -lm -lpthread
-CLI_LIBS := -lyaml -ljansson -lcurl
+CLI_LIBS := -lyaml -ljansson -lcurl -lpcap
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_x86 -Wall -Werror \
 	-Iinclude -Isrc -I$(ARCH_INC)
 
-LIB_SRCS := $(wildcard src/core/*.c src/engine/*.c src/ctl/*.c) src/cli/args.c src/cli/config_cmd.c
+LIB_SRCS := $(wildcard src/core/*.c src/engine/*.c src/ctl/*.c src/doctor/*.c) src/cli/args.c \
+	src/cli/config_cmd.c
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 CLI_OBJS := $(BUILD)/src/cli/main.o $(BUILD)/src/cli/client.o
 BPF_SRCS := $(wildcard src/bpf/*.bpf.c)
