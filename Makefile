@@ -50,7 +50,7 @@ BENCH_SRCS := $(wildcard bench/*.c)
 BENCH_BINS := $(BENCH_SRCS:bench/%.c=$(BUILD)/bench/%)
 DEPS_STAMP := $(BUILD)/.deps-ok
 
-.PHONY: all deps check check-unit check-bpf check-pkg check-system check-san check-system-san fuzz \
+.PHONY: all deps check check-unit check-bpf check-doctor check-pkg check-system check-san check-system-san fuzz \
 	demo bench install deb clean tests
 
 all: $(BUILD)/ikelbd $(BUILD)/ikelb $(BENCH_BINS)
@@ -106,6 +106,10 @@ check-unit: all $(UNIT_BINS)
 check-bpf: all $(BPFT_BINS)
 	sh scripts/run-tests bpf $(BPFT_BINS)
 
+# `ikelb doctor` on the lab's captures (tests/doctor/captures); no root.
+check-doctor: all
+	IKELB_BIN=$(abspath $(BUILD)/ikelb) $(PYTHON) -m pytest -q -p no:cacheprovider tests/doctor
+
 # Builds the .deb and checks what it installs (tests/pkg/run).
 check-pkg: deb
 	PYTHON=$(PYTHON) sh tests/pkg/run $(DEB_DIR)
@@ -130,6 +134,7 @@ check-system-san:
 check: deps
 	sh scripts/check-layout
 	$(MAKE) check-unit check-bpf
+	$(MAKE) check-doctor
 	$(MAKE) check-pkg
 	$(MAKE) check-san
 	$(MAKE) fuzz FUZZ_SECONDS=$(CHECK_FUZZ_SECONDS)
