@@ -89,10 +89,15 @@ static int healthy(const struct doc *d, struct doc_report *r)
 	for (size_t i = 0; i < r->nfindings; i++)
 		if (r->findings[i].severity != DOC_INFO)
 			return 0;
-	struct doc_finding *f = doc_finding_add(r, "healthy", DOC_INFO);
+	struct doc_finding *f = doc_finding_add(r, d->nsas ? "healthy" : "no-ike", DOC_INFO);
 	if (!f)
 		return -ENOMEM;
-	snprintf(f->summary, sizeof(f->summary),
+	if (!d->nsas)
+		snprintf(f->summary, sizeof(f->summary),
+			 "no IKEv2 SA in %llu packets: capture where the VPN traffic passes "
+			 "(UDP 500, UDP 4500, ESP)", (unsigned long long)d->c.packets);
+	else
+		snprintf(f->summary, sizeof(f->summary),
 		 "%llu IKE SAs (%llu established) between %llu clients and %llu servers; no source "
 		 "NAT, per-IP limit, split ports, silent server or fragmented IKE_AUTH seen",
 		 (unsigned long long)r->counts.sas, (unsigned long long)r->counts.established,

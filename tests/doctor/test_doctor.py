@@ -171,3 +171,32 @@ def test_not_a_capture_and_missing_file(tmp_path):
 def test_usage_errors(args):
     p = doctor(*args)
     assert p.returncode == 2 and "usage: ikelb doctor" in p.stderr, (args, p.stderr)
+
+
+def test_empty_capture_says_no_ike(tmp_path):
+    f = tmp_path / "none.pcap"
+    f.write_bytes(pcap_bytes([]))
+    p = doctor("--json", str(f))
+    assert p.returncode == 0, p.stderr
+    assert [x["kind"] for x in json.loads(p.stdout)["findings"]] == ["no-ike"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="live capture needs root")
+def test_live_capture_on_loopback():
+    """Three IKE_SA_INIT retransmissions to 127.0.0.1:500 (nobody listens)
+    while capturing on lo: a silent server."""
+    import socket
+    import time
+    proc = subprocess.Popen([BIN, "doctor", "--json", "--live", "lo", "--duration", "3"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(1)
+    hdr = struct.pack(">QQBBBBII", 0x1122334455667788, 0, 0, 0x20, 34, 0x08, 0, 28)
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    for _ in range(3):
+        s.sendto(hdr, ("127.0.0.1", 500))
+        time.sleep(0.2)
+    s.close()
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 1, (out, err)
+    kinds = by_kind(json.loads(out))
+    assert kinds["no-reply"][0]["servers"] == ["127.0.0.1"], kinds
