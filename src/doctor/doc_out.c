@@ -161,19 +161,20 @@ int doc_exit_status(const struct doc_report *r)
 
 static json_t *summary_json(const struct doc_counts *c)
 {
+	const struct {
+		const char *name;
+		uint64_t v;
+	} rows[] = {
+		{ "sas", c->sas },         { "established", c->established },
+		{ "refused", c->refused }, { "servers", c->servers },
+		{ "clients", c->clients }, { "packets", c->packets },
+		{ "ike_messages", c->ike }, { "esp_packets", c->esp },
+		{ "esp_spis", c->esp_spis }, { "ip_fragments", c->fragments },
+		{ "malformed", c->malformed }, { "ignored", c->ignored },
+	};
 	json_t *s = json_object();
-	json_object_set_new(s, "sas", json_integer((json_int_t)c->sas));
-	json_object_set_new(s, "established", json_integer((json_int_t)c->established));
-	json_object_set_new(s, "refused", json_integer((json_int_t)c->refused));
-	json_object_set_new(s, "servers", json_integer((json_int_t)c->servers));
-	json_object_set_new(s, "clients", json_integer((json_int_t)c->clients));
-	json_object_set_new(s, "packets", json_integer((json_int_t)c->packets));
-	json_object_set_new(s, "ike_messages", json_integer((json_int_t)c->ike));
-	json_object_set_new(s, "esp_packets", json_integer((json_int_t)c->esp));
-	json_object_set_new(s, "esp_spis", json_integer((json_int_t)c->esp_spis));
-	json_object_set_new(s, "ip_fragments", json_integer((json_int_t)c->fragments));
-	json_object_set_new(s, "malformed", json_integer((json_int_t)c->malformed));
-	json_object_set_new(s, "ignored", json_integer((json_int_t)c->ignored));
+	for (size_t i = 0; s && i < sizeof(rows) / sizeof(rows[0]); i++)
+		json_object_set_new(s, rows[i].name, json_integer((json_int_t)rows[i].v));
 	return s;
 }
 

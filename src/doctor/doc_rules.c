@@ -61,6 +61,21 @@ static void pstats(const struct doc *d, const struct ikelb_addr *a, const struct
 	}
 }
 
+/* Counts of P added to SUM; the earlier example SPI wins. */
+static void pstats_add(struct pstats *sum, const struct pstats *p)
+{
+	sum->sas += p->sas;
+	sum->init_req += p->init_req;
+	sum->retrans += p->retrans;
+	sum->unanswered += p->unanswered;
+	sum->cookies += p->cookies;
+	sum->cookie_sas += p->cookie_sas;
+	if (p->spi && (!sum->spi || p->ts < sum->ts)) {
+		sum->spi = p->spi;
+		sum->ts = p->ts;
+	}
+}
+
 static void ev_common(json_t *ev, const struct pstats *p)
 {
 	char ts[40], spi[24];
@@ -105,13 +120,7 @@ static uint32_t silent_clients(const struct doc *d, const struct ikelb_addr *ser
 		if (any || !p.init_req)
 			continue;
 		doc_set_add(silent, &cl.a[i]);
-		sum->sas += p.sas;
-		sum->init_req += p.init_req;
-		sum->retrans += p.retrans;
-		if (p.spi && (!sum->spi || p.ts < sum->ts)) {
-			sum->spi = p.spi;
-			sum->ts = p.ts;
-		}
+		pstats_add(sum, &p);
 	}
 	doc_set_free(&cl);
 	return answered;
@@ -167,15 +176,7 @@ static int per_ip_at(const struct doc *d, const struct ikelb_addr *a, const stru
 	doc_finding_addr((*f)->servers, &(*f)->nservers, s);
 	if (h > *half)
 		*half = h;
-	sum->sas += p.sas;
-	sum->init_req += p.init_req;
-	sum->retrans += p.retrans;
-	sum->unanswered += p.unanswered;
-	sum->cookies += p.cookies;
-	if (p.spi && (!sum->spi || p.ts < sum->ts)) {
-		sum->spi = p.spi;
-		sum->ts = p.ts;
-	}
+	pstats_add(sum, &p);
 	return 0;
 }
 
