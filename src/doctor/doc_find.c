@@ -3,6 +3,7 @@
  * servers' per-IP limits, one NAT on one server, split ports, servers whose
  * replies never come back, IKE_AUTH in IP fragments). Thresholds and what
  * to change: docs/doctor.md. */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -61,18 +62,74 @@ static void sa_span(const struct doc *d, const struct doc_sa *sa, bool half, dou
 		*e = doc_sa_established(sa) ? d->c.last_ts : sa->t_last;
 }
 
+static int cmp_client(const void *a, const void *b, void *arg)
+{
+	const struct doc_sa *sas = arg;
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	int c = memcmp(sas[x].client.b, sas[y].client.b, sizeof(sas[x].client.b));
+	return c ? c : (x > y) - (x < y);
+}
+
+int doc_index(struct doc *d)
+{
+	free(d->by_client);
+	d->by_client = malloc((d->nsas + 1) * sizeof(uint32_t));
+	if (!d->by_client)
+		return -ENOMEM;
+	d->usable = 0;
+	for (size_t i = 0; i < d->nsas; i++) {
+		d->by_client[i] = (uint32_t)i;
+		d->usable += doc_sa_usable(&d->sas[i]);
+	}
+	qsort_r(d->by_client, d->nsas, sizeof(uint32_t), cmp_client, d->sas);
+	return 0;
+}
+
+const uint32_t *doc_client_sas(const struct doc *d, const struct ikelb_addr *a, size_t *n)
+{
+	size_t lo = 0, hi = d->nsas;
+	while (lo < hi) { /* first SA whose client is >= a */
+		size_t mid = lo + (hi - lo) / 2;
+		if (memcmp(d->sas[d->by_client[mid]].client.b, a->b, sizeof(a->b)) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	size_t pos = lo;
+	if (pos < d->nsas && ikelb_addr_eq(&d->sas[d->by_client[pos]].client, a))
+		return doc_next_client(d, &pos, n);
+	*n = 0;
+	return NULL;
+}
+
+const uint32_t *doc_next_client(const struct doc *d, size_t *pos, size_t *n)
+{
+	size_t start = *pos, end = start;
+	if (start >= d->nsas) {
+		*n = 0;
+		return NULL;
+	}
+	const struct ikelb_addr *a = &d->sas[d->by_client[start]].client;
+	while (end < d->nsas && ikelb_addr_eq(&d->sas[d->by_client[end]].client, a))
+		end++;
+	*pos = end;
+	*n = end - start;
+	return d->by_client + start;
+}
+
 /* Max concurrent SAs from client A (at server S, unless NULL). */
 int doc_concurrent(const struct doc *d, const struct ikelb_addr *a, const struct ikelb_addr *s,
 		   bool half)
 {
-	double *st = malloc((d->nsas + 1) * sizeof(double));
-	double *en = malloc((d->nsas + 1) * sizeof(double));
-	size_t n = 0;
+	size_t cnt, n = 0;
+	const uint32_t *ids = doc_client_sas(d, a, &cnt);
+	double *st = malloc((cnt + 1) * sizeof(double));
+	double *en = malloc((cnt + 1) * sizeof(double));
 	int best = 0;
 	if (st && en) {
-		for (size_t i = 0; i < d->nsas; i++) {
-			const struct doc_sa *sa = &d->sas[i];
-			if (!doc_sa_usable(sa) || !ikelb_addr_eq(&sa->client, a) ||
+		for (size_t k = 0; k < cnt; k++) {
+			const struct doc_sa *sa = &d->sas[ids[k]];
+			if (!doc_sa_usable(sa) ||
 			    (s && !ikelb_addr_eq(&sa->server, s)) || (half && !sa->has_init))
 				continue;
 			sa_span(d, sa, half, &st[n], &en[n]);
@@ -91,6 +148,12 @@ int doc_set_add(struct doc_set *set, const struct ikelb_addr *a)
 	for (size_t i = 0; i < set->n; i++)
 		if (ikelb_addr_eq(&set->a[i], a))
 			return (int)i;
+	return doc_set_add_new(set, a);
+}
+
+/* Append A, known not to be in SET yet. */
+int doc_set_add_new(struct doc_set *set, const struct ikelb_addr *a)
+{
 	struct ikelb_addr *n = doc_grow(set->a, &set->cap, set->n + 1, sizeof(*n));
 	if (!n)
 		return -1;
@@ -107,12 +170,13 @@ void doc_set_free(struct doc_set *set)
 
 void doc_roles(const struct doc *d, struct doc_set *servers, struct doc_set *clients)
 {
-	for (size_t i = 0; i < d->nsas; i++) {
-		const struct doc_sa *sa = &d->sas[i];
-		for (int k = 0; k < sa->nservers; k++)
-			doc_set_add(servers, &sa->servers[k]);
-		doc_set_add(clients, &sa->client);
-	}
+	size_t pos = 0, n;
+	const uint32_t *ids;
+	for (size_t i = 0; i < d->nsas; i++)
+		for (int k = 0; k < d->sas[i].nservers; k++)
+			doc_set_add(servers, &d->sas[i].servers[k]);
+	while ((ids = doc_next_client(d, &pos, &n)))
+		doc_set_add_new(clients, &d->sas[ids[0]].client);
 }
 
 /* A client address on a server's subnet (/24, IPv6 /64): the balancer or a

@@ -14,7 +14,15 @@ struct doc_set {
 	size_t n, cap;
 };
 
+/* Sort the SAs by client (d->by_client); 0 or -ENOMEM. */
+int doc_index(struct doc *d);
+/* The SA indices of client A (n of them), or of the client run starting at
+ * *pos, advancing *pos past it (NULL at the end). */
+const uint32_t *doc_client_sas(const struct doc *d, const struct ikelb_addr *a, size_t *n);
+const uint32_t *doc_next_client(const struct doc *d, size_t *pos, size_t *n);
+
 int doc_set_add(struct doc_set *set, const struct ikelb_addr *a);
+int doc_set_add_new(struct doc_set *set, const struct ikelb_addr *a);
 void doc_set_free(struct doc_set *set);
 /* Responder-side and initiator-side addresses of every SA. */
 void doc_roles(const struct doc *d, struct doc_set *servers, struct doc_set *clients);

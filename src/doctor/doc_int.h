@@ -67,6 +67,10 @@ struct doc {
 	size_t nfrags, capfrags;
 	uint64_t ikev1;
 	bool oom;
+	/* Built by doc_analyze: SA indices sorted by client address, and how
+	 * many SAs are usable (not refused outright). */
+	uint32_t *by_client;
+	size_t usable;
 };
 
 /* One IKE message as the packet layer hands it over. */

@@ -126,7 +126,9 @@ static int cmp_sev(const void *a, const void *b)
 int doc_analyze(struct doc *d, struct doc_report *r)
 {
 	memset(r, 0, sizeof(*r));
-	int rc = doc_find_all(d, r);
+	int rc = doc_index(d);
+	if (!rc)
+		rc = doc_find_all(d, r);
 	if (!rc)
 		rc = healthy(d, r);
 	r->counts.packets = d->c.packets;

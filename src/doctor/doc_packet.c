@@ -35,6 +35,7 @@ struct doc_l4 {
 	uint32_t id;      /* fragment identification */
 	uint32_t frag_off; /* bytes */
 	bool more, frag;
+	bool snapped;     /* the capture kept fewer bytes than the IP header promises */
 	double ts;
 };
 
@@ -93,7 +94,7 @@ static void doc_udp(struct doc *d, const struct doc_l4 *l, struct doc_frag *f)
 		return;
 	}
 	uint16_t sport = ike_be16(l->p), dport = ike_be16(l->p + 2), ulen = ike_be16(l->p + 4);
-	if (ulen < UDP_HLEN || (!l->frag && ulen > l->len)) {
+	if (ulen < UDP_HLEN || (!l->frag && !l->snapped && ulen > l->len)) {
 		malformed(d);
 		return;
 	}
@@ -167,6 +168,7 @@ static void doc_ipv4(struct doc *d, const uint8_t *p, size_t len, double ts)
 	}
 	if (tot < len)
 		len = tot; /* Ethernet padding */
+	l.snapped = tot > len;
 	uint32_t a, b;
 	memcpy(&a, p + 12, 4);
 	memcpy(&b, p + 16, 4);
@@ -198,6 +200,7 @@ static void doc_ipv6(struct doc *d, const uint8_t *p, size_t len, double ts)
 	size_t plen = ike_be16(p + 4);
 	if (IP6_HLEN + plen < len)
 		len = IP6_HLEN + plen;
+	l.snapped = IP6_HLEN + plen > len;
 	memcpy(l.src.b, p + 8, 16);
 	memcpy(l.dst.b, p + 24, 16);
 	uint8_t nh = p[6];
@@ -305,6 +308,7 @@ void doc_free(struct doc *d)
 	free(d->sas);
 	free(d->esp);
 	free(d->frags);
+	free(d->by_client);
 	doc_idx_free(&d->sa_idx);
 	doc_idx_free(&d->esp_idx);
 	free(d);

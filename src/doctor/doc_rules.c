@@ -33,15 +33,16 @@ static void note_problem(struct pstats *p, const struct doc_sa *sa)
 	}
 }
 
-/* SAs from client A at server S (either NULL: any). */
+/* SAs from client A at server S (NULL: any). */
 static void pstats(const struct doc *d, const struct ikelb_addr *a, const struct ikelb_addr *s,
 		   struct pstats *p)
 {
+	size_t n;
+	const uint32_t *ids = doc_client_sas(d, a, &n);
 	memset(p, 0, sizeof(*p));
-	for (size_t i = 0; i < d->nsas; i++) {
-		const struct doc_sa *sa = &d->sas[i];
-		if (!doc_sa_usable(sa) || (a && !ikelb_addr_eq(&sa->client, a)) ||
-		    (s && !ikelb_addr_eq(&sa->server, s)))
+	for (size_t k = 0; k < n; k++) {
+		const struct doc_sa *sa = &d->sas[ids[k]];
+		if (!doc_sa_usable(sa) || (s && !ikelb_addr_eq(&sa->server, s)))
 			continue;
 		p->sas++;
 		p->init_req += sa->init_req;
@@ -93,36 +94,48 @@ static void ev_common(json_t *ev, const struct pstats *p)
 /* Did S answer A at all (health probes and refusals included)? */
 static bool answers(const struct doc *d, const struct ikelb_addr *a, const struct ikelb_addr *s)
 {
-	for (size_t i = 0; i < d->nsas; i++) {
-		const struct doc_sa *sa = &d->sas[i];
-		if (ikelb_addr_eq(&sa->client, a) && ikelb_addr_eq(&sa->server, s) &&
-		    (sa->init_resp || sa->auth_resp))
+	size_t n;
+	const uint32_t *ids = doc_client_sas(d, a, &n);
+	for (size_t k = 0; k < n; k++) {
+		const struct doc_sa *sa = &d->sas[ids[k]];
+		if (ikelb_addr_eq(&sa->server, s) && (sa->init_resp || sa->auth_resp))
 			return true;
 	}
 	return false;
 }
 
-/* Clients of server S that it never answered, summed into *sum. */
+/* Did client A open an SA at server S (IKE_SA_INIT seen)? */
+static bool opened_at(const struct doc *d, const uint32_t *ids, size_t n,
+		      const struct ikelb_addr *s)
+{
+	for (size_t k = 0; k < n; k++)
+		if (d->sas[ids[k]].has_init && ikelb_addr_eq(&d->sas[ids[k]].server, s))
+			return true;
+	return false;
+}
+
+/* Clients of server S that it never answered, summed into *sum; returns
+ * how many clients it did answer. */
 static uint32_t silent_clients(const struct doc *d, const struct ikelb_addr *server,
 			       struct doc_set *silent, struct pstats *sum)
 {
-	struct doc_set cl = { 0 };
 	struct pstats p;
 	uint32_t answered = 0;
+	size_t pos = 0, n;
+	const uint32_t *ids;
 
-	for (size_t i = 0; i < d->nsas; i++)
-		if (ikelb_addr_eq(&d->sas[i].server, server) && d->sas[i].has_init)
-			doc_set_add(&cl, &d->sas[i].client);
-	for (size_t i = 0; i < cl.n; i++) {
-		bool any = answers(d, &cl.a[i], server);
+	while ((ids = doc_next_client(d, &pos, &n))) {
+		const struct ikelb_addr *a = &d->sas[ids[0]].client;
+		if (!opened_at(d, ids, n, server))
+			continue;
+		bool any = answers(d, a, server);
 		answered += any;
-		pstats(d, &cl.a[i], server, &p);
+		pstats(d, a, server, &p);
 		if (any || !p.init_req)
 			continue;
-		doc_set_add(silent, &cl.a[i]);
+		doc_set_add_new(silent, a);
 		pstats_add(sum, &p);
 	}
-	doc_set_free(&cl);
 	return answered;
 }
 
@@ -215,10 +228,12 @@ static int nat_servers(const struct doc *d, const struct ikelb_addr *a, struct i
 {
 	struct doc_set set = { 0 };
 	uint32_t cnt[64] = { 0 };
+	size_t n;
+	const uint32_t *ids = doc_client_sas(d, a, &n);
 	*top_sas = 0;
-	for (size_t i = 0; i < d->nsas; i++) {
-		const struct doc_sa *sa = &d->sas[i];
-		if (!doc_sa_usable(sa) || !ikelb_addr_eq(&sa->client, a))
+	for (size_t k = 0; k < n; k++) {
+		const struct doc_sa *sa = &d->sas[ids[k]];
+		if (!doc_sa_usable(sa))
 			continue;
 		int k = doc_set_add(&set, &sa->server);
 		if (k < 0 || k >= 64)
@@ -230,9 +245,9 @@ static int nat_servers(const struct doc *d, const struct ikelb_addr *a, struct i
 		if (f)
 			doc_finding_addr(f->servers, &f->nservers, &sa->server);
 	}
-	int n = (int)set.n;
+	int nsrv = (int)set.n;
 	doc_set_free(&set);
-	return n;
+	return nsrv;
 }
 
 static int source_nat(const struct doc *d, const struct ikelb_addr *a, const struct pstats *p,
@@ -270,7 +285,7 @@ static int source_nat(const struct doc *d, const struct ikelb_addr *a, const str
 		 "the servers see %u IKE SAs (%d%% of all) from %s, spread over %d server%s: a "
 		 "balancer or firewall translates the clients' source addresses; up to %d "
 		 "half-open and %d held at once from this one address%s%s",
-		 p->sas, (int)(100.0 * p->sas / (d->nsas ? d->nsas : 1)),
+		 p->sas, (int)(100.0 * p->sas / (d->usable ? d->usable : 1)),
 		 doc_addr_str(a, ab, sizeof(ab)), f->nservers, f->nservers == 1 ? "" : "s", half,
 		 held, *over ? ", over " : "", *over ? over + 2 : "");
 	ev_common(f->evidence, p);
@@ -312,16 +327,15 @@ static int shared_nat(const struct doc *d, const struct ikelb_addr *a, const str
 int doc_find_nat(const struct doc *d, const struct ikelb_addr *client,
 		 const struct doc_set *servers, struct doc_report *r)
 {
-	struct pstats p, all;
+	struct pstats p;
 	struct ikelb_addr top;
 	uint32_t top_sas;
 
 	pstats(d, client, NULL, &p);
 	if (p.sas < MANY_SAS)
 		return 0;
-	pstats(d, NULL, NULL, &all);
 	int nsrv = nat_servers(d, client, &top, &top_sas, NULL);
-	if ((nsrv >= 2 || doc_near(client, servers)) && p.sas * 2 >= all.sas)
+	if ((nsrv >= 2 || doc_near(client, servers)) && p.sas * 2 >= d->usable)
 		return source_nat(d, client, &p, r);
 	return shared_nat(d, client, &p, r);
 }
