@@ -381,6 +381,8 @@ int doc_find_split(const struct doc *d, struct doc_report *r)
 struct fstats {
 	uint32_t auth, lost, orphans;
 	double ts;
+	struct ikelb_addr lost_from[DOC_MAX_ADDRS]; /* senders of incomplete ones */
+	int nlost_from;
 };
 
 static void frag_scan(const struct doc *d, struct doc_finding *f, struct fstats *s)
@@ -396,6 +398,8 @@ static void frag_scan(const struct doc *d, struct doc_finding *f, struct fstats 
 			continue;
 		s->auth++;
 		s->lost += !whole;
+		if (!whole)
+			doc_finding_addr(s->lost_from, &s->nlost_from, &g->src);
 		if (!s->ts || g->ts < s->ts)
 			s->ts = g->ts;
 		doc_finding_addr(f->servers, &f->nservers, g->request ? &g->dst : &g->src);
@@ -429,6 +433,8 @@ int doc_find_frag(const struct doc *d, struct doc_report *r)
 	json_object_set_new(f->evidence, "ike_auth_fragmented", json_integer(s.auth));
 	json_object_set_new(f->evidence, "incomplete", json_integer(s.lost));
 	json_object_set_new(f->evidence, "orphan_fragments", json_integer(s.orphans));
+	json_object_set_new(f->evidence, "incomplete_from",
+			    doc_json_addrs(s.lost_from, s.nlost_from));
 	doc_ts_str(s.ts, ts, sizeof(ts));
 	json_object_set_new(f->evidence, "first_seen", json_string(ts));
 	return 0;
