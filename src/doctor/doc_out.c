@@ -67,16 +67,21 @@ json_t *doc_json_addrs(const struct ikelb_addr *a, int n)
 	return arr;
 }
 
-static void count_sas(const struct doc *d, struct doc_counts *c, uint64_t *retrans,
-		      uint64_t *cookies, uint64_t *natt)
+struct sa_totals {
+	uint64_t retrans, cookies, natt, frag_supported, ike_fragmented;
+};
+
+static void count_sas(const struct doc *d, struct doc_counts *c, struct sa_totals *t)
 {
 	for (size_t i = 0; i < d->nsas; i++) {
 		const struct doc_sa *sa = &d->sas[i];
 		c->established += doc_sa_established(sa);
 		c->refused += !doc_sa_usable(sa);
-		*retrans += sa->retrans;
-		*cookies += sa->cookies;
-		*natt += sa->natt;
+		t->retrans += sa->retrans;
+		t->cookies += sa->cookies;
+		t->natt += sa->natt;
+		t->frag_supported += sa->frag_supported;
+		t->ike_fragmented += sa->auth_ikefrag > 0;
 	}
 	c->sas = d->nsas;
 	c->esp_spis = d->nesp;
@@ -84,8 +89,8 @@ static void count_sas(const struct doc *d, struct doc_counts *c, uint64_t *retra
 
 static int healthy(const struct doc *d, struct doc_report *r)
 {
-	uint64_t retrans = 0, cookies = 0, natt = 0;
-	count_sas(d, &r->counts, &retrans, &cookies, &natt);
+	struct sa_totals t = { 0 };
+	count_sas(d, &r->counts, &t);
 	for (size_t i = 0; i < r->nfindings; i++)
 		if (r->findings[i].severity != DOC_INFO)
 			return 0;
@@ -110,9 +115,13 @@ static int healthy(const struct doc *d, struct doc_report *r)
 		doc_finding_addr(f->clients, &f->nclients, &cli.a[i]);
 	doc_set_free(&srv);
 	doc_set_free(&cli);
-	json_object_set_new(f->evidence, "retransmissions", json_integer((json_int_t)retrans));
-	json_object_set_new(f->evidence, "cookie_rounds", json_integer((json_int_t)cookies));
-	json_object_set_new(f->evidence, "nat_t_sas", json_integer((json_int_t)natt));
+	json_object_set_new(f->evidence, "retransmissions", json_integer((json_int_t)t.retrans));
+	json_object_set_new(f->evidence, "cookie_rounds", json_integer((json_int_t)t.cookies));
+	json_object_set_new(f->evidence, "nat_t_sas", json_integer((json_int_t)t.natt));
+	json_object_set_new(f->evidence, "ike_fragmentation_sas",
+			    json_integer((json_int_t)t.frag_supported));
+	json_object_set_new(f->evidence, "ike_fragmented_auth",
+			    json_integer((json_int_t)t.ike_fragmented));
 	json_object_set_new(f->evidence, "esp_spis", json_integer((json_int_t)d->nesp));
 	return 0;
 }

@@ -399,6 +399,29 @@ static void ipv6_fragments_and_raw_esp(void **state)
 	doc_free(d);
 }
 
+/* RFC 7383: IKE_AUTH in Encrypted Fragment payloads, FRAGMENTATION_SUPPORTED
+ * in IKE_SA_INIT; no IP fragments, so no finding. */
+static void ike_fragmentation_is_fine(void **state)
+{
+	(void)state;
+	struct doc *d = doc_new();
+	init(d, 1, C1, 500, S1, 0xe01);
+	answer(d, 1.1, S1, C1, 500, 0xe01, IKE_NOTIFY_FRAGMENTATION_SUPPORTED);
+	for (int k = 0; k < 2; k++) {
+		size_t n = pkt_ikev2_auth_natt(msg, sizeof(msg), 0xe01, 0xe02, 1, 64);
+		msg[4 + 16] = IKE_PL_SKF;
+		feed_udp(d, 1.2, C1, 4500, S1, 4500, msg, n);
+	}
+	struct doc_report r = analyze(d);
+	const struct doc_finding *f = find(&r, "healthy");
+	assert_non_null(f);
+	assert_int_equal(ev(f, "ike_fragmentation_sas"), 1);
+	assert_int_equal(ev(f, "ike_fragmented_auth"), 1);
+	assert_null(find(&r, "fragmented-ike"));
+	doc_report_free(&r);
+	doc_free(d);
+}
+
 static void hostile_input_is_counted(void **state)
 {
 	(void)state;
@@ -508,6 +531,7 @@ int main(void)
 		cmocka_unit_test(split_ports),
 		cmocka_unit_test(fragmented_auth),
 		cmocka_unit_test(ipv6_fragments_and_raw_esp),
+		cmocka_unit_test(ike_fragmentation_is_fine),
 		cmocka_unit_test(hostile_input_is_counted),
 		cmocka_unit_test(report_json_shape),
 		cmocka_unit_test(cli_doctor_arguments),
