@@ -54,7 +54,9 @@ IKE_INLINE int ike_pl_next(struct ike_pl_iter *it, struct ike_pl *pl)
 	pl->type = it->next;
 	pl->body = h + IKE_GEN_HDR_LEN;
 	pl->body_len = plen - IKE_GEN_HDR_LEN;
-	it->next = h[0];
+	/* SK and SKF hold the rest of the message; their "next payload" names
+	 * the first payload inside the ciphertext. */
+	it->next = pl->type == IKE_PL_SK || pl->type == IKE_PL_SKF ? IKE_PL_NONE : h[0];
 	it->off += plen;
 	it->count++;
 	return 1;
