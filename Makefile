@@ -31,11 +31,12 @@ LDFLAGS := $(SANFLAGS) $(EXTRA_LDFLAGS)
 LIBS := -lbpf -lelf -lz -lyaml -ljansson -lmicrohttpd -lpcap -lm -lpthread
 # libsystemd (sd_notify) and libcap-ng (ctl/caps.c) are the daemon's alone.
 DAEMON_LIBS := $(LIBS) -lsystemd -lcap-ng
-CLI_LIBS := -lyaml -ljansson -lcurl
+CLI_LIBS := -lyaml -ljansson -lcurl -lpcap
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_x86 -Wall -Werror \
 	-Iinclude -Isrc -I$(ARCH_INC)
 
-LIB_SRCS := $(wildcard src/core/*.c src/engine/*.c src/ctl/*.c) src/cli/args.c src/cli/config_cmd.c
+LIB_SRCS := $(wildcard src/core/*.c src/engine/*.c src/ctl/*.c src/doctor/*.c) src/cli/args.c \
+	src/cli/config_cmd.c
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 CLI_OBJS := $(BUILD)/src/cli/main.o $(BUILD)/src/cli/client.o
 BPF_SRCS := $(wildcard src/bpf/*.bpf.c)
@@ -51,7 +52,7 @@ BENCH_SRCS := $(wildcard bench/*.c)
 BENCH_BINS := $(BENCH_SRCS:bench/%.c=$(BUILD)/bench/%)
 DEPS_STAMP := $(BUILD)/.deps-ok
 
-.PHONY: all deps check check-unit check-bpf check-pkg check-system check-san check-system-san fuzz \
+.PHONY: all deps check check-unit check-bpf check-doctor check-pkg check-system check-san check-system-san fuzz \
 	demo bench install deb clean tests
 
 all: $(BUILD)/ikelbd $(BUILD)/ikelb $(BENCH_BINS)
@@ -107,6 +108,10 @@ check-unit: all $(UNIT_BINS)
 check-bpf: all $(BPFT_BINS)
 	sh scripts/run-tests bpf $(BPFT_BINS)
 
+# `ikelb doctor` on the lab's captures (tests/doctor/captures); no root.
+check-doctor: all
+	IKELB_BIN=$(abspath $(BUILD)/ikelb) $(PYTHON) -m pytest -q -p no:cacheprovider tests/doctor
+
 # Builds the .deb and checks what it installs (tests/pkg/run).
 check-pkg: deb
 	PYTHON=$(PYTHON) sh tests/pkg/run $(DEB_DIR)
@@ -131,6 +136,7 @@ check-system-san:
 check: deps
 	sh scripts/check-layout
 	$(MAKE) check-unit check-bpf
+	$(MAKE) check-doctor
 	$(MAKE) check-pkg
 	$(MAKE) check-san
 	$(MAKE) fuzz FUZZ_SECONDS=$(CHECK_FUZZ_SECONDS)

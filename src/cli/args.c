@@ -8,7 +8,7 @@
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 /* More positional arguments than any command takes, so the first bad one
  * is reported before the surplus. */
-#define MAX_POS 8
+#define MAX_POS (CLI_MAX_FILES + 1)
 
 enum {
 	OPT_CONFIG = 1u << 0,
@@ -19,6 +19,8 @@ enum {
 	OPT_LOGLEVEL = 1u << 5,
 	OPT_HELP = 1u << 6,
 	OPT_VERSION = 1u << 7,
+	OPT_LIVE = 1u << 8,
+	OPT_DURATION = 1u << 9,
 };
 
 /* What may come before the command; each command says which of -c/-a apply. */
@@ -41,6 +43,8 @@ static const struct opt_spec opt_specs[] = {
 	{ OPT_LOGLEVEL, 0, "log-level", true },
 	{ OPT_HELP, 'h', "help", false },
 	{ OPT_VERSION, 'V', "version", false },
+	{ OPT_LIVE, 0, "live", true },
+	{ OPT_DURATION, 0, "duration", true },
 };
 
 #define IN_IKELB (1u << CLI_IKELB)
@@ -91,6 +95,17 @@ static const struct cmd_spec cmd_specs[CLI_NCMDS] = {
 	[CLI_STOP] = { "stop", IN_IKELB, CTL_OPTS | OPT_KEEP, "[-c FILE | -a ADDR] [--keep-forwarding]",
 		       "stop the daemon and wait (up to 10 s) until it is gone",
 		       "  --keep-forwarding   the kernel data path keeps running on its last tables\n" },
+	[CLI_DOCTOR] = { "doctor", IN_IKELB, OPT_JSON | OPT_LIVE | OPT_DURATION,
+			 "[--json] CAPTURE.pcap... | [--json] --live IFACE --duration N",
+			 "why VPN clients fail (error 809): IKE SAs, NAT, limits, from packets",
+			 "Reads pcap/pcapng captures taken at a VPN server or either side of a balancer\n"
+			 "(tcpdump -ni IF -w FILE 'udp port 500 or udp port 4500 or esp'), or captures\n"
+			 "live, and reports source NAT, per-IP limits, shared NAT, split ports, silent\n"
+			 "servers and fragmented IKE_AUTH with evidence. See docs/doctor.md.\n"
+			 "  -j, --json          findings as JSON\n"
+			 "  --live IFACE        capture on IFACE (root) instead of reading files\n"
+			 "  --duration N        seconds to capture with --live, 1..3600\n"
+			 "Exit status: 1 when a finding is an error, 0 otherwise, 2 on usage or I/O errors.\n" },
 	[CLI_VERSION] = { "version", IN_BOTH, 0, "", "print the version (also -V, --version)", "" },
 	[CLI_HELP] = { "help", IN_BOTH, 0, "[COMMAND]", "this text, or a command's (also COMMAND --help)",
 		       "" },
@@ -177,6 +192,15 @@ static int set_opt(struct parse *p, unsigned bit, const char *val)
 	case OPT_KEEP: a->keep_forwarding = true; break;
 	case OPT_HELP: a->help = true; break;
 	case OPT_VERSION: a->cmd = CLI_VERSION; break;
+	case OPT_LIVE: a->live = val; break;
+	case OPT_DURATION: {
+		uint64_t n;
+		if (cfg_parse_u64(val, &n) < 0 || n < 1 || n > CLI_DOCTOR_MAX_SECONDS)
+			return fail(p, "--duration: '%s' is not 1..%d seconds", val,
+				    CLI_DOCTOR_MAX_SECONDS);
+		a->duration = (unsigned)n;
+		break;
+	}
 	case OPT_LOGLEVEL:
 		if (log_level_parse(val, &a->log_level) < 0)
 			return fail(p, "--log-level: '%s' is not error, warning, notice, info or debug",
@@ -313,6 +337,26 @@ static int parse_server(struct parse *p)
 	return no_more(p, need);
 }
 
+static int parse_doctor(struct parse *p)
+{
+	struct cli_args *a = p->a;
+	if (a->live && !a->duration)
+		return fail(p, "doctor: --live needs --duration N (1..%d seconds)",
+			    CLI_DOCTOR_MAX_SECONDS);
+	if (a->duration && !a->live)
+		return fail(p, "doctor: --duration applies to --live only");
+	if (a->live && p->npos)
+		return fail(p, "doctor: give capture files or --live, not both");
+	if (!a->live && !p->npos)
+		return fail(p, "doctor: missing CAPTURE.pcap (or --live IFACE --duration N)");
+	if (p->npos > CLI_MAX_FILES)
+		return fail(p, "doctor: at most %d capture files", CLI_MAX_FILES);
+	for (int i = 0; i < p->npos; i++)
+		a->files[i] = p->pos[i];
+	a->nfiles = p->npos;
+	return 0;
+}
+
 static int parse_help(struct parse *p)
 {
 	p->a->help = true;
@@ -344,6 +388,8 @@ static int finish(struct parse *p)
 		return parse_server(p);
 	if (p->a->cmd == CLI_HELP)
 		return parse_help(p);
+	if (p->a->cmd == CLI_DOCTOR)
+		return parse_doctor(p);
 	return no_more(p, 0);
 }
 
@@ -390,7 +436,8 @@ static void command_list(FILE *f, enum cli_prog prog)
 			fprintf(f, "  %-14s %s\n", cmd_specs[c].name, cmd_specs[c].summary);
 	if (prog == CLI_IKELB)
 		fprintf(f, "\nrun and check-config read -c FILE, default " CLI_DEFAULT_CONFIG ";\n"
-			   "the others talk to a running daemon (see `ikelb status --help`).\n");
+			   "doctor reads captures; the others talk to a running daemon\n"
+			   "(see `ikelb status --help`).\n");
 }
 
 static void ctl_help(FILE *f)

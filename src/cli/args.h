@@ -18,6 +18,9 @@
 
 #define CLI_DEFAULT_CONFIG "/etc/ikelb/ikelb.yaml"
 #define CLI_DEFAULT_API "unix:/run/ikelb/api.sock"
+/* `doctor`: capture files per run, and the longest live capture. */
+#define CLI_MAX_FILES 32
+#define CLI_DOCTOR_MAX_SECONDS 3600
 
 enum cli_prog { CLI_IKELB, CLI_IKELBD };
 
@@ -30,6 +33,7 @@ enum cli_cmd {
 	CLI_SERVER,
 	CLI_RELOAD,
 	CLI_STOP,
+	CLI_DOCTOR,
 	CLI_VERSION,
 	CLI_HELP,
 	CLI_NCMDS,
@@ -47,6 +51,10 @@ struct cli_args {
 	enum cli_server_action action;
 	const char *server;
 	uint32_t weight;
+	const char *files[CLI_MAX_FILES]; /* doctor: capture files */
+	int nfiles;
+	const char *live;                 /* doctor --live IFACE */
+	unsigned duration;                /* doctor --duration N (seconds) */
 };
 
 /* Fill *a from argv. Returns 0, or -1 with the reason in err (to print as

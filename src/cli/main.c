@@ -10,6 +10,7 @@
 #include "cli/args.h"
 #include "cli/client.h"
 #include "cli/config_cmd.h"
+#include "doctor/doctor.h"
 
 /* ikelbd from the directory of this executable, not $PATH: a build tree's
  * ikelb must run that tree's daemon. The process stays the same (exec), so
@@ -79,6 +80,7 @@ int main(int argc, char **argv)
 	case CLI_RUN: return exec_daemon(argv);
 	case CLI_CHECK_CONFIG:
 		return cli_check_config("ikelb", a.config ? a.config : CLI_DEFAULT_CONFIG);
+	case CLI_DOCTOR: return doc_cmd_run(a.files, a.nfiles, a.live, a.duration, a.json);
 	default: return control(&a);
 	}
 }

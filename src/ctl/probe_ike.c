@@ -7,6 +7,7 @@
 
 #include "ctl/probe.h"
 #include "ctl/probe_ike.h"
+#include "ikelb/ike_payload.h"
 #include "ikelb/ike_wire.h"
 
 #define PROP_HDR_LEN 8
@@ -15,8 +16,6 @@
 #define KE_DATA_LEN 32
 #define NONCE_LEN 32
 #define VID_LEN (sizeof(PROBE_IKE_VENDOR_ID) - 1)
-/* A real reply carries a handful of payloads; this bounds the walk. */
-#define MAX_PAYLOADS 32
 
 static void probe_ike_put16(uint8_t *p, uint16_t v)
 {
@@ -148,28 +147,23 @@ struct probe_ike_notifies {
 /* Walks the whole payload chain; false when it is malformed. */
 static bool probe_ike_walk(const uint8_t *buf, size_t len, struct probe_ike_notifies *nf)
 {
-	uint8_t next = buf[16];
-	size_t off = IKE_HDR_LEN;
-	for (int n = 0; next != IKE_PL_NONE; n++) {
-		if (n >= MAX_PAYLOADS || len - off < IKE_GEN_HDR_LEN)
+	struct ike_pl_iter it;
+	struct ike_pl pl;
+	int r;
+
+	ike_pl_begin(&it, buf, (uint32_t)len);
+	while ((r = ike_pl_next(&it, &pl)) > 0) {
+		if (pl.type != IKE_PL_NOTIFY)
+			continue;
+		int t = ike_notify_type(&pl);
+		if (t < 0)
 			return false;
-		size_t plen = ike_be16(buf + off + 2);
-		if (plen < IKE_GEN_HDR_LEN || plen > len - off)
-			return false;
-		if (next == IKE_PL_NOTIFY) {
-			/* protocol id, SPI size, notify type, then SPI and data */
-			if (plen < IKE_GEN_HDR_LEN + 4 || plen < (size_t)IKE_GEN_HDR_LEN + 4 + buf[off + 5])
-				return false;
-			uint16_t t = ike_be16(buf + off + 6);
-			if (probe_ike_alive_notify(t) && nf->alive < 0)
-				nf->alive = t;
-			else if (t < IKE_NOTIFY_STATUS_MIN && nf->error < 0)
-				nf->error = t;
-		}
-		next = buf[off];
-		off += plen;
+		if (probe_ike_alive_notify((uint16_t)t) && nf->alive < 0)
+			nf->alive = t;
+		else if (t < IKE_NOTIFY_STATUS_MIN && nf->error < 0)
+			nf->error = t;
 	}
-	return off == len;
+	return r == 0;
 }
 
 /* Walks the whole chain first so a liveness notify followed by garbage is
