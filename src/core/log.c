@@ -14,6 +14,8 @@ void log_init(struct logger *l, enum log_level max)
 {
 	l->max = max;
 	l->out = NULL;
+	l->sink = NULL;
+	l->sink_ctx = NULL;
 	/* journald sets JOURNAL_STREAM for services whose stderr it reads. */
 	l->prefix = getenv("JOURNAL_STREAM") != NULL || getenv("IKELB_LOG_PREFIX") != NULL;
 }
@@ -29,19 +31,36 @@ int log_level_parse(const char *s, enum log_level *out)
 	return -1;
 }
 
-void log_msg(const struct logger *l, enum log_level lvl, const char *fmt, ...)
+static void log_emit(const struct logger *l, enum log_level lvl, const struct log_field *f,
+		     int n, const char *fmt, va_list ap)
 {
 	if (l && lvl > l->max)
 		return;
-	FILE *f = (l && l->out) ? l->out : stderr;
 	char buf[1024];
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	if (l && l->sink && l->sink(l->sink_ctx, lvl, buf, f, n) == 0)
+		return;
+	FILE *out = (l && l->out) ? l->out : stderr;
+	if (l && l->prefix)
+		fprintf(out, "<%d>ikelb: %s\n", (int)lvl, buf);
+	else
+		fprintf(out, "ikelb[%d]: %s: %s\n", (int)getpid(), lvl_names[lvl], buf);
+	fflush(out);
+}
+
+void log_msg(const struct logger *l, enum log_level lvl, const char *fmt, ...)
+{
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(buf, sizeof(buf), fmt, ap);
+	log_emit(l, lvl, NULL, 0, fmt, ap);
 	va_end(ap);
-	if (l && l->prefix)
-		fprintf(f, "<%d>ikelb: %s\n", (int)lvl, buf);
-	else
-		fprintf(f, "ikelb[%d]: %s: %s\n", (int)getpid(), lvl_names[lvl], buf);
-	fflush(f);
+}
+
+void log_fields(const struct logger *l, enum log_level lvl, const struct log_field *f, int n,
+		const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	log_emit(l, lvl, f, n, fmt, ap);
+	va_end(ap);
 }

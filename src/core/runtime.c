@@ -215,9 +215,14 @@ int rt_find_server(const struct runtime *rt, const char *spec, int *svc, int *sr
 static void note_change(struct runtime *rt, int svc, int srv, int eff, uint64_t now_ms)
 {
 	struct rt_server *r = &rt->svc[svc].servers[srv];
-	log_notice(rt->log, "service %s server %s: %s -> %s", svc_name(rt, svc),
-		   rt->cfg->services[svc].servers[srv].name, rt_effective_name(r->effective),
-		   rt_effective_name(eff));
+	const char *name = rt->cfg->services[svc].servers[srv].name;
+	const struct log_field f[] = {
+		{ "IKELB_SERVICE", svc_name(rt, svc) },
+		{ "IKELB_SERVER", name },
+		{ "IKELB_STATE", rt_effective_name(eff) },
+	};
+	log_fields(rt->log, LOG_LVL_NOTICE, f, 3, "service %s server %s: %s -> %s",
+		   svc_name(rt, svc), name, rt_effective_name(r->effective), rt_effective_name(eff));
 	r->effective = eff;
 	r->transitions++;
 	r->last_change_ms = now_ms;

@@ -452,6 +452,7 @@ int daemon_run(const struct daemon_opts *opts)
 	d->opts = *opts;
 	d->epfd = d->sigfd = d->timerfd = -1;
 	log_init(&d->log, opts->log_level);
+	service_log_to_journal(&d->log);
 	service_exe_record(&d->exe, &d->log);
 	daemon_health_init(&d->health, &d->cfg, &d->log, &d->rt);
 	view_init(d);

@@ -6,7 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <systemd/sd-daemon.h>
+#include <systemd/sd-journal.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -92,4 +94,34 @@ int service_reexec(char *const argv[], const struct logger *log)
 	rc = -errno;
 	log_err(log, "re-exec %s: %s", path, strerror(errno));
 	return rc;
+}
+
+/* MESSAGE, PRIORITY, SYSLOG_IDENTIFIER and the caller's fields, each
+ * "KEY=value" in its own iovec as sd_journal_sendv wants. */
+static int journal_sink(void *ctx, enum log_level lvl, const char *msg, const struct log_field *f,
+			int n)
+{
+	(void)ctx;
+	enum { FIXED = 3, MAX_FIELDS = 8, FIELD_LEN = 256 };
+	char fixed[FIXED][1100], extra[MAX_FIELDS][FIELD_LEN];
+	struct iovec iov[FIXED + MAX_FIELDS];
+	int k = 0;
+	snprintf(fixed[0], sizeof(fixed[0]), "MESSAGE=%s", msg);
+	snprintf(fixed[1], sizeof(fixed[1]), "PRIORITY=%d", (int)lvl);
+	snprintf(fixed[2], sizeof(fixed[2]), "SYSLOG_IDENTIFIER=ikelbd");
+	for (; k < FIXED; k++)
+		iov[k] = (struct iovec){ .iov_base = fixed[k], .iov_len = strlen(fixed[k]) };
+	for (int i = 0; i < n && i < MAX_FIELDS; i++, k++) {
+		snprintf(extra[i], sizeof(extra[i]), "%s=%s", f[i].key, f[i].value);
+		iov[k] = (struct iovec){ .iov_base = extra[i], .iov_len = strlen(extra[i]) };
+	}
+	return sd_journal_sendv(iov, k);
+}
+
+void service_log_to_journal(struct logger *log)
+{
+	if (!getenv("JOURNAL_STREAM"))
+		return;
+	log->sink = journal_sink;
+	log->sink_ctx = NULL;
 }

@@ -30,6 +30,12 @@ void service_notify(const struct logger *log, const char *fmt, ...)
  * systemd >= 253 wants). */
 void service_notify_reloading(const struct logger *log);
 
+/* Under journald (JOURNAL_STREAM set, as systemd does for a unit whose
+ * output it reads), send log messages with sd_journal_send so structured
+ * fields (IKELB_SERVICE, IKELB_SERVER, ...) are kept; the stream stays the
+ * fallback. Does nothing elsewhere. */
+void service_log_to_journal(struct logger *log);
+
 /* Execs the executable's path (the new file after an upgrade) with argv;
  * returns only on failure, a negative errno. The caller has closed the
  * engine and the API first. */
