@@ -159,6 +159,7 @@ class Ikelb(Path):
             lines += ["interfaces: [%s]" % ", ".join(ifs),
                       "bpf: { pin_dir: /sys/fs/bpf/ikelb, attach: %s }" % self.attach]
         lines += ["api: { listen: \"unix:%s\" }" % self.api,
+                  'server_state_file: ""',
                   "services:",
                   "  - name: bench",
                   "    vip: %s" % VIP,

@@ -137,6 +137,8 @@ void cfg_defaults(struct cfg *c)
 	snprintf(c->api_listen, sizeof(c->api_listen), "unix:/run/ikelb/api.sock");
 	c->api_idle_timeout_ms = 10000;
 	snprintf(c->bpf_pin_dir, sizeof(c->bpf_pin_dir), "/sys/fs/bpf/ikelb");
+	snprintf(c->server_state_file, sizeof(c->server_state_file),
+		 "/var/lib/ikelb/server-state.json");
 	c->max_clients = 1048576;
 	c->max_flows = 1048576;
 	c->max_halfopen = 65536;

@@ -113,6 +113,9 @@ struct cfg {
 	char api_token_file[256]; /* bearer token for a TCP listener; "" = none */
 	uint64_t api_idle_timeout_ms; /* an API connection idle this long is closed */
 	char bpf_pin_dir[256]; /* default /sys/fs/bpf/ikelb */
+	/* API-set admin states and weights kept across restarts and re-execs
+	 * (ctl/server_state.c); default /var/lib/ikelb/server-state.json, "" = off */
+	char server_state_file[256];
 	enum cfg_bpf_attach bpf_attach; /* default tc */
 	uint64_t maglev_seed;  /* same on every node => same tables */
 	uint32_t max_clients;  /* persistence / SA table capacity, default 1048576 */

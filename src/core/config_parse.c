@@ -10,7 +10,7 @@
 #define DAY_MS (86400ull * 1000)
 
 static const char *const root_keys[] = { "engine", "interfaces", "api", "bpf", "maglev_seed",
-					 "limits", "services", NULL };
+					 "limits", "server_state_file", "services", NULL };
 static const char *const api_keys[] = { "listen", "idle_timeout", "token_file", NULL };
 static const char *const bpf_keys[] = { "pin_dir", "attach", NULL };
 static const char *const bpf_attach_names[] = { "tc", "xdp", NULL };
@@ -182,6 +182,25 @@ static void parse_limits(struct cfg_ctx *x, yaml_node_t *root, struct cfg *c)
 		c->max_flows = (uint32_t)v;
 	if (cfg_get_uint(x, m, "limits", "max_halfopen", 16, 1u << 24, &v) > 0)
 		c->max_halfopen = (uint32_t)v;
+}
+
+/* "" turns the server-state file off; anything else must not depend on
+ * the daemon's working directory. */
+static void parse_state_file(struct cfg_ctx *x, yaml_node_t *root, struct cfg *c)
+{
+	char *p = c->server_state_file;
+	yaml_node_t *n = cfg_get(x, root, "server_state_file");
+	/* Only a quoted "" is empty on purpose; a bare key stays an error. */
+	if (n && n->type == YAML_SCALAR_NODE && !n->data.scalar.length &&
+	    (n->data.scalar.style == YAML_DOUBLE_QUOTED_SCALAR_STYLE ||
+	     n->data.scalar.style == YAML_SINGLE_QUOTED_SCALAR_STYLE)) {
+		p[0] = 0;
+		return;
+	}
+	if (cfg_get_str(x, root, "", "server_state_file", p, sizeof(c->server_state_file)) > 0 &&
+	    p[0] && p[0] != '/')
+		cfg_err(x, cfg_get(x, root, "server_state_file"),
+			"server_state_file: '%s' is not an absolute path (\"\" turns it off)", p);
 }
 
 static void parse_ports(struct cfg_ctx *x, yaml_node_t *m, const char *path,
@@ -530,5 +549,6 @@ void cfg_parse_root(struct cfg_ctx *x, yaml_node_t *root, struct cfg *c)
 	if (cfg_get_u64(x, root, "", "maglev_seed", &v) > 0)
 		c->maglev_seed = v;
 	parse_limits(x, root, c);
+	parse_state_file(x, root, c);
 	parse_services(x, root, c);
 }

@@ -18,6 +18,7 @@
 #include "ctl/daemon_health.h"
 #include "ctl/lock.h"
 #include "ctl/reload.h"
+#include "ctl/server_state.h"
 #include "ctl/service.h"
 #include "core/runtime.h"
 #include "ctl/view.h"
@@ -42,6 +43,7 @@ struct daemon {
 	bool stopping;
 	bool keep_forwarding;     /* leave the data path attached on exit */
 	bool reexec;              /* on exit, exec the executable again (same PID) */
+	bool state_loaded;        /* the server-state file was read: saving is safe */
 	struct service_exe exe;   /* the file this process runs, to see upgrades */
 	uint64_t swept;           /* idle state entries expired */
 	struct ctl_reload_info last_reload;
@@ -69,16 +71,31 @@ static int view_health(void *ctx, int svc, int srv, struct health_info *out)
 	return daemon_health_state(&d->health, svc, srv, out);
 }
 
+/* API-set states and weights outlive the process through the server-state
+ * file. Not before it was read: that would overwrite the saved overrides
+ * with the file's values. A failed save is logged and changes nothing. */
+static void save_state(struct daemon *d)
+{
+	if (d->state_loaded)
+		sstate_save(d->cfg.server_state_file, &d->cfg, &d->rt, &d->log);
+}
+
 static int cmd_set_admin(void *ctx, int svc, int srv, enum cfg_server_state st)
 {
 	struct daemon *d = ctx;
-	return rt_set_admin(&d->rt, svc, srv, st, clock_mono_ms()) < 0 ? -EIO : 0;
+	if (rt_set_admin(&d->rt, svc, srv, st, clock_mono_ms()) < 0)
+		return -EIO;
+	save_state(d);
+	return 0;
 }
 
 static int cmd_set_weight(void *ctx, int svc, int srv, uint32_t weight)
 {
 	struct daemon *d = ctx;
-	return rt_set_weight(&d->rt, svc, srv, weight, clock_mono_ms()) < 0 ? -EIO : 0;
+	if (rt_set_weight(&d->rt, svc, srv, weight, clock_mono_ms()) < 0)
+		return -EIO;
+	save_state(d);
+	return 0;
 }
 
 static void cmd_shutdown(void *ctx, bool keep_forwarding)
@@ -230,6 +247,8 @@ static int reload(struct daemon *d, struct ctl_reload_result *res)
 	int rc = reload_config(&t);
 	if (rc < 0)
 		log_notice(&d->log, "reload: not applied");
+	else
+		save_state(d); /* the file may have taken over overridden settings */
 	reload_note(&d->last_reload, res);
 	notify_status(d, "READY=1\n");
 	return rc;
@@ -376,6 +395,10 @@ static int start_engine(struct daemon *d)
 	if ((rc = engine_open(&d->eng, &d->cfg, &d->log, &eo)) < 0)
 		return rc;
 	d->view.engine_name = d->eng.ops->name;
+	/* Drains and weights of the previous process, before the engine gets
+	 * its first tables: a drained server takes no new client meanwhile. */
+	sstate_load(d->cfg.server_state_file, &d->cfg, &d->rt, &d->log, clock_mono_ms());
+	d->state_loaded = true;
 	if (rt_sync_all(&d->rt) < 0) {
 		log_err(&d->log, "cannot program the engine with the configuration");
 		return -EIO;
@@ -433,6 +456,7 @@ static int finish(struct daemon *d, int rc)
 	bool reexec = rc == 0 && d->reexec;
 	if (!reexec)
 		service_notify(&d->log, "STOPPING=1");
+	save_state(d); /* every change was saved already; this covers a lost write */
 	cleanup(d);
 	if (reexec)
 		rc = service_reexec(d->opts.argv, &d->log);

@@ -32,6 +32,8 @@ static bool needs_restart(const struct cfg *a, const struct cfg *b, const char *
 		*why = "bpf.pin_dir";
 	else if (a->bpf_attach != b->bpf_attach)
 		*why = "bpf.attach";
+	else if (!str_eq(a->server_state_file, b->server_state_file))
+		*why = "server_state_file";
 	else if (a->max_clients != b->max_clients || a->max_flows != b->max_flows ||
 		 a->max_halfopen != b->max_halfopen)
 		*why = "limits";

@@ -39,8 +39,11 @@ def free_udp_ports(n):
     return ports
 
 
+# server_state_file "": tests must not share the host's
+# /var/lib/ikelb/server-state.json (a drain would leak into the next test).
 CONFIG = """engine: socket
 api: {{ listen: "unix:{sock}" }}
+server_state_file: ""
 services:
   - name: {svc}
     vip: 127.0.0.1

@@ -52,6 +52,7 @@ def write_config(d, listen, ports=(40500, 44500)):
     with open(path, "w") as f:
         f.write("engine: socket\n"
                 "api: { listen: \"%s\" }\n"
+                "server_state_file: \"\"\n"
                 "services:\n"
                 "  - name: vpn\n"
                 "    vip: 127.0.0.1\n"

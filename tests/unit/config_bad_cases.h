@@ -38,7 +38,7 @@ static const struct cfg_bad_case cfg_bad_cases[] = {
 	  "    vip: 203.0.113.10\n"
 	  "    servers:\n"
 	  "      - { name: a, address: 198.51.100.1 }\n",
-	  "t.yaml:2:1: unknown key 'foo' (valid keys: engine, interfaces, api, bpf, maglev_seed, limits, services)" },
+	  "t.yaml:2:1: unknown key 'foo' (valid keys: engine, interfaces, api, bpf, maglev_seed, limits, server_state_file, services)" },
 	{ "unknown_key_service",
 	  "interfaces: [eth0]\n"
 	  "services:\n"
@@ -648,6 +648,15 @@ static const struct cfg_bad_case cfg_bad_cases[] = {
 	  "    servers:\n"
 	  "      - { name: a, address: 198.51.100.1 }\n",
 	  "t.yaml:2:17: bpf.pin_dir: 'ikelb' is not an absolute path" },
+	{ "server_state_file_relative",
+	  "interfaces: [eth0]\n"
+	  "server_state_file: state.json\n"
+	  "services:\n"
+	  "  - name: s1\n"
+	  "    vip: 203.0.113.10\n"
+	  "    servers:\n"
+	  "      - { name: a, address: 198.51.100.1 }\n",
+	  "t.yaml:2:20: server_state_file: 'state.json' is not an absolute path (\"\" turns it off)" },
 	{ "limits_zero",
 	  "interfaces: [eth0]\n"
 	  "limits: { max_flows: 0 }\n"

@@ -126,6 +126,7 @@ static void defaults_applied(void **state)
 	assert_int_equal(c.engine, CFG_ENGINE_BPF);
 	assert_string_equal(c.api_listen, "unix:/run/ikelb/api.sock");
 	assert_string_equal(c.bpf_pin_dir, "/sys/fs/bpf/ikelb");
+	assert_string_equal(c.server_state_file, "/var/lib/ikelb/server-state.json");
 	assert_true(c.maglev_seed == 0);
 	assert_int_equal(c.max_clients, 1048576);
 	assert_int_equal(c.max_flows, 1048576);
@@ -169,6 +170,7 @@ static void every_field_set(void **state)
 		      "bpf: { pin_dir: /sys/fs/bpf/lb2 }\n"
 		      "maglev_seed: 0xffffffffffffffff\n"
 		      "limits: { max_clients: 1000, max_flows: 2000, max_halfopen: 300 }\n"
+		      "server_state_file: \"\"\n"
 		      "services:\n"
 		      "  - name: u.v-w_1\n"
 		      "    vip: 198.51.100.10\n"
@@ -193,6 +195,7 @@ static void every_field_set(void **state)
 	assert_int_equal(c.api_idle_timeout_ms, 10000); /* loopback TCP: no token needed */
 	assert_string_equal(c.api_token_file, "");
 	assert_string_equal(c.bpf_pin_dir, "/sys/fs/bpf/lb2");
+	assert_string_equal(c.server_state_file, ""); /* off */
 	assert_true(c.maglev_seed == UINT64_MAX);
 	assert_int_equal(c.max_clients, 1000);
 	assert_int_equal(c.max_flows, 2000);

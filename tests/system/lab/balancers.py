@@ -107,6 +107,8 @@ def ikelb_config(lab, forwarding="dnat", persistence="source-ip", scheduler="mag
                   "  pin_dir: /sys/fs/bpf/ikelb"]
     lines += ["api:",
              "  listen: %s" % (api_listen or "unix:%s" % os.path.join(lab.workdir, "ikelb-api.sock")),
+             # not the host's /var/lib/ikelb: no drain leaks from test to test
+             'server_state_file: ""',
              "services:",
              "  - name: vpn",
              "    vip: %s" % VIP,
