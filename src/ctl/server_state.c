@@ -49,16 +49,26 @@ static json_t *state_json(const struct cfg *cfg, const struct runtime *rt)
 	return root;
 }
 
+#define PATH_LEN (sizeof(((struct cfg *)0)->server_state_file) + 8)
+
+/* The directory part of path into dir: "." for a bare name, "/" for
+ * "/f.json". */
+static void dir_of(const char *path, char *dir, size_t len)
+{
+	snprintf(dir, len, "%s", path);
+	char *slash = strrchr(dir, '/');
+	if (!slash)
+		snprintf(dir, len, ".");
+	else
+		slash[slash == dir] = 0;
+}
+
 /* The file's directory, created 0755 when missing (StateDirectory= does it
  * under systemd; `ikelb run` by hand may be the first user). */
 static int ensure_dir(const char *path)
 {
-	char dir[sizeof(((struct cfg *)0)->server_state_file)];
-	snprintf(dir, sizeof(dir), "%s", path);
-	char *slash = strrchr(dir, '/');
-	if (!slash || slash == dir)
-		return 0;
-	*slash = 0;
+	char dir[PATH_LEN];
+	dir_of(path, dir, sizeof(dir));
 	if (mkdir(dir, 0755) == 0 || errno == EEXIST)
 		return 0;
 	return -errno;
@@ -78,12 +88,25 @@ static int write_all(int fd, const char *s, size_t n)
 	return 0;
 }
 
+/* The rename reaches the disk with the directory; best effort, the rename
+ * is done either way. */
+static void sync_dir(const char *path)
+{
+	char dir[PATH_LEN];
+	dir_of(path, dir, sizeof(dir));
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0) {
+		fsync(dfd);
+		close(dfd);
+	}
+}
+
 /* The file is either the old one or the new one, never half written, even
  * across a power cut: tmp file in the same directory (same file system),
  * fsync, rename, fsync of the directory. */
 static int write_atomic(const char *path, const char *text)
 {
-	char tmp[sizeof(((struct cfg *)0)->server_state_file) + 8];
+	char tmp[PATH_LEN];
 	snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path);
 	int fd = mkostemp(tmp, O_CLOEXEC);
 	if (fd < 0)
@@ -99,16 +122,7 @@ static int write_atomic(const char *path, const char *text)
 		unlink(tmp);
 		return rc;
 	}
-	char dir[sizeof(tmp)];
-	snprintf(dir, sizeof(dir), "%s", path);
-	char *slash = strrchr(dir, '/');
-	if (slash)
-		slash[slash == dir] = 0; /* "/f.json" lives in "/" */
-	int dfd = open(slash ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd >= 0) {
-		fsync(dfd); /* best effort: the rename is done either way */
-		close(dfd);
-	}
+	sync_dir(path);
 	return 0;
 }
 

@@ -17,7 +17,7 @@ import time
 import pytest
 
 from lab.balancers import ikelb_bin
-from test_api import CONFIG, UnixHTTP, free_udp_ports
+from test_api import CONFIG, free_udp_ports, raw
 
 
 @pytest.fixture
@@ -76,12 +76,8 @@ def stop(e):
 
 
 def api(e, method, path):
-    c = UnixHTTP(e["sock"])
-    c.request(method, path)
-    r = c.getresponse()
-    body = r.read().decode()
-    c.close()
-    assert r.status == 200, body
+    status, body = raw(e, method, path)
+    assert status == 200, body
     return json.loads(body) if body else None
 
 
