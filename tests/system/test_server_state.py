@@ -132,7 +132,7 @@ def test_drain_and_weight_survive_restart_and_reexec(env):
     assert os.listdir(os.path.dirname(e["state"])) == ["server-state.json"]
 
 
-def test_corrupt_state_file_does_not_stop_the_start(env):
+def test_corrupt_state_file_does_not_stop_the_start_and_moving_it_needs_a_restart(env):
     e = env
     os.makedirs(os.path.dirname(e["state"]))
     with open(e["state"], "w") as f:
@@ -140,4 +140,9 @@ def test_corrupt_state_file_does_not_stop_the_start(env):
     start(e)
     assert server(e, "a")["admin"] == "active"
     assert "server-state: %s:1:" % e["state"] in log_of(e)
+    # Another file is read only at start: a reload that moves it is refused.
+    with open(e["conf"], "w") as f:
+        f.write(e["text"].replace(e["state"], e["state"] + ".new"))
+    status, body = raw(e, "POST", "/v1/reload")
+    assert "'server_state_file' changed, which needs a restart" in body, (status, body)
     stop(e)
