@@ -51,6 +51,7 @@
 #include "core/config.h"
 #include "ikelb/ike_wire.h"
 #include "ikelb/addr.h"
+#include "core/lookup.h"
 #include "ikelb/maps.h"
 
 struct runtime;
@@ -117,6 +118,16 @@ void steer_counters(const struct steer *st, int svc, uint64_t pkts[SVC_CTR__MAX]
  * half-open) and flows; arrays of nservers. O(table size). */
 void steer_server_counts(const struct steer *st, int svc, uint64_t now, uint64_t *clients,
 			 uint64_t *flows);
+
+/* Read-only (steer_query.c). Calls cb for every entry answering q (see
+ * core/lookup.h); returns how many, or -EINVAL. */
+int steer_query(const struct steer *st, const struct lk_query *q, uint64_t now, lk_cb cb,
+		void *ctx);
+/* Per server of svc: established IKE SAs (the SA table, kept in both
+ * persistence modes) and distinct client addresses (live flows). Arrays of
+ * nservers. 0 or -EINVAL / -ENOMEM. */
+int steer_server_usage(const struct steer *st, int svc, uint64_t now, uint64_t *sas,
+		       uint64_t *addresses);
 
 /* Active connections for lc/wlc (the socket engine counts its upstream
  * flows), kept by the runtime's scheduler. */

@@ -69,6 +69,14 @@ static int view_health(void *ctx, int svc, int srv, struct health_info *out)
 	return daemon_health_state(&d->health, svc, srv, out);
 }
 
+static int view_lookup(void *ctx, const struct lk_query *q, lk_cb cb, void *cbctx)
+{
+	struct daemon *d = ctx;
+	if (!d->eng.ops || !d->eng.ops->lookup)
+		return -EOPNOTSUPP;
+	return d->eng.ops->lookup(&d->eng, q, cb, cbctx);
+}
+
 static int cmd_set_admin(void *ctx, int svc, int srv, enum cfg_server_state st)
 {
 	struct daemon *d = ctx;
@@ -99,7 +107,8 @@ static void view_init(struct daemon *d)
 		.cfg = &d->cfg, .rt = &d->rt, .log = &d->log, .engine_name = "none",
 		.config_path = d->opts.config_path, .started_ms = clock_mono_ms(),
 		.expired = &d->swept, .now_ms = clock_mono_ms, .stats = view_stats,
-		.health = view_health, .last_reload = &d->last_reload, .ctx = d,
+		.health = view_health, .last_reload = &d->last_reload, .lookup = view_lookup,
+		.ctx = d,
 	};
 	d->cmd = (struct ctl_cmd){ .set_admin = cmd_set_admin, .set_weight = cmd_set_weight,
 				   .shutdown = cmd_shutdown, .reload = cmd_reload, .ctx = d };

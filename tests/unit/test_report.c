@@ -168,11 +168,17 @@ static int teardown(void **state)
 	return 0;
 }
 
+static const char *keep_arg(void *ctx, const char *name)
+{
+	return strcmp(name, "keep") ? NULL : ctx;
+}
+
 /* api_route's answer; the caller frees r->body. */
 static void route(struct fake *f, const char *method, const char *url, const char *keep,
 		  struct api_reply *r)
 {
-	assert_int_equal(api_route(&f->view, &f->cmd, method, url, keep, r), 0);
+	struct api_args args = { keep_arg, (void *)keep };
+	assert_int_equal(api_route(&f->view, &f->cmd, method, url, &args, r), 0);
 	assert_non_null(r->body);
 }
 
