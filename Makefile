@@ -38,7 +38,7 @@ BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_x86 -Wall -Werror \
 LIB_SRCS := $(wildcard src/core/*.c src/engine/*.c src/ctl/*.c src/doctor/*.c) src/cli/args.c \
 	src/cli/config_cmd.c
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
-CLI_OBJS := $(BUILD)/src/cli/main.o $(BUILD)/src/cli/client.o
+CLI_OBJS := $(BUILD)/src/cli/main.o $(BUILD)/src/cli/client.o $(BUILD)/src/cli/client_lookup.o
 BPF_SRCS := $(wildcard src/bpf/*.bpf.c)
 BPF_OBJS := $(BPF_SRCS:src/bpf/%.bpf.c=$(BUILD)/bpf/%.bpf.o)
 BPF_SKELS := $(BPF_SRCS:src/bpf/%.bpf.c=$(BUILD)/bpf/%.skel.h)

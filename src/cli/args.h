@@ -34,6 +34,9 @@ enum cli_cmd {
 	CLI_RELOAD,
 	CLI_STOP,
 	CLI_DOCTOR,
+	CLI_LOOKUP,
+	CLI_CLIENTS,
+	CLI_LOG,
 	CLI_VERSION,
 	CLI_HELP,
 	CLI_NCMDS,
@@ -55,6 +58,12 @@ struct cli_args {
 	int nfiles;
 	const char *live;                 /* doctor --live IFACE */
 	unsigned duration;                /* doctor --duration N (seconds) */
+	const char *target;               /* lookup ADDRESS[:PORT] */
+	const char *spi;                  /* lookup --spi HEX */
+	const char *service;              /* clients --service */
+	const char *server_filter;        /* clients --server */
+	unsigned long offset, limit;      /* clients paging (limit 0: the daemon's) */
+	bool log_on;                      /* log decisions on|off */
 };
 
 /* Fill *a from argv. Returns 0, or -1 with the reason in err (to print as

@@ -57,13 +57,15 @@ static json_t *server_json(const struct ctl_view *v, const struct eng_stats *sta
 	const struct eng_srv_stats *st = stats->srv[i] ? &stats->srv[i][k] : NULL;
 	char a[IKELB_ADDR_STRLEN];
 
-	json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:I, s:I, s:I, s:I, s:I}",
+	json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
 			      "name", cs->name,
 			      "address", ikelb_addr_str(&cs->addr, a, sizeof(a)),
 			      "admin", cfg_server_state_name(r->admin),
 			      "health", health_state_name(r->health),
 			      "state", rt_effective_name(r->effective),
 			      "weight", (int)r->weight,
+			      "sas", (json_int_t)(st ? st->sas : 0),
+			      "client_addresses", (json_int_t)(st ? st->client_addresses : 0),
 			      "clients", (json_int_t)(st ? st->clients : 0),
 			      "flows", (json_int_t)(st ? st->flows : 0),
 			      "packets", (json_int_t)(st ? st->pkts : 0),

@@ -141,7 +141,8 @@ static int setup(void **state)
 	f->st.svc[0].pkts[SVC_CTR_RX] = 7;
 	f->st.svc[0].bytes[SVC_CTR_RX] = 700;
 	f->st.svc[0].pkts[SVC_CTR_DROP_BASE + IKE_DROP_TOO_SHORT] = 2;
-	f->st.srv[0][0] = (struct eng_srv_stats){ .pkts = 5, .bytes = 500, .clients = 3, .flows = 1 };
+	f->st.srv[0][0] = (struct eng_srv_stats){ .pkts = 5, .bytes = 500, .clients = 3, .flows = 1,
+						  .sas = 4, .client_addresses = 2 };
 	f->expired = 9;
 	f->view = (struct ctl_view){
 		.cfg = &f->cfg, .rt = &f->rt, .log = &f->log, .engine_name = "socket",
@@ -221,6 +222,8 @@ static const char status_golden[] =
 	"          \"health\": \"unknown\",\n"
 	"          \"state\": \"active\",\n"
 	"          \"weight\": 100,\n"
+	"          \"sas\": 4,\n"
+	"          \"client_addresses\": 2,\n"
 	"          \"clients\": 3,\n"
 	"          \"flows\": 1,\n"
 	"          \"packets\": 5,\n"
@@ -234,6 +237,8 @@ static const char status_golden[] =
 	"          \"health\": \"down\",\n"
 	"          \"state\": \"active\",\n"
 	"          \"weight\": 50,\n"
+	"          \"sas\": 0,\n"
+	"          \"client_addresses\": 0,\n"
 	"          \"clients\": 0,\n"
 	"          \"flows\": 0,\n"
 	"          \"packets\": 0,\n"
@@ -410,6 +415,85 @@ static void status_without_reload(void **state)
 	json_decref(j);
 }
 
+/* Three flows of one NAT address to s0, as an engine would report them;
+ * records the query it got. */
+static struct lk_query last_q;
+static int fake_lookup(void *ctx, const struct lk_query *q, lk_cb cb, void *cbctx)
+{
+	(void)ctx;
+	last_q = *q;
+	for (int i = 0; i < 3; i++) {
+		struct lk_entry e = { .svc = 0, .srv = 0, .table = LK_T_FLOW, .rule = RULE_FLOW,
+				      .cport = (uint16_t)(4500 + i), .vport = 4500, .idle_s = i,
+				      .expires_in = 300 - i };
+		ikelb_addr_parse("198.18.0.1", &e.client);
+		if (q->kind == LK_Q_ADDR && q->port >= 0 && q->port != e.cport)
+			continue;
+		cb(cbctx, &e);
+	}
+	return 3;
+}
+
+static const char *args_get(void *ctx, const char *name)
+{
+	const char *const *kv = ctx;
+	for (; kv[0]; kv += 2)
+		if (!strcmp(kv[0], name))
+			return kv[1];
+	return NULL;
+}
+
+static json_t *get_args(struct fake *f, const char *url, const char *const *kv, unsigned code)
+{
+	struct api_args args = { args_get, (void *)kv };
+	struct api_reply r;
+	assert_int_equal(api_route(&f->view, &f->cmd, "GET", url, &args, &r), 0);
+	assert_int_equal(r.code, code);
+	json_t *j = json_loads(r.body, 0, NULL);
+	free(r.body);
+	assert_non_null(j);
+	return j;
+}
+
+/* /v1/lookup answers with the first entry's server and rule and lists
+ * every client behind the address; /v1/clients pages. */
+static void lookup_and_clients(void **state)
+{
+	struct fake *f = *state;
+	f->view.lookup = fake_lookup;
+	const char *const a1[] = { "addr", "198.18.0.1", NULL };
+	json_t *j = get_args(f, "/v1/lookup", a1, 200);
+	assert_string_equal(json_string_value(json_object_get(j, "server")), "s0");
+	assert_string_equal(json_string_value(json_object_get(j, "rule")), "flow");
+	assert_string_equal(json_string_value(json_object_get(j, "service")), "vpn");
+	assert_int_equal(json_integer_value(json_object_get(j, "last_seen")), 0);
+	assert_int_equal(json_integer_value(json_object_get(j, "expires_in")), 300);
+	assert_int_equal(json_array_size(json_object_get(j, "entries")), 3);
+	json_decref(j);
+	const char *const a2[] = { "addr", "[2001:db8::1]:4501", NULL };
+	json_decref(get_args(f, "/v1/lookup", a2, 200));
+	assert_int_equal(last_q.port, 4501);
+	const char *const a3[] = { "spi", "00000000c0ffee01", NULL };
+	json_decref(get_args(f, "/v1/lookup", a3, 200));
+	assert_int_equal(last_q.kind, LK_Q_SPI);
+	assert_true(last_q.spi == 0xc0ffee01ull && !last_q.esp);
+	const char *const bad[][3] = { { "addr", "nope", NULL }, { "spi", "xyz", NULL },
+				       { NULL, NULL, NULL } };
+	for (int i = 0; i < 3; i++)
+		json_decref(get_args(f, "/v1/lookup", bad[i], 400));
+	const char *const c1[] = { "server", "s0", "offset", "1", "limit", "1", NULL };
+	j = get_args(f, "/v1/clients", c1, 200);
+	assert_int_equal(json_integer_value(json_object_get(j, "total")), 3);
+	json_t *list = json_object_get(j, "clients");
+	assert_int_equal(json_array_size(list), 1);
+	assert_int_equal(json_integer_value(json_object_get(json_array_get(list, 0), "client_port")),
+			 4501);
+	assert_int_equal(last_q.srv, 0);
+	json_decref(j);
+	const char *const c2[] = { "service", "nosuch", NULL };
+	json_decref(get_args(f, "/v1/clients", c2, 404));
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void)
@@ -425,6 +509,7 @@ int main(void)
 		T(shutdown_passes_keep),
 		T(reload_reports_changes_or_errors),
 		T(status_without_reload),
+		T(lookup_and_clients),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,139 @@
+"""A socket-engine daemon on loopback (no namespaces, no root) and fake IKE
+clients, for tests of what the daemon reports: lookups, counts, metrics,
+the dashboard. Servers need not exist: the balancer learns its state from
+client messages (IKE_SA_INIT, then IKE_AUTH with the responder SPI)."""
+import http.client
+import json
+import os
+import socket
+import struct
+import subprocess
+import tempfile
+import time
+
+from lab.balancers import ikelb_bin
+
+CONFIG = """engine: socket
+api: {{ listen: "unix:{sock}" }}
+services:
+  - name: vpn
+    vip: 127.0.0.1
+    ports: [{p500}, {p4500}]
+    ike_port: {p500}
+    forwarding: fullnat
+    persistence: {{ mode: {mode} }}
+    health: {{ type: none }}
+    servers:
+      - {{ name: a, address: 127.0.0.21, weight: 100 }}
+      - {{ name: b, address: 127.0.0.22, weight: 100 }}
+"""
+
+
+class UnixHTTP(http.client.HTTPConnection):
+    def __init__(self, path):
+        super().__init__("localhost", timeout=10)
+        self.path = path
+
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(10)
+        self.sock.connect(self.path)
+
+
+def free_udp_ports(n):
+    socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+class Daemon:
+    def __init__(self, mode="source-ip"):
+        self.dir = tempfile.mkdtemp(prefix="ikelb-lb-")
+        self.sock = os.path.join(self.dir, "api.sock")
+        self.api = "unix:" + self.sock
+        self.p500, self.p4500 = free_udp_ports(2)
+        self.conf = os.path.join(self.dir, "ikelb.yaml")
+        with open(self.conf, "w") as f:
+            f.write(CONFIG.format(sock=self.sock, p500=self.p500, p4500=self.p4500, mode=mode))
+        self.logpath = os.path.join(self.dir, "ikelb.log")
+        log = open(self.logpath, "w")
+        self.proc = subprocess.Popen([ikelb_bin(), "run", "-c", self.conf], stdout=log,
+                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        log.close()
+        deadline = time.monotonic() + 10
+        while not os.path.exists(self.sock) and time.monotonic() < deadline:
+            assert self.proc.poll() is None, self.log()
+            time.sleep(0.05)
+        assert os.path.exists(self.sock), "API socket never appeared"
+
+    def log(self):
+        with open(self.logpath) as f:
+            return f.read()
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+    def http(self, method, path):
+        c = UnixHTTP(self.sock)
+        c.request(method, path)
+        r = c.getresponse()
+        body = r.read().decode()
+        c.close()
+        return r.status, body
+
+    def get_json(self, path):
+        code, body = self.http("GET", path)
+        assert code == 200, (path, code, body)
+        return json.loads(body)
+
+    def cli(self, *args):
+        return subprocess.run([ikelb_bin()] + list(args) + ["-a", self.api],
+                              capture_output=True, text=True, timeout=20)
+
+
+def ike(spi_i, spi_r, exch, msgid=0):
+    """A bare IKEv2 header (initiator request): all the classifier needs."""
+    return struct.pack(">QQBBBBII", spi_i, spi_r, 33, 0x20, exch, 0x08, msgid, 28)
+
+
+SA_INIT, IKE_AUTH = 34, 35
+
+
+class Client:
+    """One IKE client: a UDP socket on (addr, any port); several on one
+    address stand for clients behind one NAT."""
+
+    def __init__(self, addr, spi_i):
+        self.s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.s.bind((addr, 0))
+        self.addr, self.port = self.s.getsockname()
+        self.spi_i = spi_i
+
+    def connect(self, d, spi_r=0xabcdef0011223344):
+        """IKE_SA_INIT, then IKE_AUTH: the balancer now tracks the SA."""
+        self.s.sendto(ike(self.spi_i, 0, SA_INIT), ("127.0.0.1", d.p500))
+        time.sleep(0.05)
+        self.s.sendto(ike(self.spi_i, spi_r, IKE_AUTH, 1), ("127.0.0.1", d.p500))
+
+    def close(self):
+        self.s.close()
+
+
+def settle(d, want_sas, timeout=5):
+    """Wait until the status counts want_sas established SAs."""
+    deadline = time.monotonic() + timeout
+    while True:
+        st = d.get_json("/v1/status")
+        n = sum(s["sas"] for s in st["services"][0]["servers"])
+        if n >= want_sas or time.monotonic() > deadline:
+            return st
+        time.sleep(0.1)
