@@ -12,9 +12,7 @@
 
 #include "core/log.h"
 
-#ifndef IKELB_VERSION
-#define IKELB_VERSION "0.1.0"
-#endif
+#include "ikelb/version.h"
 
 #define CLI_DEFAULT_CONFIG "/etc/ikelb/ikelb.yaml"
 #define CLI_DEFAULT_API "unix:/run/ikelb/api.sock"

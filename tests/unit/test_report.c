@@ -296,14 +296,25 @@ static void metrics_families_and_samples(void **state)
 	assert_string_equal(r.ctype, "text/plain; version=0.0.4");
 	static const char *const want[] = {
 		"# TYPE ikelb_packets_total counter\n",
-		"ikelb_packets_total{service=\"vpn\",counter=\"rx\"} 7\n",
+		"ikelb_packets_total{service=\"vpn\",direction=\"in\"} 7\n",
+		"# HELP ikelb_drops_total ",
 		"ikelb_drops_total{service=\"vpn\",reason=\"too_short\"} 2\n",
 		"ikelb_server_up{service=\"vpn\",server=\"s1\"} 1\n",
 		"ikelb_server_weight{service=\"vpn\",server=\"s1\"} 50\n",
 		"ikelb_server_clients{service=\"vpn\",server=\"s0\"} 3\n",
+		"ikelb_server_sas{service=\"vpn\",server=\"s0\"} 4\n",
+		"ikelb_server_client_addresses{service=\"vpn\",server=\"s0\"} 2\n",
 		"ikelb_server_bytes_total{service=\"vpn\",server=\"s0\"} 500\n",
-		"ikelb_service_fullnat{service=\"vpn\",snat_pool_size=\"0\"} 0\n",
+		"ikelb_service_fullnat{service=\"vpn\"} 0\n",
+		"ikelb_service_snat_pool_addresses{service=\"vpn\"} 0\n",
+		"# HELP ikelb_expired_entries_total ",
 		"ikelb_expired_entries_total 9\n",
+		/* s1 is health checked: 3 ok, failing now */
+		"ikelb_probes_total{service=\"vpn\",server=\"s1\",result=\"ok\"} 3\n",
+		"ikelb_probe_rtt_seconds_bucket{service=\"vpn\",server=\"s1\",le=\"+Inf\"} 0\n",
+		"# TYPE ikelb_probe_rtt_seconds histogram\n",
+		"ikelb_reload_success ",
+		"ikelb_build_info{version=\"",
 	};
 	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
 		if (!strstr(r.body, want[i]))
@@ -313,6 +324,15 @@ static void metrics_families_and_samples(void **state)
 	assert_non_null(p);
 	assert_true(strstr(r.body, "# TYPE ikelb_server_up gauge") < p);
 	assert_null(strstr(strstr(r.body, "# TYPE ikelb_server_up") + 1, "# TYPE ikelb_server_up"));
+	/* No measured value in a label, every family described. */
+	assert_null(strstr(r.body, "snat_pool_size"));
+	assert_null(strstr(r.body, "counter=\""));
+	int help = 0, type = 0;
+	for (const char *q = r.body; (q = strstr(q, "# HELP ")); q++)
+		help++;
+	for (const char *q = r.body; (q = strstr(q, "# TYPE ")); q++)
+		type++;
+	assert_int_equal(help, type);
 	free(r.body);
 }
 
