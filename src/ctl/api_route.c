@@ -127,6 +127,23 @@ static int reload_req(const struct ctl_view *v, const struct ctl_cmd *cmd, struc
 	return ret;
 }
 
+/* POST /v1/log/decisions/on|off */
+static int decision_log(const struct ctl_view *v, const struct ctl_cmd *cmd, const char *arg,
+			struct api_reply *out)
+{
+	bool on = !strcmp(arg, "on");
+	if (!on && strcmp(arg, "off"))
+		return api_reply_error(out, 404, "expected /v1/log/decisions/on or /off");
+	int rc = cmd->set_decision_log ? cmd->set_decision_log(cmd->ctx, on) : -EOPNOTSUPP;
+	if (rc == -EOPNOTSUPP)
+		return api_reply_error(out, 501, "this engine takes its decisions in the kernel and "
+						 "does not log them; use ikelb lookup");
+	if (rc < 0)
+		return api_reply_error(out, 500, "engine update failed (see the daemon log)");
+	log_notice(v->log, "api: decision log %s", on ? "on" : "off");
+	return reply_ok(out);
+}
+
 int api_route(const struct ctl_view *v, const struct ctl_cmd *cmd, const char *method,
 	      const char *url, const struct api_args *args, struct api_reply *out)
 {
@@ -148,6 +165,8 @@ int api_route(const struct ctl_view *v, const struct ctl_cmd *cmd, const char *m
 		return api_clients(v, args, out);
 	if (post && !strncmp(url, "/v1/servers/", 12))
 		return server_action(v, cmd, url + 12, out);
+	if (post && !strncmp(url, "/v1/log/decisions/", 18))
+		return decision_log(v, cmd, url + 18, out);
 	if (post && !strcmp(url, "/v1/reload"))
 		return reload_req(v, cmd, out);
 	if (post && !strcmp(url, "/v1/shutdown"))

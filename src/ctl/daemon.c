@@ -77,6 +77,14 @@ static int view_lookup(void *ctx, const struct lk_query *q, lk_cb cb, void *cbct
 	return d->eng.ops->lookup(&d->eng, q, cb, cbctx);
 }
 
+static int cmd_decision_log(void *ctx, bool on)
+{
+	struct daemon *d = ctx;
+	if (!d->eng.ops || !d->eng.ops->set_decision_log)
+		return -EOPNOTSUPP;
+	return d->eng.ops->set_decision_log(&d->eng, on);
+}
+
 static int cmd_set_admin(void *ctx, int svc, int srv, enum cfg_server_state st)
 {
 	struct daemon *d = ctx;
@@ -111,7 +119,8 @@ static void view_init(struct daemon *d)
 		.ctx = d,
 	};
 	d->cmd = (struct ctl_cmd){ .set_admin = cmd_set_admin, .set_weight = cmd_set_weight,
-				   .shutdown = cmd_shutdown, .reload = cmd_reload, .ctx = d };
+				   .shutdown = cmd_shutdown, .reload = cmd_reload,
+				   .set_decision_log = cmd_decision_log, .ctx = d };
 }
 
 /* ---- the loop ---- */

@@ -276,6 +276,10 @@ static void daemon_info(struct buf *b, const struct ctl_view *v)
 	family(b, "ikelb_expired_entries_total", "counter",
 	       "Idle state entries (flows, SAs, persistence) removed by the sweep.");
 	bprintf(b, "ikelb_expired_entries_total %llu\n", (ull)*v->expired);
+	family(b, "ikelb_decision_log_dropped_total", "counter",
+	       "Decision log lines not written: over the rate limit.");
+	bprintf(b, "ikelb_decision_log_dropped_total %llu\n",
+		(ull)v->stats(v->ctx)->decision_log_dropped);
 	family(b, "ikelb_uptime_seconds", "gauge", "Seconds since the daemon started.");
 	bprintf(b, "ikelb_uptime_seconds %llu\n", (ull)((v->now_ms() - v->started_ms) / 1000));
 }

@@ -33,6 +33,7 @@ struct eng_stats {
 	struct eng_svc_stats svc[CFG_MAX_SERVICES];
 	struct eng_srv_stats *srv[CFG_MAX_SERVICES]; /* [svc][server index] */
 	uint64_t not_ours; /* packets that were not for a service (passed) */
+	uint64_t decision_log_dropped; /* decision log lines over the rate limit */
 };
 
 struct engine;
@@ -48,6 +49,10 @@ struct engine_ops {
 	 * pointing at the server so its clients reconnect elsewhere. */
 	int (*set_server_state)(struct engine *e, int svc, int srv, int state);
 	int (*read_stats)(struct engine *e, struct eng_stats *st);
+	/* Log each placement decision (client, SPI, service, server, rule),
+	 * rate-limited, or stop. NULL when the engine cannot (bpf: its
+	 * decisions are taken in the kernel). 0 or a negative errno. */
+	int (*set_decision_log)(struct engine *e, bool on);
 	/* Where clients went (core/lookup.h): cb for every entry answering q.
 	 * Read-only: never expires, refreshes or deletes state. Returns the
 	 * number of entries or a negative errno. */

@@ -50,6 +50,7 @@ static int op_read_stats(struct engine *eng, struct eng_stats *st)
 	pthread_mutex_lock(&e->mu);
 	st->nsvc = e->nsvc;
 	st->not_ours = 0;
+	st->decision_log_dropped = e->dlog.dropped;
 	for (int i = 0; i < e->nsvc; i++) {
 		struct sock_svc *s = &e->svc[i];
 		steer_counters(e->steer, i, st->svc[i].pkts, st->svc[i].bytes);
@@ -95,6 +96,19 @@ static int op_lookup(struct engine *eng, const struct lk_query *q, lk_cb cb, voi
 	return n;
 }
 
+static int op_set_decision_log(struct engine *eng, bool on)
+{
+	struct sock_engine *e = impl(eng);
+	pthread_mutex_lock(&e->mu);
+	if (on && !e->log_decisions)
+		rl_init(&e->dlog, SOCK_DLOG_RATE, SOCK_DLOG_BURST, clock_mono_ms());
+	e->log_decisions = on;
+	pthread_mutex_unlock(&e->mu);
+	log_notice(e->log, "decision log %s (at most %d lines/s)", on ? "on" : "off",
+		   SOCK_DLOG_RATE);
+	return 0;
+}
+
 static void engine_free(struct sock_engine *e);
 
 static void op_close(struct engine *eng, bool keep_state)
@@ -113,6 +127,7 @@ static const struct engine_ops sock_ops = {
 	.set_server_state = op_set_server_state,
 	.read_stats = op_read_stats,
 	.lookup = op_lookup,
+	.set_decision_log = op_set_decision_log,
 	.sweep = op_sweep,
 	.close = op_close,
 };
