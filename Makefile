@@ -74,6 +74,14 @@ $(BUILD)/bpf/%.skel.h: $(BUILD)/bpf/%.bpf.o
 ENGINE_OBJS := $(filter $(BUILD)/src/engine/%,$(LIB_OBJS))
 $(ENGINE_OBJS): $(BPF_SKELS)
 
+# The dashboard's files, compiled into the daemon (src/ctl/dashboard.c).
+DASH_FILES := contrib/dashboard/index.html contrib/dashboard/dashboard.js contrib/dashboard/dashboard.css
+$(BUILD)/ctl/dashboard_assets.h: $(DASH_FILES) scripts/embed
+	@mkdir -p $(dir $@)
+	sh scripts/embed $@ dash_index=contrib/dashboard/index.html \
+		dash_js=contrib/dashboard/dashboard.js dash_css=contrib/dashboard/dashboard.css
+$(BUILD)/src/ctl/dashboard.o: $(BUILD)/ctl/dashboard_assets.h
+
 $(BUILD)/%.o: %.c | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@

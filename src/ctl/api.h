@@ -59,6 +59,10 @@ int api_route(const struct ctl_view *v, const struct ctl_cmd *cmd, const char *m
 int api_reply_json(struct api_reply *out, unsigned code, json_t *j);
 int api_reply_error(struct api_reply *out, unsigned code, const char *msg);
 
+/* dashboard.c: GET / and its script and style; 1 with *out filled, 0
+ * for another path, -ENOMEM. */
+int api_dashboard(const char *url, struct api_reply *out);
+
 /* api_lookup.c: GET /v1/lookup?addr=A[&port=P]|spi=HEX[&service=S] and
  * GET /v1/clients?[service=S][&server=NAME][&offset=N][&limit=N]. */
 int api_lookup(const struct ctl_view *v, const struct api_args *args, struct api_reply *out);

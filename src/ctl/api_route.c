@@ -159,6 +159,11 @@ int api_route(const struct ctl_view *v, const struct ctl_cmd *cmd, const char *m
 		*out = (struct api_reply){ 200, CT_METRICS, report_metrics(v) };
 		return out->body ? 0 : -ENOMEM;
 	}
+	if (get) {
+		int rc = api_dashboard(url, out);
+		if (rc)
+			return rc < 0 ? rc : 0;
+	}
 	if (get && !strcmp(url, "/v1/lookup"))
 		return api_lookup(v, args, out);
 	if (get && !strcmp(url, "/v1/clients"))

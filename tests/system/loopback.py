@@ -14,7 +14,7 @@ import time
 from lab.balancers import ikelb_bin
 
 CONFIG = """engine: socket
-api: {{ listen: "unix:{sock}" }}
+api: {{ listen: "{listen}" }}
 services:
   - name: vpn
     vip: 127.0.0.1
@@ -50,25 +50,44 @@ def free_udp_ports(n):
     return ports
 
 
+def free_tcp_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
 class Daemon:
-    def __init__(self, mode="source-ip"):
+    def __init__(self, mode="source-ip", tcp=False):
+        """tcp: the API on 127.0.0.1:PORT (for a browser) instead of a unix socket."""
         self.dir = tempfile.mkdtemp(prefix="ikelb-lb-")
         self.sock = os.path.join(self.dir, "api.sock")
-        self.api = "unix:" + self.sock
         self.p500, self.p4500 = free_udp_ports(2)
+        self.tcp_port = free_tcp_port() if tcp else None
+        self.api = "127.0.0.1:%d" % self.tcp_port if tcp else "unix:" + self.sock
         self.conf = os.path.join(self.dir, "ikelb.yaml")
         with open(self.conf, "w") as f:
-            f.write(CONFIG.format(sock=self.sock, p500=self.p500, p4500=self.p4500, mode=mode))
+            f.write(CONFIG.format(listen=self.api, p500=self.p500, p4500=self.p4500, mode=mode))
         self.logpath = os.path.join(self.dir, "ikelb.log")
         log = open(self.logpath, "w")
         self.proc = subprocess.Popen([ikelb_bin(), "run", "-c", self.conf], stdout=log,
                                      stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         log.close()
         deadline = time.monotonic() + 10
-        while not os.path.exists(self.sock) and time.monotonic() < deadline:
+        while not self._api_up() and time.monotonic() < deadline:
             assert self.proc.poll() is None, self.log()
             time.sleep(0.05)
-        assert os.path.exists(self.sock), "API socket never appeared"
+        assert self._api_up(), "API never came up"
+
+    def _api_up(self):
+        if not self.tcp_port:
+            return os.path.exists(self.sock)
+        try:
+            socket.create_connection(("127.0.0.1", self.tcp_port), timeout=1).close()
+            return True
+        except OSError:
+            return False
 
     def log(self):
         with open(self.logpath) as f:
@@ -83,7 +102,8 @@ class Daemon:
                 self.proc.kill()
 
     def http(self, method, path):
-        c = UnixHTTP(self.sock)
+        c = (http.client.HTTPConnection("127.0.0.1", self.tcp_port, timeout=10)
+             if self.tcp_port else UnixHTTP(self.sock))
         c.request(method, path)
         r = c.getresponse()
         body = r.read().decode()
