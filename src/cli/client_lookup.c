@@ -67,19 +67,33 @@ static int build(char *out, size_t len, const char *path, const char *const *kv)
 	return !c || n < 0 || (size_t)n >= len ? -1 : 0;
 }
 
-int client_cmd_lookup(const struct client_api *api, const struct cli_args *a)
+/* GET path?kv: 0 with *out (to print), else the exit status (also 0
+ * after printing --json). */
+static int fetch(const struct client_api *api, const char *path, const char *const *kv,
+		 bool as_json, json_t **out)
 {
-	char path[512];
-	const char *const kv[] = { "addr", a->target, "spi", a->spi, NULL };
-	if (build(path, sizeof(path), "/v1/lookup", kv) < 0) {
-		fprintf(stderr, "ikelb: lookup: argument too long\n");
+	char url[512];
+	if (build(url, sizeof(url), path, kv) < 0) {
+		fprintf(stderr, "ikelb: %s: argument too long\n", path);
 		return 2;
 	}
-	json_t *j = client_request_json(api, "GET", path);
-	if (!j)
+	*out = client_request_json(api, "GET", url);
+	if (!*out)
 		return 1;
-	if (a->json)
-		return client_dump_json(j);
+	if (as_json) {
+		client_dump_json(*out);
+		*out = NULL;
+	}
+	return 0;
+}
+
+int client_cmd_lookup(const struct client_api *api, const struct cli_args *a)
+{
+	const char *const kv[] = { "addr", a->target, "spi", a->spi, NULL };
+	json_t *j;
+	int rc = fetch(api, "/v1/lookup", kv, a->json, &j);
+	if (rc || !j)
+		return rc;
 	printf("%s -> %s/%s (rule %s)\n", json_string_value(json_object_get(j, "query")),
 	       json_string_value(json_object_get(j, "service")),
 	       json_string_value(json_object_get(j, "server")),
@@ -91,20 +105,15 @@ int client_cmd_lookup(const struct client_api *api, const struct cli_args *a)
 
 int client_cmd_clients(const struct client_api *api, const struct cli_args *a)
 {
-	char path[512], off[24], lim[24];
+	char off[24], lim[24];
 	snprintf(off, sizeof(off), "%lu", a->offset);
 	snprintf(lim, sizeof(lim), "%lu", a->limit);
 	const char *const kv[] = { "service", a->service, "server", a->server_filter, "offset",
 				   a->offset ? off : NULL, "limit", a->limit ? lim : NULL, NULL };
-	if (build(path, sizeof(path), "/v1/clients", kv) < 0) {
-		fprintf(stderr, "ikelb: clients: argument too long\n");
-		return 2;
-	}
-	json_t *j = client_request_json(api, "GET", path);
-	if (!j)
-		return 1;
-	if (a->json)
-		return client_dump_json(j);
+	json_t *j;
+	int rc = fetch(api, "/v1/clients", kv, a->json, &j);
+	if (rc || !j)
+		return rc;
 	json_t *list = json_object_get(j, "clients");
 	print_entries(list);
 	long long total = json_integer_value(json_object_get(j, "total"));

@@ -214,49 +214,51 @@ static void servers(struct buf *b, const struct ctl_view *v, const struct eng_st
 
 /* ---- health probes ---- */
 
-static void probe_counts(struct buf *b, const struct ctl_view *v)
+typedef void (*probe_fn)(struct buf *b, const char *svc, const char *srv,
+			 const struct health_info *hs);
+
+/* fn for every health-checked server (the others have no probes). */
+static void each_probed(struct buf *b, const struct ctl_view *v, probe_fn fn)
 {
 	struct health_info hs;
-	family(b, "ikelb_probes_total", "counter", "Health probes finished, by result.");
 	for (int i = 0; i < v->cfg->nservices; i++)
-		for (int j = 0; j < v->cfg->services[i].nservers; j++) {
-			if (v->health(v->ctx, i, j, &hs) < 0)
-				continue;
-			const char *sv = v->cfg->services[i].name;
-			const char *sr = v->cfg->services[i].servers[j].name;
-			bprintf(b, "ikelb_probes_total{service=\"%s\",server=\"%s\",result=\"ok\"} %llu\n",
-				sv, sr, (ull)hs.probes_ok);
-			bprintf(b, "ikelb_probes_total{service=\"%s\",server=\"%s\",result=\"failed\"} "
-				   "%llu\n", sv, sr, (ull)hs.probes_failed);
-		}
+		for (int j = 0; j < v->cfg->services[i].nservers; j++)
+			if (v->health(v->ctx, i, j, &hs) == 0)
+				fn(b, v->cfg->services[i].name, v->cfg->services[i].servers[j].name, &hs);
 }
 
-static void probe_histogram(struct buf *b, const struct ctl_view *v)
+static void probe_count(struct buf *b, const char *sv, const char *sr,
+			const struct health_info *hs)
 {
-	struct health_info hs;
+	bprintf(b, "ikelb_probes_total{service=\"%s\",server=\"%s\",result=\"ok\"} %llu\n", sv, sr,
+		(ull)hs->probes_ok);
+	bprintf(b, "ikelb_probes_total{service=\"%s\",server=\"%s\",result=\"failed\"} %llu\n", sv,
+		sr, (ull)hs->probes_failed);
+}
+
+static void probe_rtt(struct buf *b, const char *sv, const char *sr, const struct health_info *hs)
+{
+	ull cum = 0;
+	for (int k = 0; k < HEALTH_RTT_BUCKETS; k++) {
+		cum += hs->rtt_buckets[k];
+		bprintf(b, "ikelb_probe_rtt_seconds_bucket{service=\"%s\",server=\"%s\",le=\"%g\"} %llu\n",
+			sv, sr, health_rtt_bounds_ms[k] / 1000.0, cum);
+	}
+	cum += hs->rtt_over;
+	bprintf(b, "ikelb_probe_rtt_seconds_bucket{service=\"%s\",server=\"%s\",le=\"+Inf\"} %llu\n",
+		sv, sr, cum);
+	bprintf(b, "ikelb_probe_rtt_seconds_sum{service=\"%s\",server=\"%s\"} %.3f\n", sv, sr,
+		hs->rtt_sum_ms / 1000.0);
+	bprintf(b, "ikelb_probe_rtt_seconds_count{service=\"%s\",server=\"%s\"} %llu\n", sv, sr, cum);
+}
+
+static void probes(struct buf *b, const struct ctl_view *v)
+{
+	family(b, "ikelb_probes_total", "counter", "Health probes finished, by result.");
+	each_probed(b, v, probe_count);
 	family(b, "ikelb_probe_rtt_seconds", "histogram",
 	       "Round-trip time of successful health probes (ms resolution).");
-	for (int i = 0; i < v->cfg->nservices; i++)
-		for (int j = 0; j < v->cfg->services[i].nservers; j++) {
-			if (v->health(v->ctx, i, j, &hs) < 0)
-				continue;
-			const char *sv = v->cfg->services[i].name;
-			const char *sr = v->cfg->services[i].servers[j].name;
-			ull cum = 0;
-			for (int k = 0; k < HEALTH_RTT_BUCKETS; k++) {
-				cum += hs.rtt_buckets[k];
-				bprintf(b, "ikelb_probe_rtt_seconds_bucket{service=\"%s\",server=\"%s\","
-					   "le=\"%g\"} %llu\n", sv, sr,
-					health_rtt_bounds_ms[k] / 1000.0, cum);
-			}
-			cum += hs.rtt_over;
-			bprintf(b, "ikelb_probe_rtt_seconds_bucket{service=\"%s\",server=\"%s\","
-				   "le=\"+Inf\"} %llu\n", sv, sr, cum);
-			bprintf(b, "ikelb_probe_rtt_seconds_sum{service=\"%s\",server=\"%s\"} %.3f\n", sv,
-				sr, hs.rtt_sum_ms / 1000.0);
-			bprintf(b, "ikelb_probe_rtt_seconds_count{service=\"%s\",server=\"%s\"} %llu\n",
-				sv, sr, cum);
-		}
+	each_probed(b, v, probe_rtt);
 }
 
 /* ---- the daemon ---- */
@@ -293,8 +295,7 @@ char *report_metrics(const struct ctl_view *v)
 	svc_single(&b, v->cfg, st);
 	svc_config(&b, v->cfg);
 	servers(&b, v, st);
-	probe_counts(&b, v);
-	probe_histogram(&b, v);
+	probes(&b, v);
 	if (b.failed) {
 		free(b.p);
 		return NULL;

@@ -12,6 +12,7 @@ import tempfile
 import time
 
 from lab.balancers import ikelb_bin
+from test_api import UnixHTTP, free_udp_ports  # noqa: F401 (shared helpers)
 
 CONFIG = """engine: socket
 api: {{ listen: "{listen}" }}
@@ -27,27 +28,6 @@ services:
       - {{ name: a, address: 127.0.0.21, weight: 100 }}
       - {{ name: b, address: 127.0.0.22, weight: 100 }}
 """
-
-
-class UnixHTTP(http.client.HTTPConnection):
-    def __init__(self, path):
-        super().__init__("localhost", timeout=10)
-        self.path = path
-
-    def connect(self):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(10)
-        self.sock.connect(self.path)
-
-
-def free_udp_ports(n):
-    socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
 
 
 def free_tcp_port():
