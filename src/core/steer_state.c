@@ -138,7 +138,8 @@ int steer_is_ike(const struct ike_info *in)
  * established clients' state; the first message with SPIr (IKE_AUTH)
  * promotes the SA: flow entry (ESP and keepalives follow), SA entry (both
  * modes) and persistence (source-ip); later IKE keeps them fresh. The
- * half-open entry is dropped when the SA entry was created or moved. Fallback decisions write nothing. */
+ * half-open entry is dropped when the SA entry was created or moved.
+ * Fallback decisions write nothing. */
 void steer_learn(struct steer *st, int svc, struct steer_svc *s, const struct ikelb_addr *client,
 		 const struct flow_key *fk, const struct ike_info *in, int srv,
 		 enum ikelb_rule rule, uint64_t now)

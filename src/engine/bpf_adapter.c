@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/clock.h"
 #include "engine/bpf_engine.h"
 #include "engine/engine.h"
 
