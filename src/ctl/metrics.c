@@ -263,7 +263,7 @@ static void probes(struct buf *b, const struct ctl_view *v)
 
 /* ---- the daemon ---- */
 
-static void daemon_info(struct buf *b, const struct ctl_view *v)
+static void daemon_info(struct buf *b, const struct ctl_view *v, const struct eng_stats *st)
 {
 	const struct ctl_reload_info *r = v->last_reload;
 	family(b, "ikelb_build_info", "gauge", "Always 1; the version in a label.");
@@ -281,7 +281,7 @@ static void daemon_info(struct buf *b, const struct ctl_view *v)
 	family(b, "ikelb_decision_log_dropped_total", "counter",
 	       "Decision log lines not written: over the rate limit.");
 	bprintf(b, "ikelb_decision_log_dropped_total %llu\n",
-		(ull)v->stats(v->ctx)->decision_log_dropped);
+		(ull)st->decision_log_dropped);
 	family(b, "ikelb_uptime_seconds", "gauge", "Seconds since the daemon started.");
 	bprintf(b, "ikelb_uptime_seconds %llu\n", (ull)((v->now_ms() - v->started_ms) / 1000));
 }
@@ -290,7 +290,7 @@ char *report_metrics(const struct ctl_view *v)
 {
 	struct buf b = { 0 };
 	const struct eng_stats *st = v->stats(v->ctx);
-	daemon_info(&b, v);
+	daemon_info(&b, v, st);
 	svc_counters(&b, v->cfg, st);
 	svc_single(&b, v->cfg, st);
 	svc_config(&b, v->cfg);

@@ -293,6 +293,7 @@ static void metrics_families_and_samples(void **state)
 	struct api_reply r;
 	route(f, "GET", "/metrics", NULL, &r);
 	assert_int_equal(r.code, 200);
+	assert_int_equal(f->stats_reads, 1); /* one engine read (a map walk) per scrape */
 	assert_string_equal(r.ctype, "text/plain; version=0.0.4");
 	static const char *const want[] = {
 		"# TYPE ikelb_packets_total counter\n",
