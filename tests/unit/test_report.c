@@ -59,6 +59,9 @@ static int fake_health(void *ctx, int svc, int srv, struct health_info *out)
 	out->state = HEALTH_DOWN;
 	out->probes_ok = 3;
 	out->probes_failed = 4;
+	out->rtt_buckets[1] = 2; /* two answers within 5 ms, one over 1 s */
+	out->rtt_over = 1;
+	out->rtt_sum_ms = 2012;
 	snprintf(out->last_error, sizeof(out->last_error), "timeout");
 	return 0;
 }
@@ -312,9 +315,15 @@ static void metrics_families_and_samples(void **state)
 		"ikelb_expired_entries_total 9\n",
 		/* s1 is health checked: 3 ok, failing now */
 		"ikelb_probes_total{service=\"vpn\",server=\"s1\",result=\"ok\"} 3\n",
-		"ikelb_probe_rtt_seconds_bucket{service=\"vpn\",server=\"s1\",le=\"+Inf\"} 0\n",
+		"ikelb_probe_rtt_seconds_bucket{service=\"vpn\",server=\"s1\",le=\"0.001\"} 0\n",
+		"ikelb_probe_rtt_seconds_bucket{service=\"vpn\",server=\"s1\",le=\"0.005\"} 2\n",
+		"ikelb_probe_rtt_seconds_bucket{service=\"vpn\",server=\"s1\",le=\"1\"} 2\n",
+		"ikelb_probe_rtt_seconds_bucket{service=\"vpn\",server=\"s1\",le=\"+Inf\"} 3\n",
+		"ikelb_probe_rtt_seconds_sum{service=\"vpn\",server=\"s1\"} 2.012\n",
+		"ikelb_probe_rtt_seconds_count{service=\"vpn\",server=\"s1\"} 3\n",
 		"# TYPE ikelb_probe_rtt_seconds histogram\n",
-		"ikelb_reload_success ",
+		"ikelb_reload_success 0\n", /* the fake's last reload was refused */
+		"ikelb_reload_timestamp_seconds 1700000000\n",
 		"ikelb_build_info{version=\"",
 	};
 	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
