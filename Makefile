@@ -38,7 +38,7 @@ BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_x86 -Wall -Werror \
 LIB_SRCS := $(wildcard src/core/*.c src/engine/*.c src/ctl/*.c src/doctor/*.c) src/cli/args.c \
 	src/cli/config_cmd.c
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
-CLI_OBJS := $(BUILD)/src/cli/main.o $(BUILD)/src/cli/client.o
+CLI_OBJS := $(BUILD)/src/cli/main.o $(BUILD)/src/cli/client.o $(BUILD)/src/cli/client_lookup.o
 BPF_SRCS := $(wildcard src/bpf/*.bpf.c)
 BPF_OBJS := $(BPF_SRCS:src/bpf/%.bpf.c=$(BUILD)/bpf/%.bpf.o)
 BPF_SKELS := $(BPF_SRCS:src/bpf/%.bpf.c=$(BUILD)/bpf/%.skel.h)
@@ -73,6 +73,14 @@ $(BUILD)/bpf/%.skel.h: $(BUILD)/bpf/%.bpf.o
 # Only code that embeds a BPF skeleton waits for the BPF build.
 ENGINE_OBJS := $(filter $(BUILD)/src/engine/%,$(LIB_OBJS))
 $(ENGINE_OBJS): $(BPF_SKELS)
+
+# The dashboard's files, compiled into the daemon (src/ctl/dashboard.c).
+DASH_FILES := contrib/dashboard/index.html contrib/dashboard/dashboard.js contrib/dashboard/dashboard.css
+$(BUILD)/ctl/dashboard_assets.h: $(DASH_FILES) scripts/embed
+	@mkdir -p $(dir $@)
+	sh scripts/embed $@ dash_index=contrib/dashboard/index.html \
+		dash_js=contrib/dashboard/dashboard.js dash_css=contrib/dashboard/dashboard.css
+$(BUILD)/src/ctl/dashboard.o: $(BUILD)/ctl/dashboard_assets.h
 
 $(BUILD)/%.o: %.c | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)

@@ -246,7 +246,7 @@ static __noinline int steer(const struct svc_value *svc, struct ctx *c)
  * only ever writes the bounded half-open table: established clients' flow,
  * SA and persistence entries cannot be evicted by it. The first message
  * with SPIr (IKE_AUTH) promotes the SA: flow entry so ESP and keepalives
- * follow, SA entry (ike) or persistence (source-ip). Later IKE messages
+ * follow, SA entry (both modes) and persistence (source-ip). Later IKE messages
  * keep them fresh. Fallback decisions write nothing. */
 static __noinline void learn(const struct svc_value *svc, struct ctx *c)
 {
@@ -261,13 +261,12 @@ static __noinline void learn(const struct svc_value *svc, struct ctx *c)
 	}
 	if (c->rule != RULE_FLOW)
 		state_put(&flow_map, &c->fk, c->real_id, c->now);
-	if (c->ike_mode) {
-		if (state_put(&sa_map, &k, c->real_id, c->now) > 0)
-			bpf_map_delete_elem(&halfopen_map, &k);
-		return;
-	}
-	if (c->rule == RULE_SA)
+	/* Both modes keep the established SA by SPIi: ike mode steers by it,
+	 * source-ip mode so SAs can be counted and looked up per server. */
+	if (state_put(&sa_map, &k, c->real_id, c->now) > 0)
 		bpf_map_delete_elem(&halfopen_map, &k);
+	if (c->ike_mode)
+		return;
 	if (c->rule != RULE_PERSIST) {
 		struct persist_key pk;
 

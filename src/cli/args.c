@@ -21,6 +21,11 @@ enum {
 	OPT_VERSION = 1u << 7,
 	OPT_LIVE = 1u << 8,
 	OPT_DURATION = 1u << 9,
+	OPT_SPI = 1u << 10,
+	OPT_SERVICE = 1u << 11,
+	OPT_SERVER = 1u << 12,
+	OPT_OFFSET = 1u << 13,
+	OPT_LIMIT = 1u << 14,
 };
 
 /* What may come before the command; each command says which of -c/-a apply. */
@@ -45,6 +50,11 @@ static const struct opt_spec opt_specs[] = {
 	{ OPT_VERSION, 'V', "version", false },
 	{ OPT_LIVE, 0, "live", true },
 	{ OPT_DURATION, 0, "duration", true },
+	{ OPT_SPI, 0, "spi", true },
+	{ OPT_SERVICE, 0, "service", true },
+	{ OPT_SERVER, 0, "server", true },
+	{ OPT_OFFSET, 0, "offset", true },
+	{ OPT_LIMIT, 0, "limit", true },
 };
 
 #define IN_IKELB (1u << CLI_IKELB)
@@ -106,6 +116,28 @@ static const struct cmd_spec cmd_specs[CLI_NCMDS] = {
 			 "  --live IFACE        capture on IFACE (root) instead of reading files\n"
 			 "  --duration N        seconds to capture with --live, 1..3600\n"
 			 "Exit status: 1 when a finding is an error, 0 otherwise, 2 on usage or I/O errors.\n" },
+	[CLI_LOOKUP] = { "lookup", IN_IKELB, CTL_OPTS | OPT_JSON | OPT_SPI,
+			 "[-c FILE | -a ADDR] [--json] ADDRESS[:PORT] | --spi HEX",
+			 "which server a client (address, [IPv6]:port or SPI) goes to, and why",
+			 "Prints one line per state entry placing the client: every client port\n"
+			 "behind a NAT address, its rule (label, flow, sa, persist, fallback), when\n"
+			 "it was last seen and when it expires (GET /v1/lookup).\n"
+			 "  --spi HEX           an IKE SPI (9..16 hex digits, as swanctl prints it)\n"
+			 "                      or an ESP SPI (up to 8)\n"
+			 "  -j, --json          the API's JSON\n" },
+	[CLI_CLIENTS] = { "clients", IN_IKELB,
+			  CTL_OPTS | OPT_JSON | OPT_SERVICE | OPT_SERVER | OPT_OFFSET | OPT_LIMIT,
+			  "[-c FILE | -a ADDR] [--service S] [--server NAME] [--offset N] "
+			  "[--limit N] [--json]",
+			  "list the state entries (flows, SAs, persistence), like ipvsadm -Lnc",
+			  "  --service S         one service\n"
+			  "  --server NAME       one server ([SERVICE/]NAME)\n"
+			  "  --offset N, --limit N  paging (default 0 and 100, limit at most 10000)\n"
+			  "  -j, --json          the API's JSON (GET /v1/clients)\n" },
+	[CLI_LOG] = { "log", IN_IKELB, CTL_OPTS, "[-c FILE | -a ADDR] decisions on|off",
+		      "switch the placement decision log on or off at run time",
+		      "The daemon then logs each placement (client, SPI, service, server,\n"
+		      "rule), at most 50 lines per second; dropped lines are counted.\n" },
 	[CLI_VERSION] = { "version", IN_BOTH, 0, "", "print the version (also -V, --version)", "" },
 	[CLI_HELP] = { "help", IN_BOTH, 0, "[COMMAND]", "this text, or a command's (also COMMAND --help)",
 		       "" },
@@ -193,6 +225,18 @@ static int set_opt(struct parse *p, unsigned bit, const char *val)
 	case OPT_HELP: a->help = true; break;
 	case OPT_VERSION: a->cmd = CLI_VERSION; break;
 	case OPT_LIVE: a->live = val; break;
+	case OPT_SPI: a->spi = val; break;
+	case OPT_SERVICE: a->service = val; break;
+	case OPT_SERVER: a->server_filter = val; break;
+	case OPT_OFFSET:
+	case OPT_LIMIT: {
+		uint64_t n;
+		if (cfg_parse_u64(val, &n) < 0 || n > (bit == OPT_LIMIT ? 10000 : 1u << 30))
+			return fail(p, "--%s: '%s' is not a count", bit == OPT_LIMIT ? "limit" : "offset",
+				    val);
+		*(bit == OPT_LIMIT ? &a->limit : &a->offset) = (unsigned long)n;
+		break;
+	}
 	case OPT_DURATION: {
 		uint64_t n;
 		if (cfg_parse_u64(val, &n) < 0 || n < 1 || n > CLI_DOCTOR_MAX_SECONDS)
@@ -357,6 +401,28 @@ static int parse_doctor(struct parse *p)
 	return 0;
 }
 
+static int parse_lookup(struct parse *p)
+{
+	struct cli_args *a = p->a;
+	if (a->spi && p->npos)
+		return fail(p, "lookup: give ADDRESS[:PORT] or --spi HEX, not both");
+	if (!a->spi && !p->npos)
+		return fail(p, "lookup: missing ADDRESS[:PORT] (or --spi HEX)");
+	if (!a->spi)
+		a->target = p->pos[0];
+	return no_more(p, a->spi ? 0 : 1);
+}
+
+static int parse_log(struct parse *p)
+{
+	if (p->npos < 1 || strcmp(p->pos[0], "decisions"))
+		return fail(p, "log: expected 'decisions on|off'");
+	if (p->npos < 2 || (strcmp(p->pos[1], "on") && strcmp(p->pos[1], "off")))
+		return fail(p, "log decisions: expected on or off");
+	p->a->log_on = !strcmp(p->pos[1], "on");
+	return no_more(p, 2);
+}
+
 static int parse_help(struct parse *p)
 {
 	p->a->help = true;
@@ -390,6 +456,10 @@ static int finish(struct parse *p)
 		return parse_help(p);
 	if (p->a->cmd == CLI_DOCTOR)
 		return parse_doctor(p);
+	if (p->a->cmd == CLI_LOOKUP)
+		return parse_lookup(p);
+	if (p->a->cmd == CLI_LOG)
+		return parse_log(p);
 	return no_more(p, 0);
 }
 

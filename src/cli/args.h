@@ -12,9 +12,7 @@
 
 #include "core/log.h"
 
-#ifndef IKELB_VERSION
-#define IKELB_VERSION "0.1.0"
-#endif
+#include "ikelb/version.h"
 
 #define CLI_DEFAULT_CONFIG "/etc/ikelb/ikelb.yaml"
 #define CLI_DEFAULT_API "unix:/run/ikelb/api.sock"
@@ -34,6 +32,9 @@ enum cli_cmd {
 	CLI_RELOAD,
 	CLI_STOP,
 	CLI_DOCTOR,
+	CLI_LOOKUP,
+	CLI_CLIENTS,
+	CLI_LOG,
 	CLI_VERSION,
 	CLI_HELP,
 	CLI_NCMDS,
@@ -55,6 +56,12 @@ struct cli_args {
 	int nfiles;
 	const char *live;                 /* doctor --live IFACE */
 	unsigned duration;                /* doctor --duration N (seconds) */
+	const char *target;               /* lookup ADDRESS[:PORT] */
+	const char *spi;                  /* lookup --spi HEX */
+	const char *service;              /* clients --service */
+	const char *server_filter;        /* clients --server */
+	unsigned long offset, limit;      /* clients paging (limit 0: the daemon's) */
+	bool log_on;                      /* log decisions on|off */
 };
 
 /* Fill *a from argv. Returns 0, or -1 with the reason in err (to print as

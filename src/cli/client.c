@@ -122,6 +122,13 @@ static json_t *request_json(const struct client_api *api, const char *method, co
 	return j;
 }
 
+static int dump_json(json_t *j);
+
+json_t *client_request_json(const struct client_api *api, const char *method, const char *path)
+{
+	return request_json(api, method, path);
+}
+
 /* "12ms", or "-" before the first answer (or without health checks). */
 static const char *rtt_text(json_t *s, char *buf, size_t len)
 {
@@ -137,17 +144,18 @@ static void print_servers(json_t *servers)
 	size_t k;
 	json_t *s;
 	char rtt[32];
-	printf("  %-12s %-40s %-9s %-8s %-7s %6s %8s %7s %12s %14s\n", "SERVER", "ADDRESS",
-	       "STATE", "ADMIN", "HEALTH", "WEIGHT", "CLIENTS", "RTT", "PACKETS", "BYTES");
+	printf("  %-12s %-40s %-9s %-8s %-7s %6s %7s %6s %7s %12s %14s\n", "SERVER", "ADDRESS",
+	       "STATE", "ADMIN", "HEALTH", "WEIGHT", "SAS", "ADDRS", "RTT", "PACKETS", "BYTES");
 	json_array_foreach(servers, k, s) {
-		printf("  %-12s %-40s %-9s %-8s %-7s %6lld %8lld %7s %12lld %14lld\n",
+		printf("  %-12s %-40s %-9s %-8s %-7s %6lld %7lld %6lld %7s %12lld %14lld\n",
 		       json_string_value(json_object_get(s, "name")),
 		       json_string_value(json_object_get(s, "address")),
 		       json_string_value(json_object_get(s, "state")),
 		       json_string_value(json_object_get(s, "admin")),
 		       json_string_value(json_object_get(s, "health")),
 		       json_integer_value(json_object_get(s, "weight")),
-		       json_integer_value(json_object_get(s, "clients")),
+		       json_integer_value(json_object_get(s, "sas")),
+		       json_integer_value(json_object_get(s, "client_addresses")),
 		       rtt_text(s, rtt, sizeof(rtt)),
 		       json_integer_value(json_object_get(s, "packets")),
 		       json_integer_value(json_object_get(s, "bytes")));
@@ -160,6 +168,11 @@ static void print_servers(json_t *servers)
 			       json_integer_value(json_object_get(s, "probes_failed")),
 			       json_integer_value(json_object_get(s, "down_events")));
 	}
+}
+
+int client_dump_json(json_t *j)
+{
+	return dump_json(j);
 }
 
 static int dump_json(json_t *j)

@@ -4,6 +4,8 @@
 #ifndef IKELB_CLIENT_H
 #define IKELB_CLIENT_H
 
+#include <jansson.h>
+
 #include "cli/args.h"
 
 /* Where the daemon's API is and the header that authorizes us ("" = none). */
@@ -22,7 +24,15 @@ int client_request(const struct client_api *api, const char *method, const char 
  * request. 0 or -errno. */
 int client_set_token_file(struct client_api *api, const char *path);
 
+/* The parsed 200 answer of a request, or NULL after printing why. */
+json_t *client_request_json(const struct client_api *api, const char *method, const char *path);
+int client_dump_json(json_t *j); /* prints and frees j; 0 */
+
 int client_cmd_status(const struct client_api *api, int json);
+/* client_lookup.c: ikelb lookup, clients, log decisions on|off. */
+int client_cmd_lookup(const struct client_api *api, const struct cli_args *a);
+int client_cmd_clients(const struct client_api *api, const struct cli_args *a);
+int client_cmd_log(const struct client_api *api, const struct cli_args *a);
 int client_cmd_stats(const struct client_api *api, int json);
 int client_cmd_server(const struct client_api *api, const struct cli_args *a);
 /* Asks the daemon to exit, then waits until its API stops answering. */

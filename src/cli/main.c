@@ -66,6 +66,9 @@ static int control(const struct cli_args *a)
 	case CLI_SERVER: return client_cmd_server(api, a);
 	case CLI_RELOAD: return client_cmd_reload(api);
 	case CLI_STOP: return client_cmd_stop(api, a->keep_forwarding);
+	case CLI_LOOKUP: return client_cmd_lookup(api, a);
+	case CLI_CLIENTS: return client_cmd_clients(api, a);
+	case CLI_LOG: return client_cmd_log(api, a);
 	default: return 2;
 	}
 }

@@ -343,3 +343,14 @@ const char *steer_rule_name(enum ikelb_rule r)
 					     "fallback" };
 	return (unsigned)r < sizeof(names) / sizeof(names[0]) ? names[r] : "?";
 }
+
+/* For lookups (steer_query.c): where rule 6 sends hash h. */
+int steer_fallback_pick(const struct steer_svc *s, uint64_t h)
+{
+	return table_pick(s, h, 0);
+}
+
+struct ikelb_addr steer_hash_addr(const struct steer_svc *s, const struct ikelb_addr *client)
+{
+	return hash_addr_of(s, client);
+}

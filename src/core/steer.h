@@ -11,8 +11,8 @@
  *              ESP SPI range): the server whose [esp_spi_min, esp_spi_max]
  *              holds the SPI.
  *  2 flow      (service, client ip, client port, service port) seen before.
- *  3 sa        persistence ike, IKE messages: the IKE SA (SPIi), established
- *              table first, then the half-open table.
+ *  3 sa        IKE messages: the IKE SA (SPIi), established table first,
+ *              then the half-open table (both persistence modes).
  *  4 persist   persistence source-ip: client ip under the netmask.
  *  5 new       only ike_is_new_sa() messages: maglev/sh take the table given
  *              by steer_set_table at ikelb_hash_u64(SPIi) (ike persistence)
@@ -27,7 +27,7 @@
  * Then learning (the BPF program's learn()): IKE messages steered by any
  * rule but 2 and 6 write their flow entry (so ESP and keepalives follow);
  * new-SA messages write a half-open SA entry; IKE messages with SPIr != 0
- * write the established SA entry and drop the half-open one; with source-ip
+ * write the established SA entry (both modes) and drop the half-open one; with source-ip
  * persistence, new clients and IKE messages not steered by rule 4 write the
  * persistence entry. Rule 6 writes nothing.
  *
@@ -51,6 +51,7 @@
 #include "core/config.h"
 #include "ikelb/ike_wire.h"
 #include "ikelb/addr.h"
+#include "core/lookup.h"
 #include "ikelb/maps.h"
 
 struct runtime;
@@ -117,6 +118,16 @@ void steer_counters(const struct steer *st, int svc, uint64_t pkts[SVC_CTR__MAX]
  * half-open) and flows; arrays of nservers. O(table size). */
 void steer_server_counts(const struct steer *st, int svc, uint64_t now, uint64_t *clients,
 			 uint64_t *flows);
+
+/* Read-only (steer_query.c). Calls cb for every entry answering q (see
+ * core/lookup.h); returns how many, or -EINVAL. */
+int steer_query(const struct steer *st, const struct lk_query *q, uint64_t now, lk_cb cb,
+		void *ctx);
+/* Per server of svc: established IKE SAs (the SA table, kept in both
+ * persistence modes) and distinct client addresses (live flows). Arrays of
+ * nservers. 0 or -EINVAL / -ENOMEM. */
+int steer_server_usage(const struct steer *st, int svc, uint64_t now, uint64_t *sas,
+		       uint64_t *addresses);
 
 /* Active connections for lc/wlc (the socket engine counts its upstream
  * flows), kept by the runtime's scheduler. */

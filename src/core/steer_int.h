@@ -63,5 +63,7 @@ int steer_is_ike(const struct ike_info *in);
 
 /* steer.c: service svc, or NULL when st has none by that index. */
 struct steer_svc *steer_svc_get(const struct steer *st, int svc);
+int steer_fallback_pick(const struct steer_svc *s, uint64_t h);
+struct ikelb_addr steer_hash_addr(const struct steer_svc *s, const struct ikelb_addr *client);
 
 #endif

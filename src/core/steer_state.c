@@ -136,10 +136,10 @@ int steer_is_ike(const struct ike_info *in)
 /* After the choice, as the BPF program's learn(): an IKE_SA_INIT (SPIr 0)
  * only writes the bounded half-open table, so a flood of them cannot evict
  * established clients' state; the first message with SPIr (IKE_AUTH)
- * promotes the SA: flow entry (ESP and keepalives follow), SA entry (ike)
- * or persistence (source-ip); later IKE keeps them fresh. The half-open
- * entry is dropped when the SA entry was created or moved (ike) or when it
- * steered the promotion (source-ip). Fallback decisions write nothing. */
+ * promotes the SA: flow entry (ESP and keepalives follow), SA entry (both
+ * modes) and persistence (source-ip); later IKE keeps them fresh. The
+ * half-open entry is dropped when the SA entry was created or moved.
+ * Fallback decisions write nothing. */
 void steer_learn(struct steer *st, int svc, struct steer_svc *s, const struct ikelb_addr *client,
 		 const struct flow_key *fk, const struct ike_info *in, int srv,
 		 enum ikelb_rule rule, uint64_t now)
@@ -155,17 +155,15 @@ void steer_learn(struct steer *st, int svc, struct steer_svc *s, const struct ik
 	}
 	if (rule != RULE_FLOW)
 		put(st, T_FLOW, s, fk, srv, now);
-	if (s->mode == CFG_PERSIST_IKE) {
-		struct lru_value v;
-		int had = lru_peek(st->t[T_SA], &k, now, &v) == 0 &&
-			  v.server == s->base + (uint32_t)srv;
-		put(st, T_SA, s, &k, srv, now);
-		if (!had)
-			lru_del(st->t[T_HALFOPEN], &k);
-		return;
-	}
-	if (rule == RULE_SA)
+	/* Both modes keep the established SA (as the BPF program does): ike
+	 * mode steers by it, source-ip mode counts and looks it up. */
+	struct lru_value v;
+	int had = lru_peek(st->t[T_SA], &k, now, &v) == 0 && v.server == s->base + (uint32_t)srv;
+	put(st, T_SA, s, &k, srv, now);
+	if (!had)
 		lru_del(st->t[T_HALFOPEN], &k);
+	if (s->mode == CFG_PERSIST_IKE)
+		return;
 	if (rule != RULE_PERSIST) {
 		struct persist_key pk;
 		steer_key_persist(&pk, svc, s, client);
@@ -256,7 +254,8 @@ void steer_server_counts(const struct steer *st, int svc, uint64_t now, uint64_t
 	memset(clients, 0, (size_t)s->n * sizeof(*clients));
 	memset(flows, 0, (size_t)s->n * sizeof(*flows));
 	count_table(st, T_PERSIST, svc, now, clients);
-	count_table(st, T_SA, svc, now, clients);
+	if (s->mode == CFG_PERSIST_IKE) /* source-ip counts addresses, not its SAs */
+		count_table(st, T_SA, svc, now, clients);
 	count_table(st, T_HALFOPEN, svc, now, clients);
 	count_table(st, T_FLOW, svc, now, flows);
 }

@@ -80,6 +80,11 @@ static enum MHD_Result send_unauthorized(struct MHD_Connection *c)
 	return rc;
 }
 
+static const char *query_arg(void *ctx, const char *name)
+{
+	return MHD_lookup_connection_value(ctx, MHD_GET_ARGUMENT_KIND, name);
+}
+
 static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
 			      const char *method, const char *version, const char *upload,
 			      size_t *upload_size, void **con_cls)
@@ -101,9 +106,9 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 		*upload_size = 0;
 		return MHD_YES;
 	}
-	const char *keep = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "keep");
+	struct api_args args = { query_arg, c };
 	struct api_reply r;
-	if (api_route(a->view, a->cmd, method, url, keep, &r) < 0) {
+	if (api_route(a->view, a->cmd, method, url, &args, &r) < 0) {
 		log_err(a->view->log, "api: %s %s: out of memory", method, url);
 		return MHD_NO;
 	}

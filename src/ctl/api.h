@@ -6,12 +6,16 @@
  *   GET  /v1/status                      services, servers, state, clients
  *   GET  /v1/stats                       counters per service / server / drop reason
  *   GET  /metrics                        Prometheus text format
+ *   GET  /v1/lookup?addr=A[&port=P]      where a client went (or ?spi=HEX)
+ *   GET  /v1/clients?service=&server=&offset=&limit=   state entries, paged
  *   POST /v1/servers/SPEC/drain|enable|disable
  *   POST /v1/servers/SPEC/weight/N       SPEC = NAME or SERVICE/NAME
  *   POST /v1/shutdown[?keep=1]           stop (keep=1 leaves the data path)
  */
 #ifndef IKELB_API_H
 #define IKELB_API_H
+
+#include <jansson.h>
 
 #include "ctl/view.h"
 
@@ -38,9 +42,30 @@ struct api_reply {
 	char *body;          /* malloc'd, NUL-terminated */
 };
 
-/* Answers method + url (keep: the "keep" query argument or NULL). 0 with
- * *out filled, or -ENOMEM. */
+/* The request's query arguments (?name=value), NULL when absent. */
+struct api_args {
+	const char *(*get)(void *ctx, const char *name);
+	void *ctx;
+};
+
+const char *api_arg(const struct api_args *a, const char *name); /* a may be NULL */
+
+/* Answers method + url with its query arguments (args may be NULL). 0
+ * with *out filled, or -ENOMEM. */
 int api_route(const struct ctl_view *v, const struct ctl_cmd *cmd, const char *method,
-	      const char *url, const char *keep, struct api_reply *out);
+	      const char *url, const struct api_args *args, struct api_reply *out);
+
+/* api_route.c: answers; take the reference to j. */
+int api_reply_json(struct api_reply *out, unsigned code, json_t *j);
+int api_reply_error(struct api_reply *out, unsigned code, const char *msg);
+
+/* dashboard.c: GET / and its script and style; 1 with *out filled, 0
+ * for another path, -ENOMEM. */
+int api_dashboard(const char *url, struct api_reply *out);
+
+/* api_lookup.c: GET /v1/lookup?addr=A[&port=P]|spi=HEX[&service=S] and
+ * GET /v1/clients?[service=S][&server=NAME][&offset=N][&limit=N]. */
+int api_lookup(const struct ctl_view *v, const struct api_args *args, struct api_reply *out);
+int api_clients(const struct ctl_view *v, const struct api_args *args, struct api_reply *out);
 
 #endif

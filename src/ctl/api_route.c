@@ -10,8 +10,13 @@
 #define CT_JSON "application/json"
 #define CT_METRICS "text/plain; version=0.0.4"
 
+const char *api_arg(const struct api_args *a, const char *name)
+{
+	return a && a->get ? a->get(a->ctx, name) : NULL;
+}
+
 /* Takes the reference to j. */
-static int reply_json(struct api_reply *out, unsigned code, json_t *j)
+int api_reply_json(struct api_reply *out, unsigned code, json_t *j)
 {
 	out->body = j ? json_dumps(j, JSON_INDENT(2)) : NULL;
 	json_decref(j);
@@ -20,14 +25,14 @@ static int reply_json(struct api_reply *out, unsigned code, json_t *j)
 	return out->body ? 0 : -ENOMEM;
 }
 
-static int reply_error(struct api_reply *out, unsigned code, const char *msg)
+int api_reply_error(struct api_reply *out, unsigned code, const char *msg)
 {
-	return reply_json(out, code, json_pack("{s:s}", "error", msg));
+	return api_reply_json(out, code, json_pack("{s:s}", "error", msg));
 }
 
 static int reply_ok(struct api_reply *out)
 {
-	return reply_json(out, 200, json_pack("{s:b}", "ok", 1));
+	return api_reply_json(out, 200, json_pack("{s:b}", "ok", 1));
 }
 
 /* Runs ACTION[/ARG] on one server: 1 with the command's result in *rc, or
@@ -45,10 +50,10 @@ static int run_action(const struct ctl_cmd *cmd, int svc, int srv, const char *a
 		char *end;
 		unsigned long w = strtoul(arg, &end, 10);
 		if (*end || w > CFG_WEIGHT_MAX)
-			return reply_error(out, 400, "weight must be 0..65535");
+			return api_reply_error(out, 400, "weight must be 0..65535");
 		*rc = cmd->set_weight(cmd->ctx, svc, srv, (uint32_t)w);
 	} else
-		return reply_error(out, 404, "unknown action (drain, enable, disable, weight/N)");
+		return api_reply_error(out, 404, "unknown action (drain, enable, disable, weight/N)");
 	return 1;
 }
 
@@ -59,7 +64,7 @@ static int server_action(const struct ctl_view *v, const struct ctl_cmd *cmd, co
 {
 	char buf[256];
 	if (strlen(path) >= sizeof(buf))
-		return reply_error(out, 414, "path too long");
+		return api_reply_error(out, 414, "path too long");
 	strcpy(buf, path);
 
 	char *arg = NULL, *act = strrchr(buf, '/');
@@ -69,19 +74,19 @@ static int server_action(const struct ctl_view *v, const struct ctl_cmd *cmd, co
 		act = strrchr(buf, '/');
 	}
 	if (!act || act == buf)
-		return reply_error(out, 404, "expected /v1/servers/NAME/ACTION");
+		return api_reply_error(out, 404, "expected /v1/servers/NAME/ACTION");
 	*act++ = 0;
 
 	int svc, srv, rc = rt_find_server(v->rt, buf, &svc, &srv);
 	if (rc == -EEXIST)
-		return reply_error(out, 409, "server name is ambiguous: use SERVICE/NAME");
+		return api_reply_error(out, 409, "server name is ambiguous: use SERVICE/NAME");
 	if (rc < 0)
-		return reply_error(out, 404, "no such server");
+		return api_reply_error(out, 404, "no such server");
 	int done = run_action(cmd, svc, srv, act, arg, out, &rc);
 	if (done <= 0)
 		return done;
 	if (rc < 0)
-		return reply_error(out, 500, "engine update failed (see the daemon log)");
+		return api_reply_error(out, 500, "engine update failed (see the daemon log)");
 	log_notice(v->log, "api: server %s/%s %s%s%s", v->cfg->services[svc].name,
 		   v->cfg->services[svc].servers[srv].name, act, arg ? " " : "", arg ? arg : "");
 	return reply_ok(out);
@@ -111,10 +116,10 @@ static int reload_req(const struct ctl_view *v, const struct ctl_cmd *cmd, struc
 {
 	struct ctl_reload_result *r = calloc(1, sizeof(*r));
 	if (!r)
-		return reply_error(out, 500, "out of memory");
+		return api_reply_error(out, 500, "out of memory");
 	log_notice(v->log, "api: reload requested");
 	int rc = cmd->reload(cmd->ctx, r);
-	int ret = reply_json(out, 200,
+	int ret = api_reply_json(out, 200,
 			     json_pack("{s:b, s:o, s:o}", "ok", rc == 0, "changes",
 				       lines_json(r->changes, r->nchanges), "errors",
 				       lines_json(r->errors, r->nerrors)));
@@ -122,27 +127,56 @@ static int reload_req(const struct ctl_view *v, const struct ctl_cmd *cmd, struc
 	return ret;
 }
 
-int api_route(const struct ctl_view *v, const struct ctl_cmd *cmd, const char *method,
-	      const char *url, const char *keep, struct api_reply *out)
+/* POST /v1/log/decisions/on|off */
+static int decision_log(const struct ctl_view *v, const struct ctl_cmd *cmd, const char *arg,
+			struct api_reply *out)
 {
+	bool on = !strcmp(arg, "on");
+	if (!on && strcmp(arg, "off"))
+		return api_reply_error(out, 404, "expected /v1/log/decisions/on or /off");
+	int rc = cmd->set_decision_log ? cmd->set_decision_log(cmd->ctx, on) : -EOPNOTSUPP;
+	if (rc == -EOPNOTSUPP)
+		return api_reply_error(out, 501, "this engine takes its decisions in the kernel and "
+						 "does not log them; use ikelb lookup");
+	if (rc < 0)
+		return api_reply_error(out, 500, "engine update failed (see the daemon log)");
+	log_notice(v->log, "api: decision log %s", on ? "on" : "off");
+	return reply_ok(out);
+}
+
+int api_route(const struct ctl_view *v, const struct ctl_cmd *cmd, const char *method,
+	      const char *url, const struct api_args *args, struct api_reply *out)
+{
+	const char *keep = api_arg(args, "keep");
 	bool get = !strcmp(method, "GET"), post = !strcmp(method, "POST");
 
 	memset(out, 0, sizeof(*out));
 	if (get && !strcmp(url, "/v1/status"))
-		return reply_json(out, 200, report_status(v));
+		return api_reply_json(out, 200, report_status(v));
 	if (get && !strcmp(url, "/v1/stats"))
-		return reply_json(out, 200, report_stats(v));
+		return api_reply_json(out, 200, report_stats(v));
 	if (get && !strcmp(url, "/metrics")) {
 		*out = (struct api_reply){ 200, CT_METRICS, report_metrics(v) };
 		return out->body ? 0 : -ENOMEM;
 	}
+	if (get) {
+		int rc = api_dashboard(url, out);
+		if (rc)
+			return rc < 0 ? rc : 0;
+	}
+	if (get && !strcmp(url, "/v1/lookup"))
+		return api_lookup(v, args, out);
+	if (get && !strcmp(url, "/v1/clients"))
+		return api_clients(v, args, out);
 	if (post && !strncmp(url, "/v1/servers/", 12))
 		return server_action(v, cmd, url + 12, out);
+	if (post && !strncmp(url, "/v1/log/decisions/", 18))
+		return decision_log(v, cmd, url + 18, out);
 	if (post && !strcmp(url, "/v1/reload"))
 		return reload_req(v, cmd, out);
 	if (post && !strcmp(url, "/v1/shutdown"))
 		return shutdown_req(v, cmd, keep, out);
 	if (get || post)
-		return reply_error(out, 404, "not found");
-	return reply_error(out, 405, "method not allowed");
+		return api_reply_error(out, 404, "not found");
+	return api_reply_error(out, 405, "method not allowed");
 }

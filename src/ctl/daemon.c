@@ -80,6 +80,22 @@ static void save_state(struct daemon *d)
 		sstate_save(d->cfg.server_state_file, &d->cfg, &d->rt, &d->log);
 }
 
+static int view_lookup(void *ctx, const struct lk_query *q, lk_cb cb, void *cbctx)
+{
+	struct daemon *d = ctx;
+	if (!d->eng.ops || !d->eng.ops->lookup)
+		return -EOPNOTSUPP;
+	return d->eng.ops->lookup(&d->eng, q, cb, cbctx);
+}
+
+static int cmd_decision_log(void *ctx, bool on)
+{
+	struct daemon *d = ctx;
+	if (!d->eng.ops || !d->eng.ops->set_decision_log)
+		return -EOPNOTSUPP;
+	return d->eng.ops->set_decision_log(&d->eng, on);
+}
+
 static int cmd_set_admin(void *ctx, int svc, int srv, enum cfg_server_state st)
 {
 	struct daemon *d = ctx;
@@ -116,10 +132,12 @@ static void view_init(struct daemon *d)
 		.cfg = &d->cfg, .rt = &d->rt, .log = &d->log, .engine_name = "none",
 		.config_path = d->opts.config_path, .started_ms = clock_mono_ms(),
 		.expired = &d->swept, .now_ms = clock_mono_ms, .stats = view_stats,
-		.health = view_health, .last_reload = &d->last_reload, .ctx = d,
+		.health = view_health, .last_reload = &d->last_reload, .lookup = view_lookup,
+		.ctx = d,
 	};
 	d->cmd = (struct ctl_cmd){ .set_admin = cmd_set_admin, .set_weight = cmd_set_weight,
-				   .shutdown = cmd_shutdown, .reload = cmd_reload, .ctx = d };
+				   .shutdown = cmd_shutdown, .reload = cmd_reload,
+				   .set_decision_log = cmd_decision_log, .ctx = d };
 }
 
 /* ---- the loop ---- */

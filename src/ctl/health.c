@@ -111,6 +111,21 @@ static void hc_record(struct health_checker *h, struct hc_target *t, bool ok,
 		h->cb(h->cb_ctx, t->svc, t->srv, s->up);
 }
 
+const uint32_t health_rtt_bounds_ms[HEALTH_RTT_BUCKETS] = { 1, 5, 10, 25, 50, 100, 250, 500,
+							     1000 };
+
+static void rtt_observe(struct health_info *st, uint64_t rtt)
+{
+	int i = 0;
+	while (i < HEALTH_RTT_BUCKETS && rtt > health_rtt_bounds_ms[i])
+		i++;
+	if (i < HEALTH_RTT_BUCKETS)
+		st->rtt_buckets[i]++;
+	else
+		st->rtt_over++;
+	st->rtt_sum_ms += rtt;
+}
+
 static void hc_finish(struct health_checker *h, struct hc_target *t, bool ok,
 		      const char *reason, uint64_t now_ms)
 {
@@ -121,6 +136,7 @@ static void hc_finish(struct health_checker *h, struct hc_target *t, bool ok,
 			uint64_t rtt = now_ms >= t->sent_ms ? now_ms - t->sent_ms : 0;
 			t->st.has_rtt = true;
 			t->st.last_rtt_ms = rtt > UINT32_MAX ? UINT32_MAX : (uint32_t)rtt;
+			rtt_observe(&t->st, rtt);
 		}
 	}
 	hc_record(h, t, ok, reason, now_ms);

@@ -34,6 +34,11 @@
 
 #define HEALTH_ERR_MAX PROBE_REASON_MAX
 
+/* Probe round-trip histogram: upper bounds in ms of the finite buckets
+ * (the last, +Inf, is the count); fixed so /metrics families stay small. */
+#define HEALTH_RTT_BUCKETS 9
+extern const uint32_t health_rtt_bounds_ms[HEALTH_RTT_BUCKETS];
+
 /* What the checker knows of one target. */
 struct health_info {
 	enum health_state state;
@@ -45,6 +50,11 @@ struct health_info {
 	uint64_t probes_failed;
 	bool has_rtt;
 	uint32_t last_rtt_ms;    /* of the last successful probe (caller clock resolution) */
+	/* Successful probes by RTT: [i] counts those <= bound i and > bound
+	 * i-1; rtt_over those above the last bound; rtt_sum_ms all of them. */
+	uint64_t rtt_buckets[HEALTH_RTT_BUCKETS];
+	uint64_t rtt_over;
+	uint64_t rtt_sum_ms;
 	uint64_t last_change_ms; /* 0: never changed */
 	char last_error[HEALTH_ERR_MAX]; /* "" until the first failure */
 	char detail[HEALTH_ERR_MAX];     /* what the last alive answer said beyond alive */

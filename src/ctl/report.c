@@ -1,6 +1,5 @@
 #include "ctl/report.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,13 +56,15 @@ static json_t *server_json(const struct ctl_view *v, const struct eng_stats *sta
 	const struct eng_srv_stats *st = stats->srv[i] ? &stats->srv[i][k] : NULL;
 	char a[IKELB_ADDR_STRLEN];
 
-	json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:I, s:I, s:I, s:I, s:I}",
+	json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
 			      "name", cs->name,
 			      "address", ikelb_addr_str(&cs->addr, a, sizeof(a)),
 			      "admin", cfg_server_state_name(r->admin),
 			      "health", health_state_name(r->health),
 			      "state", rt_effective_name(r->effective),
 			      "weight", (int)r->weight,
+			      "sas", (json_int_t)(st ? st->sas : 0),
+			      "client_addresses", (json_int_t)(st ? st->client_addresses : 0),
 			      "clients", (json_int_t)(st ? st->clients : 0),
 			      "flows", (json_int_t)(st ? st->flows : 0),
 			      "packets", (json_int_t)(st ? st->pkts : 0),
@@ -150,117 +151,4 @@ json_t *report_stats(const struct ctl_view *v)
 	}
 	return json_pack("{s:o, s:I}", "services", svcs, "expired_entries",
 			 (json_int_t)*v->expired);
-}
-
-/* A growing text buffer; a failed allocation marks it failed instead of
- * silently truncating the page. */
-struct buf {
-	char *p;
-	size_t len, cap;
-	bool failed;
-};
-
-__attribute__((format(printf, 2, 3))) static void bprintf(struct buf *b, const char *fmt, ...)
-{
-	va_list ap;
-	while (!b->failed) {
-		va_start(ap, fmt);
-		int n = vsnprintf(b->p ? b->p + b->len : NULL, b->p ? b->cap - b->len : 0, fmt, ap);
-		va_end(ap);
-		if (n < 0)
-			break;
-		if (b->p && b->len + (size_t)n < b->cap) {
-			b->len += (size_t)n;
-			return;
-		}
-		size_t cap = (b->cap + (size_t)n + 1) * 2;
-		char *np = realloc(b->p, cap);
-		if (!np)
-			break;
-		b->p = np;
-		b->cap = cap;
-	}
-	b->failed = true;
-}
-
-/* Prometheus wants each metric family's samples together, under one TYPE
- * line, so families are the outer loop. */
-static void metrics_counters(struct buf *b, const struct cfg *cfg, const struct eng_stats *st,
-			     int drops)
-{
-	const char *fam = drops ? "ikelb_drops_total" : "ikelb_packets_total";
-	bprintf(b, "# HELP %s %s\n# TYPE %s counter\n", fam,
-		drops ? "Datagrams dropped, by reason." : "Datagrams per service and counter.", fam);
-	for (int i = 0; i < cfg->nservices; i++) {
-		for (int c = 0; c < SVC_CTR__MAX; c++) {
-			const char *n = ctr_name(c);
-			if (!n || (c >= SVC_CTR_DROP_BASE) != drops)
-				continue;
-			bprintf(b, "%s{service=\"%s\",%s=\"%s\"} %llu\n", fam, cfg->services[i].name,
-				drops ? "reason" : "counter", n,
-				(unsigned long long)st->svc[i].pkts[c]);
-		}
-	}
-}
-
-enum srv_metric { M_UP, M_WEIGHT, M_CLIENTS, M_PKTS, M_BYTES, M__MAX };
-
-static const struct {
-	const char *name, *type, *help;
-} srv_metrics[M__MAX] = {
-	[M_UP] = { "ikelb_server_up", "gauge", "1 when the server takes traffic (active or draining)." },
-	[M_WEIGHT] = { "ikelb_server_weight", "gauge", "Current scheduling weight." },
-	[M_CLIENTS] = { "ikelb_server_clients", "gauge", "Clients (persistence/SA entries) held." },
-	[M_PKTS] = { "ikelb_server_packets_total", "counter", "Datagrams forwarded to the server." },
-	[M_BYTES] = { "ikelb_server_bytes_total", "counter", "Bytes forwarded to the server." },
-};
-
-static unsigned long long srv_value(const struct rt_server *r, const struct eng_srv_stats *st,
-				    int m)
-{
-	switch (m) {
-	case M_UP: return r->effective != REAL_DOWN;
-	case M_WEIGHT: return r->weight;
-	case M_CLIENTS: return st->clients;
-	case M_PKTS: return st->pkts;
-	default: return st->bytes;
-	}
-}
-
-static void metrics_servers(struct buf *b, const struct ctl_view *v, const struct eng_stats *st)
-{
-	for (int m = 0; m < M__MAX; m++) {
-		bprintf(b, "# HELP %s %s\n# TYPE %s %s\n", srv_metrics[m].name, srv_metrics[m].help,
-			srv_metrics[m].name, srv_metrics[m].type);
-		for (int i = 0; i < v->cfg->nservices; i++) {
-			const struct cfg_service *s = &v->cfg->services[i];
-			for (int j = 0; j < s->nservers; j++)
-				bprintf(b, "%s{service=\"%s\",server=\"%s\"} %llu\n",
-					srv_metrics[m].name, s->name, s->servers[j].name,
-					srv_value(&v->rt->svc[i].servers[j], &st->srv[i][j], m));
-		}
-	}
-}
-
-char *report_metrics(const struct ctl_view *v)
-{
-	struct buf b = { 0 };
-	const struct eng_stats *st = v->stats(v->ctx);
-	metrics_counters(&b, v->cfg, st, 0);
-	metrics_counters(&b, v->cfg, st, 1);
-	metrics_servers(&b, v, st);
-	bprintf(&b, "# HELP ikelb_service_fullnat 1 when the service hides client addresses "
-		    "(fullnat): servers apply per-IP limits to the SNAT pool.\n"
-		    "# TYPE ikelb_service_fullnat gauge\n");
-	for (int i = 0; i < v->cfg->nservices; i++)
-		bprintf(&b, "ikelb_service_fullnat{service=\"%s\",snat_pool_size=\"%d\"} %d\n",
-			v->cfg->services[i].name, v->cfg->services[i].nsnat_pool,
-			v->cfg->services[i].forwarding == CFG_FWD_FULLNAT);
-	bprintf(&b, "# TYPE ikelb_expired_entries_total counter\n");
-	bprintf(&b, "ikelb_expired_entries_total %llu\n", (unsigned long long)*v->expired);
-	if (b.failed) {
-		free(b.p);
-		return NULL;
-	}
-	return b.p;
 }

@@ -50,6 +50,8 @@ struct ctl_view {
 	/* 0 and *out, or -ENOENT when the server is not health checked. */
 	int (*health)(void *ctx, int svc, int srv, struct health_info *out);
 	const struct ctl_reload_info *last_reload; /* NULL: none yet */
+	/* The engine's read-only lookup (engine_ops.lookup); NULL: none. */
+	int (*lookup)(void *ctx, const struct lk_query *q, lk_cb cb, void *cbctx);
 	void *ctx;
 };
 
@@ -61,6 +63,8 @@ struct ctl_cmd {
 	/* What SIGHUP does, synchronously: 0 applied, or a negative errno
 	 * with the reasons in out->errors. */
 	int (*reload)(void *ctx, struct ctl_reload_result *out);
+	/* The engine's decision log on/off: 0, or -EOPNOTSUPP (bpf). */
+	int (*set_decision_log)(void *ctx, bool on);
 	void *ctx;
 };
 

@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/clock.h"
 #include "engine/bpf_engine.h"
 #include "engine/engine.h"
 
@@ -17,8 +16,8 @@ struct bpf_adapter {
 	struct bpf_engine *be;
 	const struct cfg *cfg;
 	const struct logger *log;
-	struct bpf_real_usage *usage; /* IKELB_MAX_REALS, from the last sweep */
-	uint64_t removed_unreported;  /* by stats reads, for the next sweep() */
+	struct bpf_real_usage *usage; /* IKELB_MAX_REALS, from the last walk */
+	uint32_t *addresses;          /* IKELB_MAX_REALS: distinct client addresses */
 	bool attached;
 };
 
@@ -44,25 +43,14 @@ static int bpf_set_state(struct engine *e, int svc, int srv, int state)
 	return bpf_engine_set_real_state(ad(e)->be, svc, srv, state);
 }
 
-/* One walk of the state maps: expires idle entries and counts the live
- * ones per server (a->usage). */
-static long walk(struct bpf_adapter *a)
-{
-	struct bpf_sweep_stats st = { 0 };
-	int rc = bpf_engine_sweep(a->be, (uint32_t)clock_mono_s(), a->usage, &st);
-	return rc < 0 ? rc : (long)(st.expired + st.purged);
-}
-
+/* The 1 s sweep: the only walk that expires idle entries. */
 static long bpf_sweep(struct engine *e, uint64_t now_s)
 {
 	struct bpf_adapter *a = ad(e);
+	struct bpf_sweep_stats st = { 0 };
 	(void)now_s; /* the BPF side stamps with its own monotonic clock */
-	long n = walk(a);
-	if (n < 0)
-		return n;
-	n += (long)a->removed_unreported;
-	a->removed_unreported = 0;
-	return n;
+	int rc = bpf_engine_sweep(a->be, bpf_engine_now_s(), NULL, &st);
+	return rc < 0 ? rc : (long)(st.expired + st.purged);
 }
 
 static void read_server(struct bpf_adapter *a, int i, int j, struct eng_srv_stats *s, int *err)
@@ -82,6 +70,8 @@ static void read_server(struct bpf_adapter *a, int i, int j, struct eng_srv_stat
 			     ? (uint64_t)u->sa + u->halfopen
 			     : u->persist;
 	s->flows = u->flows;
+	s->sas = u->sa;
+	s->client_addresses = a->addresses[id];
 }
 
 /* Fills what it can read; the first error is returned, and the counters
@@ -91,12 +81,12 @@ static int bpf_read_stats(struct engine *e, struct eng_stats *out)
 	struct bpf_adapter *a = ad(e);
 	struct ctr c[SVC_CTR__MAX];
 
-	/* Client counts come from a map walk, done for every read so status
-	 * is exact; what it expires is reported with the next sweep(). */
-	long n = walk(a);
-	int err = n < 0 ? (int)n : 0;
-	if (n > 0)
-		a->removed_unreported += (uint64_t)n;
+	/* Client counts come from a read-only map walk, done for every read
+	 * so status is exact; expiry is left to the sweep. */
+	int err = bpf_engine_count(a->be, bpf_engine_now_s(), a->usage);
+	int rc2 = bpf_engine_client_addresses(a->be, a->addresses);
+	if (!err)
+		err = rc2;
 	for (int i = 0; i < a->cfg->nservices && i < out->nsvc; i++) {
 		int rc = bpf_engine_svc_counters(a->be, i, c);
 		for (int k = 0; rc == 0 && k < SVC_CTR__MAX; k++) {
@@ -126,6 +116,7 @@ static void adapter_free(struct bpf_adapter *a)
 	if (a->be)
 		bpf_engine_close(a->be, false);
 	free(a->usage);
+	free(a->addresses);
 	free(a);
 }
 
@@ -141,12 +132,18 @@ static void bpf_close(struct engine *e, bool keep_state)
 	e->impl = NULL;
 }
 
+static int bpf_lookup(struct engine *e, const struct lk_query *q, lk_cb cb, void *ctx)
+{
+	return bpf_engine_lookup(ad(e)->be, q, cb, ctx);
+}
+
 static const struct engine_ops bpf_ops = {
 	.name = "bpf",
 	.start = bpf_start,
 	.set_table = bpf_set_table,
 	.set_server_state = bpf_set_state,
 	.read_stats = bpf_read_stats,
+	.lookup = bpf_lookup,
 	.sweep = bpf_sweep,
 	.reconfigure = bpf_reconfigure,
 	.close = bpf_close,
@@ -243,7 +240,10 @@ int bpf_adapter_open(struct engine *e, const struct cfg *cfg, const struct logge
 	libbpf_log = log;
 	libbpf_set_print(libbpf_print);
 	struct bpf_adapter *a = calloc(1, sizeof(*a));
-	if (!a || !(a->usage = calloc(IKELB_MAX_REALS, sizeof(*a->usage)))) {
+	if (!a || !(a->usage = calloc(IKELB_MAX_REALS, sizeof(*a->usage))) ||
+	    !(a->addresses = calloc(IKELB_MAX_REALS, sizeof(*a->addresses)))) {
+		if (a)
+			free(a->usage);
 		free(a);
 		log_err(log, "bpf: out of memory");
 		return -ENOMEM;

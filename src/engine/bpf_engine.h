@@ -27,6 +27,7 @@
 
 #include "core/config.h"
 #include "core/log.h"
+#include "core/lookup.h"
 #include "ikelb/maps.h"
 
 struct bpf_engine;
@@ -114,6 +115,16 @@ struct bpf_sweep_stats {
  * st may be NULL. */
 int bpf_engine_sweep(struct bpf_engine *e, uint32_t now_s, struct bpf_real_usage *usage,
 		     struct bpf_sweep_stats *st);
+
+/* Like bpf_engine_sweep's usage, without deleting anything: for reads. */
+int bpf_engine_count(struct bpf_engine *e, uint32_t now_s, struct bpf_real_usage *usage);
+
+/* Read-only lookups (bpf_lookup.c, see core/lookup.h): cb per entry;
+ * returns how many or a negative errno. */
+int bpf_engine_lookup(struct bpf_engine *e, const struct lk_query *q, lk_cb cb, void *ctx);
+/* Distinct client addresses of the live flows, per real_id
+ * (IKELB_MAX_REALS entries). 0 or a negative errno. */
+int bpf_engine_client_addresses(struct bpf_engine *e, uint32_t *per_real);
 
 /* Seconds of CLOCK_MONOTONIC, for sweep. */
 uint32_t bpf_engine_now_s(void);

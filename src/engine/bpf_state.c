@@ -31,6 +31,7 @@ struct scan {
 	uint32_t purge_id;      /* IKELB_REAL_NONE: sweep mode */
 	struct bpf_real_usage *usage;
 	struct bpf_sweep_stats st;
+	bool readonly;          /* count only: reads must not change state */
 };
 
 enum verdict { KEEP, EXPIRE, PURGE };
@@ -133,6 +134,8 @@ static int scan_map(struct scan *sc, int fd, size_t ksz, size_t vsz)
 				count_usage(sc, v);
 				continue;
 			}
+			if (sc->readonly)
+				continue;
 			if (ndel == cap) {
 				size_t ncap = cap ? cap * 2 : 256;
 				uint8_t *nd = realloc(del, ncap * ksz);
@@ -165,11 +168,11 @@ static int scan_map(struct scan *sc, int fd, size_t ksz, size_t vsz)
 }
 
 static int scan_all(struct bpf_engine *e, uint32_t now, uint32_t purge_id,
-		    struct bpf_real_usage *usage, struct bpf_sweep_stats *st)
+		    struct bpf_real_usage *usage, struct bpf_sweep_stats *st, bool readonly)
 {
 	struct real_value *reals = calloc(IKELB_MAX_REALS, sizeof(*reals));
 	struct scan sc = { .e = e, .reals = reals, .now = now, .purge_id = purge_id,
-			   .usage = usage };
+			   .usage = usage, .readonly = readonly };
 	struct {
 		struct bpf_map *m;
 		enum scan_kind kind;
@@ -204,14 +207,19 @@ static int scan_all(struct bpf_engine *e, uint32_t now, uint32_t purge_id,
 int bpf_engine_sweep(struct bpf_engine *e, uint32_t now_s, struct bpf_real_usage *usage,
 		     struct bpf_sweep_stats *st)
 {
-	return scan_all(e, now_s, IKELB_REAL_NONE, usage, st);
+	return scan_all(e, now_s, IKELB_REAL_NONE, usage, st, false);
+}
+
+int bpf_engine_count(struct bpf_engine *e, uint32_t now_s, struct bpf_real_usage *usage)
+{
+	return scan_all(e, now_s, IKELB_REAL_NONE, usage, NULL, true);
 }
 
 int bpf_engine_purge_real(struct bpf_engine *e, uint32_t real_id)
 {
 	if (real_id >= IKELB_MAX_REALS)
 		return -EINVAL;
-	return scan_all(e, 0, real_id, NULL, NULL);
+	return scan_all(e, 0, real_id, NULL, NULL, false);
 }
 
 static int percpu_sum(struct bpf_engine *e, int fd, uint32_t key, struct ctr *out)

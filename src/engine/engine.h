@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "core/config.h"
+#include "core/lookup.h"
 #include "core/log.h"
 #include "core/runtime.h"
 #include "ikelb/maps.h" /* enum svc_ctr, REAL_* states: one numbering for both engines */
@@ -23,6 +24,8 @@ struct eng_srv_stats {
 	uint64_t bytes;
 	uint64_t clients;  /* live persistence/SA entries pointing at it */
 	uint64_t flows;    /* live flow entries pointing at it */
+	uint64_t sas;      /* established IKE SAs (SA table, both persistence modes) */
+	uint64_t client_addresses; /* distinct client addresses of its live flows */
 };
 
 struct eng_stats {
@@ -30,6 +33,7 @@ struct eng_stats {
 	struct eng_svc_stats svc[CFG_MAX_SERVICES];
 	struct eng_srv_stats *srv[CFG_MAX_SERVICES]; /* [svc][server index] */
 	uint64_t not_ours; /* packets that were not for a service (passed) */
+	uint64_t decision_log_dropped; /* decision log lines over the rate limit */
 };
 
 struct engine;
@@ -45,7 +49,16 @@ struct engine_ops {
 	 * pointing at the server so its clients reconnect elsewhere. */
 	int (*set_server_state)(struct engine *e, int svc, int srv, int state);
 	int (*read_stats)(struct engine *e, struct eng_stats *st);
-	/* Expire idle state; now = CLOCK_MONOTONIC seconds. Returns entries removed. */
+	/* Log each placement decision (client, SPI, service, server, rule),
+	 * rate-limited, or stop. NULL when the engine cannot (bpf: its
+	 * decisions are taken in the kernel). 0 or a negative errno. */
+	int (*set_decision_log)(struct engine *e, bool on);
+	/* Where clients went (core/lookup.h): cb for every entry answering q.
+	 * Read-only: never expires, refreshes or deletes state. Returns the
+	 * number of entries or a negative errno. */
+	int (*lookup)(struct engine *e, const struct lk_query *q, lk_cb cb, void *ctx);
+	/* Expire idle state; now = CLOCK_MONOTONIC seconds. Returns entries removed.
+	 * The only operation that removes idle state: reads never do. */
 	long (*sweep)(struct engine *e, uint64_t now_s);
 	/* Take a new configuration with other services or servers (SIGHUP
 	 * reload). The engine must not keep pointers into the old one. NULL

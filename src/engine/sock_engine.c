@@ -50,23 +50,28 @@ static int op_read_stats(struct engine *eng, struct eng_stats *st)
 	pthread_mutex_lock(&e->mu);
 	st->nsvc = e->nsvc;
 	st->not_ours = 0;
+	st->decision_log_dropped = e->dlog.dropped;
 	for (int i = 0; i < e->nsvc; i++) {
 		struct sock_svc *s = &e->svc[i];
 		steer_counters(e->steer, i, st->svc[i].pkts, st->svc[i].bytes);
 		if (!st->srv[i])
 			continue;
-		uint64_t *cl = calloc((size_t)s->nsrv + 1, sizeof(*cl));
-		uint64_t *fl = calloc((size_t)s->nsrv + 1, sizeof(*fl));
-		if (cl && fl)
+		uint64_t *cl = calloc(4 * ((size_t)s->nsrv + 1), sizeof(*cl));
+		uint64_t *fl = cl + s->nsrv + 1, *sa = fl + s->nsrv + 1, *ad = sa + s->nsrv + 1;
+		if (cl) {
 			steer_server_counts(e->steer, i, now, cl, fl);
+			if (steer_server_usage(e->steer, i, now, sa, ad) < 0)
+				memset(sa, 0, 2 * ((size_t)s->nsrv + 1) * sizeof(*sa));
+		}
 		for (int j = 0; j < s->nsrv; j++) {
 			st->srv[i][j].pkts = s->srv_pkts[j];
 			st->srv[i][j].bytes = s->srv_bytes[j];
-			st->srv[i][j].clients = cl && fl ? cl[j] : 0;
-			st->srv[i][j].flows = cl && fl ? fl[j] : 0;
+			st->srv[i][j].clients = cl ? cl[j] : 0;
+			st->srv[i][j].flows = cl ? fl[j] : 0;
+			st->srv[i][j].sas = cl ? sa[j] : 0;
+			st->srv[i][j].client_addresses = cl ? ad[j] : 0;
 		}
 		free(cl);
-		free(fl);
 	}
 	pthread_mutex_unlock(&e->mu);
 	return 0;
@@ -79,6 +84,29 @@ static long op_sweep(struct engine *eng, uint64_t now_s)
 	long n = steer_expire(e->steer, now_s) + sock_flows_expire(e, now_s);
 	pthread_mutex_unlock(&e->mu);
 	return n;
+}
+
+/* Under the engine lock, like the workers' steering: a consistent view. */
+static int op_lookup(struct engine *eng, const struct lk_query *q, lk_cb cb, void *ctx)
+{
+	struct sock_engine *e = impl(eng);
+	pthread_mutex_lock(&e->mu);
+	int n = steer_query(e->steer, q, clock_mono_s(), cb, ctx);
+	pthread_mutex_unlock(&e->mu);
+	return n;
+}
+
+static int op_set_decision_log(struct engine *eng, bool on)
+{
+	struct sock_engine *e = impl(eng);
+	pthread_mutex_lock(&e->mu);
+	if (on && !e->log_decisions)
+		rl_init(&e->dlog, SOCK_DLOG_RATE, SOCK_DLOG_BURST, clock_mono_ms());
+	e->log_decisions = on;
+	pthread_mutex_unlock(&e->mu);
+	log_notice(e->log, "decision log %s (at most %d lines/s)", on ? "on" : "off",
+		   SOCK_DLOG_RATE);
+	return 0;
 }
 
 static void engine_free(struct sock_engine *e);
@@ -98,6 +126,8 @@ static const struct engine_ops sock_ops = {
 	.set_table = op_set_table,
 	.set_server_state = op_set_server_state,
 	.read_stats = op_read_stats,
+	.lookup = op_lookup,
+	.set_decision_log = op_set_decision_log,
 	.sweep = op_sweep,
 	.close = op_close,
 };

@@ -44,7 +44,8 @@ static void sweep_expires_by_timeout(void **state)
 	assert_int_equal(t_map_count(f, "halfopen_map", sizeof(struct sa_key)), 0);
 	assert_int_equal(bpf_engine_sweep(f->e, now, u, &st), 0);
 	assert_int_equal(st.expired + st.purged, 0);
-	assert_int_equal(st.scanned, 2 + 1 + 1); /* flows, persist, sa */
+	/* flows, persist, sa of both services (source-ip keeps its SA too) */
+	assert_int_equal(st.scanned, 2 + 1 + 2);
 	uint32_t flows = 0, persist = 0, sa = 0;
 	for (int i = 0; i < IKELB_MAX_REALS; i++) {
 		flows += u[i].flows;
@@ -53,7 +54,7 @@ static void sweep_expires_by_timeout(void **state)
 	}
 	assert_int_equal(flows, 2);
 	assert_int_equal(persist, 1);
-	assert_int_equal(sa, 1);
+	assert_int_equal(sa, 2);
 	int r = bpf_engine_real_id(f->e, SV4, 0), found = 0;
 	for (int s = 0; s < T_NSRV; s++)
 		found += u[bpf_engine_real_id(f->e, SV4, s)].persist;
@@ -66,9 +67,65 @@ static void sweep_expires_by_timeout(void **state)
 	assert_int_equal(t_map_count(f, "flow_map", sizeof(struct flow_key)), 0);
 	assert_int_equal(t_map_count(f, "persist_map", sizeof(struct persist_key)), 1);
 	assert_int_equal(bpf_engine_sweep(f->e, now + 4000, NULL, &st), 0);
-	assert_int_equal(st.expired, 2);
+	assert_int_equal(st.expired, 3);
 	assert_int_equal(t_map_count(f, "persist_map", sizeof(struct persist_key)), 0);
 	assert_int_equal(t_map_count(f, "sa_map", sizeof(struct sa_key)), 0);
+	free(u);
+}
+
+/* Keeps the first entry (the answer). */
+static int count_cb(void *ctx, const struct lk_entry *e)
+{
+	struct lk_entry *first = ctx;
+	if (first->svc < 0)
+		*first = *e;
+	return 0;
+}
+
+static int lookup1(struct tfx *f, const struct lk_query *q, struct lk_entry *e)
+{
+	e->svc = -1;
+	return bpf_engine_lookup(f->e, q, count_cb, e);
+}
+
+/* Lookups and counts read the maps and change nothing: an idle entry is
+ * not reported, and still there for the sweep to remove. */
+static void lookup_is_read_only(void **state)
+{
+	struct tfx *f = *state;
+	struct bpf_real_usage *u = calloc(IKELB_MAX_REALS, sizeof(*u));
+	uint32_t now = bpf_engine_now_s();
+	struct lk_entry e;
+
+	assert_non_null(u);
+	make_state(f);
+	struct lk_query q = { .kind = LK_Q_SPI, .spi = 0x77, .port = -1, .svc = -1, .srv = -1 };
+	/* the SA (0x77 names no server as a label) */
+	int nn = lookup1(f, &q, &e);
+	assert_int_equal(nn, 1);
+	assert_int_equal(e.svc, SIKE);
+	assert_int_equal(e.table, LK_T_SA);
+	assert_int_equal(e.rule, RULE_SA);
+	q.spi = 1; /* the source-ip service's SA: tracked as well */
+	assert_int_equal(lookup1(f, &q, &e), 1);
+	assert_int_equal(e.svc, SV4);
+	assert_int_equal(e.table, LK_T_SA);
+	struct lk_query qa = { .kind = LK_Q_ADDR, .port = -1, .svc = -1, .srv = -1 };
+	assert_int_equal(ikelb_addr_parse(CLIENT, &qa.addr), 0);
+	/* two flows (one per service) and the source-ip persistence entry */
+	assert_int_equal(lookup1(f, &qa, &e), 3);
+	qa.port = 4501; /* that flow, and the address's persistence entry */
+	assert_int_equal(lookup1(f, &qa, &e), 2);
+	assert_int_equal(e.cport, 4501);
+	assert_int_equal(e.rule, RULE_FLOW);
+	struct lk_query all = { .kind = LK_Q_ALL, .port = -1, .svc = -1, .srv = -1 };
+	assert_int_equal(lookup1(f, &all, &e), 5);
+	/* far past every timeout: nothing is live, nothing is deleted */
+	assert_int_equal(bpf_engine_count(f->e, now + 4000, u), 0);
+	assert_int_equal(t_map_count(f, "sa_map", sizeof(struct sa_key)), 2);
+	assert_int_equal(t_map_count(f, "flow_map", sizeof(struct flow_key)), 2);
+	for (int i = 0; i < IKELB_MAX_REALS; i++)
+		assert_int_equal(u[i].sa + u[i].flows + u[i].persist, 0);
 	free(u);
 }
 
@@ -222,6 +279,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(sweep_expires_by_timeout, t_cm_setup, t_cm_teardown),
+		cmocka_unit_test_setup_teardown(lookup_is_read_only, t_cm_setup, t_cm_teardown),
 		cmocka_unit_test_setup_teardown(real_ids_stable_across_sync, t_cm_setup, t_cm_teardown),
 		cmocka_unit_test_setup_teardown(sync_rejects_bad_config, t_cm_setup, t_cm_teardown),
 		cmocka_unit_test(pinned_state_survives_restart),

@@ -115,7 +115,7 @@ def test_status_and_metrics(daemon):
     # Prometheus: one TYPE line per family, before its samples.
     types = [l.split()[2] for l in metrics.splitlines() if l.startswith("# TYPE")]
     assert len(types) == len(set(types)), types
-    assert 'ikelb_service_fullnat{service="vpn",snat_pool_size="0"} 1' in metrics
+    assert 'ikelb_service_fullnat{service="vpn"} 1' in metrics
     assert 'ikelb_server_up{service="vpn",server="a"} 1' in metrics
 
 

@@ -173,6 +173,36 @@ static void server_operands(void **state)
 	assert_int_equal(IKELB("server", "disable", "a").a.action, CLI_SRV_DISABLE);
 }
 
+/* lookup takes an address or --spi, clients filters and pages, log
+ * switches the decision log. */
+static void lookup_clients_log_operands(void **state)
+{
+	(void)state;
+	struct run r = IKELB("lookup", "[2001:db8::1]:4500", "--json");
+	assert_int_equal(r.rc, 0);
+	assert_string_equal(r.a.target, "[2001:db8::1]:4500");
+	assert_true(r.a.json);
+	r = IKELB("lookup", "--spi", "8a3f0c11d2e4f501");
+	assert_int_equal(r.rc, 0);
+	assert_string_equal(r.a.spi, "8a3f0c11d2e4f501");
+	assert_error(IKELB("lookup"), "missing ADDRESS");
+	assert_error(IKELB("lookup", "1.2.3.4", "--spi", "ab"), "not both");
+	assert_error(IKELB("lookup", "1.2.3.4", "5.6.7.8"), "unexpected argument");
+	r = IKELB("clients", "--service", "vpn", "--server", "s1", "--offset", "200", "--limit",
+		  "50");
+	assert_int_equal(r.rc, 0);
+	assert_string_equal(r.a.service, "vpn");
+	assert_string_equal(r.a.server_filter, "s1");
+	assert_int_equal(r.a.offset, 200);
+	assert_int_equal(r.a.limit, 50);
+	assert_error(IKELB("clients", "--limit", "20000"), "--limit");
+	assert_error(IKELB("clients", "--spi", "ab"), "does not apply");
+	assert_true(IKELB("log", "decisions", "on").a.log_on);
+	assert_false(IKELB("log", "decisions", "off").a.log_on);
+	assert_error(IKELB("log", "decisions"), "on or off");
+	assert_error(IKELB("log", "everything", "on"), "decisions");
+}
+
 static void config_is_optional_for_run_and_check(void **state)
 {
 	(void)state;
@@ -196,6 +226,7 @@ int main(void)
 		cmocka_unit_test(options_may_follow_operands),
 		cmocka_unit_test(weights_read_like_the_file),
 		cmocka_unit_test(server_operands),
+		cmocka_unit_test(lookup_clients_log_operands),
 		cmocka_unit_test(config_is_optional_for_run_and_check),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -514,6 +514,11 @@ static void stray_reply_ignored(void **state)
 	assert_int_equal(st.probes_ok, 1);
 	assert_true(st.has_rtt);
 	assert_int_equal(st.last_rtt_ms, 137);
+	/* and lands in the RTT histogram: (100, 250] ms */
+	assert_int_equal(health_rtt_bounds_ms[6], 250);
+	assert_int_equal(st.rtt_buckets[6], 1);
+	assert_int_equal(st.rtt_buckets[5] + st.rtt_buckets[7] + st.rtt_over, 0);
+	assert_int_equal(st.rtt_sum_ms, 137);
 	health_free(h);
 	responder_stop(&r);
 	responder_stop(&other);

@@ -59,6 +59,9 @@ static int fake_health(void *ctx, int svc, int srv, struct health_info *out)
 	out->state = HEALTH_DOWN;
 	out->probes_ok = 3;
 	out->probes_failed = 4;
+	out->rtt_buckets[1] = 2; /* two answers within 5 ms, one over 1 s */
+	out->rtt_over = 1;
+	out->rtt_sum_ms = 2012;
 	snprintf(out->last_error, sizeof(out->last_error), "timeout");
 	return 0;
 }
@@ -141,7 +144,8 @@ static int setup(void **state)
 	f->st.svc[0].pkts[SVC_CTR_RX] = 7;
 	f->st.svc[0].bytes[SVC_CTR_RX] = 700;
 	f->st.svc[0].pkts[SVC_CTR_DROP_BASE + IKE_DROP_TOO_SHORT] = 2;
-	f->st.srv[0][0] = (struct eng_srv_stats){ .pkts = 5, .bytes = 500, .clients = 3, .flows = 1 };
+	f->st.srv[0][0] = (struct eng_srv_stats){ .pkts = 5, .bytes = 500, .clients = 3, .flows = 1,
+						  .sas = 4, .client_addresses = 2 };
 	f->expired = 9;
 	f->view = (struct ctl_view){
 		.cfg = &f->cfg, .rt = &f->rt, .log = &f->log, .engine_name = "socket",
@@ -168,11 +172,17 @@ static int teardown(void **state)
 	return 0;
 }
 
+static const char *keep_arg(void *ctx, const char *name)
+{
+	return strcmp(name, "keep") ? NULL : ctx;
+}
+
 /* api_route's answer; the caller frees r->body. */
 static void route(struct fake *f, const char *method, const char *url, const char *keep,
 		  struct api_reply *r)
 {
-	assert_int_equal(api_route(&f->view, &f->cmd, method, url, keep, r), 0);
+	struct api_args args = { keep_arg, (void *)keep };
+	assert_int_equal(api_route(&f->view, &f->cmd, method, url, &args, r), 0);
 	assert_non_null(r->body);
 }
 
@@ -215,6 +225,8 @@ static const char status_golden[] =
 	"          \"health\": \"unknown\",\n"
 	"          \"state\": \"active\",\n"
 	"          \"weight\": 100,\n"
+	"          \"sas\": 4,\n"
+	"          \"client_addresses\": 2,\n"
 	"          \"clients\": 3,\n"
 	"          \"flows\": 1,\n"
 	"          \"packets\": 5,\n"
@@ -228,6 +240,8 @@ static const char status_golden[] =
 	"          \"health\": \"down\",\n"
 	"          \"state\": \"active\",\n"
 	"          \"weight\": 50,\n"
+	"          \"sas\": 0,\n"
+	"          \"client_addresses\": 0,\n"
 	"          \"clients\": 0,\n"
 	"          \"flows\": 0,\n"
 	"          \"packets\": 0,\n"
@@ -282,17 +296,35 @@ static void metrics_families_and_samples(void **state)
 	struct api_reply r;
 	route(f, "GET", "/metrics", NULL, &r);
 	assert_int_equal(r.code, 200);
+	assert_int_equal(f->stats_reads, 1); /* one engine read (a map walk) per scrape */
 	assert_string_equal(r.ctype, "text/plain; version=0.0.4");
 	static const char *const want[] = {
 		"# TYPE ikelb_packets_total counter\n",
-		"ikelb_packets_total{service=\"vpn\",counter=\"rx\"} 7\n",
+		"ikelb_packets_total{service=\"vpn\",direction=\"in\"} 7\n",
+		"# HELP ikelb_drops_total ",
 		"ikelb_drops_total{service=\"vpn\",reason=\"too_short\"} 2\n",
 		"ikelb_server_up{service=\"vpn\",server=\"s1\"} 1\n",
 		"ikelb_server_weight{service=\"vpn\",server=\"s1\"} 50\n",
 		"ikelb_server_clients{service=\"vpn\",server=\"s0\"} 3\n",
+		"ikelb_server_sas{service=\"vpn\",server=\"s0\"} 4\n",
+		"ikelb_server_client_addresses{service=\"vpn\",server=\"s0\"} 2\n",
 		"ikelb_server_bytes_total{service=\"vpn\",server=\"s0\"} 500\n",
-		"ikelb_service_fullnat{service=\"vpn\",snat_pool_size=\"0\"} 0\n",
+		"ikelb_service_fullnat{service=\"vpn\"} 0\n",
+		"ikelb_service_snat_pool_addresses{service=\"vpn\"} 0\n",
+		"# HELP ikelb_expired_entries_total ",
 		"ikelb_expired_entries_total 9\n",
+		/* s1 is health checked: 3 ok, failing now */
+		"ikelb_probes_total{service=\"vpn\",server=\"s1\",result=\"ok\"} 3\n",
+		"ikelb_probe_rtt_seconds_bucket{service=\"vpn\",server=\"s1\",le=\"0.001\"} 0\n",
+		"ikelb_probe_rtt_seconds_bucket{service=\"vpn\",server=\"s1\",le=\"0.005\"} 2\n",
+		"ikelb_probe_rtt_seconds_bucket{service=\"vpn\",server=\"s1\",le=\"1\"} 2\n",
+		"ikelb_probe_rtt_seconds_bucket{service=\"vpn\",server=\"s1\",le=\"+Inf\"} 3\n",
+		"ikelb_probe_rtt_seconds_sum{service=\"vpn\",server=\"s1\"} 2.012\n",
+		"ikelb_probe_rtt_seconds_count{service=\"vpn\",server=\"s1\"} 3\n",
+		"# TYPE ikelb_probe_rtt_seconds histogram\n",
+		"ikelb_reload_success 0\n", /* the fake's last reload was refused */
+		"ikelb_reload_timestamp_seconds 1700000000\n",
+		"ikelb_build_info{version=\"",
 	};
 	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
 		if (!strstr(r.body, want[i]))
@@ -302,6 +334,15 @@ static void metrics_families_and_samples(void **state)
 	assert_non_null(p);
 	assert_true(strstr(r.body, "# TYPE ikelb_server_up gauge") < p);
 	assert_null(strstr(strstr(r.body, "# TYPE ikelb_server_up") + 1, "# TYPE ikelb_server_up"));
+	/* No measured value in a label, every family described. */
+	assert_null(strstr(r.body, "snat_pool_size"));
+	assert_null(strstr(r.body, "counter=\""));
+	int help = 0, type = 0;
+	for (const char *q = r.body; (q = strstr(q, "# HELP ")); q++)
+		help++;
+	for (const char *q = r.body; (q = strstr(q, "# TYPE ")); q++)
+		type++;
+	assert_int_equal(help, type);
 	free(r.body);
 }
 
@@ -404,6 +445,85 @@ static void status_without_reload(void **state)
 	json_decref(j);
 }
 
+/* Three flows of one NAT address to s0, as an engine would report them;
+ * records the query it got. */
+static struct lk_query last_q;
+static int fake_lookup(void *ctx, const struct lk_query *q, lk_cb cb, void *cbctx)
+{
+	(void)ctx;
+	last_q = *q;
+	for (int i = 0; i < 3; i++) {
+		struct lk_entry e = { .svc = 0, .srv = 0, .table = LK_T_FLOW, .rule = RULE_FLOW,
+				      .cport = (uint16_t)(4500 + i), .vport = 4500, .idle_s = i,
+				      .expires_in = 300 - i };
+		ikelb_addr_parse("198.18.0.1", &e.client);
+		if (q->kind == LK_Q_ADDR && q->port >= 0 && q->port != e.cport)
+			continue;
+		cb(cbctx, &e);
+	}
+	return 3;
+}
+
+static const char *args_get(void *ctx, const char *name)
+{
+	const char *const *kv = ctx;
+	for (; kv[0]; kv += 2)
+		if (!strcmp(kv[0], name))
+			return kv[1];
+	return NULL;
+}
+
+static json_t *get_args(struct fake *f, const char *url, const char *const *kv, unsigned code)
+{
+	struct api_args args = { args_get, (void *)kv };
+	struct api_reply r;
+	assert_int_equal(api_route(&f->view, &f->cmd, "GET", url, &args, &r), 0);
+	assert_int_equal(r.code, code);
+	json_t *j = json_loads(r.body, 0, NULL);
+	free(r.body);
+	assert_non_null(j);
+	return j;
+}
+
+/* /v1/lookup answers with the first entry's server and rule and lists
+ * every client behind the address; /v1/clients pages. */
+static void lookup_and_clients(void **state)
+{
+	struct fake *f = *state;
+	f->view.lookup = fake_lookup;
+	const char *const a1[] = { "addr", "198.18.0.1", NULL };
+	json_t *j = get_args(f, "/v1/lookup", a1, 200);
+	assert_string_equal(json_string_value(json_object_get(j, "server")), "s0");
+	assert_string_equal(json_string_value(json_object_get(j, "rule")), "flow");
+	assert_string_equal(json_string_value(json_object_get(j, "service")), "vpn");
+	assert_int_equal(json_integer_value(json_object_get(j, "last_seen")), 0);
+	assert_int_equal(json_integer_value(json_object_get(j, "expires_in")), 300);
+	assert_int_equal(json_array_size(json_object_get(j, "entries")), 3);
+	json_decref(j);
+	const char *const a2[] = { "addr", "[2001:db8::1]:4501", NULL };
+	json_decref(get_args(f, "/v1/lookup", a2, 200));
+	assert_int_equal(last_q.port, 4501);
+	const char *const a3[] = { "spi", "00000000c0ffee01", NULL };
+	json_decref(get_args(f, "/v1/lookup", a3, 200));
+	assert_int_equal(last_q.kind, LK_Q_SPI);
+	assert_true(last_q.spi == 0xc0ffee01ull && !last_q.esp);
+	const char *const bad[][3] = { { "addr", "nope", NULL }, { "spi", "xyz", NULL },
+				       { NULL, NULL, NULL } };
+	for (int i = 0; i < 3; i++)
+		json_decref(get_args(f, "/v1/lookup", bad[i], 400));
+	const char *const c1[] = { "server", "s0", "offset", "1", "limit", "1", NULL };
+	j = get_args(f, "/v1/clients", c1, 200);
+	assert_int_equal(json_integer_value(json_object_get(j, "total")), 3);
+	json_t *list = json_object_get(j, "clients");
+	assert_int_equal(json_array_size(list), 1);
+	assert_int_equal(json_integer_value(json_object_get(json_array_get(list, 0), "client_port")),
+			 4501);
+	assert_int_equal(last_q.srv, 0);
+	json_decref(j);
+	const char *const c2[] = { "service", "nosuch", NULL };
+	json_decref(get_args(f, "/v1/clients", c2, 404));
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void)
@@ -419,6 +539,7 @@ int main(void)
 		T(shutdown_passes_keep),
 		T(reload_reports_changes_or_errors),
 		T(status_without_reload),
+		T(lookup_and_clients),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -366,7 +366,7 @@ static void draining_and_down(void **state)
 	assert_int_equal(fl[a], 1);   /* its 4500 flow: IKE_SA_INITs learn no flows */
 	assert_int_equal(cl[1 - a], 38); /* half-open */
 	/* DOWN: state purged, the client moves to the other server. */
-	set_state(f, a, REAL_DOWN, 2); /* persistence + flow */
+	set_state(f, a, REAL_DOWN, 3); /* persistence, SA (both modes) + flow */
 	assert_int_equal(esp(f, "203.0.113.1", 4500, 0x999, 6), 1 - a);
 	assert_int_equal(sa_init(f, "203.0.113.1", 500, 0x10, 7), 1 - a);
 	assert_int_equal(f->r.rule, RULE_NEW);
@@ -429,11 +429,77 @@ static void idle_timeouts(void **state)
 	assert_int_equal(f->r.rule, RULE_FLOW); /* idle 30 = timeout: live */
 	assert_int_equal(esp(f, "203.0.113.9", 4500, 0x500, 1061), a);
 	assert_int_equal(f->r.rule, RULE_PERSIST); /* flow idle 31: stale */
-	assert_int_equal(steer_expire(f->st, 1161), 1); /* the flow; persistence idle 100 */
+	/* the flow, and the SA entry (kept in both modes, last used by the
+	 * IKE_AUTH); persistence (refreshed by ESP at 1061) is idle 100 */
+	assert_int_equal(steer_expire(f->st, 1161), 2);
 	assert_int_equal(steer_expire(f->st, 1162), 1); /* persistence idle 101 */
 	uint64_t cl[4], fl[4];
 	steer_server_counts(f->st, 0, 1162, cl, fl);
 	assert_int_equal(cl[a] + fl[a], 0);
+	fx_free(f);
+}
+
+static int first_cb(void *ctx, const struct lk_entry *e)
+{
+	struct lk_entry *first = ctx;
+	if (first->svc < 0)
+		*first = *e;
+	return 0;
+}
+
+static int query(struct fx *f, const struct lk_query *q, struct lk_entry *e, uint64_t now)
+{
+	e->svc = -1;
+	return steer_query(f->st, q, now, first_cb, e);
+}
+
+/* Lookups: four clients behind one NAT address (source-ip) are one
+ * persistence entry but four flows and four SAs; every one is found, by
+ * address, address:port and SPIi; an unknown address gets the fallback;
+ * counts are honest; nothing is refreshed by reading. */
+static void lookup_nat_clients(void **state)
+{
+	(void)state;
+	struct fx *f = fx_new(2, CFG_PERSIST_SOURCE_IP, CFG_SCHED_MAGLEV);
+	fx_start(f, 0);
+	int a = -1;
+	for (int i = 0; i < 4; i++) {
+		a = sa_init(f, "198.18.0.1", (uint16_t)(1000 + i), 0x100u + (unsigned)i, 10);
+		assert_int_equal(auth(f, "198.18.0.1", (uint16_t)(2000 + i), 0x100u + (unsigned)i,
+				      0x200, 10), a);
+	}
+	struct lk_query q = { .kind = LK_Q_ADDR, .port = -1, .svc = -1, .srv = -1 };
+	struct lk_entry e;
+	assert_int_equal(ikelb_addr_parse("198.18.0.1", &q.addr), 0);
+	assert_int_equal(query(f, &q, &e, 20), 4 + 1); /* 4 flows + persistence */
+	assert_int_equal(e.rule, RULE_FLOW);
+	assert_int_equal(e.srv, a);
+	assert_int_equal(e.idle_s, 10);
+	assert_int_equal(e.expires_in, (int64_t)f->cfg.services[0].persistence.flow_timeout_s - 10);
+	q.port = 2002;
+	assert_int_equal(query(f, &q, &e, 20), 1 + 1);
+	assert_int_equal(e.cport, 2002);
+	struct lk_query qs = { .kind = LK_Q_SPI, .spi = 0x102, .port = -1, .svc = -1, .srv = -1 };
+	assert_int_equal(query(f, &qs, &e, 20), 1);
+	assert_int_equal(e.table, LK_T_SA);
+	assert_int_equal(e.srv, a);
+	assert_int_equal(ikelb_addr_parse("192.0.2.77", &q.addr), 0);
+	q.port = -1;
+	assert_int_equal(query(f, &q, &e, 20), 1);
+	assert_int_equal(e.rule, RULE_FALLBACK);
+	uint64_t sas[2], addrs[2], cl[2], fl[2];
+	assert_int_equal(steer_server_usage(f->st, 0, 20, sas, addrs), 0);
+	assert_int_equal(sas[a], 4);
+	assert_int_equal(addrs[a], 1);
+	steer_server_counts(f->st, 0, 20, cl, fl);
+	assert_int_equal(cl[a], 1); /* the NAT address: what source-ip persists */
+	struct lk_query all = { .kind = LK_Q_ALL, .port = -1, .svc = -1, .srv = 1 - a };
+	assert_int_equal(query(f, &all, &e, 20), 0);
+	all.srv = a;
+	assert_int_equal(query(f, &all, &e, 20), 4 + 4 + 1);
+	/* reading refreshed nothing: the flows still expire on time */
+	assert_int_equal(query(f, &q, &e, 20 + 400), 1);
+	assert_true(steer_expire(f->st, 10 + f->cfg.services[0].persistence.flow_timeout_s + 1) >= 4);
 	fx_free(f);
 }
 
@@ -502,6 +568,7 @@ int main(void)
 		cmocka_unit_test(idle_timeouts),
 		cmocka_unit_test(rr_and_lc_exact),
 		cmocka_unit_test(ikev1_new_sa),
+		cmocka_unit_test(lookup_nat_clients),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

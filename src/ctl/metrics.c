@@ -1,0 +1,304 @@
+/* GET /metrics: the Prometheus text format (0.0.4) from a view. One
+ * family per concept, every family with HELP and TYPE, units in the names,
+ * label values only from the configuration or fixed lists (bounded), never
+ * a measured value in a label. Families are the outer loop: Prometheus
+ * wants a family's samples together under its TYPE line. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctl/report.h"
+#include "ikelb/ike_wire.h"
+#include "ikelb/version.h"
+
+/* A growing text buffer; a failed allocation marks it failed instead of
+ * silently truncating the page. */
+struct buf {
+	char *p;
+	size_t len, cap;
+	bool failed;
+};
+
+__attribute__((format(printf, 2, 3))) static void bprintf(struct buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	while (!b->failed) {
+		va_start(ap, fmt);
+		int n = vsnprintf(b->p ? b->p + b->len : NULL, b->p ? b->cap - b->len : 0, fmt, ap);
+		va_end(ap);
+		if (n < 0)
+			break;
+		if (b->p && b->len + (size_t)n < b->cap) {
+			b->len += (size_t)n;
+			return;
+		}
+		size_t cap = (b->cap + (size_t)n + 1) * 2;
+		char *np = realloc(b->p, cap);
+		if (!np)
+			break;
+		b->p = np;
+		b->cap = cap;
+	}
+	b->failed = true;
+}
+
+static void family(struct buf *b, const char *name, const char *type, const char *help)
+{
+	bprintf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+typedef unsigned long long ull;
+
+/* ---- per service: one label list per concept ---- */
+
+struct labelled {
+	int ctr;               /* enum svc_ctr */
+	const char *value;     /* label value */
+};
+
+static const struct labelled directions[] = {
+	{ SVC_CTR_RX, "in" },       /* client -> VIP, every datagram seen */
+	{ SVC_CTR_FWD, "out" },     /* forwarded to a server */
+	{ SVC_CTR_REPLY, "reply" }, /* server -> client, rewritten */
+};
+
+static const struct labelled classes[] = {
+	{ SVC_CTR_IKEV2, "ikev2" }, { SVC_CTR_IKEV1, "ikev1" }, { SVC_CTR_ESP, "esp" },
+	{ SVC_CTR_KEEPALIVE, "keepalive" }, { SVC_CTR_FRAGMENT, "fragment" },
+};
+
+static const struct labelled rules[] = {
+	{ SVC_CTR_STEER_LABEL, "label" }, { SVC_CTR_STEER_FLOW, "flow" },
+	{ SVC_CTR_STEER_SA, "sa" }, { SVC_CTR_STEER_PERSIST, "persist" },
+	{ SVC_CTR_STEER_NEW, "new" }, { SVC_CTR_STEER_FALLBACK, "fallback" },
+};
+
+static const struct labelled drops[] = {
+	{ SVC_CTR_DROP(IKE_DROP_TOO_SHORT), "too_short" },
+	{ SVC_CTR_DROP(IKE_DROP_BAD_VERSION), "bad_version" },
+	{ SVC_CTR_DROP(IKE_DROP_LEN_MISMATCH), "length_mismatch" },
+	{ SVC_CTR_DROP(IKE_DROP_ZERO_SPI), "zero_spi" },
+	{ SVC_CTR_DROP(IKE_DROP_RESERVED_SPI), "reserved_spi" },
+	{ SVC_CTR_DROP(IKE_DROP_BAD_KEEPALIVE), "bad_keepalive" },
+	{ SVC_CTR_DROP(IKE_DROP_MALFORMED_IP), "malformed_ip" },
+	{ SVC_CTR_DROP(IKE_DROP_FRAGMENT), "fragment" },
+	{ SVC_CTR_DROP(IKE_DROP_NO_SERVER), "no_server" },
+	{ SVC_CTR_DROP(IKE_DROP_TABLE_FULL), "table_full" },
+};
+
+#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
+
+struct svc_family {
+	const char *name, *help, *label;
+	const struct labelled *vals;
+	size_t n;
+	bool bytes;
+};
+
+static const struct svc_family svc_families[] = {
+	{ "ikelb_packets_total", "UDP datagrams by direction: in (client to VIP, all seen), "
+	  "out (forwarded to a server), reply (server to client).", "direction", directions,
+	  NELEM(directions), false },
+	{ "ikelb_bytes_total", "Bytes of those datagrams (UDP payload), by direction.",
+	  "direction", directions, NELEM(directions), true },
+	{ "ikelb_classified_packets_total", "Client datagrams by what the classifier saw.",
+	  "class", classes, NELEM(classes), false },
+	{ "ikelb_steering_decisions_total", "Client datagrams placed, by the rule that "
+	  "placed them (sums to direction=out).", "rule", rules, NELEM(rules), false },
+	{ "ikelb_drops_total", "Client datagrams dropped, by reason.", "reason", drops,
+	  NELEM(drops), false },
+};
+
+static void svc_counters(struct buf *b, const struct cfg *cfg, const struct eng_stats *st)
+{
+	for (size_t f = 0; f < NELEM(svc_families); f++) {
+		const struct svc_family *fa = &svc_families[f];
+		family(b, fa->name, "counter", fa->help);
+		for (int i = 0; i < cfg->nservices && i < st->nsvc; i++)
+			for (size_t k = 0; k < fa->n; k++) {
+				int c = fa->vals[k].ctr;
+				bprintf(b, "%s{service=\"%s\",%s=\"%s\"} %llu\n", fa->name,
+					cfg->services[i].name, fa->label, fa->vals[k].value,
+					(ull)(fa->bytes ? st->svc[i].bytes[c] : st->svc[i].pkts[c]));
+			}
+	}
+}
+
+/* Counters with only a service label. */
+static void svc_single(struct buf *b, const struct cfg *cfg, const struct eng_stats *st)
+{
+	static const struct {
+		const char *name, *help;
+		int ctr;
+	} one[] = {
+		{ "ikelb_halfopen_table_full_total",
+		  "IKE_SA_INITs that evicted another half-open SA to be tracked.",
+		  SVC_CTR_HALFOPEN_FULL },
+		{ "ikelb_fib_pass_total",
+		  "Datagrams handed to the kernel because the FIB had no answer yet (bpf).",
+		  SVC_CTR_FIB_PASS },
+	};
+	for (size_t f = 0; f < NELEM(one); f++) {
+		family(b, one[f].name, "counter", one[f].help);
+		for (int i = 0; i < cfg->nservices && i < st->nsvc; i++)
+			bprintf(b, "%s{service=\"%s\"} %llu\n", one[f].name, cfg->services[i].name,
+				(ull)st->svc[i].pkts[one[f].ctr]);
+	}
+}
+
+static void svc_config(struct buf *b, const struct cfg *cfg)
+{
+	family(b, "ikelb_service_fullnat", "gauge",
+	       "1 when the service hides client addresses (fullnat): servers then apply "
+	       "per-IP limits to the SNAT pool addresses.");
+	for (int i = 0; i < cfg->nservices; i++)
+		bprintf(b, "ikelb_service_fullnat{service=\"%s\"} %d\n", cfg->services[i].name,
+			cfg->services[i].forwarding == CFG_FWD_FULLNAT);
+	family(b, "ikelb_service_snat_pool_addresses", "gauge",
+	       "Addresses in the service's SNAT pool (0: the kernel picks the source).");
+	for (int i = 0; i < cfg->nservices; i++)
+		bprintf(b, "ikelb_service_snat_pool_addresses{service=\"%s\"} %d\n",
+			cfg->services[i].name, cfg->services[i].nsnat_pool);
+}
+
+/* ---- per server ---- */
+
+enum srv_metric { M_UP, M_WEIGHT, M_SAS, M_ADDRS, M_CLIENTS, M_FLOWS, M_PKTS, M_BYTES, M__MAX };
+
+static const struct {
+	const char *name, *type, *help;
+} srv_metrics[M__MAX] = {
+	[M_UP] = { "ikelb_server_up", "gauge", "1 when the server takes traffic (active or draining)." },
+	[M_WEIGHT] = { "ikelb_server_weight", "gauge", "Current scheduling weight." },
+	[M_SAS] = { "ikelb_server_sas", "gauge", "Established IKE SAs tracked on the server." },
+	[M_ADDRS] = { "ikelb_server_client_addresses", "gauge",
+		      "Distinct client addresses with live flows to the server." },
+	[M_CLIENTS] = { "ikelb_server_clients", "gauge",
+			"Persistence entries: client addresses (source-ip) or IKE SAs with "
+			"half-open ones (ike)." },
+	[M_FLOWS] = { "ikelb_server_flows", "gauge", "Live client flows (address, port)." },
+	[M_PKTS] = { "ikelb_server_packets_total", "counter", "Datagrams forwarded to the server." },
+	[M_BYTES] = { "ikelb_server_bytes_total", "counter", "Bytes forwarded to the server." },
+};
+
+static ull srv_value(const struct rt_server *r, const struct eng_srv_stats *st, int m)
+{
+	switch (m) {
+	case M_UP: return r->effective != REAL_DOWN;
+	case M_WEIGHT: return r->weight;
+	case M_SAS: return st->sas;
+	case M_ADDRS: return st->client_addresses;
+	case M_CLIENTS: return st->clients;
+	case M_FLOWS: return st->flows;
+	case M_PKTS: return st->pkts;
+	default: return st->bytes;
+	}
+}
+
+static void servers(struct buf *b, const struct ctl_view *v, const struct eng_stats *st)
+{
+	static const struct eng_srv_stats none;
+	for (int m = 0; m < M__MAX; m++) {
+		family(b, srv_metrics[m].name, srv_metrics[m].type, srv_metrics[m].help);
+		for (int i = 0; i < v->cfg->nservices; i++) {
+			const struct cfg_service *s = &v->cfg->services[i];
+			for (int j = 0; j < s->nservers; j++)
+				bprintf(b, "%s{service=\"%s\",server=\"%s\"} %llu\n", srv_metrics[m].name,
+					s->name, s->servers[j].name,
+					srv_value(&v->rt->svc[i].servers[j],
+						  st->srv[i] ? &st->srv[i][j] : &none, m));
+		}
+	}
+}
+
+/* ---- health probes ---- */
+
+typedef void (*probe_fn)(struct buf *b, const char *svc, const char *srv,
+			 const struct health_info *hs);
+
+/* fn for every health-checked server (the others have no probes). */
+static void each_probed(struct buf *b, const struct ctl_view *v, probe_fn fn)
+{
+	struct health_info hs;
+	for (int i = 0; i < v->cfg->nservices; i++)
+		for (int j = 0; j < v->cfg->services[i].nservers; j++)
+			if (v->health(v->ctx, i, j, &hs) == 0)
+				fn(b, v->cfg->services[i].name, v->cfg->services[i].servers[j].name, &hs);
+}
+
+static void probe_count(struct buf *b, const char *sv, const char *sr,
+			const struct health_info *hs)
+{
+	bprintf(b, "ikelb_probes_total{service=\"%s\",server=\"%s\",result=\"ok\"} %llu\n", sv, sr,
+		(ull)hs->probes_ok);
+	bprintf(b, "ikelb_probes_total{service=\"%s\",server=\"%s\",result=\"failed\"} %llu\n", sv,
+		sr, (ull)hs->probes_failed);
+}
+
+static void probe_rtt(struct buf *b, const char *sv, const char *sr, const struct health_info *hs)
+{
+	ull cum = 0;
+	for (int k = 0; k < HEALTH_RTT_BUCKETS; k++) {
+		cum += hs->rtt_buckets[k];
+		bprintf(b, "ikelb_probe_rtt_seconds_bucket{service=\"%s\",server=\"%s\",le=\"%g\"} %llu\n",
+			sv, sr, health_rtt_bounds_ms[k] / 1000.0, cum);
+	}
+	cum += hs->rtt_over;
+	bprintf(b, "ikelb_probe_rtt_seconds_bucket{service=\"%s\",server=\"%s\",le=\"+Inf\"} %llu\n",
+		sv, sr, cum);
+	bprintf(b, "ikelb_probe_rtt_seconds_sum{service=\"%s\",server=\"%s\"} %.3f\n", sv, sr,
+		hs->rtt_sum_ms / 1000.0);
+	bprintf(b, "ikelb_probe_rtt_seconds_count{service=\"%s\",server=\"%s\"} %llu\n", sv, sr, cum);
+}
+
+static void probes(struct buf *b, const struct ctl_view *v)
+{
+	family(b, "ikelb_probes_total", "counter", "Health probes finished, by result.");
+	each_probed(b, v, probe_count);
+	family(b, "ikelb_probe_rtt_seconds", "histogram",
+	       "Round-trip time of successful health probes (ms resolution).");
+	each_probed(b, v, probe_rtt);
+}
+
+/* ---- the daemon ---- */
+
+static void daemon_info(struct buf *b, const struct ctl_view *v, const struct eng_stats *st)
+{
+	const struct ctl_reload_info *r = v->last_reload;
+	family(b, "ikelb_build_info", "gauge", "Always 1; the version in a label.");
+	bprintf(b, "ikelb_build_info{version=\"%s\",engine=\"%s\"} 1\n", IKELB_VERSION,
+		v->engine_name);
+	family(b, "ikelb_reload_success", "gauge",
+	       "0 when the last reload was refused (the old configuration runs), else 1.");
+	bprintf(b, "ikelb_reload_success %d\n", !r || !r->at || r->ok);
+	family(b, "ikelb_reload_timestamp_seconds", "gauge",
+	       "Unix time of the last reload attempt (0: none since start).");
+	bprintf(b, "ikelb_reload_timestamp_seconds %lld\n", (long long)(r ? r->at : 0));
+	family(b, "ikelb_expired_entries_total", "counter",
+	       "Idle state entries (flows, SAs, persistence) removed by the sweep.");
+	bprintf(b, "ikelb_expired_entries_total %llu\n", (ull)*v->expired);
+	family(b, "ikelb_decision_log_dropped_total", "counter",
+	       "Decision log lines not written: over the rate limit.");
+	bprintf(b, "ikelb_decision_log_dropped_total %llu\n",
+		(ull)st->decision_log_dropped);
+	family(b, "ikelb_uptime_seconds", "gauge", "Seconds since the daemon started.");
+	bprintf(b, "ikelb_uptime_seconds %llu\n", (ull)((v->now_ms() - v->started_ms) / 1000));
+}
+
+char *report_metrics(const struct ctl_view *v)
+{
+	struct buf b = { 0 };
+	const struct eng_stats *st = v->stats(v->ctx);
+	daemon_info(&b, v, st);
+	svc_counters(&b, v->cfg, st);
+	svc_single(&b, v->cfg, st);
+	svc_config(&b, v->cfg);
+	servers(&b, v, st);
+	probes(&b, v);
+	if (b.failed) {
+		free(b.p);
+		return NULL;
+	}
+	return b.p;
+}
