@@ -30,7 +30,7 @@ LDFLAGS := $(SANFLAGS) $(EXTRA_LDFLAGS)
 # and its ~20 dependencies stay out of the daemon, libbpf out of the CLI.
 LIBS := -lbpf -lelf -lz -lyaml -ljansson -lmicrohttpd -lpcap -lm -lpthread
 # libsystemd (sd_notify) and libcap-ng (ctl/caps.c) are the daemon's alone.
-DAEMON_LIBS := $(LIBS) -lsystemd -lcap-ng
+DAEMON_LIBS := $(LIBS) -lsystemd -lcap-ng -lcrypto
 CLI_LIBS := -lyaml -ljansson -lcurl -lpcap
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_x86 -Wall -Werror \
 	-Iinclude -Isrc -I$(ARCH_INC)
@@ -90,7 +90,10 @@ $(BUILD)/ikelb: $(CLI_OBJS) $(BUILD)/libikelb.a
 
 $(BUILD)/tests/unit/%: tests/unit/%.c $(BUILD)/libikelb.a $(TEST_HELPERS) | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(TEST_HELPERS) $(BUILD)/libikelb.a $(LIBS) -lcmocka $(LDFLAGS)
+	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(TEST_HELPERS) $(BUILD)/libikelb.a $(LIBS) -lcmocka $(UNIT_EXTRA_LIBS) $(LDFLAGS)
+
+# The sync wire test checks real HMAC-SHA256 (the daemon's OpenSSL helper).
+$(BUILD)/tests/unit/test_sync_wire: UNIT_EXTRA_LIBS := -lcrypto
 
 $(BUILD)/tests/bpf/%: tests/bpf/%.c $(BUILD)/libikelb.a $(BPF_SKELS) $(TEST_HELPERS) | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)

@@ -106,6 +106,11 @@ static const struct cmd_spec cmd_specs[CLI_NCMDS] = {
 			 "  --live IFACE        capture on IFACE (root) instead of reading files\n"
 			 "  --duration N        seconds to capture with --live, 1..3600\n"
 			 "Exit status: 1 when a finding is an error, 0 otherwise, 2 on usage or I/O errors.\n" },
+	[CLI_HEALTH_CHECK] = { "health-check", IN_IKELB, CTL_OPTS, "[-c FILE | -a ADDR]",
+			       "exit 0 only when the daemon answers and forwards (keepalived, bgp)",
+			       "Asks GET /v1/status (2 s timeout): exit 0 when an engine runs and at\n"
+			       "least one real server is active, else 1 with the reason on stderr. For\n"
+			       "keepalived's track_script and a BGP announcement (docs/ha.md).\n" },
 	[CLI_VERSION] = { "version", IN_BOTH, 0, "", "print the version (also -V, --version)", "" },
 	[CLI_HELP] = { "help", IN_BOTH, 0, "[COMMAND]", "this text, or a command's (also COMMAND --help)",
 		       "" },

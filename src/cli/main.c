@@ -66,6 +66,7 @@ static int control(const struct cli_args *a)
 	case CLI_SERVER: return client_cmd_server(api, a);
 	case CLI_RELOAD: return client_cmd_reload(api);
 	case CLI_STOP: return client_cmd_stop(api, a->keep_forwarding);
+	case CLI_HEALTH_CHECK: return client_cmd_health_check(api);
 	default: return 2;
 	}
 }

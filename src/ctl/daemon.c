@@ -19,6 +19,7 @@
 #include "ctl/lock.h"
 #include "ctl/reload.h"
 #include "ctl/service.h"
+#include "ctl/sync.h"
 #include "core/runtime.h"
 #include "ctl/view.h"
 #include "engine/engine.h"
@@ -33,6 +34,7 @@ struct daemon {
 	struct runtime rt;
 	struct daemon_health health;
 	struct api *api;
+	struct sync *sync;        /* NULL: no state sync configured */
 	struct lock_set lock;     /* one daemon per data path */
 	struct ctl_view view;     /* what the API sees */
 	struct ctl_cmd cmd;       /* what the API may do */
@@ -93,6 +95,15 @@ static int cmd_reload(void *ctx, struct ctl_reload_result *out)
 	return reload(ctx, out);
 }
 
+static int view_sync_stats(void *ctx, struct sync_stats *out)
+{
+	struct daemon *d = ctx;
+	if (!d->sync)
+		return -ENOENT;
+	sync_get_stats(d->sync, out);
+	return 0;
+}
+
 static void view_init(struct daemon *d)
 {
 	d->view = (struct ctl_view){
@@ -100,6 +111,7 @@ static void view_init(struct daemon *d)
 		.config_path = d->opts.config_path, .started_ms = clock_mono_ms(),
 		.expired = &d->swept, .now_ms = clock_mono_ms, .stats = view_stats,
 		.health = view_health, .last_reload = &d->last_reload, .ctx = d,
+		.sync_stats = view_sync_stats,
 	};
 	d->cmd = (struct ctl_cmd){ .set_admin = cmd_set_admin, .set_weight = cmd_set_weight,
 				   .shutdown = cmd_shutdown, .reload = cmd_reload, .ctx = d };
@@ -154,6 +166,8 @@ static int setup_fds(struct daemon *d)
 	}
 	if ((rc = ep_add(d, d->sigfd)) < 0 || (rc = ep_add(d, d->timerfd)) < 0 ||
 	    (rc = ep_add(d, api_fd(d->api))) < 0)
+		return rc;
+	if (d->sync && (rc = sync_watch(d->sync, d->epfd)) < 0)
 		return rc;
 	return daemon_health_watch(&d->health, d->epfd);
 }
@@ -324,6 +338,8 @@ static int loop(struct daemon *d)
 				on_timer(d, &last_sweep);
 			else if (fd == api)
 				run_api(d);
+			else if (sync_on_fd(d->sync, fd))
+				continue;
 			else
 				daemon_health_on_fd(&d->health);
 		}
@@ -338,6 +354,8 @@ static int loop(struct daemon *d)
 static void cleanup(struct daemon *d)
 {
 	daemon_health_stop(&d->health);
+	sync_stop(d->sync);
+	d->sync = NULL;
 	api_stop(d->api);
 	d->api = NULL;
 	if (d->eng.ops)
@@ -419,6 +437,9 @@ static int start(struct daemon *d)
 	if ((early && (rc = caps_drop(&d->cfg, &d->log)) < 0) || (rc = start_engine(d)) < 0)
 		return rc;
 	if ((rc = daemon_health_start(&d->health)) < 0)
+		return rc;
+	/* After the engine: peers' entries are written into its tables. */
+	if ((rc = sync_start(&d->sync, &d->cfg, &d->eng, &d->log)) < 0)
 		return rc;
 	if ((rc = setup_fds(d)) < 0)
 		return rc;

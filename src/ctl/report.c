@@ -1,4 +1,5 @@
 #include "ctl/report.h"
+#include "ctl/report_sync.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -148,8 +149,12 @@ json_t *report_stats(const struct ctl_view *v)
 						      v->cfg->services[i].name, "counters", ctr,
 						      "drops", drops, "servers", servers));
 	}
-	return json_pack("{s:o, s:I}", "services", svcs, "expired_entries",
-			 (json_int_t)*v->expired);
+	json_t *out = json_pack("{s:o, s:I}", "services", svcs, "expired_entries",
+				(json_int_t)*v->expired);
+	struct sync_stats ss;
+	if (out && v->sync_stats && v->sync_stats(v->ctx, &ss) == 0)
+		json_object_set_new(out, "sync", report_sync_json(&ss));
+	return out;
 }
 
 /* A growing text buffer; a failed allocation marks it failed instead of
@@ -258,6 +263,14 @@ char *report_metrics(const struct ctl_view *v)
 			v->cfg->services[i].forwarding == CFG_FWD_FULLNAT);
 	bprintf(&b, "# TYPE ikelb_expired_entries_total counter\n");
 	bprintf(&b, "ikelb_expired_entries_total %llu\n", (unsigned long long)*v->expired);
+	struct sync_stats ss;
+	if (v->sync_stats && v->sync_stats(v->ctx, &ss) == 0) {
+		char *sm = report_sync_metrics(&ss);
+		if (sm)
+			bprintf(&b, "%s", sm);
+		b.failed |= !sm;
+		free(sm);
+	}
 	if (b.failed) {
 		free(b.p);
 		return NULL;

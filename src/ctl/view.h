@@ -11,6 +11,7 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "ctl/health.h"
+#include "ctl/sync.h"
 #include "core/runtime.h"
 #include "engine/engine.h"
 
@@ -51,6 +52,9 @@ struct ctl_view {
 	int (*health)(void *ctx, int svc, int srv, struct health_info *out);
 	const struct ctl_reload_info *last_reload; /* NULL: none yet */
 	void *ctx;
+	/* State sync counters: 0 and *out, -ENOENT when sync is off. May be
+	 * NULL (no sync at all). */
+	int (*sync_stats)(void *ctx, struct sync_stats *out);
 };
 
 /* Commands return 0 or a negative errno; the provider logs engine errors. */

@@ -18,7 +18,7 @@ import pytest
 from lab.balancers import ikelb_bin
 
 NOWHERE = "unix:/nonexistent/ikelb.sock"
-COMMANDS = ["run", "check-config", "status", "stats", "server", "stop", "version"]
+COMMANDS = ["run", "check-config", "status", "stats", "server", "stop", "health-check", "version"]
 
 
 def ikelbd_bin():
