@@ -98,14 +98,21 @@ class Lab:
     callable(index) -> {'charon': {strongswan.conf charon.* keys},
     'conn': {swanctl connection keys}, 'child': {swanctl child keys}}.
     vip_on: 'lo' (default), 'c0' (lb's client interface) or None (the
-    balancer answers for the VIP itself)."""
+    balancer answers for the VIP itself).
+    balancers: N > 1 builds N balancer namespaces (lb, lb2, ...) on the same
+    two bridges for high availability (docs/ha.md): node k has its own
+    addresses 203.0.113.(1+k) and 198.51.100.(1+k), and neither the VIP nor
+    the gateways 203.0.113.1 / 198.51.100.1 are configured: keepalived
+    (lab/ha.py) moves them. vip_on is then ignored."""
 
     def __init__(self, servers=2, clients=4, nat_clients=0, server_opts=None,
                  client_opts=None, vip_on="lo", workdir=None, prefix=None,
-                 die_with_parent=True):
+                 die_with_parent=True, balancers=1):
         self.nservers, self.nclients, self.nnat = servers, clients, nat_clients
         self.server_opts, self.client_opts = server_opts, client_opts
         self.vip_on = vip_on
+        self.nbalancers = balancers
+        self.lb_nss = []
         # False for a lab meant to outlive this process (demo KEEP=1).
         self.die_with_parent = die_with_parent
         self.prefix = prefix or N.new_prefix()
@@ -137,21 +144,17 @@ class Lab:
     def _build(self):
         reg = self.reg
         self.sw_ns = reg.add_ns(self.ns("sw"))
-        self.lb_ns = reg.add_ns(self.ns("lb"))
         N.bridge(self.sw_ns, "brc")
         N.bridge(self.sw_ns, "brs")
-        # balancer arms
-        N.veth(self.lb_ns, LB_CLIENT_IF, self.sw_ns, "lbc")
-        N.veth(self.lb_ns, LB_SERVER_IF, self.sw_ns, "lbs")
-        N.link_up(self.sw_ns, "lbc", "brc")
-        N.link_up(self.sw_ns, "lbs", "brs")
-        N.addr_add(self.lb_ns, LB_CLIENT_IF, LB_CLIENT_ADDR + "/24")
-        N.addr_add(self.lb_ns, LB_SERVER_IF, LB_SERVER_ADDR + "/24")
-        N.link_up(self.lb_ns, LB_CLIENT_IF)
-        N.link_up(self.lb_ns, LB_SERVER_IF)
-        if self.vip_on:
-            N.addr_add(self.lb_ns, self.vip_on, VIP + "/32")
-        N.sysctl(self.lb_ns, "net.ipv4.ip_forward=1")
+        if self.nbalancers > 1:
+            for k in range(1, self.nbalancers + 1):
+                self._balancer_arms(k, "203.0.113.%d" % (1 + k), "198.51.100.%d" % (1 + k))
+            self.lb_ns = self.lb_nss[0]
+        else:
+            self._balancer_arms(1, LB_CLIENT_ADDR, LB_SERVER_ADDR)
+            self.lb_ns = self.lb_nss[0]
+            if self.vip_on:
+                N.addr_add(self.lb_ns, self.vip_on, VIP + "/32")
 
         for i in range(1, self.nservers + 1):
             name = "s%d" % i
@@ -168,6 +171,22 @@ class Lab:
             self.clients.append(node)
         if self.nnat:
             self._build_nat()
+
+    def _balancer_arms(self, k, caddr, saddr):
+        """Balancer namespace k (lb, lb2, ...): c0 on brc, s0 on brs."""
+        sfx = "" if k == 1 else str(k)
+        ns = self.reg.add_ns(self.ns("lb" + sfx))
+        N.veth(ns, LB_CLIENT_IF, self.sw_ns, "lbc" + sfx)
+        N.veth(ns, LB_SERVER_IF, self.sw_ns, "lbs" + sfx)
+        N.link_up(self.sw_ns, "lbc" + sfx, "brc")
+        N.link_up(self.sw_ns, "lbs" + sfx, "brs")
+        N.addr_add(ns, LB_CLIENT_IF, caddr + "/24")
+        N.addr_add(ns, LB_SERVER_IF, saddr + "/24")
+        N.link_up(ns, LB_CLIENT_IF)
+        N.link_up(ns, LB_SERVER_IF)
+        N.sysctl(ns, "net.ipv4.ip_forward=1")
+        self.lb_nss.append(ns)
+        return ns
 
     def _host(self, name, bridge, addr, plen, gw, kind):
         ns = self.reg.add_ns(self.ns(name))
