@@ -62,11 +62,18 @@ def start_nodes(lab, sync=True, **cfg):
     return nodes
 
 
-def keepalived_conf(k, priority, check_cmd, advert="0.2"):
+def keepalived_conf(k, priority, check_cmd, advert="0.2", servers_only=False):
     """VRRPv3, one sync group: the VIP (client side) and the servers'
     gateway move together; the node leaves MASTER when `ikelb health-check`
-    fails twice."""
-    return """global_defs {
+    fails twice. servers_only: just the servers' gateway (behind an ECMP
+    group the router reaches the VIP by BGP, lab/ecmp.py)."""
+    conf = _KA_GLOBAL + ("" if servers_only else _KA_CLIENTS) + _KA_SERVERS
+    return conf % {"k": k, "check": check_cmd, "cif": LB_CLIENT_IF, "sif": LB_SERVER_IF,
+                   "prio": priority, "adv": advert, "vip": VIP, "cgw": LB_CLIENT_ADDR,
+                   "sgw": LB_SERVER_ADDR}
+
+
+_KA_GLOBAL = """global_defs {
     router_id ikelb-lb%(k)d
     vrrp_version 3
     script_user root
@@ -83,7 +90,8 @@ vrrp_script chk_ikelb {
     fall 2
     rise 2
 }
-vrrp_sync_group ikelb {
+"""
+_KA_CLIENTS = """vrrp_sync_group ikelb {
     group {
         clients
         servers
@@ -103,7 +111,8 @@ vrrp_instance clients {
         chk_ikelb
     }
 }
-vrrp_instance servers {
+"""
+_KA_SERVERS = """vrrp_instance servers {
     state BACKUP
     interface %(sif)s
     virtual_router_id 52
@@ -116,13 +125,13 @@ vrrp_instance servers {
         chk_ikelb
     }
 }
-""" % {"k": k, "check": check_cmd, "cif": LB_CLIENT_IF, "sif": LB_SERVER_IF, "prio": priority,
-       "adv": advert, "vip": VIP, "cgw": LB_CLIENT_ADDR, "sgw": LB_SERVER_ADDR}
+"""
 
 
 class Keepalived:
-    def __init__(self, lab, k, node, priority):
+    def __init__(self, lab, k, node, priority, servers_only=False):
         self.lab, self.k, self.node, self.priority = lab, k, node, priority
+        self.servers_only = servers_only
         self.dir = os.path.join(lab.workdir, "keepalived%d" % k)
         self.conf = os.path.join(self.dir, "keepalived.conf")
         self.logfile = os.path.join(self.dir, "keepalived.log")
@@ -132,7 +141,8 @@ class Keepalived:
         os.makedirs(os.path.join(self.dir, "run"), exist_ok=True)
         check = "%s health-check -a %s" % (ikelb_bin(), self.node.api())
         with open(self.conf, "w") as f:
-            f.write(keepalived_conf(self.k, self.priority, check))
+            f.write(keepalived_conf(self.k, self.priority, check,
+                                    servers_only=self.servers_only))
         script = 'mount --bind "$1" /run && shift && exec "$@"'
         log = open(self.logfile, "w")
         self.proc = subprocess.Popen(
@@ -171,11 +181,12 @@ def has_gateway(lab, k):
     return (" %s/24 " % LB_SERVER_ADDR) in out
 
 
-def wait_master(lab, k, timeout=15):
-    """Until node k holds the VIP and the servers' gateway; the seconds it took."""
+def wait_master(lab, k, timeout=15, servers_only=False):
+    """Until node k holds the VIP and the servers' gateway (servers_only:
+    the gateway); the seconds it took."""
     t0 = time.monotonic()
     while time.monotonic() - t0 < timeout:
-        if has_vip(lab, k) and has_gateway(lab, k):
+        if (servers_only or has_vip(lab, k)) and has_gateway(lab, k):
             return time.monotonic() - t0
         time.sleep(0.05)
     raise N.LabError("node %d did not become VRRP master in %ds" % (k, timeout))
