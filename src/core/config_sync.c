@@ -83,6 +83,10 @@ void cfg_parse_sync(struct cfg_ctx *x, yaml_node_t *root, struct cfg *c)
 		return;
 	cfg_check_keys(x, m, "sync", sync_keys);
 	s->enabled = true;
+	/* The socket engine's tables live in its workers: nothing to walk. */
+	if (x->engine_ok && c->engine != CFG_ENGINE_BPF)
+		cfg_err(x, m, "sync: needs engine: bpf (the %s engine cannot share its state)",
+			cfg_engine_name(c->engine));
 	yaml_node_t *l = cfg_get(x, m, "listen");
 	if (l)
 		host_port(x, l, "sync.listen", &s->listen, &s->listen_port);

@@ -697,4 +697,14 @@ static const struct cfg_bad_case cfg_bad_cases[] = {
 	  "      - { name: a, address: 198.51.100.1 }\n"
 	  "sync: { listen: 198.51.100.2, peers: [\"198.51.100.3:7600\"], key_file: /k }\n",
 	  "t.yaml:7:17: sync.listen: '198.51.100.2' is not \"address:port\"" },
+	{ "sync_socket_engine",
+	  "engine: socket\n"
+	  "services:\n"
+	  "  - name: s1\n"
+	  "    vip: 127.0.0.1\n"
+	  "    forwarding: fullnat\n"
+	  "    servers:\n"
+	  "      - { name: a, address: 127.0.0.2 }\n"
+	  "sync: { listen: \"127.0.0.1:7600\", peers: [\"127.0.0.2:7600\"], key_file: /k }\n",
+	  "t.yaml:8:7: sync: needs engine: bpf (the socket engine cannot share its state)" },
 };
