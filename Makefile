@@ -53,7 +53,7 @@ BENCH_BINS := $(BENCH_SRCS:bench/%.c=$(BUILD)/bench/%)
 DEPS_STAMP := $(BUILD)/.deps-ok
 
 .PHONY: all deps check check-unit check-bpf check-doctor check-pkg check-system check-san check-system-san fuzz \
-	demo bench install deb clean tests
+	demo demo-ha bench install deb clean tests
 
 all: $(BUILD)/ikelbd $(BUILD)/ikelb $(BENCH_BINS)
 
@@ -162,6 +162,9 @@ fuzz: | $(DEPS_STAMP)
 
 demo: all
 	sh scripts/demo
+
+demo-ha: all
+	sh scripts/demo-ha
 
 bench: all
 	IKELB_BENCH_DEPS=1 sh scripts/install-deps
