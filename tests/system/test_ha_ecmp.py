@@ -17,7 +17,6 @@ strongSwan SA is lost; with SPI labels and no sync, no strongSwan SA is lost
 (the generator's clients have no labels; how many of them moved is
 reported). Without either, what moved is reported.
 """
-import concurrent.futures
 import os
 import time
 
@@ -39,21 +38,6 @@ def require_frr(require_ikelb):
                  ecmp.bench_bin("ikesink")):
         if not os.access(tool, os.X_OK):
             skip_or_fail("%s missing (scripts/install-deps, make)" % tool)
-
-
-def _sas(lab):
-    return {(s.name, sa["initiator-spi"], sa["responder-spi"])
-            for s in lab.servers for sa in lab.server_sas(s) if sa["state"] == "ESTABLISHED"}
-
-
-def _resume_times(lab, t0, watch):
-    def one(c):
-        while time.monotonic() - t0 < watch:
-            if lab.ping_through_tunnel(c.name, count=1, timeout=1):
-                return c.name, time.monotonic() - t0
-        return c.name, None
-    with concurrent.futures.ThreadPoolExecutor(max_workers=len(lab.clients)) as ex:
-        return dict(ex.map(one, lab.clients))
 
 
 def _on_all(nodes, *args):
@@ -94,15 +78,15 @@ def _ecmp(make_lab, report, sync, labels):
         n.wait_healthy(time.monotonic() + 10)
     results.update(lab.initiate_all(clients=lab.clients[NSWAN // 2:]))
     assert all(r.ok for r in results.values()), lab.summary(results)
-    before = _sas(lab)
+    before = ha.established_sas(lab)
     assert len(before) == NSWAN
     time.sleep(1.0)  # a few sync intervals
 
     def fail():
         t0 = ha.fail_node(lab, 1, nodes[0], lab.ha_keepalived[0])
-        return t0, _resume_times(lab, t0, 15)
+        return t0, ha.resume_times(lab, t0, 15)
     where2, (t0, times) = _gen(lab, gen_ns, 10, 16, during=fail)
-    after = _sas(lab)
+    after = ha.established_sas(lab)
     moved = sorted(c for c in where2 if len(where2[c]) > 1)
     late = sorted(n for n, t in times.items() if t is None or t > RESUME_LIMIT_S)
     worst = max((t for t in times.values() if t is not None), default=None)

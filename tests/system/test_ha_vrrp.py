@@ -12,7 +12,6 @@ ikelb's state sync, or without it when the servers label their SPIs.
 Without either, the clients whose hash names the other server lose their
 tunnel: measured and reported, not asserted.
 """
-import concurrent.futures
 import os
 import time
 
@@ -32,24 +31,6 @@ HEALTH = {"type": "ike", "interval": "1s", "timeout": "500ms", "rise": 1, "fall"
 def require_keepalived(require_ikelb):
     if not os.access(ha.KEEPALIVED, os.X_OK):
         skip_or_fail("%s missing (scripts/install-deps)" % ha.KEEPALIVED)
-
-
-def _sas(lab):
-    """{(server, initiator-spi, responder-spi)} of established IKE SAs."""
-    return {(s.name, sa["initiator-spi"], sa["responder-spi"])
-            for s in lab.servers for sa in lab.server_sas(s) if sa["state"] == "ESTABLISHED"}
-
-
-def _resume_times(lab, t0):
-    """Per client: seconds from the failure to the first ping answered
-    through its tunnel (None: not within WATCH_S)."""
-    def watch(c):
-        while time.monotonic() - t0 < WATCH_S:
-            if lab.ping_through_tunnel(c.name, count=1, timeout=1):
-                return c.name, time.monotonic() - t0
-        return c.name, None
-    with concurrent.futures.ThreadPoolExecutor(max_workers=len(lab.clients)) as ex:
-        return dict(ex.map(watch, lab.clients))
 
 
 def _wait_synced(node, want, timeout=8):
@@ -80,7 +61,7 @@ def _failover(make_lab, report, sync, labels):
     nodes[0].wait_healthy(time.monotonic() + 10)
     results.update(lab.initiate_all(clients=rest))
     assert all(r.ok for r in results.values()), lab.summary(results)
-    before = _sas(lab)
+    before = ha.established_sas(lab)
     assert len(before) == NCLIENTS
     on_s1 = {sa["remote-id"].split("@")[0] for sa in lab.server_sas("s1")}
     assert {c.name for c in first} <= on_s1
@@ -91,8 +72,8 @@ def _failover(make_lab, report, sync, labels):
     t0 = ha.fail_node(lab, 1, nodes[0], kas[0])
     ha.wait_master(lab, 2)
     takeover = time.monotonic() - t0
-    times = _resume_times(lab, t0)
-    after = _sas(lab)
+    times = ha.resume_times(lab, t0, WATCH_S)
+    after = ha.established_sas(lab)
     late = sorted(n for n, t in times.items() if t is None or t > RESUME_LIMIT_S)
     worst = max((t for t in times.values() if t is not None), default=None)
     stats = ha.sync_stats(nodes[1])

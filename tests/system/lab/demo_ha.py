@@ -5,7 +5,6 @@ until they answer again through the standby. Tears everything down.
 
 Environment: IKELB_BIN; CLIENTS (default 8); SYNC=0 to watch the same
 failover without state sync (the clients placed off-hash stay down)."""
-import concurrent.futures
 import os
 import sys
 import time
@@ -16,16 +15,6 @@ from . import ha
 
 def banner(text):
     print("\n=== %s" % text, flush=True)
-
-
-def ping_all(lab, t0, limit=10.0):
-    def one(c):
-        while time.monotonic() - t0 < limit:
-            if lab.ping_through_tunnel(c.name, count=1, timeout=1):
-                return c.name, time.monotonic() - t0
-        return c.name, None
-    with concurrent.futures.ThreadPoolExecutor(max_workers=len(lab.clients)) as ex:
-        return dict(ex.map(one, lab.clients))
 
 
 def run(lab, sync):
@@ -52,7 +41,7 @@ def run(lab, sync):
     t0 = ha.fail_node(lab, 1, nodes[0], kas[0])
     ha.wait_master(lab, 2)
     print("lb2 took over in %.1f s" % (time.monotonic() - t0))
-    times = ping_all(lab, t0)
+    times = ha.resume_times(lab, t0, 10.0)
     for name, t in sorted(times.items(), key=lambda kv: int(kv[0][1:])):
         print("  %-4s %s" % (name, "tunnel answers after %.2f s" % t if t is not None
                              else "DOWN (placed while s2 was disabled; lb2 has no state)"))

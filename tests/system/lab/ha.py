@@ -214,3 +214,24 @@ def sync_stats(node):
     if r.returncode != 0:
         return {}
     return json.loads(r.stdout).get("sync", {})
+
+
+def established_sas(lab):
+    """{(server, initiator-spi, responder-spi)} of established IKE SAs: the
+    same set before and after a failover means no SA was re-established."""
+    return {(s.name, sa["initiator-spi"], sa["responder-spi"])
+            for s in lab.servers for sa in lab.server_sas(s) if sa["state"] == "ESTABLISHED"}
+
+
+def resume_times(lab, t0, watch):
+    """Per client: seconds from t0 (the failure) to the first ping answered
+    through its tunnel, or None when none within `watch` seconds."""
+    import concurrent.futures
+
+    def one(c):
+        while time.monotonic() - t0 < watch:
+            if lab.ping_through_tunnel(c.name, count=1, timeout=1):
+                return c.name, time.monotonic() - t0
+        return c.name, None
+    with concurrent.futures.ThreadPoolExecutor(max_workers=len(lab.clients)) as ex:
+        return dict(ex.map(one, lab.clients))
