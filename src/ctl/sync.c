@@ -188,7 +188,9 @@ static void apply_entry(struct sync *s, const struct sync_entry *we)
 	int svc = find_service(s->cfg, we->svc);
 	int srv = svc < 0 ? -1 : find_server(&s->cfg->services[svc], &we->server);
 
-	if (srv < 0 || we->kind == SYNC_K_HALFOPEN) {
+	if (we->kind == SYNC_K_HALFOPEN)
+		return; /* reserved: nodes do not share half-open SAs */
+	if (srv < 0) {
 		s->st.rej_unknown_server++;
 		return;
 	}
