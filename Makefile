@@ -30,7 +30,7 @@ LDFLAGS := $(SANFLAGS) $(EXTRA_LDFLAGS)
 # and its ~20 dependencies stay out of the daemon, libbpf out of the CLI.
 LIBS := -lbpf -lelf -lz -lyaml -ljansson -lmicrohttpd -lpcap -lm -lpthread
 # libsystemd (sd_notify) and libcap-ng (ctl/caps.c) are the daemon's alone.
-DAEMON_LIBS := $(LIBS) -lsystemd -lcap-ng
+DAEMON_LIBS := $(LIBS) -lsystemd -lcap-ng -lcrypto
 CLI_LIBS := -lyaml -ljansson -lcurl -lpcap
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_x86 -Wall -Werror \
 	-Iinclude -Isrc -I$(ARCH_INC)
@@ -53,7 +53,7 @@ BENCH_BINS := $(BENCH_SRCS:bench/%.c=$(BUILD)/bench/%)
 DEPS_STAMP := $(BUILD)/.deps-ok
 
 .PHONY: all deps check check-unit check-bpf check-doctor check-pkg check-system check-san check-system-san fuzz \
-	demo bench install deb clean tests
+	demo demo-ha bench install deb clean tests
 
 all: $(BUILD)/ikelbd $(BUILD)/ikelb $(BENCH_BINS)
 
@@ -98,7 +98,10 @@ $(BUILD)/ikelb: $(CLI_OBJS) $(BUILD)/libikelb.a
 
 $(BUILD)/tests/unit/%: tests/unit/%.c $(BUILD)/libikelb.a $(TEST_HELPERS) | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(TEST_HELPERS) $(BUILD)/libikelb.a $(LIBS) -lcmocka $(LDFLAGS)
+	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(TEST_HELPERS) $(BUILD)/libikelb.a $(LIBS) -lcmocka $(UNIT_EXTRA_LIBS) $(LDFLAGS)
+
+# The sync wire test checks real HMAC-SHA256 (the daemon's OpenSSL helper).
+$(BUILD)/tests/unit/test_sync_wire: UNIT_EXTRA_LIBS := -lcrypto
 
 $(BUILD)/tests/bpf/%: tests/bpf/%.c $(BUILD)/libikelb.a $(BPF_SKELS) $(TEST_HELPERS) | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
@@ -167,6 +170,9 @@ fuzz: | $(DEPS_STAMP)
 
 demo: all
 	sh scripts/demo
+
+demo-ha: all
+	sh scripts/demo-ha
 
 bench: all
 	IKELB_BENCH_DEPS=1 sh scripts/install-deps

@@ -138,6 +138,11 @@ static const struct cmd_spec cmd_specs[CLI_NCMDS] = {
 		      "switch the placement decision log on or off at run time",
 		      "The daemon then logs each placement (client, SPI, service, server,\n"
 		      "rule), at most 50 lines per second; dropped lines are counted.\n" },
+	[CLI_HEALTH_CHECK] = { "health-check", IN_IKELB, CTL_OPTS, "[-c FILE | -a ADDR]",
+			       "exit 0 only when the daemon answers and forwards (keepalived, bgp)",
+			       "Asks GET /v1/status (2 s timeout): exit 0 when an engine runs and at\n"
+			       "least one real server is active, else 1 with the reason on stderr. For\n"
+			       "keepalived's track_script and a BGP announcement (docs/ha.md).\n" },
 	[CLI_VERSION] = { "version", IN_BOTH, 0, "", "print the version (also -V, --version)", "" },
 	[CLI_HELP] = { "help", IN_BOTH, 0, "[COMMAND]", "this text, or a command's (also COMMAND --help)",
 		       "" },

@@ -351,3 +351,52 @@ int client_cmd_stop(const struct client_api *api, int keep)
 	json_decref(j);
 	return wait_gone(api);
 }
+
+/* Counts servers by effective state; a node whose servers are all down
+ * must not hold the VIP (nothing behind it would answer). */
+static int active_servers(json_t *status, int *total)
+{
+	size_t i, k;
+	json_t *svc, *srv;
+	int up = 0;
+
+	*total = 0;
+	json_array_foreach(json_object_get(status, "services"), i, svc) {
+		json_array_foreach(json_object_get(svc, "servers"), k, srv) {
+			const char *st = json_string_value(json_object_get(srv, "state"));
+			(*total)++;
+			up += st && !strcmp(st, "active");
+		}
+	}
+	return up;
+}
+
+int client_cmd_health_check(const struct client_api *api)
+{
+	char err[256], *body = NULL;
+	/* Short: keepalived and the BGP loop call this every second. */
+	int code = request(api, "GET", "/v1/status", 2000, &body, err, sizeof(err));
+	json_error_t je;
+	json_t *j = code == 200 && body ? json_loads(body, 0, &je) : NULL;
+	int rc = 1, total = 0;
+
+	free(body);
+	if (code < 0)
+		fprintf(stderr, "ikelb health-check: %s\n", err);
+	else if (!j)
+		fprintf(stderr, "ikelb health-check: no status (HTTP %d)\n", code);
+	else {
+		const char *eng = json_string_value(json_object_get(j, "engine"));
+		int up = active_servers(j, &total);
+		if (!eng || !strcmp(eng, "none"))
+			fprintf(stderr, "ikelb health-check: no engine running\n");
+		else if (up == 0)
+			fprintf(stderr, "ikelb health-check: no active server (0/%d)\n", total);
+		else {
+			printf("ok: engine %s, %d/%d server(s) active\n", eng, up, total);
+			rc = 0;
+		}
+	}
+	json_decref(j);
+	return rc;
+}

@@ -40,5 +40,7 @@ int client_cmd_server(const struct client_api *api, const struct cli_args *a);
  * the daemon refused the file. */
 int client_cmd_reload(const struct client_api *api);
 int client_cmd_stop(const struct client_api *api, int keep_forwarding);
+/* 0 when the daemon answers, runs an engine and has an active server. */
+int client_cmd_health_check(const struct client_api *api);
 
 #endif

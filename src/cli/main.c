@@ -69,6 +69,7 @@ static int control(const struct cli_args *a)
 	case CLI_LOOKUP: return client_cmd_lookup(api, a);
 	case CLI_CLIENTS: return client_cmd_clients(api, a);
 	case CLI_LOG: return client_cmd_log(api, a);
+	case CLI_HEALTH_CHECK: return client_cmd_health_check(api);
 	default: return 2;
 	}
 }

@@ -105,6 +105,22 @@ struct cfg_service {
 	int line;
 };
 
+#define CFG_MAX_SYNC_PEERS 16
+
+/* State sync between nodes (docs/ha.md): off unless `sync` is given. */
+struct cfg_sync {
+	bool enabled;
+	struct ikelb_addr listen;   /* local address and port to bind */
+	uint16_t listen_port;
+	struct ikelb_addr peers[CFG_MAX_SYNC_PEERS];
+	uint16_t peer_ports[CFG_MAX_SYNC_PEERS];
+	int npeers;
+	char key_file[256];         /* shared HMAC key, absolute path */
+	uint32_t interval_ms;       /* batching / walk period, default 200 */
+	uint32_t max_rate;          /* datagrams per second per peer, default 2000 */
+	uint32_t refresh_s;         /* resend an unchanged entry after, default 60 */
+};
+
 struct cfg {
 	enum cfg_engine engine;
 	char interfaces[CFG_MAX_INTERFACES][CFG_NAME_MAX];
@@ -123,7 +139,12 @@ struct cfg {
 	uint32_t max_halfopen; /* half-open IKE SA table capacity, default 65536 */
 	struct cfg_service *services;
 	int nservices;
+	struct cfg_sync sync;
 };
+
+/* "198.51.100.2:7600" or "[2001:db8::1]:7600" into address and port;
+ * 0 or -EINVAL. */
+int cfg_parse_host_port(const char *s, struct ikelb_addr *a, uint16_t *port);
 
 /* One error, formatted "file:line:col: message". */
 struct cfg_error {

@@ -104,6 +104,8 @@ int cfg_node_addr(struct cfg_ctx *x, yaml_node_t *n, const char *what,
 
 /* Parsing into struct cfg (config_parse.c) and cross checks (config_validate.c). */
 void cfg_parse_root(struct cfg_ctx *x, yaml_node_t *root, struct cfg *c);
+/* The `sync` mapping (config_sync.c). */
+void cfg_parse_sync(struct cfg_ctx *x, yaml_node_t *root, struct cfg *c);
 void cfg_validate(struct cfg_ctx *x, yaml_node_t *root, struct cfg *c);
 
 #endif

@@ -10,7 +10,7 @@
 #define DAY_MS (86400ull * 1000)
 
 static const char *const root_keys[] = { "engine", "interfaces", "api", "bpf", "maglev_seed",
-					 "limits", "server_state_file", "services", NULL };
+					 "limits", "server_state_file", "services", "sync", NULL };
 static const char *const api_keys[] = { "listen", "idle_timeout", "token_file", NULL };
 static const char *const bpf_keys[] = { "pin_dir", "attach", NULL };
 static const char *const bpf_attach_names[] = { "tc", "xdp", NULL };
@@ -551,4 +551,5 @@ void cfg_parse_root(struct cfg_ctx *x, yaml_node_t *root, struct cfg *c)
 	parse_limits(x, root, c);
 	parse_state_file(x, root, c);
 	parse_services(x, root, c);
+	cfg_parse_sync(x, root, c);
 }

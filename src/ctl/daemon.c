@@ -20,6 +20,7 @@
 #include "ctl/reload.h"
 #include "ctl/server_state.h"
 #include "ctl/service.h"
+#include "ctl/sync.h"
 #include "core/runtime.h"
 #include "ctl/view.h"
 #include "engine/engine.h"
@@ -34,6 +35,7 @@ struct daemon {
 	struct runtime rt;
 	struct daemon_health health;
 	struct api *api;
+	struct sync *sync;        /* NULL: no state sync configured */
 	struct lock_set lock;     /* one daemon per data path */
 	struct ctl_view view;     /* what the API sees */
 	struct ctl_cmd cmd;       /* what the API may do */
@@ -126,6 +128,15 @@ static int cmd_reload(void *ctx, struct ctl_reload_result *out)
 	return reload(ctx, out);
 }
 
+static int view_sync_stats(void *ctx, struct sync_stats *out)
+{
+	struct daemon *d = ctx;
+	if (!d->sync)
+		return -ENOENT;
+	sync_get_stats(d->sync, out);
+	return 0;
+}
+
 static void view_init(struct daemon *d)
 {
 	d->view = (struct ctl_view){
@@ -133,7 +144,7 @@ static void view_init(struct daemon *d)
 		.config_path = d->opts.config_path, .started_ms = clock_mono_ms(),
 		.expired = &d->swept, .now_ms = clock_mono_ms, .stats = view_stats,
 		.health = view_health, .last_reload = &d->last_reload, .lookup = view_lookup,
-		.ctx = d,
+		.sync_stats = view_sync_stats, .ctx = d,
 	};
 	d->cmd = (struct ctl_cmd){ .set_admin = cmd_set_admin, .set_weight = cmd_set_weight,
 				   .shutdown = cmd_shutdown, .reload = cmd_reload,
@@ -189,6 +200,8 @@ static int setup_fds(struct daemon *d)
 	}
 	if ((rc = ep_add(d, d->sigfd)) < 0 || (rc = ep_add(d, d->timerfd)) < 0 ||
 	    (rc = ep_add(d, api_fd(d->api))) < 0)
+		return rc;
+	if (d->sync && (rc = sync_watch(d->sync, d->epfd)) < 0)
 		return rc;
 	return daemon_health_watch(&d->health, d->epfd);
 }
@@ -361,6 +374,8 @@ static int loop(struct daemon *d)
 				on_timer(d, &last_sweep);
 			else if (fd == api)
 				run_api(d);
+			else if (sync_on_fd(d->sync, fd))
+				continue;
 			else
 				daemon_health_on_fd(&d->health);
 		}
@@ -375,6 +390,8 @@ static int loop(struct daemon *d)
 static void cleanup(struct daemon *d)
 {
 	daemon_health_stop(&d->health);
+	sync_stop(d->sync);
+	d->sync = NULL;
 	api_stop(d->api);
 	d->api = NULL;
 	if (d->eng.ops)
@@ -460,6 +477,9 @@ static int start(struct daemon *d)
 	if ((early && (rc = caps_drop(&d->cfg, &d->log)) < 0) || (rc = start_engine(d)) < 0)
 		return rc;
 	if ((rc = daemon_health_start(&d->health)) < 0)
+		return rc;
+	/* After the engine: peers' entries are written into its tables. */
+	if ((rc = sync_start(&d->sync, &d->cfg, &d->eng, &d->log)) < 0)
 		return rc;
 	if ((rc = setup_fds(d)) < 0)
 		return rc;

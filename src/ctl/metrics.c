@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "ctl/report.h"
+#include "ctl/report_sync.h"
 #include "ikelb/ike_wire.h"
 #include "ikelb/version.h"
 
@@ -286,6 +287,19 @@ static void daemon_info(struct buf *b, const struct ctl_view *v, const struct en
 	bprintf(b, "ikelb_uptime_seconds %llu\n", (ull)((v->now_ms() - v->started_ms) / 1000));
 }
 
+/* Only with sync: configured (docs/ha.md). */
+static void sync_counters(struct buf *b, const struct ctl_view *v)
+{
+	struct sync_stats ss;
+	if (!v->sync_stats || v->sync_stats(v->ctx, &ss) < 0)
+		return;
+	char *sm = report_sync_metrics(&ss);
+	if (sm)
+		bprintf(b, "%s", sm);
+	b->failed |= !sm;
+	free(sm);
+}
+
 char *report_metrics(const struct ctl_view *v)
 {
 	struct buf b = { 0 };
@@ -296,6 +310,7 @@ char *report_metrics(const struct ctl_view *v)
 	svc_config(&b, v->cfg);
 	servers(&b, v, st);
 	probes(&b, v);
+	sync_counters(&b, v);
 	if (b.failed) {
 		free(b.p);
 		return NULL;

@@ -1,4 +1,5 @@
 #include "ctl/report.h"
+#include "ctl/report_sync.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -149,6 +150,10 @@ json_t *report_stats(const struct ctl_view *v)
 						      v->cfg->services[i].name, "counters", ctr,
 						      "drops", drops, "servers", servers));
 	}
-	return json_pack("{s:o, s:I}", "services", svcs, "expired_entries",
-			 (json_int_t)*v->expired);
+	json_t *out = json_pack("{s:o, s:I}", "services", svcs, "expired_entries",
+				(json_int_t)*v->expired);
+	struct sync_stats ss;
+	if (out && v->sync_stats && v->sync_stats(v->ctx, &ss) == 0)
+		json_object_set_new(out, "sync", report_sync_json(&ss));
+	return out;
 }

@@ -11,6 +11,7 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "ctl/health.h"
+#include "ctl/sync.h"
 #include "core/runtime.h"
 #include "engine/engine.h"
 
@@ -53,6 +54,9 @@ struct ctl_view {
 	/* The engine's read-only lookup (engine_ops.lookup); NULL: none. */
 	int (*lookup)(void *ctx, const struct lk_query *q, lk_cb cb, void *cbctx);
 	void *ctx;
+	/* State sync counters: 0 and *out, -ENOENT when sync is off. May be
+	 * NULL (no sync at all). */
+	int (*sync_stats)(void *ctx, struct sync_stats *out);
 };
 
 /* Commands return 0 or a negative errno; the provider logs engine errors. */

@@ -9,7 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/clock.h"
 #include "engine/bpf_engine.h"
+#include "engine/bpf_sync_state.h"
 #include "engine/engine.h"
 
 struct bpf_adapter {
@@ -137,6 +139,16 @@ static int bpf_lookup(struct engine *e, const struct lk_query *q, lk_cb cb, void
 	return bpf_engine_lookup(ad(e)->be, q, cb, ctx);
 }
 
+static int bpf_sync_walk(struct engine *e, eng_sync_cb cb, void *ctx)
+{
+	return bpf_engine_sync_walk(ad(e)->be, (uint32_t)clock_mono_s(), cb, ctx);
+}
+
+static int bpf_sync_apply(struct engine *e, const struct eng_sync_entry *en)
+{
+	return bpf_engine_sync_apply(ad(e)->be, (uint32_t)clock_mono_s(), en);
+}
+
 static const struct engine_ops bpf_ops = {
 	.name = "bpf",
 	.start = bpf_start,
@@ -147,6 +159,8 @@ static const struct engine_ops bpf_ops = {
 	.sweep = bpf_sweep,
 	.reconfigure = bpf_reconfigure,
 	.close = bpf_close,
+	.sync_walk = bpf_sync_walk,
+	.sync_apply = bpf_sync_apply,
 };
 
 /* dnat forwards between the balancer's arms, so the kernel must route the

@@ -38,6 +38,20 @@ struct eng_stats {
 
 struct engine;
 
+/* One state entry as the engines and the sync module exchange it: local
+ * service and server indexes, the age in seconds (clocks differ between
+ * nodes). kind is enum sync_kind (core/sync_wire.h). */
+struct eng_sync_entry {
+	uint8_t kind;
+	int svc, srv;
+	uint32_t age_s;
+	struct ikelb_addr client;  /* persist (masked), flow */
+	uint64_t spi;              /* sa, halfopen */
+	uint16_t cport, vport;     /* flow */
+};
+
+typedef int (*eng_sync_cb)(void *ctx, const struct eng_sync_entry *en);
+
 struct engine_ops {
 	const char *name;
 	/* Called once the tables are programmed: start forwarding (attach).
@@ -66,6 +80,13 @@ struct engine_ops {
 	int (*reconfigure)(struct engine *e, const struct cfg *cfg);
 	/* keep_state: leave pinned maps / programs so forwarding continues. */
 	void (*close)(struct engine *e, bool keep_state);
+	/* State sync between nodes (src/ctl/sync.c, docs/ha.md). NULL when the
+	 * engine cannot share its state. sync_walk calls cb for every live
+	 * persistence, SA, half-open and flow entry (a non-zero return stops
+	 * the walk and is returned); sync_apply writes one entry from a peer:
+	 * 1 written, 0 kept (the local entry is as recent), or a negative errno. */
+	int (*sync_walk)(struct engine *e, eng_sync_cb cb, void *ctx);
+	int (*sync_apply)(struct engine *e, const struct eng_sync_entry *en);
 };
 
 struct engine {

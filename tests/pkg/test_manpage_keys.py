@@ -25,6 +25,7 @@ PLACES = {
     "api_keys": ("TOP-LEVEL KEYS", "api"),
     "bpf_keys": ("TOP-LEVEL KEYS", "bpf"),
     "limit_keys": ("TOP-LEVEL KEYS", "limits"),
+    "sync_keys": ("TOP-LEVEL KEYS", "sync"),
     "svc_keys": ("SERVICE KEYS", None),
     "persist_keys": ("SERVICE KEYS", "persistence"),
     "health_keys": ("SERVICE KEYS", "health"),

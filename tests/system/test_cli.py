@@ -19,7 +19,7 @@ from lab.balancers import ikelb_bin
 
 NOWHERE = "unix:/nonexistent/ikelb.sock"
 COMMANDS = ["run", "check-config", "status", "stats", "server", "stop", "lookup", "clients",
-            "log", "version"]
+            "log", "health-check", "version"]
 
 
 def ikelbd_bin():

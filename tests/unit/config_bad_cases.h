@@ -38,7 +38,7 @@ static const struct cfg_bad_case cfg_bad_cases[] = {
 	  "    vip: 203.0.113.10\n"
 	  "    servers:\n"
 	  "      - { name: a, address: 198.51.100.1 }\n",
-	  "t.yaml:2:1: unknown key 'foo' (valid keys: engine, interfaces, api, bpf, maglev_seed, limits, server_state_file, services)" },
+	  "t.yaml:2:1: unknown key 'foo' (valid keys: engine, interfaces, api, bpf, maglev_seed, limits, server_state_file, services, sync)" },
 	{ "unknown_key_service",
 	  "interfaces: [eth0]\n"
 	  "services:\n"
@@ -697,4 +697,23 @@ static const struct cfg_bad_case cfg_bad_cases[] = {
 	  "---\n"
 	  "services: []\n",
 	  "t.yaml:7:1: a second YAML document ('---') is not allowed; put everything in one" },
+	{ "sync_listen_without_port",
+	  "interfaces: [eth0]\n"
+	  "services:\n"
+	  "  - name: s1\n"
+	  "    vip: 203.0.113.10\n"
+	  "    servers:\n"
+	  "      - { name: a, address: 198.51.100.1 }\n"
+	  "sync: { listen: 198.51.100.2, peers: [\"198.51.100.3:7600\"], key_file: /k }\n",
+	  "t.yaml:7:17: sync.listen: '198.51.100.2' is not \"address:port\"" },
+	{ "sync_socket_engine",
+	  "engine: socket\n"
+	  "services:\n"
+	  "  - name: s1\n"
+	  "    vip: 127.0.0.1\n"
+	  "    forwarding: fullnat\n"
+	  "    servers:\n"
+	  "      - { name: a, address: 127.0.0.2 }\n"
+	  "sync: { listen: \"127.0.0.1:7600\", peers: [\"127.0.0.2:7600\"], key_file: /k }\n",
+	  "t.yaml:8:7: sync: needs engine: bpf (the socket engine cannot share its state)" },
 };

@@ -346,6 +346,33 @@ static void metrics_families_and_samples(void **state)
 	free(r.body);
 }
 
+static int fake_sync(void *ctx, struct sync_stats *out)
+{
+	(void)ctx;
+	*out = (struct sync_stats){ .sent_msgs = 4, .applied = 11, .rej_auth = 2 };
+	return 0;
+}
+
+/* The sync's counters appear only when the daemon has a sync. */
+static void sync_counters_in_stats_and_metrics(void **state)
+{
+	struct fake *f = *state;
+	json_t *j = report_stats(&f->view);
+	assert_null(json_object_get(j, "sync"));
+	json_decref(j);
+	f->view.sync_stats = fake_sync;
+	j = report_stats(&f->view);
+	json_t *sy = json_object_get(j, "sync");
+	assert_int_equal(json_integer_value(json_object_get(sy, "applied")), 11);
+	assert_int_equal(json_integer_value(json_object_get(sy, "rej_auth")), 2);
+	json_decref(j);
+	char *m = report_metrics(&f->view);
+	assert_non_null(m);
+	assert_non_null(strstr(m, "# TYPE ikelb_sync_applied_total counter\nikelb_sync_applied_total 11\n"));
+	assert_non_null(strstr(m, "ikelb_sync_sent_msgs_total 4\n"));
+	free(m);
+}
+
 /* ---- commands ---- */
 
 static void drain_reaches_the_command_with_the_server(void **state)
@@ -540,6 +567,7 @@ int main(void)
 		T(reload_reports_changes_or_errors),
 		T(status_without_reload),
 		T(lookup_and_clients),
+		T(sync_counters_in_stats_and_metrics),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -144,11 +144,18 @@ def ikelb_config(lab, forwarding="dnat", persistence="source-ip", scheduler="mag
 class IkelbBalancer:
     name = "ikelb"
 
-    def __init__(self, lab, run_args=(), **cfg):
-        # run_args: extra `ikelb run` arguments (e.g. ["--flush-state"])
+    def __init__(self, lab, run_args=(), ns=None, tag="ikelb", extra_yaml="", **cfg):
+        # run_args: extra `ikelb run` arguments (e.g. ["--flush-state"]).
+        # ns, tag, extra_yaml: one node of several (lab/ha.py): its
+        # namespace, the name of its directory and API socket, and YAML
+        # appended to the generated file (e.g. a `sync:` block).
         self.lab, self.cfg, self.run_args = lab, cfg, list(run_args)
+        self.ns, self.tag, self.extra_yaml = ns or lab.lb_ns, tag, extra_yaml
+        self.sock = os.path.join(lab.workdir, tag + "-api.sock")
+        if tag != "ikelb":
+            self.cfg.setdefault("api_listen", "unix:" + self.sock)
         self.proc = None
-        self.dir = os.path.join(lab.workdir, "ikelb")
+        self.dir = os.path.join(lab.workdir, tag)
         self.conf = os.path.join(self.dir, "ikelb.yaml")
         self.logfile = os.path.join(self.dir, "ikelb.log")
 
@@ -158,10 +165,10 @@ class IkelbBalancer:
         # socket engine binds its upstream sockets to them).
         # `replace`: a restart() finds them already there.
         for a in self.cfg.get("snat_pool") or ():
-            N.run([N.IP, "-n", self.lab.lb_ns, "addr", "replace", a + "/32",
+            N.run([N.IP, "-n", self.ns, "addr", "replace", a + "/32",
                    "dev", LB_SERVER_IF])
         with open(self.conf, "w") as f:
-            f.write(ikelb_config(self.lab, **self.cfg))
+            f.write(ikelb_config(self.lab, **self.cfg) + self.extra_yaml)
         # ip netns exec remounts /sys, so bpffs is gone there: mount a fresh
         # instance (private to this mount namespace, so pins cannot collide
         # with another lab) and a private /run.
@@ -169,17 +176,17 @@ class IkelbBalancer:
                   'mount --bind "$1" /run && shift && exec "$@"')
         log = open(self.logfile, "w")
         self.proc = subprocess.Popen(
-            [N.IP, "netns", "exec", self.lab.lb_ns, "sh", "-c", script, "sh",
+            [N.IP, "netns", "exec", self.ns, "sh", "-c", script, "sh",
              os.path.join(self.dir, "run"), ikelb_bin(), "run", "-c", self.conf] + self.run_args,
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             preexec_fn=N.pdeathsig if self.lab.die_with_parent else None)
         log.close()
-        self.lab.reg.add_proc("ikelb", self.proc)
+        self.lab.reg.add_proc(self.tag, self.proc)
         self.lab.balancer = self
         deadline = time.monotonic() + float(os.environ.get("IKELB_READY_TIMEOUT", ready_timeout))
         # Ready when the API socket exists or a program sits on the client
         # interface; then a short settle for the first health checks.
-        sock = os.path.join(self.lab.workdir, "ikelb-api.sock")
+        sock = self.sock
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise N.LabError("ikelb exited (%s):\n%s" % (self.proc.returncode, self.log()))
@@ -203,7 +210,7 @@ class IkelbBalancer:
             n += 1
         if os.path.exists(self.logfile):
             os.rename(self.logfile, "%s.%d" % (self.logfile, n))
-        sock = os.path.join(self.lab.workdir, "ikelb-api.sock")
+        sock = self.sock
         if os.path.exists(sock):
             os.unlink(sock)
         saved = self.run_args
@@ -214,7 +221,7 @@ class IkelbBalancer:
             self.run_args = saved
 
     def api(self):
-        return "unix:" + os.path.join(self.lab.workdir, "ikelb-api.sock")
+        return "unix:" + self.sock
 
     def status(self):
         """`ikelb status --json` as a dict, or None."""
@@ -246,7 +253,7 @@ class IkelbBalancer:
 
     def attached(self):
         """A tc or XDP program on the lb's client-side interface."""
-        ns = self.lab.lb_ns
+        ns = self.ns
         tc = N.ns_run(ns, ["tc", "filter", "show", "dev", LB_CLIENT_IF, "ingress"],
                       check=False).stdout
         xdp = N.run([N.IP, "-n", ns, "link", "show", LB_CLIENT_IF], check=False).stdout
@@ -267,7 +274,7 @@ class IkelbBalancer:
         """`ikelb stats` output, or '' when the command is not there."""
         for args in (["stats", "-c", self.conf], ["stats"]):
             try:
-                p = N.ns_run(self.lab.lb_ns, [ikelb_bin()] + args, check=False, timeout=10)
+                p = N.ns_run(self.ns, [ikelb_bin()] + args, check=False, timeout=10)
             except N.LabError:
                 continue
             if p.returncode == 0 and not p.stdout.startswith("usage:"):

@@ -28,6 +28,7 @@ NAT_PUBLIC = "203.0.113.50"
 NAT_PRIVATE_GW = "198.18.200.1"
 LB_CLIENT_IF = "c0"
 LB_SERVER_IF = "s0"
+TRANSIT_ROUTER = "198.18.100.1"
 
 _live_labs = set()
 _live_lock = threading.Lock()
@@ -98,14 +99,27 @@ class Lab:
     callable(index) -> {'charon': {strongswan.conf charon.* keys},
     'conn': {swanctl connection keys}, 'child': {swanctl child keys}}.
     vip_on: 'lo' (default), 'c0' (lb's client interface) or None (the
-    balancer answers for the VIP itself)."""
+    balancer answers for the VIP itself).
+    balancers: N > 1 builds N balancer namespaces (lb, lb2, ...) on the same
+    two bridges for high availability (docs/ha.md): node k has its own
+    addresses 203.0.113.(1+k) and 198.51.100.(1+k), and neither the VIP nor
+    the gateways 203.0.113.1 / 198.51.100.1 are configured: keepalived
+    (lab/ha.py) moves them. vip_on is then ignored.
+    router=True (with balancers > 1): an ECMP router namespace `rt` owns
+    the clients' gateway 203.0.113.1 and reaches the nodes over a transit
+    bridge brr (198.18.100.0/24: router .1, node k .(1+k), the nodes' c0);
+    lab/ecmp.py runs BGP so the router learns the VIP from the nodes."""
 
     def __init__(self, servers=2, clients=4, nat_clients=0, server_opts=None,
                  client_opts=None, vip_on="lo", workdir=None, prefix=None,
-                 die_with_parent=True):
+                 die_with_parent=True, balancers=1, router=False):
         self.nservers, self.nclients, self.nnat = servers, clients, nat_clients
         self.server_opts, self.client_opts = server_opts, client_opts
         self.vip_on = vip_on
+        self.nbalancers = balancers
+        self.router = router and balancers > 1
+        self.rt_ns = None
+        self.lb_nss = []
         # False for a lab meant to outlive this process (demo KEEP=1).
         self.die_with_parent = die_with_parent
         self.prefix = prefix or N.new_prefix()
@@ -137,21 +151,23 @@ class Lab:
     def _build(self):
         reg = self.reg
         self.sw_ns = reg.add_ns(self.ns("sw"))
-        self.lb_ns = reg.add_ns(self.ns("lb"))
         N.bridge(self.sw_ns, "brc")
         N.bridge(self.sw_ns, "brs")
-        # balancer arms
-        N.veth(self.lb_ns, LB_CLIENT_IF, self.sw_ns, "lbc")
-        N.veth(self.lb_ns, LB_SERVER_IF, self.sw_ns, "lbs")
-        N.link_up(self.sw_ns, "lbc", "brc")
-        N.link_up(self.sw_ns, "lbs", "brs")
-        N.addr_add(self.lb_ns, LB_CLIENT_IF, LB_CLIENT_ADDR + "/24")
-        N.addr_add(self.lb_ns, LB_SERVER_IF, LB_SERVER_ADDR + "/24")
-        N.link_up(self.lb_ns, LB_CLIENT_IF)
-        N.link_up(self.lb_ns, LB_SERVER_IF)
-        if self.vip_on:
-            N.addr_add(self.lb_ns, self.vip_on, VIP + "/32")
-        N.sysctl(self.lb_ns, "net.ipv4.ip_forward=1")
+        if self.router:
+            self._build_router()
+        if self.nbalancers > 1:
+            for k in range(1, self.nbalancers + 1):
+                caddr = ("198.18.100.%d" if self.router else "203.0.113.%d") % (1 + k)
+                self._balancer_arms(k, caddr, "198.51.100.%d" % (1 + k),
+                                    "brr" if self.router else "brc")
+                if self.router:
+                    N.default_route(self.lb_nss[-1], TRANSIT_ROUTER)
+            self.lb_ns = self.lb_nss[0]
+        else:
+            self._balancer_arms(1, LB_CLIENT_ADDR, LB_SERVER_ADDR)
+            self.lb_ns = self.lb_nss[0]
+            if self.vip_on:
+                N.addr_add(self.lb_ns, self.vip_on, VIP + "/32")
 
         for i in range(1, self.nservers + 1):
             name = "s%d" % i
@@ -168,6 +184,50 @@ class Lab:
             self.clients.append(node)
         if self.nnat:
             self._build_nat()
+
+    def _build_router(self):
+        """The ECMP router: eth0 on the clients' bridge, eth1 on the transit
+        bridge toward the nodes; L4 multipath hashing, so one client's
+        ports 500 and 4500 may reach different nodes."""
+        self.rt_ns = self.reg.add_ns(self.ns("rt"))
+        N.bridge(self.sw_ns, "brr")
+        N.veth(self.rt_ns, "eth0", self.sw_ns, "rtc")
+        N.veth(self.rt_ns, "eth1", self.sw_ns, "rtr")
+        N.link_up(self.sw_ns, "rtc", "brc")
+        N.link_up(self.sw_ns, "rtr", "brr")
+        N.addr_add(self.rt_ns, "eth0", LB_CLIENT_ADDR + "/24")
+        N.addr_add(self.rt_ns, "eth1", TRANSIT_ROUTER + "/24")
+        N.link_up(self.rt_ns, "eth0")
+        N.link_up(self.rt_ns, "eth1")
+        N.sysctl(self.rt_ns, "net.ipv4.ip_forward=1")
+        N.sysctl(self.rt_ns, "net.ipv4.fib_multipath_hash_policy=1")
+        # The VIP lies in the clients' own subnet here (as in every lab
+        # topology), so clients ARP for it: the router answers for the
+        # addresses it routes elsewhere.
+        N.sysctl(self.rt_ns, "net.ipv4.conf.eth0.proxy_arp=1")
+
+    def _balancer_arms(self, k, caddr, saddr, cbridge="brc"):
+        """Balancer namespace k (lb, lb2, ...): c0 on cbridge, s0 on brs."""
+        sfx = "" if k == 1 else str(k)
+        ns = self.reg.add_ns(self.ns("lb" + sfx))
+        N.veth(ns, LB_CLIENT_IF, self.sw_ns, "lbc" + sfx)
+        N.veth(ns, LB_SERVER_IF, self.sw_ns, "lbs" + sfx)
+        N.link_up(self.sw_ns, "lbc" + sfx, cbridge)
+        N.link_up(self.sw_ns, "lbs" + sfx, "brs")
+        if self.nbalancers > 1:
+            # A switch floods frames for a MAC it no longer knows (a dead
+            # node's port went down) to every port; the other nodes' BPF
+            # programs would forward those copies (docs/ha.md, "Findings").
+            # Off here, so a failover is measured by ARP/VRRP/BGP alone.
+            for port in ("lbc" + sfx, "lbs" + sfx):
+                N.run(["bridge", "-n", self.sw_ns, "link", "set", "dev", port, "flood", "off"])
+        N.addr_add(ns, LB_CLIENT_IF, caddr + "/24")
+        N.addr_add(ns, LB_SERVER_IF, saddr + "/24")
+        N.link_up(ns, LB_CLIENT_IF)
+        N.link_up(ns, LB_SERVER_IF)
+        N.sysctl(ns, "net.ipv4.ip_forward=1")
+        self.lb_nss.append(ns)
+        return ns
 
     def _host(self, name, bridge, addr, plen, gw, kind):
         ns = self.reg.add_ns(self.ns(name))
