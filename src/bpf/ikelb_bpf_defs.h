@@ -95,7 +95,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 16384); /* set by the engine: max_halfopen */
 	__type(key, struct sa_key);
-	__type(value, struct state_value);
+	__type(value, struct halfopen_value);
 } halfopen_map SEC(".maps");
 
 struct {
@@ -111,6 +111,27 @@ struct {
 	__type(key, struct frag_key);
 	__type(value, struct frag_value);
 } frag_map SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, IKELB_MAX_IFACES);
+	__type(key, __u32);
+	__type(value, __u32);
+} iface_map SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, TBL__MAX);
+	__type(key, __u32);
+	__type(value, struct tbl_ctr);
+} tbl_ctr_map SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, TBL__MAX);
+	__type(key, __u32);
+	__type(value, struct tbl_fill);
+} tbl_fill_map SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

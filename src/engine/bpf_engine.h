@@ -107,6 +107,22 @@ struct bpf_sweep_stats {
 	uint64_t purged;    /* unknown service, freed or DOWN real server */
 };
 
+/* Pressure on one state table (enum ikelb_table), as of the last walk
+ * (sweep or stats read). evictions: entries the LRU dropped to admit new
+ * ones, derived as inserts - deletes - entries (docs/state.md). */
+struct bpf_table_stats {
+	uint64_t entries;
+	uint64_t capacity;
+	uint64_t inserts;
+	uint64_t evictions;
+};
+void bpf_engine_table_stats(const struct bpf_engine *e, struct bpf_table_stats out[TBL__MAX]);
+
+/* Roles (IFACE_R_*) of an interface the program runs on: where replies of
+ * real servers are believed. bpf_engine_attach sets them from the
+ * configuration; interfaces without an entry have both roles. */
+int bpf_engine_set_iface_roles(struct bpf_engine *e, int ifindex, uint32_t roles);
+
 /* Delete entries idle longer than their service's timeout (now_s:
  * clock_gettime(CLOCK_MONOTONIC) seconds, the clock the BPF side uses) and
  * entries pointing to freed or DOWN servers. When usage is not NULL it must

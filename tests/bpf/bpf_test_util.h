@@ -145,7 +145,9 @@ static inline int t_setup(struct tfx *f)
 		if (t_maglev(f, s, NULL) != 0)
 			return -1;
 	f->prog_fd = bpf_engine_prog_fd(f->e);
-	return 0;
+	/* Frames run on lo (ifindex 1): the servers' side, so replies need no
+	 * neighbour (tests of the public side and one arm set other roles). */
+	return bpf_engine_set_iface_roles(f->e, 1, IFACE_R_SERVERS);
 }
 
 static inline void t_teardown(struct tfx *f)
@@ -349,6 +351,21 @@ static inline size_t t_auth(uint8_t *buf, const char *src, uint16_t sport, const
 	uint8_t pl[PKT_MAX];
 	size_t n = pkt_ikev2_auth_natt(pl, sizeof(pl), spi_i, spi_r, 1, enc_len);
 	return n ? t_udp(buf, src, sport, dst, 4500, pl, n) : 0;
+}
+
+/* The server's IKE_SA_INIT response (SPIr chosen) from server srv of
+ * service s to the client (client, cport) through the reply path: what
+ * lets the client's next message with that SPIr promote its SA. */
+static inline int t_init_resp(struct tfx *f, int s, int srv, const char *client, uint16_t cport,
+			      uint64_t spi_i, uint64_t spi_r)
+{
+	uint8_t fr[PKT_MAX], pl[PKT_MAX];
+	char real[64];
+	size_t pn = pkt_ikev2_sa_init_resp(pl, sizeof(pl), spi_i, spi_r);
+
+	if (!pn || !ikelb_addr_str(&f->srv[s][srv].addr, real, sizeof(real)))
+		return -1;
+	return t_run(f, fr, t_udp(fr, real, 500, client, cport, pl, pn));
 }
 
 static inline size_t t_esp(uint8_t *buf, const char *src, uint16_t sport, const char *dst,

@@ -55,6 +55,10 @@ static void sa_init_auth_esp_keepalive(void **state)
 	assert_int_equal(t_ctr(f, SV4, SVC_CTR_IKEV2), 1);
 	assert_int_equal(t_ctr(f, SV4, SVC_CTR_FIB_PASS), 1);
 
+	/* the server answers with its SPIr, which the IKE_AUTH must carry */
+	assert_int_equal(t_init_resp(f, SV4, srv, CLIENT, 500, 0x1111222233334444ULL,
+				     0x5555666677778888ULL), TC_ACT_OK);
+	assert_int_not_equal(flow_lookup(f, SV4, CLIENT, 500, 500, &v), 0); /* teaches no flow */
 	n = t_auth(fr, CLIENT, 34567, VIP, 0x1111222233334444ULL, 0x5555666677778888ULL, 900);
 	assert_int_equal(t_run(f, fr, n), TC_ACT_OK);
 	assert_int_equal(t_dst_server(f, SV4), srv);
@@ -129,6 +133,8 @@ static void reauth_stays(void **state)
 
 	assert_int_equal(t_run(f, fr, n), TC_ACT_OK);
 	int srv = t_dst_server(f, SV4);
+	assert_int_equal(t_init_resp(f, SV4, srv, CLIENT, 500, 0xaaaa000000000001ULL, 0x77ULL),
+			 TC_ACT_OK);
 	n = t_auth(fr, CLIENT, 4500, VIP, 0xaaaa000000000001ULL, 0x77ULL, 900);
 	assert_int_equal(t_run(f, fr, n), TC_ACT_OK); /* earns persistence */
 	assert_int_equal(t_dst_server(f, SV4), srv);
@@ -153,6 +159,8 @@ static void sa_init_flood_leaves_established_state(void **state)
 
 	assert_int_equal(t_run(f, fr, n), TC_ACT_OK);
 	int srv = t_dst_server(f, SV4);
+	assert_int_equal(t_init_resp(f, SV4, srv, CLIENT, 500, 0x5a5a000000000001ULL, 0x42ULL),
+			 TC_ACT_OK);
 	n = t_auth(fr, CLIENT, 4500, VIP, 0x5a5a000000000001ULL, 0x42ULL, 300);
 	assert_int_equal(t_run(f, fr, n), TC_ACT_OK);
 	size_t flows = t_map_count(f, "flow_map", sizeof(struct flow_key));
