@@ -118,6 +118,13 @@ void steer_counters(const struct steer *st, int svc, uint64_t pkts[SVC_CTR__MAX]
 void steer_server_counts(const struct steer *st, int svc, uint64_t now, uint64_t *clients,
 			 uint64_t *flows);
 
+/* Pressure on each table, index enum ikelb_table (maps.h; the same four
+ * tables as the BPF maps). */
+struct steer_table_stats {
+	uint64_t entries, capacity, inserts, evictions;
+};
+void steer_table_stats(const struct steer *st, struct steer_table_stats out[TBL__MAX]);
+
 /* Active connections for lc/wlc (the socket engine counts its upstream
  * flows), kept by the runtime's scheduler. */
 void steer_conn_inc(struct steer *st, int svc, int srv);

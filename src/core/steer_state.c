@@ -331,3 +331,16 @@ void steer_server_counts(const struct steer *st, int svc, uint64_t now, uint64_t
 	count_table(st, T_FLOW, svc, now, flows);
 }
 
+
+_Static_assert((int)T_PERSIST == (int)TBL_PERSIST && (int)T_SA == (int)TBL_SA &&
+	       (int)T_HALFOPEN == (int)TBL_HALFOPEN && (int)T_FLOW == (int)TBL_FLOW &&
+	       (int)T__MAX == (int)TBL__MAX, "tables in the BPF maps' order");
+
+void steer_table_stats(const struct steer *st, struct steer_table_stats out[TBL__MAX])
+{
+	for (int t = 0; t < T__MAX; t++) {
+		struct lru_stats ls;
+		lru_get_stats(st->t[t], &ls);
+		out[t] = (struct steer_table_stats){ ls.size, ls.capacity, ls.inserts, ls.evictions };
+	}
+}

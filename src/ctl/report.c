@@ -38,6 +38,7 @@ static const char *const drop_names[IKE_DROP__MAX] = {
 	[IKE_DROP_FRAGMENT] = "fragment",
 	[IKE_DROP_NO_SERVER] = "no_server",
 	[IKE_DROP_TABLE_FULL] = "table_full",
+	[IKE_DROP_SPOOFED_REPLY] = "spoofed_reply",
 };
 
 static const char *ctr_name(int ctr)
@@ -230,6 +231,35 @@ static void metrics_servers(struct buf *b, const struct ctl_view *v, const struc
 	}
 }
 
+/* State-table pressure (docs/state.md): one family per figure, a sample
+ * per table; engines that do not report tables give none. */
+static void metrics_tables(struct buf *b, const struct eng_stats *st)
+{
+	static const char *const tname[TBL__MAX] = {
+		[TBL_PERSIST] = "persist", [TBL_SA] = "sa", [TBL_HALFOPEN] = "halfopen",
+		[TBL_FLOW] = "flow",
+	};
+	static const struct {
+		const char *name, *type, *help;
+	} fam[] = {
+		{ "ikelb_table_entries", "gauge", "Live entries at the last state walk." },
+		{ "ikelb_table_capacity", "gauge", "Entries the table holds before it evicts." },
+		{ "ikelb_table_inserts_total", "counter", "New keys written." },
+		{ "ikelb_table_evictions_total", "counter",
+		  "Entries dropped to admit new ones (the table was full)." },
+	};
+	for (size_t m = 0; m < sizeof(fam) / sizeof(fam[0]); m++) {
+		bprintf(b, "# HELP %s %s\n# TYPE %s %s\n", fam[m].name, fam[m].help, fam[m].name,
+			fam[m].type);
+		for (int t = 0; t < st->ntables && t < TBL__MAX; t++) {
+			const struct eng_table_stats *ts = &st->tables[t];
+			uint64_t val[] = { ts->entries, ts->capacity, ts->inserts, ts->evictions };
+			bprintf(b, "%s{table=\"%s\"} %llu\n", fam[m].name, tname[t],
+				(unsigned long long)val[m]);
+		}
+	}
+}
+
 char *report_metrics(const struct ctl_view *v)
 {
 	struct buf b = { 0 };
@@ -246,6 +276,7 @@ char *report_metrics(const struct ctl_view *v)
 			v->cfg->services[i].forwarding == CFG_FWD_FULLNAT);
 	bprintf(&b, "# TYPE ikelb_expired_entries_total counter\n");
 	bprintf(&b, "ikelb_expired_entries_total %llu\n", (unsigned long long)*v->expired);
+	metrics_tables(&b, st);
 	if (b.failed) {
 		free(b.p);
 		return NULL;
