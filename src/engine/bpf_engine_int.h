@@ -3,7 +3,6 @@
 #ifndef IKELB_BPF_ENGINE_INT_H
 #define IKELB_BPF_ENGINE_INT_H
 
-#include <stdbool.h>
 #include <stddef.h>
 
 #include "engine/bpf_engine.h"
@@ -34,8 +33,7 @@ struct bpfe_tbl {
 	uint64_t inserts;
 	uint64_t daemon_deletes;
 	uint64_t evictions;
-	int64_t base;            /* inserts - deletes - entries at the first walk */
-	bool based;
+	int64_t base;            /* -(entries a reused pinned map had at load) */
 };
 
 struct bpf_engine {

@@ -188,8 +188,8 @@ static uint64_t tbl_ctr_sum(struct bpf_engine *e, uint32_t t, uint64_t *deletes)
 /* After walking table t: `kept` entries stay, the daemon deleted `deleted`.
  * Every key ever written is still there, was deleted (by the data path or
  * the daemon) or was evicted, so evictions = inserts - deletes - entries,
- * counted from the first walk (pinned maps start with entries this program
- * instance never inserted). The data path keeps writing during the walk,
+ * plus the entries a reused pinned map already had at load (base). The
+ * data path keeps writing during the walk,
  * so this is exact only when the table is quiet; the count never goes
  * down. A complete walk also resets the BPF side's fill estimate. */
 static void tbl_walked(struct bpf_engine *e, int t, uint64_t kept, uint64_t deleted, bool full)
@@ -203,15 +203,27 @@ static void tbl_walked(struct bpf_engine *e, int t, uint64_t kept, uint64_t dele
 	tb->inserts = tbl_ctr_sum(e, (uint32_t)t, &bpf_del);
 	tb->entries = kept;
 	int64_t gone = (int64_t)(tb->inserts - bpf_del - tb->daemon_deletes - kept);
-	if (!tb->based) {
-		tb->base = gone;
-		tb->based = true;
-	}
 	if (gone - tb->base > (int64_t)tb->evictions)
 		tb->evictions = (uint64_t)(gone - tb->base);
 	struct tbl_fill f = { .fill = (int64_t)kept, .capacity = (int64_t)tb->capacity };
 	uint32_t key = (uint32_t)t;
 	bpf_map_update_elem(bpf_map__fd(e->skel->maps.tbl_fill_map), &key, &f, BPF_ANY);
+}
+
+/* Keys in a map, one syscall each: only at load, and only a reused
+ * pinned map has any. */
+static uint64_t map_count(int fd)
+{
+	uint8_t k[64], n[64];
+	uint64_t c = 0;
+	void *prev = NULL;
+
+	while (bpf_map_get_next_key(fd, prev, n) == 0) {
+		memcpy(k, n, sizeof(k));
+		prev = k;
+		c++;
+	}
+	return c;
 }
 
 int bpfe_tbl_init(struct bpf_engine *e)
@@ -221,7 +233,10 @@ int bpfe_tbl_init(struct bpf_engine *e)
 
 	for (uint32_t t = 0; t < TBL__MAX; t++) {
 		e->tbl[t].capacity = bpf_map__max_entries(m[t]);
-		struct tbl_fill f = { .fill = 0, .capacity = (int64_t)e->tbl[t].capacity };
+		e->tbl[t].entries = map_count(bpf_map__fd(m[t]));
+		e->tbl[t].base = -(int64_t)e->tbl[t].entries;
+		struct tbl_fill f = { .fill = (int64_t)e->tbl[t].entries,
+				      .capacity = (int64_t)e->tbl[t].capacity };
 		if (bpf_map_update_elem(bpf_map__fd(e->skel->maps.tbl_fill_map), &t, &f, BPF_ANY) < 0)
 			return -errno;
 	}

@@ -132,11 +132,10 @@ static inline int t_maglev(struct tfx *f, int s, const int *usable)
 	return bpf_engine_set_maglev_servers(f->e, s, table, T_MAGLEV);
 }
 
-static inline int t_setup(struct tfx *f)
+/* Load the engine for the configuration in f->cfg (t_cfg_build, maybe
+ * changed by the test). */
+static inline int t_start(struct tfx *f)
 {
-	memset(f, 0, sizeof(*f));
-	log_init(&f->log, LOG_LVL_WARN);
-	t_cfg_build(f);
 	if (bpf_engine_open(&f->e, &f->cfg, &f->log) != 0)
 		return -1;
 	if (bpf_engine_sync(f->e, &f->cfg) != 0)
@@ -148,6 +147,14 @@ static inline int t_setup(struct tfx *f)
 	/* Frames run on lo (ifindex 1): the servers' side, so replies need no
 	 * neighbour (tests of the public side and one arm set other roles). */
 	return bpf_engine_set_iface_roles(f->e, 1, IFACE_R_SERVERS);
+}
+
+static inline int t_setup(struct tfx *f)
+{
+	memset(f, 0, sizeof(*f));
+	log_init(&f->log, LOG_LVL_WARN);
+	t_cfg_build(f);
+	return t_start(f);
 }
 
 static inline void t_teardown(struct tfx *f)
