@@ -18,6 +18,7 @@ static const char *const limit_keys[] = { "max_clients", "max_flows", "max_halfo
 static const char *const svc_keys[] = { "name", "vip", "ports", "forwarding", "persistence",
 					"scheduler", "maglev_size", "spi_mask", "snat_pool", "ike_port",
 					"health", "servers", NULL };
+static const char *const if_role_keys[] = { "public", "servers", NULL };
 static const char *const persist_keys[] = { "mode", "timeout", "netmask", "netmask6",
 					    "flow_timeout", NULL };
 static const char *const health_keys[] = { "type", "interval", "timeout", "rise", "fall",
@@ -111,19 +112,18 @@ static void parse_if_list(struct cfg_ctx *x, yaml_node_t *map, const char *path,
  * interfaces: { public: [eth0], servers: [eth1] }. */
 static void parse_interfaces(struct cfg_ctx *x, yaml_node_t *root, struct cfg *c)
 {
-	static const char *const role_keys[] = { "public", "servers", NULL };
 	yaml_node_t *n = cfg_get(x, root, "interfaces");
 
 	if (!n || n->type != YAML_MAPPING_NODE) {
 		parse_if_list(x, root, "", "interfaces", CFG_IF_PUBLIC | CFG_IF_SERVERS, c);
 		return;
 	}
-	cfg_check_keys(x, n, "interfaces", role_keys);
-	for (int i = 0; role_keys[i]; i++) {
-		if (!cfg_get(x, n, role_keys[i]))
-			cfg_err(x, n, "interfaces.%s: required in the map form", role_keys[i]);
+	cfg_check_keys(x, n, "interfaces", if_role_keys);
+	for (int i = 0; if_role_keys[i]; i++) {
+		if (!cfg_get(x, n, if_role_keys[i]))
+			cfg_err(x, n, "interfaces.%s: required in the map form", if_role_keys[i]);
 		else
-			parse_if_list(x, n, "interfaces", role_keys[i],
+			parse_if_list(x, n, "interfaces", if_role_keys[i],
 				      i ? CFG_IF_SERVERS : CFG_IF_PUBLIC, c);
 	}
 }
