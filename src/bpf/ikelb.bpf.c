@@ -83,13 +83,9 @@ static __always_inline void halfopen_answered(__u32 svc_id, const struct ike_inf
  * SPIi is only ever seen in such messages). */
 static __always_inline void reply_learn_sa(const struct rev_value *rv, __u64 spi_i, __u32 now)
 {
-	struct svc_key sk;
+	struct ikelb_addr vip = rv->vip;
+	struct svc_value *svc = svc_find(&vip, rv->port);
 
-	__builtin_memset(&sk, 0, sizeof(sk));
-	sk.vip = rv->vip;
-	sk.port = rv->port;
-	sk.proto = IPPROTO_UDP;
-	struct svc_value *svc = bpf_map_lookup_elem(&svc_map, &sk);
 	if (!svc || !(svc->flags & SVC_F_PERSIST_IKE))
 		return;
 	struct sa_key k = { .svc_id = rv->svc_id, .spi_i = spi_i };
@@ -193,13 +189,8 @@ static __always_inline int reply_genuine(struct __sk_buff *skb, const struct pkt
  * through ikelb's ingress, and a dsr VIP only from the servers' side. */
 static __noinline int vip_source(struct __sk_buff *skb, const struct pkt *p)
 {
-	struct svc_key sk;
+	struct svc_value *svc = svc_find(&p->src, p->sport);
 
-	__builtin_memset(&sk, 0, sizeof(sk));
-	sk.vip = p->src;
-	sk.port = p->sport;
-	sk.proto = IPPROTO_UDP;
-	struct svc_value *svc = bpf_map_lookup_elem(&svc_map, &sk);
 	if (!svc)
 		return TC_ACT_OK;
 	if ((svc->flags & SVC_F_DSR) && (iface_roles(skb) & IFACE_R_SERVERS))

@@ -23,17 +23,23 @@ struct ctx {
 	int ike_mode;
 };
 
-/* The service a parsed datagram is addressed to; 0 for anything else,
- * replies from real servers included. */
-static __always_inline struct svc_value *svc_lookup(const struct pkt *p)
+/* The service on (vip, port), or 0. */
+static __always_inline struct svc_value *svc_find(const struct ikelb_addr *vip, __u16 port)
 {
 	struct svc_key sk;
 
 	__builtin_memset(&sk, 0, sizeof(sk));
-	sk.vip = p->dst;
-	sk.port = p->dport;
+	sk.vip = *vip;
+	sk.port = port;
 	sk.proto = IPPROTO_UDP;
 	return bpf_map_lookup_elem(&svc_map, &sk);
+}
+
+/* The service a parsed datagram is addressed to; 0 for anything else,
+ * replies from real servers included. */
+static __always_inline struct svc_value *svc_lookup(const struct pkt *p)
+{
+	return svc_find(&p->dst, p->dport);
 }
 
 /* Before classification, which tc and XDP read from different places:

@@ -107,11 +107,7 @@ static int bpf_read_stats(struct engine *e, struct eng_stats *out)
 		for (int j = 0; j < a->cfg->services[i].nservers; j++)
 			read_server(a, i, j, &out->srv[i][j], &err);
 	}
-	struct bpf_table_stats ts[TBL__MAX];
-	bpf_engine_table_stats(a->be, ts);
-	for (int t = 0; t < TBL__MAX; t++)
-		out->tables[t] = (struct eng_table_stats){ ts[t].entries, ts[t].capacity,
-							   ts[t].inserts, ts[t].evictions };
+	bpf_engine_table_stats(a->be, out->tables);
 	out->ntables = TBL__MAX;
 	return err;
 }

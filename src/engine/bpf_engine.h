@@ -27,6 +27,7 @@
 
 #include "core/config.h"
 #include "core/log.h"
+#include "engine/engine.h" /* struct eng_table_stats */
 #include "ikelb/maps.h"
 
 struct bpf_engine;
@@ -107,16 +108,10 @@ struct bpf_sweep_stats {
 	uint64_t purged;    /* unknown service, freed or DOWN real server */
 };
 
-/* Pressure on one state table (enum ikelb_table), as of the last walk
+/* Pressure on each state table (enum ikelb_table), as of the last walk
  * (sweep or stats read). evictions: entries the LRU dropped to admit new
  * ones, derived as inserts - deletes - entries (docs/state.md). */
-struct bpf_table_stats {
-	uint64_t entries;
-	uint64_t capacity;
-	uint64_t inserts;
-	uint64_t evictions;
-};
-void bpf_engine_table_stats(const struct bpf_engine *e, struct bpf_table_stats out[TBL__MAX]);
+void bpf_engine_table_stats(const struct bpf_engine *e, struct eng_table_stats out[TBL__MAX]);
 
 /* Roles (IFACE_R_*) of an interface the program runs on: where replies of
  * real servers are believed. bpf_engine_attach sets them from the

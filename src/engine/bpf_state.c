@@ -243,7 +243,7 @@ int bpfe_tbl_init(struct bpf_engine *e)
 	return 0;
 }
 
-void bpf_engine_table_stats(const struct bpf_engine *e, struct bpf_table_stats out[TBL__MAX])
+void bpf_engine_table_stats(const struct bpf_engine *e, struct eng_table_stats out[TBL__MAX])
 {
 	for (int t = 0; t < TBL__MAX; t++) {
 		out[t].entries = e->tbl[t].entries;

@@ -180,6 +180,19 @@ static inline size_t t_map_count(struct tfx *f, const char *name, size_t ksz)
 	return c;
 }
 
+/* The flow entry of (client, cport) toward vport of service svc. */
+static inline int t_flow_get(struct tfx *f, int svc, const char *client, uint16_t cport,
+			     uint16_t vport, struct state_value *v)
+{
+	struct flow_key k;
+	memset(&k, 0, sizeof(k));
+	k.svc_id = (uint32_t)svc;
+	k.cport = cport;
+	k.vport = vport;
+	t_addr(client, &k.client);
+	return bpf_map_lookup_elem(bpf_engine_map_fd(f->e, "flow_map"), &k, v);
+}
+
 /* cmocka fixtures: one engine per test, loaded fresh. */
 static inline int t_cm_setup(void **state)
 {

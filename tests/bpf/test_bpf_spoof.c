@@ -22,18 +22,6 @@
  * servers' subnet is routed in this namespace, the clients' is not. */
 #define assert_fwd(v) do { int v_ = (v); assert_true(v_ == TC_ACT_OK || v_ == TC_ACT_REDIRECT); } while (0)
 
-static int flow_get(struct tfx *f, int s, const char *client, uint16_t cport, uint16_t vport,
-		    struct state_value *v)
-{
-	struct flow_key k;
-	memset(&k, 0, sizeof(k));
-	k.svc_id = (uint32_t)s;
-	k.cport = cport;
-	k.vport = vport;
-	t_addr(client, &k.client);
-	return bpf_map_lookup_elem(bpf_engine_map_fd(f->e, "flow_map"), &k, v);
-}
-
 static int sa_get(struct tfx *f, const char *map, int s, uint64_t spi_i,
 		  struct halfopen_value *v)
 {
@@ -77,11 +65,11 @@ static void spoofed_reply_from_public_side(void **state)
 
 	assert_int_equal(bpf_engine_set_iface_roles(f->e, pub, IFACE_R_PUBLIC), 0);
 	int srv = establish(f, SV4, VICTIM, 4500, 0x1001, 0x2002);
-	assert_int_equal(flow_get(f, SV4, VICTIM, 4500, 4500, &before), 0);
+	assert_int_equal(t_flow_get(f, SV4, VICTIM, 4500, 4500, &before), 0);
 	size_t n = from_server(fr, SV4, (srv + 1) % T_NSRV, 4500, VICTIM, 4500, &ka, 1);
 	assert_int_equal(t_run_if(f, fr, n, pub), TC_ACT_SHOT);
 	assert_int_equal(t_drop(f, SV4, IKE_DROP_SPOOFED_REPLY), 1);
-	assert_int_equal(flow_get(f, SV4, VICTIM, 4500, 4500, &after), 0);
+	assert_int_equal(t_flow_get(f, SV4, VICTIM, 4500, 4500, &after), 0);
 	assert_int_equal(after.real_id, before.real_id);
 	assert_int_equal(t_ctr(f, SV4, SVC_CTR_REPLY), 1); /* the IKE_SA_INIT response only */
 
@@ -142,7 +130,7 @@ static void fake_auth_not_promoted(void **state)
 		/* no answer yet: an IKE_AUTH with any SPIr promotes nothing */
 		n = t_auth(fr, FAKE, 4500, t_vip[s], spi, spi_r, 100);
 		assert_fwd(t_run(f, fr, n));
-		assert_int_not_equal(flow_get(f, s, FAKE, 4500, 4500, &v), 0);
+		assert_int_not_equal(t_flow_get(f, s, FAKE, 4500, 4500, &v), 0);
 		/* the server answers (to wherever the source says) */
 		assert_fwd(t_init_resp(f, s, srv, FAKE, 500, spi, spi_r));
 		assert_int_equal(sa_get(f, "halfopen_map", s, spi, &h), 0);
@@ -150,14 +138,14 @@ static void fake_auth_not_promoted(void **state)
 		/* a guessed SPIr still promotes nothing */
 		n = t_auth(fr, FAKE, 4500, t_vip[s], spi, spi_r ^ 1, 100);
 		assert_fwd(t_run(f, fr, n));
-		assert_int_not_equal(flow_get(f, s, FAKE, 4500, 4500, &v), 0);
+		assert_int_not_equal(t_flow_get(f, s, FAKE, 4500, 4500, &v), 0);
 		assert_int_not_equal(sa_get(f, "sa_map", s, spi, &h), 0);
 		assert_int_equal(t_map_count(f, "persist_map", sizeof(struct persist_key)), 0);
 		/* the answered SPIr does */
 		n = t_auth(fr, FAKE, 4500, t_vip[s], spi, spi_r, 100);
 		assert_fwd(t_run(f, fr, n));
 		assert_int_equal(t_dst_server(f, s), srv);
-		assert_int_equal(flow_get(f, s, FAKE, 4500, 4500, &v), 0);
+		assert_int_equal(t_flow_get(f, s, FAKE, 4500, 4500, &v), 0);
 		assert_int_equal(v.real_id, bpf_engine_real_id(f->e, s, srv));
 		assert_int_not_equal(sa_get(f, "halfopen_map", s, spi, &h), 0);
 	}
@@ -204,7 +192,7 @@ static void unestablished_answers_teach_nothing(void **state)
 			     clear[i].flags, 12);
 		n = from_server(fr, SV4, srv, 500, FAKE, 500, pl, pn);
 		assert_fwd(t_run(f, fr, n));
-		assert_int_not_equal(flow_get(f, SV4, FAKE, 500, 500, &v), 0);
+		assert_int_not_equal(t_flow_get(f, SV4, FAKE, 500, 500, &v), 0);
 	}
 	/* the Main Mode answer named the responder cookie */
 	assert_int_equal(sa_get(f, "halfopen_map", SV4, 0x5151, &h), 0);
@@ -215,11 +203,11 @@ static void unestablished_answers_teach_nothing(void **state)
 	pn = pkt_ikev2_informational_resp(pl, sizeof(pl), 0x5151, 0x6363, 2, IKE_FLAG_R, 0);
 	n = from_server(fr, SV4, srv, 500, FAKE, 500, pl, pn);
 	assert_fwd(t_run(f, fr, n));
-	assert_int_equal(flow_get(f, SV4, FAKE, 500, 500, &v), 0);
+	assert_int_equal(t_flow_get(f, SV4, FAKE, 500, 500, &v), 0);
 	pn = ike_msg(pl, 0x5252, 0x6464, 8, 0x10, 32, IKEV1_FLAG_E, 12); /* Quick Mode */
 	n = from_server(fr, SV4, srv, 500, FAKE, 501, pl, pn);
 	assert_fwd(t_run(f, fr, n));
-	assert_int_equal(flow_get(f, SV4, FAKE, 501, 500, &v), 0);
+	assert_int_equal(t_flow_get(f, SV4, FAKE, 501, 500, &v), 0);
 }
 
 /* Defect 3: a full half-open table evicted silently and nothing said so.
@@ -280,14 +268,14 @@ static void halfopen_full_leaves_established(void **state)
 	for (int i = 0; i < nest; i++) {
 		char ip[32];
 		snprintf(ip, sizeof(ip), "203.0.113.%d", 100 + i);
-		assert_int_equal(flow_get(&f, SIKE, ip, 4500, 4500, &v), 0);
+		assert_int_equal(t_flow_get(&f, SIKE, ip, 4500, 4500, &v), 0);
 		assert_int_equal(v.real_id, bpf_engine_real_id(f.e, SIKE, where[0][i]));
-		assert_int_equal(flow_get(&f, SV4, ip, 4501, 4500, &v), 0);
+		assert_int_equal(t_flow_get(&f, SV4, ip, 4501, 4500, &v), 0);
 		assert_int_equal(v.real_id, bpf_engine_real_id(f.e, SV4, where[1][i]));
 	}
 	/* and the pressure is visible */
 	uint64_t full = t_ctr(&f, SIKE, SVC_CTR_HALFOPEN_FULL) + t_ctr(&f, SV4, SVC_CTR_HALFOPEN_FULL);
-	struct bpf_table_stats ts[TBL__MAX];
+	struct eng_table_stats ts[TBL__MAX];
 	assert_int_equal(bpf_engine_sweep(f.e, bpf_engine_now_s(), NULL, NULL), 0);
 	bpf_engine_table_stats(f.e, ts);
 	uint64_t ho_inserts = 2 * nest + 2 * (uint64_t)nfake; /* IKEv2 and IKEv1 fakes */
