@@ -86,6 +86,9 @@ enum ike_drop {
 	IKE_DROP_TABLE_FULL = 10,    /* set by callers: admission limit reached */
 	IKE_DROP_SPOOFED_REPLY = 11, /* set by callers: a real server's or a VIP's source
 				      * where that server / VIP cannot be (docs/security.md) */
+	IKE_DROP_V4MAPPED = 12,      /* set by callers: IPv6 with an IPv4-mapped address */
+	IKE_DROP_TTL_EXPIRED = 13,   /* set by callers: TTL / hop limit <= 1, left to the
+				      * kernel (ICMP time exceeded), not forwarded */
 	IKE_DROP__MAX
 };
 

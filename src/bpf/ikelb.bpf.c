@@ -34,6 +34,17 @@ static __always_inline int vip_drop(const struct pkt *p, __u32 reason)
 	return TC_ACT_SHOT;
 }
 
+/* A routed hop (dnat, replies) would expire the datagram: the kernel
+ * drops it and sends ICMP time exceeded; it is counted as such, never as
+ * forwarded, and learns nothing. dsr is an L2 hop. */
+static __always_inline int ttl_expired(const struct pkt *p, __u8 svc_flags, __u32 svc_id)
+{
+	if (p->ttl > 1 || (svc_flags & SVC_F_DSR))
+		return 0;
+	ctr_add(svc_id, SVC_CTR_DROP(IKE_DROP_TTL_EXPIRED), p->len);
+	return 1;
+}
+
 /* Non-first fragment: follow the first one; without it nobody can place
  * the fragment. */
 static __noinline int handle_frag_later(struct __sk_buff *skb, const struct pkt *p)
@@ -220,6 +231,8 @@ static __noinline int handle_reply(struct __sk_buff *skb, const struct pkt *p)
 		ctr_add(svc_id, SVC_CTR_DROP(IKE_DROP_SPOOFED_REPLY), p->len);
 		return TC_ACT_SHOT;
 	}
+	if (ttl_expired(p, 0, svc_id))
+		return TC_ACT_OK;
 	ctr_add(svc_id, SVC_CTR_REPLY, p->len);
 	reply_learn(skb, p, rv);
 	if (p->frag == FRAG_FIRST)
@@ -237,6 +250,8 @@ static __noinline int handle_service(struct __sk_buff *skb, const struct pkt *p,
 
 	ctx_init(&c, svc, p);
 	ctr_add(c.svc_id, SVC_CTR_RX, p->len);
+	if (ttl_expired(p, svc->flags, c.svc_id))
+		return TC_ACT_OK;
 	classify(skb, p, svc->natt, &c.info);
 	if (c.info.cls == IKE_C_DROP) {
 		ctr_add(c.svc_id, SVC_CTR_DROP(c.info.drop), p->len);
@@ -260,12 +275,19 @@ int ikelb_tc(struct __sk_buff *skb)
 {
 	struct pkt p;
 
+	/* A tag the device took out of the frame (VLAN offload, or the
+	 * software untagging before tc): this interface is not the one the
+	 * frame belongs to; the VLAN device's own filter sees it untagged. */
+	if (skb->vlan_present)
+		return TC_ACT_OK;
 	__builtin_memset(&p, 0, sizeof(p));
 	int rc = pkt_parse(skb, &p);
 	if (rc == PARSE_PASS)
 		return TC_ACT_OK;
 	if (rc == PARSE_BAD)
 		return vip_drop(&p, IKE_DROP_MALFORMED_IP);
+	if (rc == PARSE_V4MAPPED)
+		return vip_drop(&p, IKE_DROP_V4MAPPED);
 	if (p.frag == FRAG_LATER)
 		return handle_frag_later(skb, &p);
 
