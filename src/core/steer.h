@@ -24,12 +24,14 @@
  *              counted, no state; DRAINING servers allowed.
  * Table lookups probe up to 4 following slots when a slot's server is not
  * usable (the table may lag a state change), as the BPF program does.
- * Then learning (the BPF program's learn()): IKE messages steered by any
- * rule but 2 and 6 write their flow entry (so ESP and keepalives follow);
- * new-SA messages write a half-open SA entry; IKE messages with SPIr != 0
- * write the established SA entry and drop the half-open one; with source-ip
- * persistence, new clients and IKE messages not steered by rule 4 write the
- * persistence entry. Rule 6 writes nothing.
+ * Then learning (the BPF program's learn()): new-SA messages write a
+ * half-open SA entry; IKE messages with SPIr != 0 that something vouches
+ * for (a label; ike: their SPIi already established; source-ip: steered by
+ * flow or persistence; else exactly the SPIr the server answered, recorded
+ * by steer_learn_reply) write their flow entry unless steered by it (so ESP
+ * and keepalives follow), the established SA entry (ike, dropping the
+ * half-open one) or the persistence entry (source-ip). Rule 6 and
+ * unvouched messages write nothing (docs/security.md).
  *
  * State: three tables shared by all services, keys as in include/ikelb/maps.h
  * (service id inside the key, like the BPF maps), values hold a global server
@@ -98,9 +100,11 @@ int steer_packet(struct steer *st, int svc, const struct ikelb_addr *client, uin
 		 struct steer_result *r);
 
 /* A datagram from server srv to the client's flow (client, cport toward
- * vport): the server vouches for the flow, so it is learned (as the BPF
- * program's reply_learn()). IKE_SA_INIT and IKEv1 phase-1 responses teach
- * nothing: a spoofer can make servers send those to any address. */
+ * vport), as the BPF program's reply_learn(): an IKE_SA_INIT / IKEv1
+ * phase-1 response records its SPIr in the half-open entry; ESP,
+ * keepalives and IKE protected by the SA's keys teach the flow (and, ike,
+ * the SA). Answers in the clear teach nothing: a spoofer can make servers
+ * send those to any address. */
 void steer_learn_reply(struct steer *st, int svc, const struct ikelb_addr *client,
 		       uint16_t cport, uint16_t vport, int natt, int srv, const uint8_t *payload,
 		       size_t len, uint64_t now);

@@ -189,9 +189,10 @@ static uint64_t tbl_ctr_sum(struct bpf_engine *e, uint32_t t, uint64_t *deletes)
  * Every key ever written is still there, was deleted (by the data path or
  * the daemon) or was evicted, so evictions = inserts - deletes - entries,
  * plus the entries a reused pinned map already had at load (base). The
- * data path keeps writing during the walk,
- * so this is exact only when the table is quiet; the count never goes
- * down. A complete walk also resets the BPF side's fill estimate. */
+ * data path keeps writing during the walk (and a previous daemon's filter
+ * until ours replaces it), so this is exact only when the table is quiet;
+ * the count never goes down. A complete walk also resets the BPF side's
+ * fill estimate. */
 static void tbl_walked(struct bpf_engine *e, int t, uint64_t kept, uint64_t deleted, bool full)
 {
 	struct bpfe_tbl *tb = &e->tbl[t];
