@@ -235,6 +235,17 @@ static inline int t_run(struct tfx *f, const uint8_t *frame, size_t len)
 	return t_run_if(f, frame, len, 0);
 }
 
+/* The same through the XDP program (no ingress device). */
+static inline int t_run_xdp(struct tfx *f, const uint8_t *frame, size_t len)
+{
+	LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = frame, .data_size_in = (uint32_t)len,
+		    .data_out = f->out, .data_size_out = sizeof(f->out), .repeat = 1);
+	if (bpf_prog_test_run_opts(bpf_engine_xdp_prog_fd(f->e), &o) != 0)
+		return -1000;
+	f->out_len = o.data_size_out;
+	return (int)o.retval;
+}
+
 /* ---- checksums, computed independently of the program ---- */
 
 static inline uint32_t t_sum(const uint8_t *p, size_t n, uint32_t s)

@@ -12,16 +12,6 @@
 #define CLIENT "203.0.113.77"
 #define CLIENT6 "2001:db8:300::77"
 
-static int x_run(struct tfx *f, const uint8_t *frame, size_t len)
-{
-	LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = frame, .data_size_in = (uint32_t)len,
-		    .data_out = f->out, .data_size_out = sizeof(f->out), .repeat = 1);
-	if (bpf_prog_test_run_opts(bpf_engine_xdp_prog_fd(f->e), &o) != 0)
-		return -1000;
-	f->out_len = o.data_size_out;
-	return (int)o.retval;
-}
-
 /* IPv4 lives in ikelb's addresses as ::ffff:a.b.c.d, so an IPv6 packet to
  * ::ffff:VIP matched the IPv4 service (and one from ::ffff:server its
  * replies). Dropped and counted where it was aimed at a VIP; else not ours. */
@@ -39,7 +29,7 @@ static void v4mapped_dropped(void **state)
 	assert_int_equal(t_drop(f, SV4, IKE_DROP_V4MAPPED), 1);
 	assert_int_equal(t_ctr(f, SV4, SVC_CTR_FWD), 0);
 	assert_int_equal(t_map_count(f, "halfopen_map", sizeof(struct sa_key)), 0);
-	assert_int_equal(x_run(f, fr, n), XDP_PASS); /* tc drops it */
+	assert_int_equal(t_run_xdp(f, fr, n), XDP_PASS); /* tc drops it */
 
 	/* a mapped source toward the IPv6 VIP */
 	n = t_sa_init(fr, "::ffff:198.18.0.1", 500, t_vip[SV6], 0x4343);
@@ -72,7 +62,7 @@ static void vlan_untouched(void **state)
 	assert_int_equal(t_run(f, tagged, n + 4), TC_ACT_OK);
 	assert_int_equal(f->out_len, n + 4);
 	assert_memory_equal(f->out, tagged, n + 4);
-	assert_int_equal(x_run(f, tagged, n + 4), XDP_PASS);
+	assert_int_equal(t_run_xdp(f, tagged, n + 4), XDP_PASS);
 	assert_memory_equal(f->out, tagged, n + 4);
 	assert_int_equal(t_ctr(f, SV4, SVC_CTR_RX), 0);
 	assert_int_equal(t_map_count(f, "halfopen_map", sizeof(struct sa_key)), 0);

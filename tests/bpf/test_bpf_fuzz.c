@@ -145,16 +145,6 @@ static void check_out(struct fz *z, const uint8_t *in, size_t n, int in_ok)
 	z->csum_checked++;
 }
 
-static int xdp_run(struct tfx *f, const uint8_t *frame, size_t len)
-{
-	LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = frame, .data_size_in = (uint32_t)len,
-		    .data_out = f->out, .data_size_out = sizeof(f->out), .repeat = 1);
-	if (bpf_prog_test_run_opts(bpf_engine_xdp_prog_fd(f->e), &o) != 0)
-		return -1000;
-	f->out_len = o.data_size_out;
-	return (int)o.retval;
-}
-
 static void one(struct fz *z)
 {
 	uint8_t pl[PKT_MAX], fr[PKT_MAX];
@@ -175,7 +165,7 @@ static void one(struct fz *z)
 	z->verdicts[v & 7]++;
 	if (v != TC_ACT_SHOT)
 		check_out(z, fr, n, ok);
-	v = xdp_run(&z->f, fr, n);
+	v = t_run_xdp(&z->f, fr, n);
 	assert_true(v == XDP_PASS || v == XDP_DROP || v == XDP_REDIRECT);
 	z->xdp_verdicts[v & 7]++;
 	if (v == XDP_PASS)
