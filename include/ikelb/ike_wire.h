@@ -49,6 +49,9 @@
 #define IKE_PL_NONCE 40
 #define IKE_PL_NOTIFY 41
 #define IKE_PL_VENDOR 43
+#define IKE_PL_SK 46     /* Encrypted and Authenticated */
+#define IKE_PL_SKF 53    /* its fragments (RFC 7383) */
+#define IKEV1_FLAG_E 0x01 /* IKEv1: the payloads are encrypted */
 #define IKE_GEN_HDR_LEN 4
 
 /* Notify message types, RFC 7296 §3.10.1: types below 16384 report errors,
@@ -81,6 +84,11 @@ enum ike_drop {
 	IKE_DROP_FRAGMENT = 8,       /* set by callers: fragment we cannot place */
 	IKE_DROP_NO_SERVER = 9,      /* set by callers: no active real server */
 	IKE_DROP_TABLE_FULL = 10,    /* set by callers: admission limit reached */
+	IKE_DROP_SPOOFED_REPLY = 11, /* set by callers: a real server's or a VIP's source
+				      * where that server / VIP cannot be (docs/security.md) */
+	IKE_DROP_V4MAPPED = 12,      /* set by callers: IPv6 with an IPv4-mapped address */
+	IKE_DROP_TTL_EXPIRED = 13,   /* set by callers: TTL / hop limit <= 1, left to the
+				      * kernel (ICMP time exceeded), not forwarded */
 	IKE_DROP__MAX
 };
 
@@ -250,6 +258,20 @@ IKE_INLINE __u64 ike_server_spi(const struct ike_info *i)
 	if (i->cls != IKE_C_IKEV2)
 		return 0;
 	return (i->flags & IKE_FLAG_I) ? i->spi_r : i->spi_i;
+}
+
+/* A message protected by its SA's keys (IKEv2 SK/SKF first payload, IKEv1
+ * encryption flag), both SPIs set: only a peer that completed the key
+ * exchange sends one. Errors and INFORMATIONALs about an SA that does not
+ * exist (yet) go out in the clear, so a spoofed request can provoke those
+ * but never this. */
+IKE_INLINE int ike_is_protected(const struct ike_info *i)
+{
+	if (i->spi_r == 0)
+		return 0;
+	if (i->cls == IKE_C_IKEV2)
+		return i->next_payload == IKE_PL_SK || i->next_payload == IKE_PL_SKF;
+	return i->cls == IKE_C_IKEV1 && (i->flags & IKEV1_FLAG_E);
 }
 
 /* strongSwan applies spi = (random & ~spi_mask) | spi_label to the SPI read

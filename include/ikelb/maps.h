@@ -11,7 +11,7 @@
 #include "ikelb/addr.h"
 #include "ikelb/ike_wire.h"
 
-#define IKELB_MAP_ABI 2
+#define IKELB_MAP_ABI 3
 #define IKELB_MAX_SERVICES 32
 #define IKELB_MAX_REALS 4096      /* all services together */
 #define IKELB_MAX_SVC_PORTS 512   /* (vip, port) pairs: 32 services x 16 ports */
@@ -21,6 +21,16 @@
 #define IKELB_MAX_FRAGS 16384
 #define IKELB_FRAG_TIMEOUT_S 30   /* like the kernel's ipfrag_time */
 #define IKELB_REAL_NONE 0xffffffffu /* empty Maglev slot */
+#define IKELB_MAX_IFACES 64       /* iface_map: interfaces the programs run on */
+
+/* iface_map (HASH ifindex -> roles). A reply (source = a real server's
+ * address:port) is believed only where servers are (docs/security.md):
+ * on an interface with both roles (the list form of `interfaces:`, one-arm)
+ * its L2 source must also be the neighbour the kernel uses toward that
+ * server. An interface missing from the map has both roles. */
+#define IFACE_R_PUBLIC 0x1        /* clients reach the VIPs here */
+#define IFACE_R_SERVERS 0x2       /* real servers are reached here */
+#define IFACE_R_BOTH (IFACE_R_PUBLIC | IFACE_R_SERVERS)
 
 /* svc_value.flags */
 #define SVC_F_PERSIST_IKE 0x01    /* persistence: ike (else source-ip) */
@@ -70,7 +80,7 @@ enum svc_ctr {
 	SVC_CTR_STEER_PERSIST,
 	SVC_CTR_STEER_NEW,
 	SVC_CTR_STEER_FALLBACK,
-	SVC_CTR_HALFOPEN_FULL,   /* half-open entry could not be written */
+	SVC_CTR_HALFOPEN_FULL,   /* a half-open insert found its table at capacity (it evicted) */
 	SVC_CTR_FIB_PASS,        /* no FIB result / neighbour: handed to the kernel */
 	SVC_CTR_DROP_BASE,       /* + enum ike_drop */
 	SVC_CTR__MAX = SVC_CTR_DROP_BASE + IKE_DROP_SLOTS,
@@ -164,6 +174,32 @@ struct state_value {
 	__u32 last_seen_s;
 };
 
+/* halfopen_map value: starts like state_value (the sweep and lookups read
+ * those 8 bytes) and adds the SPIr the server chose in its IKE_SA_INIT
+ * response (0 until that response passed ikelb). Only a client message
+ * carrying exactly this SPIr promotes the SA (docs/state.md, "Rules"). */
+struct halfopen_value {
+	__u32 real_id;
+	__u32 last_seen_s;
+	__u64 spi_r;
+};
+
+/* Table statistics (not pinned: they count what this program instance
+ * did). tbl_ctr_map, PERCPU_ARRAY index enum ikelb_table: new keys written
+ * (BPF_NOEXIST succeeded) and keys the data path deleted. tbl_fill_map,
+ * ARRAY: the shared fill estimate behind SVC_CTR_HALFOPEN_FULL; the daemon
+ * writes capacity at load and fill after every sweep walk. */
+enum ikelb_table { TBL_PERSIST = 0, TBL_SA, TBL_HALFOPEN, TBL_FLOW, TBL__MAX };
+
+struct tbl_ctr {
+	__u64 inserts;
+	__u64 deletes;
+};
+
+struct tbl_fill {
+	__s64 fill;           /* entries, as far as inserts and deletes tell */
+	__s64 capacity;       /* max_entries */
+};
 /* persist_map: source-ip persistence, client address under the netmask. */
 struct persist_key {
 	__u32 svc_id;
@@ -223,6 +259,12 @@ _Static_assert(sizeof(struct persist_key) == 24, "persist_key");
 _Static_assert(sizeof(struct sa_key) == 16, "sa_key");
 _Static_assert(sizeof(struct flow_key) == 24, "flow_key");
 _Static_assert(sizeof(struct state_value) == 8, "state_value");
+_Static_assert(sizeof(struct halfopen_value) == 16, "halfopen_value");
+_Static_assert(__builtin_offsetof(struct halfopen_value, last_seen_s) ==
+		       __builtin_offsetof(struct state_value, last_seen_s),
+	       "halfopen_value starts as state_value: state walks read both alike");
+_Static_assert(sizeof(struct tbl_ctr) == 16, "tbl_ctr");
+_Static_assert(sizeof(struct tbl_fill) == 16, "tbl_fill");
 _Static_assert(sizeof(struct frag_key) == 40, "frag_key");
 _Static_assert(sizeof(struct frag_value) == 32, "frag_value");
 _Static_assert(SVC_CTR__MAX == 32, "svc_ctr");

@@ -34,6 +34,17 @@ static __always_inline int vip_drop(const struct pkt *p, __u32 reason)
 	return TC_ACT_SHOT;
 }
 
+/* A routed hop (dnat, replies) would expire the datagram: the kernel
+ * drops it and sends ICMP time exceeded; it is counted as such, never as
+ * forwarded, and learns nothing. dsr is an L2 hop. */
+static __always_inline int ttl_expired(const struct pkt *p, __u8 svc_flags, __u32 svc_id)
+{
+	if (p->ttl > 1 || (svc_flags & SVC_F_DSR))
+		return 0;
+	ctr_add(svc_id, SVC_CTR_DROP(IKE_DROP_TTL_EXPIRED), p->len);
+	return 1;
+}
+
 /* Non-first fragment: follow the first one; without it nobody can place
  * the fragment. */
 static __noinline int handle_frag_later(struct __sk_buff *skb, const struct pkt *p)
@@ -63,18 +74,50 @@ static __noinline int handle_frag_later(struct __sk_buff *skb, const struct pkt 
 	return fib_forward(skb, p, &p->src, &a, FIB_ARG(1, svc_id));
 }
 
+/* The server answered an IKE_SA_INIT (or IKEv1 phase 1) with the SPIr it
+ * chose: remember it in the half-open entry, so that only a client message
+ * carrying it promotes the SA (learn()). Only the server the entry points
+ * at is heard. */
+static __always_inline void halfopen_answered(__u32 svc_id, const struct ike_info *info,
+					      __u32 real_id)
+{
+	struct sa_key k = { .svc_id = svc_id, .spi_i = info->spi_i };
+
+	if (!info->spi_r || (info->cls == IKE_C_IKEV2 && ike_is_request(info)))
+		return;
+	struct halfopen_value *h = bpf_map_lookup_elem(&halfopen_map, &k);
+	if (h && h->real_id == real_id)
+		h->spi_r = info->spi_r;
+}
+
+/* ike mode: a protected reply also names its SA (a rekeyed IKE SA's new
+ * SPIi is only ever seen in such messages). */
+static __always_inline void reply_learn_sa(const struct rev_value *rv, __u64 spi_i, __u32 now)
+{
+	struct ikelb_addr vip = rv->vip;
+	struct svc_value *svc = svc_find(&vip, rv->port);
+
+	if (!svc || !(svc->flags & SVC_F_PERSIST_IKE))
+		return;
+	struct sa_key k = { .svc_id = rv->svc_id, .spi_i = spi_i };
+	if (state_put(&sa_map, &k, rv->real_id, now, TBL_SA) > 0)
+		tbl_del(&halfopen_map, &k, TBL_HALFOPEN);
+}
+
 /* A server's reply names its client's flow (client ip, port toward the
  * VIP port) with certainty: only that server holds the SA. Learning from
  * replies lets ESP follow again after state was lost (restart, another
- * node, NAT rebinding) as soon as the server sends anything, and it cannot
- * be flooded from outside: the only replies a spoofer can provoke are
- * IKE_SA_INIT (and IKEv1 phase 1) responses, which teach nothing. */
+ * node, NAT rebinding) as soon as the server sends anything. A spoofed
+ * request can make a server answer in the clear (IKE_SA_INIT and IKEv1
+ * phase-1 responses, errors and INFORMATIONALs about SAs it does not
+ * have): those teach no flow. Only ESP, keepalives and IKE protected by
+ * the SA's keys (ike_is_protected) do, which need an established SA. */
 static __noinline void reply_learn(struct __sk_buff *skb, const struct pkt *p,
 				   const struct rev_value *rv)
 {
 	struct ike_info info;
 	struct flow_key fk;
-	__u32 real_id = rv->real_id, svc_id = rv->svc_id;
+	__u32 real_id = rv->real_id, svc_id = rv->svc_id, now = now_s();
 	__u16 vport = rv->port;
 
 	if (real_id == IKELB_REAL_NONE || p->frag == FRAG_LATER)
@@ -82,14 +125,89 @@ static __noinline void reply_learn(struct __sk_buff *skb, const struct pkt *p,
 	classify(skb, p, rv->natt, &info);
 	if (info.cls == IKE_C_DROP)
 		return;
-	if (ike_is_phase1(&info))
+	int ike = info.cls == IKE_C_IKEV2 || info.cls == IKE_C_IKEV1;
+	if (ike_is_phase1(&info)) {
+		halfopen_answered(svc_id, &info, real_id);
+		return;
+	}
+	if (ike && !ike_is_protected(&info))
 		return;
 	__builtin_memset(&fk, 0, sizeof(fk));
 	fk.svc_id = svc_id;
 	fk.cport = p->dport;
 	fk.vport = vport;
 	fk.client = p->dst;
-	state_put(&flow_map, &fk, real_id, now_s());
+	state_put(&flow_map, &fk, real_id, now, TBL_FLOW);
+	if (ike)
+		reply_learn_sa(rv, info.spi_i, now);
+}
+
+/* Roles of the interface a packet arrived on (maps.h, iface_map). */
+static __always_inline __u32 iface_roles(const struct __sk_buff *skb)
+{
+	__u32 ifi = skb->ifindex;
+	__u32 *r = bpf_map_lookup_elem(&iface_map, &ifi);
+
+	return r ? *r : IFACE_R_BOTH;
+}
+
+/* One arm (public and servers on one interface): a reply is believed only
+ * from the L2 neighbour the kernel itself uses toward that server. Without
+ * a neighbour entry yet, only the interface can be checked. */
+static __noinline int reply_l2_ok(struct __sk_buff *skb, const struct pkt *p)
+{
+	struct bpf_fib_lookup f;
+	__u8 smac[ETH_ALEN];
+
+	if (bpf_skb_load_bytes(skb, ETH_ALEN, smac, ETH_ALEN) < 0)
+		return 0;
+	__builtin_memset(&f, 0, sizeof(f));
+	f.ifindex = skb->ifindex;
+	f.l4_protocol = IPPROTO_UDP;
+	if (!p->v6) {
+		f.family = IKELB_AF_INET;
+		f.ipv4_dst = ikelb_addr_v4(&p->src);
+	} else {
+		f.family = IKELB_AF_INET6;
+		__builtin_memcpy(f.ipv6_dst, p->src.b, 16);
+	}
+	long rc = bpf_fib_lookup(skb, &f, sizeof(f), 0);
+	if (f.ifindex != skb->ifindex)
+		return 0;
+	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH)
+		return 1;
+	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
+		return 0;
+	for (int i = 0; i < ETH_ALEN; i++)
+		if (f.dmac[i] != smac[i])
+			return 0;
+	return 1;
+}
+
+/* Anything claiming a real server's address:port as its source must come
+ * from where that server is (docs/security.md): else it is a spoof aimed
+ * at a client (hijacking its flow, or delivered with the VIP as source). */
+static __always_inline int reply_genuine(struct __sk_buff *skb, const struct pkt *p)
+{
+	__u32 roles = iface_roles(skb);
+
+	if (!(roles & IFACE_R_SERVERS))
+		return 0;
+	return (roles & IFACE_R_PUBLIC) ? reply_l2_ok(skb, p) : 1;
+}
+
+/* A datagram from a VIP:port arriving here: a dnat VIP never sends
+ * through ikelb's ingress, and a dsr VIP only from the servers' side. */
+static __noinline int vip_source(struct __sk_buff *skb, const struct pkt *p)
+{
+	struct svc_value *svc = svc_find(&p->src, p->sport);
+
+	if (!svc)
+		return TC_ACT_OK;
+	if ((svc->flags & SVC_F_DSR) && (iface_roles(skb) & IFACE_R_SERVERS))
+		return TC_ACT_OK;
+	ctr_add(svc->svc_id, SVC_CTR_DROP(IKE_DROP_SPOOFED_REPLY), p->len);
+	return TC_ACT_SHOT;
 }
 
 /* Server -> client (dnat): source (real, port) becomes (VIP, port), unless
@@ -103,12 +221,18 @@ static __noinline int handle_reply(struct __sk_buff *skb, const struct pkt *p)
 	rk.port = p->sport;
 	struct rev_value *rv = bpf_map_lookup_elem(&rev_map, &rk);
 	if (!rv)
-		return TC_ACT_OK;
+		return vip_source(skb, p);
 	if (bpf_map_lookup_elem(&local_addr_map, &p->dst))
 		return TC_ACT_OK;
 	struct ikelb_addr vip = rv->vip;
 	__u32 svc_id = rv->svc_id;
 
+	if (!reply_genuine(skb, p)) {
+		ctr_add(svc_id, SVC_CTR_DROP(IKE_DROP_SPOOFED_REPLY), p->len);
+		return TC_ACT_SHOT;
+	}
+	if (ttl_expired(p, 0, svc_id))
+		return TC_ACT_OK;
 	ctr_add(svc_id, SVC_CTR_REPLY, p->len);
 	reply_learn(skb, p, rv);
 	if (p->frag == FRAG_FIRST)
@@ -126,6 +250,8 @@ static __noinline int handle_service(struct __sk_buff *skb, const struct pkt *p,
 
 	ctx_init(&c, svc, p);
 	ctr_add(c.svc_id, SVC_CTR_RX, p->len);
+	if (ttl_expired(p, svc->flags, c.svc_id))
+		return TC_ACT_OK;
 	classify(skb, p, svc->natt, &c.info);
 	if (c.info.cls == IKE_C_DROP) {
 		ctr_add(c.svc_id, SVC_CTR_DROP(c.info.drop), p->len);
@@ -149,12 +275,19 @@ int ikelb_tc(struct __sk_buff *skb)
 {
 	struct pkt p;
 
+	/* A tag the device took out of the frame (VLAN offload, or the
+	 * software untagging before tc): this interface is not the one the
+	 * frame belongs to; the VLAN device's own filter sees it untagged. */
+	if (skb->vlan_present)
+		return TC_ACT_OK;
 	__builtin_memset(&p, 0, sizeof(p));
 	int rc = pkt_parse(skb, &p);
 	if (rc == PARSE_PASS)
 		return TC_ACT_OK;
 	if (rc == PARSE_BAD)
 		return vip_drop(&p, IKE_DROP_MALFORMED_IP);
+	if (rc == PARSE_V4MAPPED)
+		return vip_drop(&p, IKE_DROP_V4MAPPED);
 	if (p.frag == FRAG_LATER)
 		return handle_frag_later(skb, &p);
 

@@ -95,7 +95,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 16384); /* set by the engine: max_halfopen */
 	__type(key, struct sa_key);
-	__type(value, struct state_value);
+	__type(value, struct halfopen_value);
 } halfopen_map SEC(".maps");
 
 struct {
@@ -111,6 +111,27 @@ struct {
 	__type(key, struct frag_key);
 	__type(value, struct frag_value);
 } frag_map SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, IKELB_MAX_IFACES);
+	__type(key, __u32);
+	__type(value, __u32);
+} iface_map SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, TBL__MAX);
+	__type(key, __u32);
+	__type(value, struct tbl_ctr);
+} tbl_ctr_map SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, TBL__MAX);
+	__type(key, __u32);
+	__type(value, struct tbl_fill);
+} tbl_fill_map SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -143,8 +164,27 @@ struct pkt {
 	__u16 dport;
 	__u8 v6;
 	__u8 frag;      /* FRAG_* */
-	__u8 pad[2];
+	__u8 ttl;       /* TTL / hop limit as received */
+	__u8 pad;
 };
+
+/* IPv6 addresses in IPv4-mapped form (::ffff:a.b.c.d): word compares
+ * without a branch per byte, which keeps the verifier's state count flat
+ * (ikelb_addr_is_v4 branches per byte). */
+static __always_inline int addr_v4mapped(const struct ikelb_addr *a)
+{
+	__u64 hi;
+	__u32 mid;
+
+	__builtin_memcpy(&hi, a->b, 8);
+	__builtin_memcpy(&mid, a->b + 8, 4);
+	return (hi | (__u64)(mid ^ bpf_htonl(0x0000ffff))) == 0;
+}
+
+static __always_inline int pkt_v4mapped(const struct pkt *p)
+{
+	return addr_v4mapped(&p->src) | addr_v4mapped(&p->dst);
+}
 
 static __always_inline void ctr_add(__u32 svc_id, __u32 idx, __u32 bytes)
 {

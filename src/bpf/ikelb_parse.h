@@ -14,7 +14,10 @@
 #include "bpf/ikelb_bpf_defs.h"
 #include "ikelb/ike_wire.h"
 
-enum { PARSE_PASS = 0, PARSE_OK = 1, PARSE_BAD = 2 };
+/* PARSE_V4MAPPED: IPv6 with an IPv4-mapped (::ffff:a.b.c.d) address. Our
+ * addresses hold IPv4 in that form, so such a packet would match IPv4
+ * services, replies and state: never ours. */
+enum { PARSE_PASS = 0, PARSE_OK = 1, PARSE_BAD = 2, PARSE_V4MAPPED = 3 };
 
 #define IKELB_IP6_FRAG_NH 44
 
@@ -60,6 +63,7 @@ static __always_inline int parse_v4(struct __sk_buff *skb, struct pkt *p)
 		return PARSE_PASS;
 	ikelb_addr_from_v4(&p->src, ip.saddr);
 	ikelb_addr_from_v4(&p->dst, ip.daddr);
+	p->ttl = ip.ttl;
 	if (ip.version != 4 || ip.ihl < 5)
 		return PARSE_BAD;
 	__u32 hl = ip.ihl * 4;
@@ -92,8 +96,11 @@ static __always_inline int parse_v6(struct __sk_buff *skb, struct pkt *p)
 	p->v6 = 1;
 	__builtin_memcpy(p->src.b, &ip.saddr, 16);
 	__builtin_memcpy(p->dst.b, &ip.daddr, 16);
+	p->ttl = ip.hop_limit;
 	if (ip.version != 6)
 		return PARSE_BAD;
+	if (pkt_v4mapped(p))
+		return PARSE_V4MAPPED;
 	__u32 pl = bpf_ntohs(ip.payload_len);
 	if (pl > p->len - p->l3off - sizeof(ip))
 		return PARSE_BAD;
@@ -121,8 +128,8 @@ static __always_inline int parse_v6(struct __sk_buff *skb, struct pkt *p)
 }
 
 /* PARSE_PASS: not an IPv4/IPv6 UDP packet we can read (p->dst unset).
- * PARSE_BAD: broken IP/UDP header; p->dst is set so the caller can count it
- * when it was meant for a VIP. */
+ * PARSE_BAD, PARSE_V4MAPPED: p->dst is set so the caller can count the
+ * drop when it was meant for a VIP. */
 static __always_inline int pkt_parse(struct __sk_buff *skb, struct pkt *p)
 {
 	__be16 proto;

@@ -23,17 +23,23 @@ struct ctx {
 	int ike_mode;
 };
 
-/* The service a parsed datagram is addressed to; 0 for anything else,
- * replies from real servers included. */
-static __always_inline struct svc_value *svc_lookup(const struct pkt *p)
+/* The service on (vip, port), or 0. */
+static __always_inline struct svc_value *svc_find(const struct ikelb_addr *vip, __u16 port)
 {
 	struct svc_key sk;
 
 	__builtin_memset(&sk, 0, sizeof(sk));
-	sk.vip = p->dst;
-	sk.port = p->dport;
+	sk.vip = *vip;
+	sk.port = port;
 	sk.proto = IPPROTO_UDP;
 	return bpf_map_lookup_elem(&svc_map, &sk);
+}
+
+/* The service a parsed datagram is addressed to; 0 for anything else,
+ * replies from real servers included. */
+static __always_inline struct svc_value *svc_lookup(const struct pkt *p)
+{
+	return svc_find(&p->dst, p->dport);
 }
 
 /* Before classification, which tc and XDP read from different places:
@@ -64,12 +70,45 @@ static __always_inline void ctr_steered(const struct ctx *c, __u32 len)
 	real_ctr_add(c->real_id, len);
 }
 
+/* Table statistics (maps.h, tbl_*): a new key was written. Returns 1 when
+ * the fill estimate says the table was already at capacity, i.e. the LRU
+ * evicted some other entry to make room. */
+static __always_inline int tbl_inserted(__u32 tbl)
+{
+	struct tbl_ctr *tc = bpf_map_lookup_elem(&tbl_ctr_map, &tbl);
+	struct tbl_fill *tf = bpf_map_lookup_elem(&tbl_fill_map, &tbl);
+
+	if (tc)
+		tc->inserts++;
+	if (!tf || tf->capacity <= 0)
+		return 0;
+	if (__sync_fetch_and_add(&tf->fill, 1) < tf->capacity)
+		return 0;
+	__sync_fetch_and_add(&tf->fill, -1); /* full: one in, one evicted */
+	return 1;
+}
+
+/* Delete a key, counted so the daemon can tell deletes from evictions. */
+static __always_inline void tbl_del(void *map, void *key, __u32 tbl)
+{
+	if (bpf_map_delete_elem(map, key) != 0)
+		return;
+	struct tbl_ctr *tc = bpf_map_lookup_elem(&tbl_ctr_map, &tbl);
+	struct tbl_fill *tf = bpf_map_lookup_elem(&tbl_fill_map, &tbl);
+
+	if (tc)
+		tc->deletes++;
+	if (tf)
+		__sync_fetch_and_add(&tf->fill, -1);
+}
+
 /* Look up a state entry; returns its real server when the entry is fresh
  * and the server alive. Entries pointing to a dead or foreign server are
  * deleted; idle ones are ignored (the daemon sweeps them, or a new decision
- * overwrites them). Refreshes last_seen at most once a second. */
+ * overwrites them). Refreshes last_seen at most once a second. Every state
+ * value starts with struct state_value (halfopen_value too). */
 static __always_inline struct real_value *state_use(void *map, void *key, struct ctx *c,
-						    __u32 timeout)
+						    __u32 timeout, __u32 tbl)
 {
 	struct state_value *v = bpf_map_lookup_elem(map, key);
 
@@ -80,7 +119,7 @@ static __always_inline struct real_value *state_use(void *map, void *key, struct
 	__u32 id = v->real_id;
 	struct real_value *r = real_get(id, c->svc_id, 0);
 	if (!r) {
-		bpf_map_delete_elem(map, key);
+		tbl_del(map, key, tbl);
 		return 0;
 	}
 	if (v->last_seen_s != c->now)
@@ -89,8 +128,11 @@ static __always_inline struct real_value *state_use(void *map, void *key, struct
 	return r;
 }
 
-/* Make the entry say (real, now); returns 1 when it was created or moved. */
-static __always_inline int state_put(void *map, void *key, __u32 real_id, __u32 now)
+/* Make the entry say (real, now); returns 0 when it already did, 1 when it
+ * was created or moved, 2 when creating it evicted another (tbl_inserted),
+ * -1 on failure. A new key goes in with BPF_NOEXIST so that only a real
+ * insert is counted. */
+static __always_inline int state_put(void *map, void *key, __u32 real_id, __u32 now, __u32 tbl)
 {
 	struct state_value *v = bpf_map_lookup_elem(map, key);
 
@@ -100,7 +142,11 @@ static __always_inline int state_put(void *map, void *key, __u32 real_id, __u32 
 		return 0;
 	}
 	struct state_value nv = { .real_id = real_id, .last_seen_s = now };
-	return bpf_map_update_elem(map, key, &nv, BPF_ANY) == 0 ? 1 : -1;
+	if (v)
+		return bpf_map_update_elem(map, key, &nv, BPF_ANY) == 0 ? 1 : -1;
+	if (bpf_map_update_elem(map, key, &nv, BPF_NOEXIST) != 0)
+		return -1;
+	return 1 + tbl_inserted(tbl);
 }
 
 static __always_inline void persist_key_make(struct persist_key *k, const struct svc_value *svc,
@@ -170,11 +216,11 @@ static __always_inline struct real_value *steer_label(const struct svc_value *sv
 static __always_inline struct real_value *steer_sa(const struct svc_value *svc, struct ctx *c)
 {
 	struct sa_key k = { .svc_id = c->svc_id, .spi_i = c->info.spi_i };
-	struct real_value *r = state_use(&sa_map, &k, c, svc->persist_timeout_s);
+	struct real_value *r = state_use(&sa_map, &k, c, svc->persist_timeout_s, TBL_SA);
 
-	if (!r)
-		r = state_use(&halfopen_map, &k, c, svc->persist_timeout_s);
-	return r;
+	if (r)
+		return r;
+	return state_use(&halfopen_map, &k, c, svc->persist_timeout_s, TBL_HALFOPEN);
 }
 
 static __always_inline struct real_value *steer_any(const struct svc_value *svc, struct ctx *c)
@@ -186,7 +232,7 @@ static __always_inline struct real_value *steer_any(const struct svc_value *svc,
 	if (r)
 		return r;
 	c->rule = RULE_FLOW;
-	r = state_use(&flow_map, &c->fk, c, svc->flow_timeout_s);
+	r = state_use(&flow_map, &c->fk, c, svc->flow_timeout_s, TBL_FLOW);
 	if (r)
 		return r;
 	if (c->is_ike) {
@@ -202,7 +248,7 @@ static __always_inline struct real_value *steer_any(const struct svc_value *svc,
 
 		persist_key_make(&pk, svc, c);
 		c->rule = RULE_PERSIST;
-		r = state_use(&persist_map, &pk, c, svc->persist_timeout_s);
+		r = state_use(&persist_map, &pk, c, svc->persist_timeout_s, TBL_PERSIST);
 		if (r)
 			return r;
 	}
@@ -240,38 +286,85 @@ static __noinline int steer(const struct svc_value *svc, struct ctx *c)
 	return 0;
 }
 
+/* An IKE_SA_INIT request opens (or refreshes) its half-open entry. A new
+ * or moved entry starts without SPIr: the server it goes to has answered
+ * nothing yet. */
+static __always_inline void halfopen_open(struct sa_key *k, struct ctx *c)
+{
+	struct halfopen_value *v = bpf_map_lookup_elem(&halfopen_map, k);
+
+	if (v && v->real_id == c->real_id) {
+		if (v->last_seen_s != c->now)
+			v->last_seen_s = c->now;
+		return;
+	}
+	struct halfopen_value nv = { .real_id = c->real_id, .last_seen_s = c->now };
+	if (v) {
+		bpf_map_update_elem(&halfopen_map, k, &nv, BPF_ANY);
+		return;
+	}
+	if (bpf_map_update_elem(&halfopen_map, k, &nv, BPF_NOEXIST) == 0 &&
+	    tbl_inserted(TBL_HALFOPEN))
+		ctr_add(c->svc_id, SVC_CTR_HALFOPEN_FULL, 0);
+}
+
+/* May a client message with SPIr != 0 write state? Only when something
+ * vouches for it (docs/security.md): the server's SPI label (trusted,
+ * stateless); state the client already earned (its SA in the established
+ * table, which both modes keep, whatever steered the message, so a spoofed
+ * source with a live flow cannot plant new SPIs in ike mode; source-ip:
+ * also its flow or persistence); or, to promote a half-open SA, exactly the
+ * SPIr the server chose in its IKE_SA_INIT response (recorded by
+ * reply_learn). A spoofer never sees that response. dsr: the response does
+ * not pass ikelb, so any SPIr promotes, as before. */
+static __always_inline int vouched(const struct svc_value *svc, struct ctx *c,
+				   struct sa_key *k)
+{
+	if (c->rule == RULE_LABEL || bpf_map_lookup_elem(&sa_map, k))
+		return 1;
+	if (!c->ike_mode && c->rule != RULE_SA)
+		return 1;
+	if (svc->flags & SVC_F_DSR)
+		return 1;
+	struct halfopen_value *h = bpf_map_lookup_elem(&halfopen_map, k);
+	return h && h->spi_r == c->info.spi_r;
+}
+
 /* After the choice: learn state so later packets follow (ARCHITECTURE.md,
  * "State tables").
  * An IKE_SA_INIT (SPIr still 0) is spoofable and cheap to flood, so it
  * only ever writes the bounded half-open table: established clients' flow,
- * SA and persistence entries cannot be evicted by it. The first message
- * with SPIr (IKE_AUTH) promotes the SA: flow entry so ESP and keepalives
- * follow, SA entry (both modes) and persistence (source-ip). Later IKE messages
- * keep them fresh. Fallback decisions write nothing. */
+ * SA and persistence entries cannot be evicted by it. A vouched message
+ * with SPIr (IKE_AUTH carrying the server's SPIr) promotes the SA: flow
+ * entry so ESP and keepalives follow, SA entry (both modes) and persistence
+ * (source-ip). Later IKE messages keep them fresh. Fallback decisions and
+ * unvouched messages write nothing. */
 static __noinline void learn(const struct svc_value *svc, struct ctx *c)
 {
 	if (c->rule == RULE_FALLBACK || !c->is_ike)
 		return;
 	struct sa_key k = { .svc_id = c->svc_id, .spi_i = c->info.spi_i };
 	if (c->info.spi_r == 0) {
-		if (ike_is_new_sa(&c->info) &&
-		    state_put(&halfopen_map, &k, c->real_id, c->now) < 0)
-			ctr_add(c->svc_id, SVC_CTR_HALFOPEN_FULL, 0);
+		if (ike_is_new_sa(&c->info))
+			halfopen_open(&k, c);
 		return;
 	}
+	if (!vouched(svc, c, &k))
+		return;
 	if (c->rule != RULE_FLOW)
-		state_put(&flow_map, &c->fk, c->real_id, c->now);
+		state_put(&flow_map, &c->fk, c->real_id, c->now, TBL_FLOW);
 	/* Both modes keep the established SA by SPIi: ike mode steers by it,
-	 * source-ip mode so SAs can be counted and looked up per server. */
-	if (state_put(&sa_map, &k, c->real_id, c->now) > 0)
-		bpf_map_delete_elem(&halfopen_map, &k);
+	 * source-ip mode so SAs can be counted and looked up per server. A new
+	 * or moved SA entry ends its half-open one. */
+	if (state_put(&sa_map, &k, c->real_id, c->now, TBL_SA) > 0)
+		tbl_del(&halfopen_map, &k, TBL_HALFOPEN);
 	if (c->ike_mode)
 		return;
 	if (c->rule != RULE_PERSIST) {
 		struct persist_key pk;
 
 		persist_key_make(&pk, svc, c);
-		state_put(&persist_map, &pk, c->real_id, c->now);
+		state_put(&persist_map, &pk, c->real_id, c->now, TBL_PERSIST);
 	}
 }
 

@@ -99,6 +99,8 @@ static __always_inline int xdp_parse(struct xdp_md *x, struct pkt *p, struct xdp
 		p->v6 = 1;
 		__builtin_memcpy(p->src.b, &ip->saddr, 16);
 		__builtin_memcpy(p->dst.b, &ip->daddr, 16);
+		if (pkt_v4mapped(p))
+			return XP_PASS; /* tc drops and counts it */
 		__u32 pl = bpf_ntohs(ip->payload_len);
 		p->ip_len = sizeof(*ip) + pl;
 		p->l4off = IKELB_ETH_HLEN + sizeof(*ip);

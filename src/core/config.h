@@ -16,6 +16,8 @@
 #define CFG_MAX_SERVICES 32
 #define CFG_MAX_SERVERS 1024 /* per service */
 #define CFG_MAX_INTERFACES 16
+#define CFG_IF_PUBLIC 0x1  /* clients reach the VIPs here */
+#define CFG_IF_SERVERS 0x2 /* real servers are reached here */
 #define CFG_MAX_SNAT_POOL 64
 #define CFG_WEIGHT_MAX 65535
 
@@ -124,6 +126,10 @@ struct cfg_sync {
 struct cfg {
 	enum cfg_engine engine;
 	char interfaces[CFG_MAX_INTERFACES][CFG_NAME_MAX];
+	/* CFG_IF_* per interface: the list form gives each both roles, the
+	 * map form { public: [...], servers: [...] } what it names
+	 * (docs/security.md: where replies of real servers are believed). */
+	uint8_t interface_roles[CFG_MAX_INTERFACES];
 	int ninterfaces;
 	char api_listen[256];  /* "unix:/run/ikelb/api.sock" or "127.0.0.1:8080" */
 	char api_token_file[256]; /* bearer token for a TCP listener; "" = none */

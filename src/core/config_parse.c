@@ -18,6 +18,7 @@ static const char *const limit_keys[] = { "max_clients", "max_flows", "max_halfo
 static const char *const svc_keys[] = { "name", "vip", "ports", "forwarding", "persistence",
 					"scheduler", "maglev_size", "spi_mask", "snat_pool", "ike_port",
 					"health", "init_state", "servers", NULL };
+static const char *const if_role_keys[] = { "public", "servers", NULL };
 static const char *const persist_keys[] = { "mode", "timeout", "netmask", "netmask6",
 					    "flow_timeout", NULL };
 static const char *const health_keys[] = { "type", "interval", "timeout", "rise", "fall",
@@ -73,32 +74,66 @@ static bool ifname_ok(const char *s)
 	return true;
 }
 
-static void parse_interfaces(struct cfg_ctx *x, yaml_node_t *root, struct cfg *c)
+/* One interface name of a role list; an interface named by both lists of
+ * the map form gets both roles (one arm). */
+static void add_interface(struct cfg_ctx *x, yaml_node_t *n, const char *what, uint8_t role,
+			  struct cfg *c)
+{
+	const char *s = cfg_want_scalar(x, n, what);
+	if (!s)
+		return;
+	if (!ifname_ok(s)) {
+		cfg_err(x, n, "%s: '%s' is not a valid interface name (1..15 characters, "
+			      "no '/', ':' or spaces)", what, s);
+		return;
+	}
+	for (int j = 0; j < c->ninterfaces; j++) {
+		if (strcmp(c->interfaces[j], s))
+			continue;
+		if (c->interface_roles[j] & role)
+			cfg_err(x, n, "%s: interface '%s' is listed twice", what, s);
+		c->interface_roles[j] |= role;
+		return;
+	}
+	if (c->ninterfaces >= CFG_MAX_INTERFACES) {
+		cfg_err(x, n, "%s: more than %d interfaces", what, CFG_MAX_INTERFACES);
+		return;
+	}
+	c->interface_roles[c->ninterfaces] = role;
+	snprintf(c->interfaces[c->ninterfaces++], CFG_NAME_MAX, "%s", s);
+}
+
+static void parse_if_list(struct cfg_ctx *x, yaml_node_t *map, const char *path, const char *key,
+			  uint8_t role, struct cfg *c)
 {
 	char what[CFG_PATH_MAX];
-	yaml_node_t *seq = sub_seq(x, root, "", "interfaces", CFG_MAX_INTERFACES, what,
-				   sizeof(what));
+	yaml_node_t *seq = sub_seq(x, map, path, key, CFG_MAX_INTERFACES, what, sizeof(what));
 	if (!seq)
 		return;
 	for (int i = 0; i < cfg_seq_len(seq); i++) {
-		yaml_node_t *n = cfg_seq_item(x, seq, i);
-		cfg_pathf(what, sizeof(what), "interfaces[%d]", i);
-		const char *s = cfg_want_scalar(x, n, what);
-		if (!s)
-			continue;
-		if (!ifname_ok(s)) {
-			cfg_err(x, n, "%s: '%s' is not a valid interface name (1..15 characters, "
-				      "no '/', ':' or spaces)", what, s);
-			continue;
-		}
-		bool dup = false;
-		for (int j = 0; j < c->ninterfaces; j++)
-			dup |= !strcmp(c->interfaces[j], s);
-		if (dup) {
-			cfg_err(x, n, "%s: interface '%s' is listed twice", what, s);
-			continue;
-		}
-		snprintf(c->interfaces[c->ninterfaces++], CFG_NAME_MAX, "%s", s);
+		char item[CFG_PATH_MAX];
+		cfg_pathf(item, sizeof(item), "%s[%d]", what, i);
+		add_interface(x, cfg_seq_item(x, seq, i), item, role, c);
+	}
+}
+
+/* interfaces: [eth0, eth1] (each carries clients and servers) or
+ * interfaces: { public: [eth0], servers: [eth1] }. */
+static void parse_interfaces(struct cfg_ctx *x, yaml_node_t *root, struct cfg *c)
+{
+	yaml_node_t *n = cfg_get(x, root, "interfaces");
+
+	if (!n || n->type != YAML_MAPPING_NODE) {
+		parse_if_list(x, root, "", "interfaces", CFG_IF_PUBLIC | CFG_IF_SERVERS, c);
+		return;
+	}
+	cfg_check_keys(x, n, "interfaces", if_role_keys);
+	for (int i = 0; if_role_keys[i]; i++) {
+		if (!cfg_get(x, n, if_role_keys[i]))
+			cfg_err(x, n, "interfaces.%s: required in the map form", if_role_keys[i]);
+		else
+			parse_if_list(x, n, "interfaces", if_role_keys[i],
+				      i ? CFG_IF_SERVERS : CFG_IF_PUBLIC, c);
 	}
 }
 

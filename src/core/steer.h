@@ -24,12 +24,15 @@
  *              counted, no state; DRAINING servers allowed.
  * Table lookups probe up to 4 following slots when a slot's server is not
  * usable (the table may lag a state change), as the BPF program does.
- * Then learning (the BPF program's learn()): IKE messages steered by any
- * rule but 2 and 6 write their flow entry (so ESP and keepalives follow);
- * new-SA messages write a half-open SA entry; IKE messages with SPIr != 0
- * write the established SA entry (both modes) and drop the half-open one; with source-ip
- * persistence, new clients and IKE messages not steered by rule 4 write the
- * persistence entry. Rule 6 writes nothing.
+ * Then learning (the BPF program's learn()): new-SA messages write a
+ * half-open SA entry; IKE messages with SPIr != 0 that something vouches
+ * for (a label; their SPIi already established; source-ip: steered by flow
+ * or persistence; else exactly the SPIr the server answered, recorded by
+ * steer_learn_reply) write their flow entry unless steered by it (so ESP
+ * and keepalives follow), the established SA entry (both modes: ike steers
+ * by it, source-ip counts and looks it up; a new or moved one drops the
+ * half-open entry) and the persistence entry (source-ip). Rule 6 and
+ * unvouched messages write nothing (docs/security.md).
  *
  * State: three tables shared by all services, keys as in include/ikelb/maps.h
  * (service id inside the key, like the BPF maps), values hold a global server
@@ -99,9 +102,11 @@ int steer_packet(struct steer *st, int svc, const struct ikelb_addr *client, uin
 		 struct steer_result *r);
 
 /* A datagram from server srv to the client's flow (client, cport toward
- * vport): the server vouches for the flow, so it is learned (as the BPF
- * program's reply_learn()). IKE_SA_INIT and IKEv1 phase-1 responses teach
- * nothing: a spoofer can make servers send those to any address. */
+ * vport), as the BPF program's reply_learn(): an IKE_SA_INIT / IKEv1
+ * phase-1 response records its SPIr in the half-open entry; ESP,
+ * keepalives and IKE protected by the SA's keys teach the flow (and, ike,
+ * the SA). Answers in the clear teach nothing: a spoofer can make servers
+ * send those to any address. */
 void steer_learn_reply(struct steer *st, int svc, const struct ikelb_addr *client,
 		       uint16_t cport, uint16_t vport, int natt, int srv, const uint8_t *payload,
 		       size_t len, uint64_t now);
@@ -128,6 +133,13 @@ int steer_query(const struct steer *st, const struct lk_query *q, uint64_t now, 
  * nservers. 0 or -EINVAL / -ENOMEM. */
 int steer_server_usage(const struct steer *st, int svc, uint64_t now, uint64_t *sas,
 		       uint64_t *addresses);
+
+/* Pressure on each table, index enum ikelb_table (maps.h; the same four
+ * tables as the BPF maps). */
+struct steer_table_stats {
+	uint64_t entries, capacity, inserts, evictions;
+};
+void steer_table_stats(const struct steer *st, struct steer_table_stats out[TBL__MAX]);
 
 /* Active connections for lc/wlc (the socket engine counts its upstream
  * flows), kept by the runtime's scheduler. */

@@ -128,18 +128,64 @@ static int put(struct steer *st, int t, const struct steer_svc *s, const void *k
 	return lru_put(st->t[t], key, s->base + (uint32_t)srv, 0, now);
 }
 
+/* ike mode: the SA entry says (srv, now); a created or moved entry ends
+ * the half-open one (the BPF program: state_put(&sa_map) > 0). */
+static void learn_sa(struct steer *st, const struct steer_svc *s, const struct sa_key *k, int srv,
+		     uint64_t now)
+{
+	struct lru_value v;
+	int had = lru_peek(st->t[T_SA], k, now, &v) == 0 && v.server == s->base + (uint32_t)srv;
+	put(st, T_SA, s, k, srv, now);
+	if (!had)
+		lru_del(st->t[T_HALFOPEN], k);
+}
+
 int steer_is_ike(const struct ike_info *in)
 {
 	return in->cls == IKE_C_IKEV2 || in->cls == IKE_C_IKEV1;
 }
 
+/* The half-open entry's record of the server's SPIr (the BPF program
+ * keeps all 64 bits in struct halfopen_value; an lru_table entry has a
+ * 32-bit user field): a fold of it, never 0, which means "no answer yet". */
+static uint32_t spi_tag(uint64_t spi)
+{
+	uint32_t t = (uint32_t)(spi ^ (spi >> 32));
+	return t ? t : 1;
+}
+
+/* An IKE_SA_INIT request (re)opens its half-open entry, keeping the
+ * server's recorded SPIr while the entry stays on the same server. */
+static void halfopen_open(struct steer *st, struct steer_svc *s, const struct sa_key *k, int srv,
+			  uint64_t now)
+{
+	struct lru_value v;
+	uint32_t gid = s->base + (uint32_t)srv;
+	uint32_t tag = lru_peek(st->t[T_HALFOPEN], k, now, &v) == 0 && v.server == gid ? v.user : 0;
+	if (lru_put(st->t[T_HALFOPEN], k, gid, tag, now) == 2)
+		s->pkts[SVC_CTR_HALFOPEN_FULL]++;
+}
+
+/* As the BPF program's vouched(): may a message with SPIr write state? */
+static bool vouched(struct steer *st, const struct steer_svc *s, const struct sa_key *k,
+		    const struct ike_info *in, enum ikelb_rule rule, uint64_t now)
+{
+	struct lru_value v;
+	if (rule == RULE_LABEL || lru_peek(st->t[T_SA], k, now, &v) == 0)
+		return true;
+	if (s->mode != CFG_PERSIST_IKE && rule != RULE_SA)
+		return true;
+	return lru_peek(st->t[T_HALFOPEN], k, now, &v) == 0 && v.user == spi_tag(in->spi_r);
+}
+
 /* After the choice, as the BPF program's learn(): an IKE_SA_INIT (SPIr 0)
  * only writes the bounded half-open table, so a flood of them cannot evict
- * established clients' state; the first message with SPIr (IKE_AUTH)
- * promotes the SA: flow entry (ESP and keepalives follow), SA entry (both
- * modes) and persistence (source-ip); later IKE keeps them fresh. The
- * half-open entry is dropped when the SA entry was created or moved.
- * Fallback decisions write nothing. */
+ * established clients' state; a vouched message with SPIr (IKE_AUTH with
+ * the SPIr the server answered) promotes the SA: flow entry (ESP and
+ * keepalives follow), SA entry (both modes: ike steers by it, source-ip
+ * counts and looks it up) and persistence (source-ip); later IKE keeps
+ * them fresh. The half-open entry is dropped when the SA entry was created
+ * or moved. Fallback decisions and unvouched messages write nothing. */
 void steer_learn(struct steer *st, int svc, struct steer_svc *s, const struct ikelb_addr *client,
 		 const struct flow_key *fk, const struct ike_info *in, int srv,
 		 enum ikelb_rule rule, uint64_t now)
@@ -149,19 +195,16 @@ void steer_learn(struct steer *st, int svc, struct steer_svc *s, const struct ik
 	struct sa_key k;
 	steer_key_sa(&k, svc, in->spi_i);
 	if (in->spi_r == 0) {
-		if (ike_is_new_sa(in) && put(st, T_HALFOPEN, s, &k, srv, now) == 2)
-			s->pkts[SVC_CTR_HALFOPEN_FULL]++;
+		if (ike_is_new_sa(in))
+			halfopen_open(st, s, &k, srv, now);
 		return;
 	}
+	if (!vouched(st, s, &k, in, rule, now))
+		return;
 	if (rule != RULE_FLOW)
 		put(st, T_FLOW, s, fk, srv, now);
-	/* Both modes keep the established SA (as the BPF program does): ike
-	 * mode steers by it, source-ip mode counts and looks it up. */
-	struct lru_value v;
-	int had = lru_peek(st->t[T_SA], &k, now, &v) == 0 && v.server == s->base + (uint32_t)srv;
-	put(st, T_SA, s, &k, srv, now);
-	if (!had)
-		lru_del(st->t[T_HALFOPEN], &k);
+	/* Both modes keep the established SA (as the BPF program does). */
+	learn_sa(st, s, &k, srv, now);
 	if (s->mode == CFG_PERSIST_IKE)
 		return;
 	if (rule != RULE_PERSIST) {
@@ -169,6 +212,20 @@ void steer_learn(struct steer *st, int svc, struct steer_svc *s, const struct ik
 		steer_key_persist(&pk, svc, s, client);
 		put(st, T_PERSIST, s, &pk, srv, now);
 	}
+}
+
+/* The server answered an IKE_SA_INIT with its SPIr (reply_learn's
+ * halfopen_answered in the BPF program). */
+static void halfopen_answered(struct steer *st, const struct steer_svc *s, int svc,
+			      const struct ike_info *in, int srv, uint64_t now)
+{
+	struct sa_key k;
+	struct lru_value v;
+	if (!in->spi_r || (in->cls == IKE_C_IKEV2 && ike_is_request(in)))
+		return;
+	steer_key_sa(&k, svc, in->spi_i);
+	if (lru_peek(st->t[T_HALFOPEN], &k, now, &v) == 0 && v.server == s->base + (uint32_t)srv)
+		lru_put(st->t[T_HALFOPEN], &k, v.server, spi_tag(in->spi_r), v.last_seen);
 }
 
 void steer_learn_reply(struct steer *st, int svc, const struct ikelb_addr *client,
@@ -182,11 +239,20 @@ void steer_learn_reply(struct steer *st, int svc, const struct ikelb_addr *clien
 		return;
 	if (ike_classify(payload, payload + len, (uint32_t)len, natt, &in) == IKE_C_DROP)
 		return;
-	if (ike_is_phase1(&in))
+	if (ike_is_phase1(&in)) {
+		halfopen_answered(st, s, svc, &in, srv, now);
+		return;
+	}
+	if (steer_is_ike(&in) && !ike_is_protected(&in))
 		return;
 	struct flow_key fk;
 	steer_key_flow(&fk, svc, client, cport, vport);
 	put(st, T_FLOW, s, &fk, srv, now);
+	if (steer_is_ike(&in) && s->mode == CFG_PERSIST_IKE) {
+		struct sa_key k;
+		steer_key_sa(&k, svc, in.spi_i);
+		learn_sa(st, s, &k, srv, now);
+	}
 }
 
 /* Every key starts with the 32-bit service id (include/ikelb/maps.h layouts). */
@@ -260,3 +326,16 @@ void steer_server_counts(const struct steer *st, int svc, uint64_t now, uint64_t
 	count_table(st, T_FLOW, svc, now, flows);
 }
 
+
+_Static_assert((int)T_PERSIST == (int)TBL_PERSIST && (int)T_SA == (int)TBL_SA &&
+	       (int)T_HALFOPEN == (int)TBL_HALFOPEN && (int)T_FLOW == (int)TBL_FLOW &&
+	       (int)T__MAX == (int)TBL__MAX, "tables in the BPF maps' order");
+
+void steer_table_stats(const struct steer *st, struct steer_table_stats out[TBL__MAX])
+{
+	for (int t = 0; t < T__MAX; t++) {
+		struct lru_stats ls;
+		lru_get_stats(st->t[t], &ls);
+		out[t] = (struct steer_table_stats){ ls.size, ls.capacity, ls.inserts, ls.evictions };
+	}
+}

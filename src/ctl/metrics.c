@@ -287,6 +287,33 @@ static void daemon_info(struct buf *b, const struct ctl_view *v, const struct en
 	bprintf(b, "ikelb_uptime_seconds %llu\n", (ull)((v->now_ms() - v->started_ms) / 1000));
 }
 
+/* State-table pressure (docs/state.md, "Table statistics"): one family
+ * per figure, a sample per table; an engine without tables gives none. */
+static void tables(struct buf *b, const struct eng_stats *st)
+{
+	static const char *const tname[TBL__MAX] = {
+		[TBL_PERSIST] = "persist", [TBL_SA] = "sa", [TBL_HALFOPEN] = "halfopen",
+		[TBL_FLOW] = "flow",
+	};
+	static const struct {
+		const char *name, *type, *help;
+	} fam[] = {
+		{ "ikelb_table_entries", "gauge", "Live entries at the last state walk." },
+		{ "ikelb_table_capacity", "gauge", "Entries the table holds before it evicts." },
+		{ "ikelb_table_inserts_total", "counter", "New keys written." },
+		{ "ikelb_table_evictions_total", "counter",
+		  "Entries dropped to admit new ones (the table was full)." },
+	};
+	for (size_t m = 0; m < sizeof(fam) / sizeof(fam[0]); m++) {
+		family(b, fam[m].name, fam[m].type, fam[m].help);
+		for (int t = 0; t < st->ntables && t < TBL__MAX; t++) {
+			const struct eng_table_stats *ts = &st->tables[t];
+			uint64_t val[] = { ts->entries, ts->capacity, ts->inserts, ts->evictions };
+			bprintf(b, "%s{table=\"%s\"} %llu\n", fam[m].name, tname[t], (ull)val[m]);
+		}
+	}
+}
+
 /* Only with sync: configured (docs/ha.md). */
 static void sync_counters(struct buf *b, const struct ctl_view *v)
 {
@@ -310,6 +337,7 @@ char *report_metrics(const struct ctl_view *v)
 	svc_config(&b, v->cfg);
 	servers(&b, v, st);
 	probes(&b, v);
+	tables(&b, st);
 	sync_counters(&b, v);
 	if (b.failed) {
 		free(b.p);

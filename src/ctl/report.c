@@ -38,6 +38,9 @@ static const char *const drop_names[IKE_DROP__MAX] = {
 	[IKE_DROP_FRAGMENT] = "fragment",
 	[IKE_DROP_NO_SERVER] = "no_server",
 	[IKE_DROP_TABLE_FULL] = "table_full",
+	[IKE_DROP_SPOOFED_REPLY] = "spoofed_reply",
+	[IKE_DROP_V4MAPPED] = "v4mapped",
+	[IKE_DROP_TTL_EXPIRED] = "ttl_expired",
 };
 
 static const char *ctr_name(int ctr)

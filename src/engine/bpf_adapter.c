@@ -100,6 +100,8 @@ static int bpf_read_stats(struct engine *e, struct eng_stats *out)
 		for (int j = 0; j < a->cfg->services[i].nservers; j++)
 			read_server(a, i, j, &out->srv[i][j], &err);
 	}
+	bpf_engine_table_stats(a->be, out->tables);
+	out->ntables = TBL__MAX;
 	return err;
 }
 

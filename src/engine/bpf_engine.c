@@ -193,6 +193,8 @@ int bpf_engine_open(struct bpf_engine **out, const struct cfg *cfg, const struct
 	}
 	if (!err && e->pin_dir[0])
 		err = pins_create(e);
+	if (!err)
+		err = bpfe_tbl_init(e);
 	if (err) {
 		bpf_engine_close(e, false);
 		return err;
@@ -314,6 +316,18 @@ static void xdp_stale_remove(struct bpf_engine *e, int ifindex)
 	}
 }
 
+_Static_assert(CFG_IF_PUBLIC == IFACE_R_PUBLIC && CFG_IF_SERVERS == IFACE_R_SERVERS,
+	       "one numbering of interface roles");
+
+int bpf_engine_set_iface_roles(struct bpf_engine *e, int ifindex, uint32_t roles)
+{
+	uint32_t k = (uint32_t)ifindex;
+
+	if (bpf_map_update_elem(bpf_map__fd(e->skel->maps.iface_map), &k, &roles, BPF_ANY) < 0)
+		return -errno;
+	return 0;
+}
+
 int bpf_engine_attach(struct bpf_engine *e, const struct cfg *cfg)
 {
 	for (int i = 0; i < cfg->ninterfaces; i++) {
@@ -324,7 +338,11 @@ int bpf_engine_attach(struct bpf_engine *e, const struct cfg *cfg)
 			log_err(e->log, "bpf: interface %s: %s", cfg->interfaces[i], strerror(errno));
 			return -ENODEV;
 		}
-		int err = bpf_engine_attach_ifindex(e, (int)idx);
+		/* Roles before the filter: a reply must never meet a half-set map. */
+		uint32_t roles = cfg->interface_roles[i] ? cfg->interface_roles[i] : IFACE_R_BOTH;
+		int err = bpf_engine_set_iface_roles(e, (int)idx, roles);
+		if (!err)
+			err = bpf_engine_attach_ifindex(e, (int)idx);
 		if (err)
 			return err;
 		if (e->attach != CFG_BPF_ATTACH_XDP) {

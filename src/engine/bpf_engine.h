@@ -28,6 +28,7 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "core/lookup.h"
+#include "engine/engine.h" /* struct eng_table_stats */
 #include "ikelb/maps.h"
 
 struct bpf_engine;
@@ -107,6 +108,16 @@ struct bpf_sweep_stats {
 	uint64_t expired;   /* idle longer than the service timeout */
 	uint64_t purged;    /* unknown service, freed or DOWN real server */
 };
+
+/* Pressure on each state table (enum ikelb_table), as of the last walk
+ * (sweep or stats read). evictions: entries the LRU dropped to admit new
+ * ones, derived as inserts - deletes - entries (docs/state.md). */
+void bpf_engine_table_stats(const struct bpf_engine *e, struct eng_table_stats out[TBL__MAX]);
+
+/* Roles (IFACE_R_*) of an interface the program runs on: where replies of
+ * real servers are believed. bpf_engine_attach sets them from the
+ * configuration; interfaces without an entry have both roles. */
+int bpf_engine_set_iface_roles(struct bpf_engine *e, int ifindex, uint32_t roles);
 
 /* Delete entries idle longer than their service's timeout (now_s:
  * clock_gettime(CLOCK_MONOTONIC) seconds, the clock the BPF side uses) and

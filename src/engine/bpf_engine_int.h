@@ -24,6 +24,18 @@ struct bpfe_svc {
 	struct ikelb_addr *addrs;
 };
 
+/* One state table's statistics (docs/state.md, "Pressure"): entries from
+ * the last walk, deletes the daemon made, and the eviction count derived
+ * at each walk from the BPF insert / delete counters. */
+struct bpfe_tbl {
+	uint64_t capacity;
+	uint64_t entries;
+	uint64_t inserts;
+	uint64_t daemon_deletes;
+	uint64_t evictions;
+	int64_t base;            /* -(entries a reused pinned map had at load) */
+};
+
 struct bpf_engine {
 	struct ikelb_bpf *skel;
 	const struct logger *log;
@@ -38,6 +50,7 @@ struct bpf_engine {
 	int nxdp;
 	int nsvc;
 	struct bpfe_svc svc[IKELB_MAX_SERVICES];
+	struct bpfe_tbl tbl[TBL__MAX];
 };
 
 /* bpf_sync.c */
@@ -49,5 +62,8 @@ int bpfe_map_replace(int fd, const void *keys, const void *vals, size_t n, size_
 
 /* bpf_state.c */
 int bpfe_read_reals(struct bpf_engine *e, struct real_value *reals);
+/* After load: each table's capacity into tbl_fill_map (the BPF side's
+ * "table at capacity" test). */
+int bpfe_tbl_init(struct bpf_engine *e);
 
 #endif

@@ -109,8 +109,10 @@ static void consider(struct bwalk *w, enum lk_table t, const void *key,
  * entries costs about 0.3 s instead of 2 s one key at a time). */
 static int walk_map(struct bwalk *w, struct bpf_map *m, enum lk_table t, size_t ksz)
 {
-	uint8_t *keys = malloc(WALK_CHUNK * ksz);
-	struct state_value *vals = malloc(WALK_CHUNK * sizeof(*vals));
+	/* halfopen_map's values are longer (struct halfopen_value) but start
+	 * with the same two fields as struct state_value. */
+	const size_t vsz = bpf_map__value_size(m);
+	uint8_t *keys = malloc(WALK_CHUNK * ksz), *vals = malloc(WALK_CHUNK * vsz);
 	uint64_t token = 0;
 	bool first = true;
 	int err = keys && vals ? 0 : -ENOMEM;
@@ -123,8 +125,11 @@ static int walk_map(struct bwalk *w, struct bpf_map *m, enum lk_table t, size_t 
 		if (rc < 0 && errno != ENOENT)
 			err = -errno;
 		first = false;
-		for (uint32_t i = 0; !err && i < count && !w->stop; i++)
-			consider(w, t, keys + i * ksz, &vals[i]);
+		for (uint32_t i = 0; !err && i < count && !w->stop; i++) {
+			struct state_value v;
+			memcpy(&v, vals + i * vsz, sizeof(v));
+			consider(w, t, keys + i * ksz, &v);
+		}
 		if (rc < 0) /* ENOENT: that was the last chunk */
 			break;
 	}
@@ -137,9 +142,13 @@ static int walk_map(struct bwalk *w, struct bpf_map *m, enum lk_table t, size_t 
 
 static void peek(struct bwalk *w, struct bpf_map *m, enum lk_table t, const void *key)
 {
-	struct state_value v;
+	/* Room for either value type; both start with struct state_value. */
+	union {
+		struct state_value s;
+		struct halfopen_value h;
+	} v;
 	if (bpf_map_lookup_elem(bpf_map__fd(m), key, &v) == 0)
-		consider(w, t, key, &v);
+		consider(w, t, key, &v.s);
 }
 
 static void stateless(struct bwalk *w, int svc, int real_id, enum ikelb_rule rule,

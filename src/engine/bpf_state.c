@@ -21,7 +21,9 @@ int bpfe_read_reals(struct bpf_engine *e, struct real_value *reals)
 	return 0;
 }
 
-enum scan_kind { SCAN_PERSIST, SCAN_SA, SCAN_HALFOPEN, SCAN_FLOW, SCAN_FRAG };
+/* The state tables in enum ikelb_table order, then the fragments. */
+enum scan_kind { SCAN_PERSIST = TBL_PERSIST, SCAN_SA = TBL_SA, SCAN_HALFOPEN = TBL_HALFOPEN,
+		 SCAN_FLOW = TBL_FLOW, SCAN_FRAG };
 
 struct scan {
 	struct bpf_engine *e;
@@ -32,6 +34,8 @@ struct scan {
 	struct bpf_real_usage *usage;
 	struct bpf_sweep_stats st;
 	bool readonly;          /* count only: reads must not change state */
+	uint64_t kept;          /* entries of the map being scanned that stay */
+	uint64_t deleted;       /* and that the daemon deleted */
 };
 
 enum verdict { KEEP, EXPIRE, PURGE };
@@ -98,6 +102,7 @@ static void delete_keys(struct scan *sc, int fd, const uint8_t *keys, const uint
 			continue;
 		(void)vsz;
 		if (bpf_map_delete_elem(fd, k) == 0) {
+			sc->deleted++;
 			if (why[i] == EXPIRE)
 				sc->st.expired++;
 			else
@@ -131,6 +136,7 @@ static int scan_map(struct scan *sc, int fd, size_t ksz, size_t vsz)
 
 			sc->st.scanned++;
 			if (vd == KEEP) {
+				sc->kept++;
 				count_usage(sc, v);
 				continue;
 			}
@@ -167,6 +173,90 @@ static int scan_map(struct scan *sc, int fd, size_t ksz, size_t vsz)
 	return err;
 }
 
+static uint64_t tbl_ctr_sum(struct bpf_engine *e, uint32_t t, uint64_t *deletes)
+{
+	struct tbl_ctr *v = calloc((size_t)e->ncpu, sizeof(*v));
+	uint64_t ins = 0;
+
+	*deletes = 0;
+	if (v && bpf_map_lookup_elem(bpf_map__fd(e->skel->maps.tbl_ctr_map), &t, v) == 0)
+		for (int c = 0; c < e->ncpu; c++) {
+			ins += v[c].inserts;
+			*deletes += v[c].deletes;
+		}
+	free(v);
+	return ins;
+}
+
+/* After walking table t: `kept` entries stay, the daemon deleted `deleted`.
+ * Every key ever written is still there, was deleted (by the data path or
+ * the daemon) or was evicted, so evictions = inserts - deletes - entries,
+ * plus the entries a reused pinned map already had at load (base). The
+ * data path keeps writing during the walk (and a previous daemon's filter
+ * until ours replaces it), so this is exact only when the table is quiet;
+ * the count never goes down. A complete walk also resets the BPF side's
+ * fill estimate. */
+static void tbl_walked(struct bpf_engine *e, int t, uint64_t kept, uint64_t deleted, bool full)
+{
+	struct bpfe_tbl *tb = &e->tbl[t];
+	uint64_t bpf_del;
+
+	tb->daemon_deletes += deleted;
+	if (!full)
+		return;
+	tb->inserts = tbl_ctr_sum(e, (uint32_t)t, &bpf_del);
+	tb->entries = kept;
+	int64_t gone = (int64_t)(tb->inserts - bpf_del - tb->daemon_deletes - kept);
+	if (gone - tb->base > (int64_t)tb->evictions)
+		tb->evictions = (uint64_t)(gone - tb->base);
+	struct tbl_fill f = { .fill = (int64_t)kept, .capacity = (int64_t)tb->capacity };
+	uint32_t key = (uint32_t)t;
+	bpf_map_update_elem(bpf_map__fd(e->skel->maps.tbl_fill_map), &key, &f, BPF_ANY);
+}
+
+/* Keys in a map, one syscall each: only at load, and only a reused
+ * pinned map has any. */
+static uint64_t map_count(int fd)
+{
+	uint8_t k[64], n[64];
+	uint64_t c = 0;
+	void *prev = NULL;
+
+	while (bpf_map_get_next_key(fd, prev, n) == 0) {
+		memcpy(k, n, sizeof(k));
+		prev = k;
+		c++;
+	}
+	return c;
+}
+
+int bpfe_tbl_init(struct bpf_engine *e)
+{
+	struct bpf_map *m[TBL__MAX] = { e->skel->maps.persist_map, e->skel->maps.sa_map,
+					e->skel->maps.halfopen_map, e->skel->maps.flow_map };
+
+	for (uint32_t t = 0; t < TBL__MAX; t++) {
+		e->tbl[t].capacity = bpf_map__max_entries(m[t]);
+		e->tbl[t].entries = map_count(bpf_map__fd(m[t]));
+		e->tbl[t].base = -(int64_t)e->tbl[t].entries;
+		struct tbl_fill f = { .fill = (int64_t)e->tbl[t].entries,
+				      .capacity = (int64_t)e->tbl[t].capacity };
+		if (bpf_map_update_elem(bpf_map__fd(e->skel->maps.tbl_fill_map), &t, &f, BPF_ANY) < 0)
+			return -errno;
+	}
+	return 0;
+}
+
+void bpf_engine_table_stats(const struct bpf_engine *e, struct eng_table_stats out[TBL__MAX])
+{
+	for (int t = 0; t < TBL__MAX; t++) {
+		out[t].entries = e->tbl[t].entries;
+		out[t].capacity = e->tbl[t].capacity;
+		out[t].inserts = e->tbl[t].inserts;
+		out[t].evictions = e->tbl[t].evictions;
+	}
+}
+
 static int scan_all(struct bpf_engine *e, uint32_t now, uint32_t purge_id,
 		    struct bpf_real_usage *usage, struct bpf_sweep_stats *st, bool readonly)
 {
@@ -182,7 +272,7 @@ static int scan_all(struct bpf_engine *e, uint32_t now, uint32_t purge_id,
 		  sizeof(struct state_value) },
 		{ e->skel->maps.sa_map, SCAN_SA, sizeof(struct sa_key), sizeof(struct state_value) },
 		{ e->skel->maps.halfopen_map, SCAN_HALFOPEN, sizeof(struct sa_key),
-		  sizeof(struct state_value) },
+		  sizeof(struct halfopen_value) },
 		{ e->skel->maps.flow_map, SCAN_FLOW, sizeof(struct flow_key),
 		  sizeof(struct state_value) },
 		{ e->skel->maps.frag_map, SCAN_FRAG, sizeof(struct frag_key),
@@ -194,7 +284,10 @@ static int scan_all(struct bpf_engine *e, uint32_t now, uint32_t purge_id,
 		memset(usage, 0, IKELB_MAX_REALS * sizeof(*usage));
 	for (size_t i = 0; !err && i < sizeof(maps) / sizeof(maps[0]); i++) {
 		sc.kind = maps[i].kind;
+		sc.kept = sc.deleted = 0;
 		err = scan_map(&sc, bpf_map__fd(maps[i].m), maps[i].ksz, maps[i].vsz);
+		if (!err && sc.kind < SCAN_FRAG) /* SCAN_* == TBL_* up to the fragments */
+			tbl_walked(e, (int)sc.kind, sc.kept, sc.deleted, purge_id == IKELB_REAL_NONE);
 	}
 	free(reals);
 	if (st)

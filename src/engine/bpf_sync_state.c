@@ -109,6 +109,9 @@ static int walk_map(struct sync_walk *w, int fd, size_t ksz)
 	return err;
 }
 
+/* Half-open SAs are not synced: a retransmitted IKE_SA_INIT redoes them
+ * cheaply, and the server's SPIr they record (struct halfopen_value)
+ * vouches only on the node that saw the server's answer. */
 int bpf_engine_sync_walk(struct bpf_engine *e, uint32_t now_s, eng_sync_cb cb, void *ctx)
 {
 	struct sync_walk w = { .e = e, .now = now_s, .srv_of = server_index(e), .cb = cb,
@@ -120,7 +123,6 @@ int bpf_engine_sync_walk(struct bpf_engine *e, uint32_t now_s, eng_sync_cb cb, v
 	} maps[] = {
 		{ e->skel->maps.persist_map, SYNC_K_PERSIST, sizeof(struct persist_key) },
 		{ e->skel->maps.sa_map, SYNC_K_SA, sizeof(struct sa_key) },
-		{ e->skel->maps.halfopen_map, SYNC_K_HALFOPEN, sizeof(struct sa_key) },
 		{ e->skel->maps.flow_map, SYNC_K_FLOW, sizeof(struct flow_key) },
 	};
 	int err = w.srv_of ? 0 : -ENOMEM;
@@ -147,12 +149,11 @@ static struct bpf_map *key_of(struct bpf_engine *e, const struct eng_sync_entry 
 		*ksz = sizeof(*k);
 		return e->skel->maps.persist_map;
 	}
-	case SYNC_K_SA:
-	case SYNC_K_HALFOPEN: {
+	case SYNC_K_SA: {
 		struct sa_key *k = (void *)key;
 		k->spi_i = en->spi;
 		*ksz = sizeof(*k);
-		return en->kind == SYNC_K_SA ? e->skel->maps.sa_map : e->skel->maps.halfopen_map;
+		return e->skel->maps.sa_map;
 	}
 	case SYNC_K_FLOW: {
 		struct flow_key *k = (void *)key;

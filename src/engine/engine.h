@@ -28,8 +28,19 @@ struct eng_srv_stats {
 	uint64_t client_addresses; /* distinct client addresses of its live flows */
 };
 
+/* One state table (enum ikelb_table: persistence, established SAs,
+ * half-open SAs, flows), all services together. */
+struct eng_table_stats {
+	uint64_t entries;    /* live entries at the last walk */
+	uint64_t capacity;
+	uint64_t inserts;    /* new keys written */
+	uint64_t evictions;  /* entries dropped to admit new ones (table full) */
+};
+
 struct eng_stats {
 	int nsvc;
+	int ntables;         /* TBL__MAX when tables[] is filled, else 0 */
+	struct eng_table_stats tables[TBL__MAX];
 	struct eng_svc_stats svc[CFG_MAX_SERVICES];
 	struct eng_srv_stats *srv[CFG_MAX_SERVICES]; /* [svc][server index] */
 	uint64_t not_ours; /* packets that were not for a service (passed) */

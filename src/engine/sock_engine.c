@@ -73,6 +73,12 @@ static int op_read_stats(struct engine *eng, struct eng_stats *st)
 		}
 		free(cl);
 	}
+	struct steer_table_stats ts[TBL__MAX];
+	steer_table_stats(e->steer, ts);
+	for (int t = 0; t < TBL__MAX; t++)
+		st->tables[t] = (struct eng_table_stats){ ts[t].entries, ts[t].capacity,
+							  ts[t].inserts, ts[t].evictions };
+	st->ntables = TBL__MAX;
 	pthread_mutex_unlock(&e->mu);
 	return 0;
 }

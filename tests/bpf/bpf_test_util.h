@@ -135,11 +135,10 @@ static inline int t_maglev(struct tfx *f, int s, const int *usable)
 	return bpf_engine_set_maglev_servers(f->e, s, table, T_MAGLEV);
 }
 
-static inline int t_setup(struct tfx *f)
+/* Load the engine for the configuration in f->cfg (t_cfg_build, maybe
+ * changed by the test). */
+static inline int t_start(struct tfx *f)
 {
-	memset(f, 0, sizeof(*f));
-	log_init(&f->log, LOG_LVL_WARN);
-	t_cfg_build(f);
 	if (bpf_engine_open(&f->e, &f->cfg, &f->log) != 0)
 		return -1;
 	if (bpf_engine_sync(f->e, &f->cfg) != 0)
@@ -148,7 +147,17 @@ static inline int t_setup(struct tfx *f)
 		if (t_maglev(f, s, NULL) != 0)
 			return -1;
 	f->prog_fd = bpf_engine_prog_fd(f->e);
-	return 0;
+	/* Frames run on lo (ifindex 1): the servers' side, so replies need no
+	 * neighbour (tests of the public side and one arm set other roles). */
+	return bpf_engine_set_iface_roles(f->e, 1, IFACE_R_SERVERS);
+}
+
+static inline int t_setup(struct tfx *f)
+{
+	memset(f, 0, sizeof(*f));
+	log_init(&f->log, LOG_LVL_WARN);
+	t_cfg_build(f);
+	return t_start(f);
 }
 
 static inline void t_teardown(struct tfx *f)
@@ -172,6 +181,19 @@ static inline size_t t_map_count(struct tfx *f, const char *name, size_t ksz)
 		c++;
 	}
 	return c;
+}
+
+/* The flow entry of (client, cport) toward vport of service svc. */
+static inline int t_flow_get(struct tfx *f, int svc, const char *client, uint16_t cport,
+			     uint16_t vport, struct state_value *v)
+{
+	struct flow_key k;
+	memset(&k, 0, sizeof(k));
+	k.svc_id = (uint32_t)svc;
+	k.cport = cport;
+	k.vport = vport;
+	t_addr(client, &k.client);
+	return bpf_map_lookup_elem(bpf_engine_map_fd(f->e, "flow_map"), &k, v);
 }
 
 /* cmocka fixtures: one engine per test, loaded fresh. */
@@ -214,6 +236,17 @@ static inline int t_run_if(struct tfx *f, const uint8_t *frame, size_t len, int 
 static inline int t_run(struct tfx *f, const uint8_t *frame, size_t len)
 {
 	return t_run_if(f, frame, len, 0);
+}
+
+/* The same through the XDP program (no ingress device). */
+static inline int t_run_xdp(struct tfx *f, const uint8_t *frame, size_t len)
+{
+	LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = frame, .data_size_in = (uint32_t)len,
+		    .data_out = f->out, .data_size_out = sizeof(f->out), .repeat = 1);
+	if (bpf_prog_test_run_opts(bpf_engine_xdp_prog_fd(f->e), &o) != 0)
+		return -1000;
+	f->out_len = o.data_size_out;
+	return (int)o.retval;
 }
 
 /* ---- checksums, computed independently of the program ---- */
@@ -352,6 +385,21 @@ static inline size_t t_auth(uint8_t *buf, const char *src, uint16_t sport, const
 	uint8_t pl[PKT_MAX];
 	size_t n = pkt_ikev2_auth_natt(pl, sizeof(pl), spi_i, spi_r, 1, enc_len);
 	return n ? t_udp(buf, src, sport, dst, 4500, pl, n) : 0;
+}
+
+/* The server's IKE_SA_INIT response (SPIr chosen) from server srv of
+ * service s to the client (client, cport) through the reply path: what
+ * lets the client's next message with that SPIr promote its SA. */
+static inline int t_init_resp(struct tfx *f, int s, int srv, const char *client, uint16_t cport,
+			      uint64_t spi_i, uint64_t spi_r)
+{
+	uint8_t fr[PKT_MAX], pl[PKT_MAX];
+	char real[64];
+	size_t pn = pkt_ikev2_sa_init_resp(pl, sizeof(pl), spi_i, spi_r);
+
+	if (!pn || !ikelb_addr_str(&f->srv[s][srv].addr, real, sizeof(real)))
+		return -1;
+	return t_run(f, fr, t_udp(fr, real, 500, client, cport, pl, pn));
 }
 
 static inline size_t t_esp(uint8_t *buf, const char *src, uint16_t sport, const char *dst,

@@ -20,18 +20,6 @@ static int persist_lookup(struct tfx *f, int svc, const char *client, struct sta
 	return bpf_map_lookup_elem(bpf_engine_map_fd(f->e, "persist_map"), &k, v);
 }
 
-static int flow_lookup(struct tfx *f, int svc, const char *client, uint16_t cport,
-		       uint16_t vport, struct state_value *v)
-{
-	struct flow_key k;
-	memset(&k, 0, sizeof(k));
-	k.svc_id = (uint32_t)svc;
-	k.cport = cport;
-	k.vport = vport;
-	t_addr(client, &k.client);
-	return bpf_map_lookup_elem(bpf_engine_map_fd(f->e, "flow_map"), &k, v);
-}
-
 /* The whole client life cycle: IKE_SA_INIT on 500 is placed and only
  * recorded as half-open (a flood of them must not evict anyone); IKE_AUTH
  * on 4500 (port float, new source port) follows the half-open SA and earns
@@ -50,11 +38,15 @@ static void sa_init_auth_esp_keepalive(void **state)
 	assert_true(srv >= 0);
 	assert_true(t_frame_csum_ok(f->out, f->out_len));
 	assert_int_not_equal(persist_lookup(f, SV4, CLIENT, &v), 0);
-	assert_int_not_equal(flow_lookup(f, SV4, CLIENT, 500, 500, &v), 0);
+	assert_int_not_equal(t_flow_get(f, SV4, CLIENT, 500, 500, &v), 0);
 	assert_int_equal(t_ctr(f, SV4, SVC_CTR_STEER_NEW), 1);
 	assert_int_equal(t_ctr(f, SV4, SVC_CTR_IKEV2), 1);
 	assert_int_equal(t_ctr(f, SV4, SVC_CTR_FIB_PASS), 1);
 
+	/* the server answers with its SPIr, which the IKE_AUTH must carry */
+	assert_int_equal(t_init_resp(f, SV4, srv, CLIENT, 500, 0x1111222233334444ULL,
+				     0x5555666677778888ULL), TC_ACT_OK);
+	assert_int_not_equal(t_flow_get(f, SV4, CLIENT, 500, 500, &v), 0); /* teaches no flow */
 	n = t_auth(fr, CLIENT, 34567, VIP, 0x1111222233334444ULL, 0x5555666677778888ULL, 900);
 	assert_int_equal(t_run(f, fr, n), TC_ACT_OK);
 	assert_int_equal(t_dst_server(f, SV4), srv);
@@ -62,7 +54,7 @@ static void sa_init_auth_esp_keepalive(void **state)
 	assert_int_equal(t_ctr(f, SV4, SVC_CTR_STEER_SA), 1);
 	assert_int_equal(persist_lookup(f, SV4, CLIENT, &v), 0);
 	assert_int_equal(v.real_id, bpf_engine_real_id(f->e, SV4, srv));
-	assert_int_equal(flow_lookup(f, SV4, CLIENT, 34567, 4500, &v), 0);
+	assert_int_equal(t_flow_get(f, SV4, CLIENT, 34567, 4500, &v), 0);
 	assert_int_equal(v.real_id, bpf_engine_real_id(f->e, SV4, srv));
 
 	n = t_esp(fr, CLIENT, 34567, VIP, 0xc0ffee01);
@@ -129,6 +121,8 @@ static void reauth_stays(void **state)
 
 	assert_int_equal(t_run(f, fr, n), TC_ACT_OK);
 	int srv = t_dst_server(f, SV4);
+	assert_int_equal(t_init_resp(f, SV4, srv, CLIENT, 500, 0xaaaa000000000001ULL, 0x77ULL),
+			 TC_ACT_OK);
 	n = t_auth(fr, CLIENT, 4500, VIP, 0xaaaa000000000001ULL, 0x77ULL, 900);
 	assert_int_equal(t_run(f, fr, n), TC_ACT_OK); /* earns persistence */
 	assert_int_equal(t_dst_server(f, SV4), srv);
@@ -153,6 +147,8 @@ static void sa_init_flood_leaves_established_state(void **state)
 
 	assert_int_equal(t_run(f, fr, n), TC_ACT_OK);
 	int srv = t_dst_server(f, SV4);
+	assert_int_equal(t_init_resp(f, SV4, srv, CLIENT, 500, 0x5a5a000000000001ULL, 0x42ULL),
+			 TC_ACT_OK);
 	n = t_auth(fr, CLIENT, 4500, VIP, 0x5a5a000000000001ULL, 0x42ULL, 300);
 	assert_int_equal(t_run(f, fr, n), TC_ACT_OK);
 	size_t flows = t_map_count(f, "flow_map", sizeof(struct flow_key));
@@ -188,12 +184,12 @@ static void reply_teaches_flow(void **state)
 	size_t pn = pkt_ikev2_sa_init_resp(pl, sizeof(pl), 0x1234, 0x5678);
 	size_t n = t_udp(fr, real, 500, CLIENT, 500, pl, pn);
 	assert_int_equal(t_run(f, fr, n), TC_ACT_OK);
-	assert_int_not_equal(flow_lookup(f, SV4, CLIENT, 500, 500, &v), 0);
+	assert_int_not_equal(t_flow_get(f, SV4, CLIENT, 500, 500, &v), 0);
 
 	pn = pkt_esp(pl, sizeof(pl), 0xc0000777u, 9, 64);
 	n = t_udp(fr, real, 4500, CLIENT, 34567, pl, pn);
 	assert_int_equal(t_run(f, fr, n), TC_ACT_OK);
-	assert_int_equal(flow_lookup(f, SV4, CLIENT, 34567, 4500, &v), 0);
+	assert_int_equal(t_flow_get(f, SV4, CLIENT, 34567, 4500, &v), 0);
 	assert_int_equal(v.real_id, bpf_engine_real_id(f->e, SV4, srv));
 
 	n = t_esp(fr, CLIENT, 34567, VIP, 0xc0000888u);
@@ -215,7 +211,7 @@ static void unknown_esp_fallback(void **state)
 	assert_true(t_dst_server(f, SV4) >= 0);
 	assert_int_equal(t_ctr(f, SV4, SVC_CTR_STEER_FALLBACK), 1);
 	assert_int_not_equal(persist_lookup(f, SV4, CLIENT, &v), 0);
-	assert_int_not_equal(flow_lookup(f, SV4, CLIENT, 4500, 4500, &v), 0);
+	assert_int_not_equal(t_flow_get(f, SV4, CLIENT, 4500, 4500, &v), 0);
 	/* and a later IKE_SA_INIT from the same client lands where the
 	 * fallback sent its ESP (same hash, same table) */
 	int fb = t_dst_server(f, SV4);

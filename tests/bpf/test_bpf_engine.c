@@ -23,10 +23,13 @@ static void make_state(struct tfx *f)
 	uint8_t fr[PKT_MAX];
 	size_t n = t_sa_init(fr, CLIENT, 500, t_vip[SV4], 1);
 	assert_int_equal(t_run(f, fr, n), TC_ACT_OK);
+	assert_int_equal(t_init_resp(f, SV4, t_dst_server(f, SV4), CLIENT, 500, 1, 2), TC_ACT_OK);
 	n = t_auth(fr, CLIENT, 4500, t_vip[SV4], 1, 2, 100);
 	assert_int_equal(t_run(f, fr, n), TC_ACT_OK);
 	n = t_sa_init(fr, CLIENT, 501, t_vip[SIKE], 0x77);
 	assert_int_equal(t_run(f, fr, n), TC_ACT_OK);
+	assert_int_equal(t_init_resp(f, SIKE, t_dst_server(f, SIKE), CLIENT, 501, 0x77, 0x42),
+			 TC_ACT_OK);
 	n = t_auth(fr, CLIENT, 4501, t_vip[SIKE], 0x77, 0x42, 100);
 	assert_int_equal(t_run(f, fr, n), TC_ACT_OK);
 }
@@ -214,9 +217,11 @@ static void pinned_state_survives_restart(void **state)
 	for (int s = 0; s < T_NSVC; s++)
 		assert_int_equal(t_maglev(&f, s, NULL), 0);
 	f.prog_fd = bpf_engine_prog_fd(f.e);
+	assert_int_equal(bpf_engine_set_iface_roles(f.e, 1, IFACE_R_SERVERS), 0);
 	size_t n = t_sa_init(fr, CLIENT, 500, t_vip[SV4], 1);
 	assert_int_equal(t_run(&f, fr, n), TC_ACT_OK);
 	int srv = t_dst_server(&f, SV4);
+	assert_int_equal(t_init_resp(&f, SV4, srv, CLIENT, 500, 1, 2), TC_ACT_OK);
 	n = t_auth(fr, CLIENT, 500, t_vip[SV4], 1, 2, 100); /* learns (CLIENT:500 -> 4500) */
 	assert_int_equal(t_run(&f, fr, n), TC_ACT_OK);
 	assert_int_equal(t_dst_server(&f, SV4), srv);

@@ -18,7 +18,10 @@ static int sa_lookup(struct tfx *f, const char *map, uint64_t spi_i, struct stat
 	memset(&k, 0, sizeof(k));
 	k.svc_id = SIKE;
 	k.spi_i = spi_i;
-	return bpf_map_lookup_elem(bpf_engine_map_fd(f->e, map), &k, v);
+	struct halfopen_value hv; /* the larger of the two values */
+	int rc = bpf_map_lookup_elem(bpf_engine_map_fd(f->e, map), &k, &hv);
+	memcpy(v, &hv, sizeof(*v)); /* both start with real_id, last_seen_s */
+	return rc;
 }
 
 /* SPIs with a label byte nobody owns, so label steering stays out of the
@@ -50,6 +53,8 @@ static void nat_clients_spread_and_follow(void **state)
 
 	for (int i = 0; i < 32; i++) {
 		uint16_t port = (uint16_t)(20000 + i);
+		assert_int_equal(t_init_resp(f, SIKE, where[i], NAT, (uint16_t)(10000 + i), SPI(i + 1),
+					     0x0123456789abcdefULL), TC_ACT_OK);
 		size_t n = t_auth(fr, NAT, port, VIP, SPI(i + 1), 0x0123456789abcdefULL, 600);
 		assert_int_equal(t_run(f, fr, n), TC_ACT_OK);
 		assert_int_equal(t_dst_server(f, SIKE), where[i]);
@@ -81,6 +86,7 @@ static void reauth_from_flow_stays(void **state)
 
 	assert_int_equal(t_run(f, fr, n), TC_ACT_OK);
 	int srv = t_dst_server(f, SIKE);
+	assert_int_equal(t_init_resp(f, SIKE, srv, NAT, 3333, SPI(1), 0x99), TC_ACT_OK);
 	n = t_auth(fr, NAT, 3333, VIP, SPI(1), 0x99, 100);
 	assert_int_equal(t_run(f, fr, n), TC_ACT_OK);
 	assert_int_equal(t_dst_server(f, SIKE), srv);

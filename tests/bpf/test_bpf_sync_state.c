@@ -35,12 +35,17 @@ static void walk_lists_live_entries(void **state)
 	struct tfx *f = *state;
 	uint8_t fr[PKT_MAX];
 	struct seen s = { 0 };
+	/* Each IKE_AUTH carries the SPIr its server answered (docs/security.md). */
 	size_t n = t_sa_init(fr, CLIENT, 500, t_vip[SV4], 1);
 	assert_int_equal(t_run(f, fr, n), TC_ACT_OK);
+	assert_int_not_equal(t_init_resp(f, SV4, t_dst_server(f, SV4), CLIENT, 500, 1, 2),
+			     TC_ACT_SHOT);
 	n = t_auth(fr, CLIENT, 4500, t_vip[SV4], 1, 2, 100);
 	assert_int_equal(t_run(f, fr, n), TC_ACT_OK);
 	n = t_sa_init(fr, CLIENT, 501, t_vip[SIKE], 0x77);
 	assert_int_equal(t_run(f, fr, n), TC_ACT_OK);
+	assert_int_not_equal(t_init_resp(f, SIKE, t_dst_server(f, SIKE), CLIENT, 501, 0x77, 0x42),
+			     TC_ACT_SHOT);
 	n = t_auth(fr, CLIENT, 4501, t_vip[SIKE], 0x77, 0x42, 100);
 	assert_int_equal(t_run(f, fr, n), TC_ACT_OK);
 

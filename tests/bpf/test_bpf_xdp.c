@@ -171,6 +171,8 @@ static void fib_redirect(void **state)
 	int srv = x_forwarded(f, fr, n, SV4, ifmac);
 	assert_int_equal(t_map_count(f, "halfopen_map", sizeof(struct sa_key)), 1);
 	assert_int_equal(t_ctr(f, SV4, SVC_CTR_STEER_NEW), 1);
+	/* the server's answer (tc, reply path) names the SPIr that promotes */
+	assert_int_equal(t_init_resp(f, SV4, srv, CLIENT4, 500, 0x4444, 0x5555), TC_ACT_OK);
 
 	n = t_auth(fr, CLIENT4, 4501, t_vip[SV4], 0x4444, 0x5555, 200);
 	assert_int_equal(x_run(f, fr, n, ifx), XDP_REDIRECT);

@@ -6,8 +6,10 @@
  * The sequence (deterministic PRNG): clients of a source-ip IPv4 service,
  * an ike-persistence service with IKE SPI labels and ESP SPI ranges, and a
  * source-ip IPv6 service; several clients behind one NAT address;
- * IKE_SA_INIT (with COOKIE-style retries from a new port), IKE_AUTH after
- * the NAT-T float, ESP, keepalives, INFORMATIONAL; traffic of unknown flows
+ * IKE_SA_INIT (with COOKIE-style retries from a new port), the server's
+ * IKE_SA_INIT response (most of the time: without it the IKE_AUTH must not
+ * promote the SA), IKE_AUTH after the NAT-T float, ESP, keepalives,
+ * INFORMATIONAL, the servers' protected answers; traffic of unknown flows
  * and SAs, malformed datagrams; a server of each IPv4 service going DOWN
  * mid-way (the daemon's table rebuilt) and one coming back. */
 #include <stdarg.h>
@@ -197,6 +199,40 @@ static void client_learn(struct diff *d, struct client *c, int srv)
 		c->step++;
 }
 
+/* A server's datagram to the client, through the BPF reply path and the
+ * socket engine's steer_learn_reply. */
+static void server_says(struct diff *d, const struct client *c, int srv, uint16_t vport,
+			uint16_t cport, const uint8_t *pl, size_t pn)
+{
+	uint8_t fr[PKT_MAX];
+	char real[64];
+	struct ikelb_addr client;
+	assert_non_null(ikelb_addr_str(&d->f.srv[c->svc][srv].addr, real, sizeof(real)));
+	size_t n = t_udp(fr, real, vport, c->ip, cport, pl, pn);
+	assert_int_equal(t_run(&d->f, fr, n), TC_ACT_OK);
+	t_addr(c->ip, &client);
+	steer_learn_reply(d->st, c->svc, &client, cport, vport, ike_port_is_natt(vport, IKE_PORT),
+			  srv, pl, pn, bpf_engine_now_s());
+}
+
+/* After the client's datagram went to srv: the IKE_SA_INIT response (4 in
+ * 5 times, as when the client's source was real), or now and then an
+ * INFORMATIONAL request protected by the SA (a server DPD). */
+static void server_answer(struct diff *d, const struct client *c, int srv, int was_init)
+{
+	uint8_t pl[PKT_MAX];
+	size_t pn;
+	if (srv < 0)
+		return;
+	if (was_init && c->step == 1 && rnd(d) % 5 != 0) {
+		pn = pkt_ikev2_sa_init_resp(pl, sizeof(pl), c->spi_i, c->spi_r);
+		server_says(d, c, srv, 500, c->port500, pl, pn);
+	} else if (!was_init && c->step > 1 && rnd(d) % 6 == 0) {
+		pn = pkt_ikev2_informational_resp(pl, sizeof(pl), c->spi_i, c->spi_r, 7, 0, 1);
+		server_says(d, c, srv, 4500, c->port4500, pl, pn);
+	}
+}
+
 /* Traffic nobody set up: fallback, or drops. */
 static void noise(struct diff *d, int k)
 {
@@ -272,7 +308,10 @@ static void same_server_for_every_packet(void **state)
 		struct client *c = &cl[rnd(d) % NCLIENTS];
 		size_t n = client_next(d, c, fr);
 		assert_true(n > 0);
-		client_learn(d, c, feed(d, c->svc, fr, n));
+		int was_init = c->step == 0;
+		int srv = feed(d, c->svc, fr, n);
+		client_learn(d, c, srv);
+		server_answer(d, c, srv, was_init);
 	}
 	printf("steer_diff: %d packets, %d same server (%d dropped by both); by rule: label %d "
 	       "flow %d sa %d persist %d new %d fallback %d\n",

@@ -23,6 +23,7 @@ MANPAGE = os.path.join(ROOT, "docs/ikelb.yaml.5")
 PLACES = {
     "root_keys": ("TOP-LEVEL KEYS", None),
     "api_keys": ("TOP-LEVEL KEYS", "api"),
+    "if_role_keys": ("TOP-LEVEL KEYS", "interfaces"),
     "bpf_keys": ("TOP-LEVEL KEYS", "bpf"),
     "limit_keys": ("TOP-LEVEL KEYS", "limits"),
     "sync_keys": ("TOP-LEVEL KEYS", "sync"),

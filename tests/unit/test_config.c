@@ -527,6 +527,50 @@ static void api_loopback_classified(void **state)
 		assert_false(cfg_api_loopback(no[i]));
 }
 
+/* interfaces: the list form gives every interface both roles; the map
+ * form names the public side and the servers' side (docs/security.md). */
+static void interface_roles(void **state)
+{
+	(void)state;
+	static const char *const svc =
+		"services:\n  - { name: s, vip: 203.0.113.10, servers: [{ name: a, address: 198.51.100.1 }] }\n";
+	char y[512];
+	struct cfg c;
+	struct cfg_errors e;
+
+	snprintf(y, sizeof(y), "interfaces: [eth0, eth1]\n%s", svc);
+	assert_int_equal(load(y, &c, &e), 0);
+	assert_int_equal(c.ninterfaces, 2);
+	assert_int_equal(c.interface_roles[0], CFG_IF_PUBLIC | CFG_IF_SERVERS);
+	assert_int_equal(c.interface_roles[1], CFG_IF_PUBLIC | CFG_IF_SERVERS);
+	cfg_free(&c);
+	cfg_errors_free(&e);
+
+	snprintf(y, sizeof(y), "interfaces: { public: [eth0, eth2], servers: [eth1, eth2] }\n%s", svc);
+	assert_int_equal(load(y, &c, &e), 0);
+	dump_errors(&e);
+	assert_int_equal(c.ninterfaces, 3);
+	assert_string_equal(c.interfaces[1], "eth2");
+	assert_int_equal(c.interface_roles[0], CFG_IF_PUBLIC);
+	assert_int_equal(c.interface_roles[1], CFG_IF_PUBLIC | CFG_IF_SERVERS); /* one arm */
+	assert_int_equal(c.interface_roles[2], CFG_IF_SERVERS);
+	cfg_free(&c);
+	cfg_errors_free(&e);
+
+	static const char *const bad[] = {
+		"interfaces: { public: [eth0] }\n",                       /* servers missing */
+		"interfaces: { public: [eth0], servers: [eth1], x: [a] }\n", /* unknown key */
+		"interfaces: { public: [eth0, eth0], servers: [eth1] }\n", /* twice in a role */
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(y, sizeof(y), "%s%s", bad[i], svc);
+		assert_int_equal(load(y, &c, &e), -1);
+		assert_true(e.n >= 1);
+		cfg_free(&c);
+		cfg_errors_free(&e);
+	}
+}
+
 static void enum_names(void **state)
 {
 	(void)state;
@@ -557,6 +601,7 @@ int main(void)
 		cmocka_unit_test(init_state_per_service_and_server),
 		cmocka_unit_test(enum_names),
 		cmocka_unit_test(api_loopback_classified),
+		cmocka_unit_test(interface_roles),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

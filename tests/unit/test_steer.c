@@ -113,6 +113,18 @@ static int sa_init(struct fx *f, const char *ip, uint16_t cport, uint64_t spi, u
 	return send_pkt(f, ip, cport, P500, n, now);
 }
 
+/* Server srv answers the IKE_SA_INIT of (ip, cport) with its SPIr: only
+ * an IKE_AUTH carrying that SPIr promotes the SA. */
+static void answer(struct fx *f, const char *ip, uint16_t cport, uint64_t spi_i, uint64_t spi_r,
+		   int srv, uint64_t now)
+{
+	struct ikelb_addr a = tcfg_addr(ip);
+	uint8_t pl[512];
+	size_t n = pkt_ikev2_sa_init_resp(pl, sizeof(pl), spi_i, spi_r);
+	assert_true(n > 0);
+	steer_learn_reply(f->st, 0, &a, cport, P500, 0, srv, pl, n, now);
+}
+
 static int auth(struct fx *f, const char *ip, uint16_t cport, uint64_t spi_i, uint64_t spi_r,
 		uint64_t now)
 {
@@ -156,6 +168,7 @@ static void source_ip_lifecycle(void **state)
 
 	assert_int_equal(sa_init(f, "203.0.113.7", 500, 0x1111, 10), want);
 	assert_int_equal(f->r.rule, RULE_NEW);
+	answer(f, "203.0.113.7", 500, 0x1111, 0x2222, want, 10);
 	assert_int_equal(auth(f, "203.0.113.7", 4500, 0x1111, 0x2222, 11), want);
 	assert_int_equal(f->r.rule, RULE_SA);
 	assert_int_equal(esp(f, "203.0.113.7", 4500, 0xc0000001, 12), want);
@@ -187,6 +200,7 @@ static void source_ip_netmask(void **state)
 	int want = expect_hash(f, ikelb_hash_addr(&net, 0, f->cfg.maglev_seed));
 	assert_int_equal(sa_init(f, "203.0.113.5", 500, 0xa1, 1), want);
 	assert_int_equal(f->r.rule, RULE_NEW);
+	answer(f, "203.0.113.5", 500, 0xa1, 0xb2, want, 1);
 	assert_int_equal(auth(f, "203.0.113.5", 4500, 0xa1, 0xb2, 1), want); /* persistence */
 	for (int i = 6; i < 40; i++) {
 		char ip[32];
@@ -211,6 +225,7 @@ static void ike_mode_spreads_nat_clients(void **state)
 		uint16_t port = (uint16_t)(20000 + i);
 		assert_int_equal(sa_init(f, "198.18.0.1", port, spi, 5), want);
 		assert_int_equal(f->r.rule, RULE_NEW);
+		answer(f, "198.18.0.1", port, spi, 0x77, want, 5);
 		/* NAT-T float: new source port toward 4500. */
 		assert_int_equal(auth(f, "198.18.0.1", (uint16_t)(port + 1000), spi, 0x77, 6), want);
 		assert_int_equal(f->r.rule, RULE_SA);
@@ -233,6 +248,7 @@ static void halfopen_flood_keeps_established(void **state)
 	fx_start(f, 16);
 	int srv = sa_init(f, "198.18.1.1", 500, 0xabcdef, 1);
 	assert_true(srv >= 0);
+	answer(f, "198.18.1.1", 500, 0xabcdef, 0x99, srv, 1);
 	assert_int_equal(auth(f, "198.18.1.1", 4500, 0xabcdef, 0x99, 2), srv); /* establishes */
 	for (int i = 0; i < 200; i++) {
 		char ip[32];
@@ -353,6 +369,7 @@ static void draining_and_down(void **state)
 	set_state(f, a, REAL_DRAINING, 0);
 	assert_int_equal(sa_init(f, "203.0.113.1", 500, 0x10, 2), a); /* retry: half-open SA */
 	assert_int_equal(f->r.rule, RULE_SA);
+	answer(f, "203.0.113.1", 500, 0x10, 0x20, a, 2);
 	assert_int_equal(auth(f, "203.0.113.1", 4500, 0x10, 0x20, 3), a); /* earns persistence */
 	assert_int_equal(f->r.rule, RULE_SA);
 	for (int i = 2; i < 40; i++) {
@@ -424,6 +441,7 @@ static void idle_timeouts(void **state)
 	fx_start(f, 0);
 	int a = sa_init(f, "203.0.113.9", 500, 0x10, 1000);
 	assert_true(a >= 0);
+	answer(f, "203.0.113.9", 500, 0x10, 0x20, a, 1000);
 	assert_int_equal(auth(f, "203.0.113.9", 4500, 0x10, 0x20, 1000), a);
 	assert_int_equal(esp(f, "203.0.113.9", 4500, 0x500, 1030), a);
 	assert_int_equal(f->r.rule, RULE_FLOW); /* idle 30 = timeout: live */
@@ -465,6 +483,8 @@ static void lookup_nat_clients(void **state)
 	int a = -1;
 	for (int i = 0; i < 4; i++) {
 		a = sa_init(f, "198.18.0.1", (uint16_t)(1000 + i), 0x100u + (unsigned)i, 10);
+		/* The server's answer vouches for the IKE_AUTH (docs/security.md). */
+		answer(f, "198.18.0.1", (uint16_t)(1000 + i), 0x100u + (unsigned)i, 0x200, a, 10);
 		assert_int_equal(auth(f, "198.18.0.1", (uint16_t)(2000 + i), 0x100u + (unsigned)i,
 				      0x200, 10), a);
 	}

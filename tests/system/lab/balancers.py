@@ -91,20 +91,28 @@ def ikelb_available():
 def ikelb_config(lab, forwarding="dnat", persistence="source-ip", scheduler="maglev",
                  persistence_timeout="1h", netmask=32, health=None, api_listen=None,
                  spi_labels=None, spi_mask=None, esp_ranges=None, interfaces=None,
-                 extra_service=None, engine="bpf", snat_pool=None):
+                 extra_service=None, engine="bpf", snat_pool=None, limits=None):
     """YAML text for one service on the lab's VIP (schema: docs/config.md).
     spi_labels: {server name: "0x0100000000000000"}; esp_ranges: {server
     name: (min, max)}; the lab's servers need the matching charon options.
     engine 'socket' (forwarding fullnat) needs no interfaces; snat_pool:
-    source addresses, which IkelbBalancer adds to lb's server-side s0."""
+    source addresses, which IkelbBalancer adds to lb's server-side s0.
+    interfaces: a list, or {"public": [...], "servers": [...]} (roles);
+    limits: {"max_clients": N, ...}."""
     # timeout must be shorter than interval (docs/config.md)
     h = health or {"type": "ike", "interval": "1s", "timeout": "500ms", "rise": 1, "fall": 2}
     lines = ["engine: %s" % engine]
     if engine == "bpf":
-        lines += ["interfaces: [%s]" % ", ".join(interfaces or [LB_CLIENT_IF, LB_SERVER_IF]),
+        if isinstance(interfaces, dict):
+            ifs = "{ %s }" % ", ".join("%s: [%s]" % (k, ", ".join(v)) for k, v in interfaces.items())
+        else:
+            ifs = "[%s]" % ", ".join(interfaces or [LB_CLIENT_IF, LB_SERVER_IF])
+        lines += ["interfaces: %s" % ifs,
                   # a private bpffs is mounted in the lb namespace (see start)
                   "bpf:",
                   "  pin_dir: /sys/fs/bpf/ikelb"]
+    if limits:
+        lines += ["limits:"] + ["  %s: %s" % kv for kv in limits.items()]
     lines += ["api:",
              "  listen: %s" % (api_listen or "unix:%s" % os.path.join(lab.workdir, "ikelb-api.sock")),
              # not the host's /var/lib/ikelb: no drain leaks from test to test
