@@ -1,18 +1,24 @@
-"""A socket-engine daemon on loopback (no namespaces, no root) and fake IKE
-clients, for tests of what the daemon reports: lookups, counts, metrics,
-the dashboard. Servers need not exist: the balancer learns its state from
-client messages (IKE_SA_INIT, then IKE_AUTH with the responder SPI)."""
+"""A socket-engine daemon on loopback (no namespaces, no root), fake IKE
+servers and fake IKE clients, for tests of what the daemon reports:
+lookups, counts, metrics, the dashboard. The servers answer IKE_SA_INIT
+with their SPIr, as real ones do: the balancer promotes an SA only when
+the client's IKE_AUTH carries the SPIr its server answered
+(docs/security.md)."""
 import http.client
 import json
 import os
 import socket
 import struct
 import subprocess
+import select
 import tempfile
+import threading
 import time
 
 from lab.balancers import ikelb_bin
 from test_api import UnixHTTP, free_udp_ports  # noqa: F401 (shared helpers)
+
+SA_INIT, IKE_AUTH = 34, 35
 
 CONFIG = """engine: socket
 api: {{ listen: "{listen}" }}
@@ -38,12 +44,50 @@ def free_tcp_port():
     return port
 
 
+SERVER_SPI_R = 0xabcdef0011223344
+SERVERS = ("127.0.0.21", "127.0.0.22")
+
+
+class FakeServers:
+    """Answers every IKE_SA_INIT request on (server, port) with a bare
+    response carrying SERVER_SPI_R; swallows everything else. A thread,
+    stopped by stop() within 0.1 s."""
+
+    def __init__(self, ports):
+        self.socks = []
+        for a in SERVERS:
+            for p in ports:
+                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                s.bind((a, p))
+                self.socks.append(s)
+        self.done = threading.Event()
+        self.t = threading.Thread(target=self._run, daemon=True)
+        self.t.start()
+
+    def _run(self):
+        while not self.done.is_set():
+            ready, _, _ = select.select(self.socks, [], [], 0.1)
+            for s in ready:
+                b, peer = s.recvfrom(2048)
+                # IKE_SA_INIT request: exchange 34, I flag, SPIr 0.
+                if len(b) >= 28 and b[18] == SA_INIT and b[19] & 0x08 and b[8:16] == bytes(8):
+                    spi_i = struct.unpack(">Q", b[:8])[0]
+                    s.sendto(ike(spi_i, SERVER_SPI_R, SA_INIT, flags=0x20), peer)
+
+    def stop(self):
+        self.done.set()
+        self.t.join(timeout=5)
+        for s in self.socks:
+            s.close()
+
+
 class Daemon:
     def __init__(self, mode="source-ip", tcp=False):
         """tcp: the API on 127.0.0.1:PORT (for a browser) instead of a unix socket."""
         self.dir = tempfile.mkdtemp(prefix="ikelb-lb-")
         self.sock = os.path.join(self.dir, "api.sock")
         self.p500, self.p4500 = free_udp_ports(2)
+        self.servers = FakeServers((self.p500, self.p4500))
         self.tcp_port = free_tcp_port() if tcp else None
         self.api = "127.0.0.1:%d" % self.tcp_port if tcp else "unix:" + self.sock
         self.conf = os.path.join(self.dir, "ikelb.yaml")
@@ -80,6 +124,7 @@ class Daemon:
                 self.proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
+        self.servers.stop()
 
     def http(self, method, path):
         c = (http.client.HTTPConnection("127.0.0.1", self.tcp_port, timeout=10)
@@ -100,12 +145,10 @@ class Daemon:
                               capture_output=True, text=True, timeout=20)
 
 
-def ike(spi_i, spi_r, exch, msgid=0):
-    """A bare IKEv2 header (initiator request): all the classifier needs."""
-    return struct.pack(">QQBBBBII", spi_i, spi_r, 33, 0x20, exch, 0x08, msgid, 28)
-
-
-SA_INIT, IKE_AUTH = 34, 35
+def ike(spi_i, spi_r, exch, msgid=0, flags=0x08):
+    """A bare IKEv2 header (an initiator's request by default): all the
+    classifier needs."""
+    return struct.pack(">QQBBBBII", spi_i, spi_r, 33, 0x20, exch, flags, msgid, 28)
 
 
 class Client:
@@ -118,10 +161,16 @@ class Client:
         self.addr, self.port = self.s.getsockname()
         self.spi_i = spi_i
 
-    def connect(self, d, spi_r=0xabcdef0011223344):
-        """IKE_SA_INIT, then IKE_AUTH: the balancer now tracks the SA."""
+    def connect(self, d, spi_r=SERVER_SPI_R):
+        """IKE_SA_INIT, the server's answer (relayed back, bounded wait),
+        then IKE_AUTH with its SPIr: the balancer now tracks the SA."""
         self.s.sendto(ike(self.spi_i, 0, SA_INIT), ("127.0.0.1", d.p500))
-        time.sleep(0.05)
+        self.s.settimeout(2)
+        try:
+            self.s.recv(2048)
+        except socket.timeout:
+            pass  # the IKE_AUTH below then stays unpromoted: the test sees it
+        self.s.settimeout(None)
         self.s.sendto(ike(self.spi_i, spi_r, IKE_AUTH, 1), ("127.0.0.1", d.p500))
 
     def close(self):
