@@ -247,7 +247,28 @@ struct frag_value {
 	__u8 pad[3];
 };
 
+/* The decision log (docs/api.md, "Decision log"; not pinned, off at every
+ * load). While declog_on (ARRAY, 1 entry, set by the daemon) is non-zero,
+ * each placement that does not repeat a known flow or label puts one
+ * declog_event into declog_ring (RINGBUF); a full ring counts in
+ * declog_drop_map (PERCPU_ARRAY, 1 entry). IKELB_RULE_LOGGED is the one
+ * test: the socket engine applies it to the same decisions. */
+#define IKELB_DECLOG_RING_BYTES (256 * 1024)
+#define IKELB_RULE_LOGGED(rule) ((rule) != RULE_FLOW && (rule) != RULE_LABEL)
+
+struct declog_event {
+	struct ikelb_addr client;
+	__u64 spi_i;          /* 0 for ESP and keepalives */
+	__u32 svc_id;
+	__u32 real_id;
+	__u16 cport;          /* host order */
+	__u16 vport;
+	__u8 rule;            /* enum ikelb_rule */
+	__u8 pad[3];
+};
+
 #ifndef __bpf__
+_Static_assert(sizeof(struct declog_event) == 40, "declog_event");
 _Static_assert(sizeof(struct svc_key) == 20, "svc_key");
 _Static_assert(sizeof(struct svc_value) == 40, "svc_value");
 _Static_assert(sizeof(struct real_value) == 24, "real_value");

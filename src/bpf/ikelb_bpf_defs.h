@@ -147,6 +147,26 @@ struct {
 	__type(value, struct ctr);
 } real_ctr_map SEC(".maps");
 
+/* The decision log (maps.h, declog_event). */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, IKELB_DECLOG_RING_BYTES);
+} declog_ring SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} declog_on SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} declog_drop_map SEC(".maps");
+
 enum { FRAG_NONE = 0, FRAG_FIRST = 1, FRAG_LATER = 2 };
 
 /* What the parser learned about one IPv4/IPv6 UDP datagram. */

@@ -330,6 +330,36 @@ static __always_inline int vouched(const struct svc_value *svc, struct ctx *c,
 	return h && h->spi_r == c->info.spi_r;
 }
 
+/* The decision log: one event per placement IKELB_RULE_LOGGED keeps, while
+ * the daemon has the log on. Here, at the top of learn(), because both
+ * programs call learn() exactly once for a datagram they forward (XDP only
+ * when it finishes the packet, else tc does), which keeps one event per
+ * decision. A full ring loses the event and counts it. */
+static __always_inline void declog(const struct ctx *c)
+{
+	__u32 zero = 0;
+	__u32 *on = bpf_map_lookup_elem(&declog_on, &zero);
+
+	if (!on || !*on || !IKELB_RULE_LOGGED(c->rule))
+		return;
+	struct declog_event *ev = bpf_ringbuf_reserve(&declog_ring, sizeof(*ev), 0);
+	if (!ev) {
+		__u64 *d = bpf_map_lookup_elem(&declog_drop_map, &zero);
+		if (d)
+			(*d)++;
+		return;
+	}
+	ev->client = c->fk.client;
+	ev->spi_i = c->info.spi_i;
+	ev->svc_id = c->svc_id;
+	ev->real_id = c->real_id;
+	ev->cport = c->fk.cport;
+	ev->vport = c->fk.vport;
+	ev->rule = (__u8)c->rule;
+	__builtin_memset(ev->pad, 0, sizeof(ev->pad));
+	bpf_ringbuf_submit(ev, 0);
+}
+
 /* After the choice: learn state so later packets follow (ARCHITECTURE.md,
  * "State tables").
  * An IKE_SA_INIT (SPIr still 0) is spoofable and cheap to flood, so it
@@ -341,6 +371,7 @@ static __always_inline int vouched(const struct svc_value *svc, struct ctx *c,
  * unvouched messages write nothing. */
 static __noinline void learn(const struct svc_value *svc, struct ctx *c)
 {
+	declog(c);
 	if (c->rule == RULE_FALLBACK || !c->is_ike)
 		return;
 	struct sa_key k = { .svc_id = c->svc_id, .spi_i = c->info.spi_i };

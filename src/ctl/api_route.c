@@ -136,8 +136,8 @@ static int decision_log(const struct ctl_view *v, const struct ctl_cmd *cmd, con
 		return api_reply_error(out, 404, "expected /v1/log/decisions/on or /off");
 	int rc = cmd->set_decision_log ? cmd->set_decision_log(cmd->ctx, on) : -EOPNOTSUPP;
 	if (rc == -EOPNOTSUPP)
-		return api_reply_error(out, 501, "this engine takes its decisions in the kernel and "
-						 "does not log them; use ikelb lookup");
+		return api_reply_error(out, 501, "this engine does not log its decisions; "
+						 "use ikelb lookup");
 	if (rc < 0)
 		return api_reply_error(out, 500, "engine update failed (see the daemon log)");
 	log_notice(v->log, "api: decision log %s", on ? "on" : "off");

@@ -42,6 +42,7 @@ struct daemon {
 	struct eng_stats stats;   /* last read, refreshed on demand */
 	sigset_t signals;         /* handled through sigfd */
 	int epfd, sigfd, timerfd;
+	int eng_evfd;             /* the engine's event fd (it owns it), or -1 */
 	bool stopping;
 	bool keep_forwarding;     /* leave the data path attached on exit */
 	bool reexec;              /* on exit, exec the executable again (same PID) */
@@ -202,6 +203,11 @@ static int setup_fds(struct daemon *d)
 	    (rc = ep_add(d, api_fd(d->api))) < 0)
 		return rc;
 	if (d->sync && (rc = sync_watch(d->sync, d->epfd)) < 0)
+		return rc;
+	/* Registered once: the engine keeps this fd from open to close, a
+	 * reload (reconfigure) included. */
+	d->eng_evfd = d->eng.ops->event_fd ? d->eng.ops->event_fd(&d->eng) : -1;
+	if (d->eng_evfd >= 0 && (rc = ep_add(d, d->eng_evfd)) < 0)
 		return rc;
 	return daemon_health_watch(&d->health, d->epfd);
 }
@@ -374,6 +380,8 @@ static int loop(struct daemon *d)
 				on_timer(d, &last_sweep);
 			else if (fd == api)
 				run_api(d);
+			else if (fd == d->eng_evfd)
+				d->eng.ops->drain_events(&d->eng);
 			else if (sync_on_fd(d->sync, fd))
 				continue;
 			else
@@ -512,7 +520,7 @@ int daemon_run(const struct daemon_opts *opts)
 		return 1;
 	}
 	d->opts = *opts;
-	d->epfd = d->sigfd = d->timerfd = -1;
+	d->epfd = d->sigfd = d->timerfd = d->eng_evfd = -1;
 	log_init(&d->log, opts->log_level);
 	service_log_to_journal(&d->log);
 	service_exe_record(&d->exe, &d->log);

@@ -67,7 +67,7 @@ struct ctl_cmd {
 	/* What SIGHUP does, synchronously: 0 applied, or a negative errno
 	 * with the reasons in out->errors. */
 	int (*reload)(void *ctx, struct ctl_reload_result *out);
-	/* The engine's decision log on/off: 0, or -EOPNOTSUPP (bpf). */
+	/* The engine's decision log on/off: 0, or -EOPNOTSUPP (an engine without one). */
 	int (*set_decision_log)(void *ctx, bool on);
 	void *ctx;
 };

@@ -20,6 +20,7 @@ struct bpf_adapter {
 	const struct logger *log;
 	struct bpf_real_usage *usage; /* IKELB_MAX_REALS, from the last walk */
 	uint32_t *addresses;          /* IKELB_MAX_REALS: distinct client addresses */
+	struct bpfe_declog *declog;
 	bool attached;
 };
 
@@ -102,6 +103,7 @@ static int bpf_read_stats(struct engine *e, struct eng_stats *out)
 	}
 	bpf_engine_table_stats(a->be, out->tables);
 	out->ntables = TBL__MAX;
+	out->decision_log_dropped = bpfe_declog_dropped(a->declog);
 	return err;
 }
 
@@ -117,6 +119,7 @@ static int bpf_reconfigure(struct engine *e, const struct cfg *cfg)
 
 static void adapter_free(struct bpf_adapter *a)
 {
+	bpfe_declog_close(a->declog);
 	if (a->be)
 		bpf_engine_close(a->be, false);
 	free(a->usage);
@@ -151,6 +154,21 @@ static int bpf_sync_apply(struct engine *e, const struct eng_sync_entry *en)
 	return bpf_engine_sync_apply(ad(e)->be, (uint32_t)clock_mono_s(), en);
 }
 
+static int bpf_set_decision_log(struct engine *e, bool on)
+{
+	return bpfe_declog_set(ad(e)->declog, on);
+}
+
+static int bpf_event_fd(struct engine *e)
+{
+	return bpfe_declog_fd(ad(e)->declog);
+}
+
+static void bpf_drain_events(struct engine *e)
+{
+	bpfe_declog_drain(ad(e)->declog);
+}
+
 static const struct engine_ops bpf_ops = {
 	.name = "bpf",
 	.start = bpf_start,
@@ -158,6 +176,9 @@ static const struct engine_ops bpf_ops = {
 	.set_server_state = bpf_set_state,
 	.read_stats = bpf_read_stats,
 	.lookup = bpf_lookup,
+	.set_decision_log = bpf_set_decision_log,
+	.event_fd = bpf_event_fd,
+	.drain_events = bpf_drain_events,
 	.sweep = bpf_sweep,
 	.reconfigure = bpf_reconfigure,
 	.close = bpf_close,
@@ -247,6 +268,8 @@ static int load(struct bpf_adapter *a, const struct cfg *cfg, bool flush)
 		rc = bpf_engine_sync(a->be, cfg);
 	if (rc == 0)
 		rc = bpf_engine_refresh_local_addrs(a->be);
+	if (rc == 0)
+		rc = bpfe_declog_open(&a->declog, a->be, cfg);
 	return rc;
 }
 

@@ -137,6 +137,20 @@ int bpf_engine_lookup(struct bpf_engine *e, const struct lk_query *q, lk_cb cb, 
  * (IKELB_MAX_REALS entries). 0 or a negative errno. */
 int bpf_engine_client_addresses(struct bpf_engine *e, uint32_t *per_real);
 
+/* The decision log (bpf_declog.c, core/declog.h): the program's events
+ * written as log lines. cfg is read at each event (names), so it must be
+ * the one the adapter reads. open creates the ring buffer consumer (the
+ * log stays off until set); fd is for epoll, drain consumes without
+ * blocking; dropped counts rate-limited lines and events lost to a full
+ * ring. */
+struct bpfe_declog;
+int bpfe_declog_open(struct bpfe_declog **out, struct bpf_engine *e, const struct cfg *cfg);
+void bpfe_declog_close(struct bpfe_declog *d);
+int bpfe_declog_set(struct bpfe_declog *d, bool on);
+int bpfe_declog_fd(const struct bpfe_declog *d);
+void bpfe_declog_drain(struct bpfe_declog *d);
+uint64_t bpfe_declog_dropped(const struct bpfe_declog *d);
+
 /* Seconds of CLOCK_MONOTONIC, for sweep. */
 uint32_t bpf_engine_now_s(void);
 

@@ -44,7 +44,8 @@ struct eng_stats {
 	struct eng_svc_stats svc[CFG_MAX_SERVICES];
 	struct eng_srv_stats *srv[CFG_MAX_SERVICES]; /* [svc][server index] */
 	uint64_t not_ours; /* packets that were not for a service (passed) */
-	uint64_t decision_log_dropped; /* decision log lines over the rate limit */
+	uint64_t decision_log_dropped; /* decision log lines lost: over the rate limit,
+					* or (bpf) the ring buffer full */
 };
 
 struct engine;
@@ -75,9 +76,15 @@ struct engine_ops {
 	int (*set_server_state)(struct engine *e, int svc, int srv, int state);
 	int (*read_stats)(struct engine *e, struct eng_stats *st);
 	/* Log each placement decision (client, SPI, service, server, rule),
-	 * rate-limited, or stop. NULL when the engine cannot (bpf: its
-	 * decisions are taken in the kernel). 0 or a negative errno. */
+	 * rate-limited, or stop (core/declog.h). 0 or a negative errno. */
 	int (*set_decision_log)(struct engine *e, bool on);
+	/* Events the engine cannot wait for itself (bpf: the decision log's
+	 * ring buffer): an fd for the daemon's epoll, readable when there is
+	 * something to drain, valid from open to close (reconfigure keeps
+	 * it); drain_events handles what is there without blocking. NULL, or
+	 * -1, when the engine has none. */
+	int (*event_fd)(struct engine *e);
+	void (*drain_events)(struct engine *e);
 	/* Where clients went (core/lookup.h): cb for every entry answering q.
 	 * Read-only: never expires, refreshes or deletes state. Returns the
 	 * number of entries or a negative errno. */

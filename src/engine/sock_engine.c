@@ -106,12 +106,9 @@ static int op_set_decision_log(struct engine *eng, bool on)
 {
 	struct sock_engine *e = impl(eng);
 	pthread_mutex_lock(&e->mu);
-	if (on && !e->log_decisions)
-		rl_init(&e->dlog, SOCK_DLOG_RATE, SOCK_DLOG_BURST, clock_mono_ms());
+	declog_switched(e->log, &e->dlog, e->log_decisions, on, clock_mono_ms());
 	e->log_decisions = on;
 	pthread_mutex_unlock(&e->mu);
-	log_notice(e->log, "decision log %s (at most %d lines/s)", on ? "on" : "off",
-		   SOCK_DLOG_RATE);
 	return 0;
 }
 

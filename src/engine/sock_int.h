@@ -12,7 +12,7 @@
 
 #include "engine/sock_engine.h"
 #include "core/lru_table.h"
-#include "core/ratelimit.h"
+#include "core/declog.h"
 #include "core/sockaddr.h"
 #include "core/steer.h"
 
@@ -111,9 +111,6 @@ struct sock_engine {
 	bool log_decisions;        /* under mu */
 	struct rl_bucket dlog;     /* decision log lines, under mu */
 };
-
-#define SOCK_DLOG_RATE 50          /* decision log lines per second */
-#define SOCK_DLOG_BURST 50
 
 /* sock_flow.c; all with e->mu held. */
 int sock_flows_init(struct sock_engine *e, uint32_t cap);

@@ -69,20 +69,20 @@ static bool run_is_flow(const struct sock_engine *e, const struct sock_run *run,
 	return run->n && run->srv == srv && c->cport == cport && ikelb_addr_eq(&c->client, client);
 }
 
-/* A placement worth a line: new clients and clients found by their SA or
- * address again (a flow or label decision repeats for every datagram). */
+/* A placement worth a line (IKELB_RULE_LOGGED): new clients and clients
+ * found by their SA or address again (a flow or label decision repeats for
+ * every datagram). */
 static void log_decision(struct sock_engine *e, const struct sock_listener *l,
 			 const struct ikelb_addr *client, uint16_t cport, int srv,
 			 const struct steer_result *r)
 {
-	char a[IKELB_ADDR_STRLEN];
-	if (r->rule == RULE_FLOW || r->rule == RULE_LABEL || !rl_take(&e->dlog, clock_mono_ms()))
+	if (!IKELB_RULE_LOGGED(r->rule))
 		return;
 	const struct cfg_service *cs = &e->cfg->services[l->svc];
-	log_info(e->log, "decision: client %s%s%s:%u spi %016llx service %s server %s rule %s",
-		 ikelb_addr_is_v4(client) ? "" : "[", ikelb_addr_str(client, a, sizeof(a)),
-		 ikelb_addr_is_v4(client) ? "" : "]", cport, (unsigned long long)r->info.spi_i,
-		 cs->name, cs->servers[srv].name, lk_rule_name(r->rule));
+	const struct declog_rec rec = { .client = client, .cport = cport,
+					.spi_i = r->info.spi_i, .service = cs->name,
+					.server = cs->servers[srv].name, .rule = r->rule };
+	declog_line(e->log, &e->dlog, clock_mono_ms(), &rec);
 }
 
 static void handle_client_batch(struct sock_engine *e, struct sock_worker *w, uint32_t li, int n,

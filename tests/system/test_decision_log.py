@@ -1,13 +1,19 @@
 """The decision log: off by default, switched at run time through the API
 and `ikelb log decisions on|off`, one line per placement (client, SPI,
 service, server, rule), at most 50 lines a second with the rest counted in
-/metrics. Socket engine on loopback (the bpf engine refuses: 501)."""
+/metrics. Socket engine on loopback; the bpf engine (events from the
+kernel through a ring buffer) in a lab with real strongSwan peers."""
+import re
 import socket
 import time
 
 import pytest
 
+from lab.checks import assert_all_up
 from loopback import Client, Daemon, SA_INIT, ike, settle
+
+DECISION = re.compile(r"decision: client ([0-9.]+):(\d+) spi ([0-9a-f]{16}) "
+                      r"service (\S+) server (\S+) rule (\w+)")
 
 
 @pytest.fixture
@@ -58,3 +64,37 @@ def test_rate_limited_and_counted(d):
     code, text = d.http("GET", "/metrics")
     dropped = [l for l in text.splitlines() if l.startswith("ikelb_decision_log_dropped_total ")]
     assert dropped and float(dropped[0].split()[1]) >= 400 - n - 5, (dropped, n)
+
+
+def lab_decisions(lab, want, timeout=5):
+    """Parsed decision lines of the lab's daemon, once there are `want`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = [m.groups() for m in map(DECISION.search, lab.balancer.log().splitlines()) if m]
+        if len(got) >= want or time.monotonic() > deadline:
+            return got
+        time.sleep(0.2)
+
+
+@pytest.mark.usefixtures("require_ikelb")
+def test_bpf_engine_logs_each_client_on_its_server(make_lab):
+    lab = make_lab("ikelb", balancer_opts={"forwarding": "dnat", "persistence": "source-ip"},
+                   servers=2, clients=2)
+    lb = lab.balancer
+    r = lb.ctl("log", "decisions", "on")
+    assert r.returncode == 0 and "decision log on" in r.stdout, r
+    assert_all_up(lab, lab.initiate_all())
+    # Per client: IKE_SA_INIT placed (new), IKE_AUTH found its half-open
+    # SA (sa); ESP and keepalives then follow the flow and are not logged.
+    lines = lab_decisions(lab, 4)
+    sas = {sa["remote-host"]: (s.name, sa["initiator-spi"])
+           for s in lab.servers for sa in lab.server_sas(s)}
+    assert len(sas) == 2, sas
+    for client, (server, spi) in sas.items():
+        mine = [l for l in lines if l[0] == client]
+        assert [l[5] for l in mine] == ["new", "sa"], (client, lines)
+        assert all(l[3] == "vpn" and l[4] == server for l in mine), (client, server, mine)
+        assert all(int(l[2], 16) == int(spi.replace(":", ""), 16) for l in mine), (spi, mine)
+    assert len(lines) == 4, lines
+    assert lb.ctl("log", "decisions", "off").returncode == 0
+    assert "decision log off" in lb.log()
