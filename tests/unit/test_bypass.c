@@ -38,28 +38,15 @@ static int sink(void *ctx, enum log_level lvl, const char *msg, const struct log
 	return 0;
 }
 
-static int noop_table(void *ctx, int svc, const uint32_t *t, uint32_t n)
-{
-	(void)ctx, (void)svc, (void)t, (void)n;
-	return 0;
-}
-
-static int noop_state(void *ctx, int svc, int srv, int state)
-{
-	(void)ctx, (void)svc, (void)srv, (void)state;
-	return 0;
-}
-
 static int setup(void **state)
 {
-	const struct rt_ops ops = { .set_table = noop_table, .set_server_state = noop_state };
 	struct fx *f = calloc(1, sizeof(*f));
 	assert_non_null(f);
 	log_init(&f->log, LOG_LVL_INFO);
 	f->log.sink = sink;
 	f->log.sink_ctx = f;
 	assert_int_equal(tcfg_build(&f->cfg, "203.0.113.1", 500, 4500, 2, "198.51.100.%d", 11), 0);
-	assert_int_equal(rt_init(&f->rt, &f->cfg, &f->log, &ops), 0);
+	assert_int_equal(tcfg_rt_init(&f->rt, &f->cfg, &f->log), 0);
 	for (int j = 0; j < 2; j++)
 		f->rt.svc[0].servers[j].health = HEALTH_UP;
 	assert_int_equal(eng_stats_alloc(&f->st, &f->cfg), 0);

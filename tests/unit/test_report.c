@@ -119,28 +119,14 @@ static int fake_reload(void *ctx, struct ctl_reload_result *out)
 	return 0;
 }
 
-/* The reports read the runtime; nothing here drives an engine. */
-static int noop_table(void *ctx, int svc, const uint32_t *t, uint32_t m)
-{
-	(void)ctx, (void)svc, (void)t, (void)m;
-	return 0;
-}
-
-static int noop_state(void *ctx, int svc, int srv, int state)
-{
-	(void)ctx, (void)svc, (void)srv, (void)state;
-	return 0;
-}
-
 static int setup(void **state)
 {
-	const struct rt_ops ops = { .set_table = noop_table, .set_server_state = noop_state };
 	struct fake *f = calloc(1, sizeof(*f));
 	assert_non_null(f);
 	log_init(&f->log, LOG_LVL_ERR);
 	assert_int_equal(tcfg_build(&f->cfg, "203.0.113.1", 500, 4500, 2, "198.51.100.%d", 11), 0);
 	f->cfg.services[0].servers[1].weight = 50;
-	assert_int_equal(rt_init(&f->rt, &f->cfg, &f->log, &ops), 0);
+	assert_int_equal(tcfg_rt_init(&f->rt, &f->cfg, &f->log), 0);
 	assert_int_equal(eng_stats_alloc(&f->st, &f->cfg), 0);
 	f->st.svc[0].pkts[SVC_CTR_RX] = 7;
 	f->st.svc[0].bytes[SVC_CTR_RX] = 700;
