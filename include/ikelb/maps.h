@@ -97,6 +97,16 @@ struct ctr {
 	__u64 bytes;
 };
 
+/* real_reply_map (key real_id * REAL_CTR__MAX + index): what tells a dnat
+ * server whose replies leave past ikelb (src/ctl/bypass.c). IKE messages,
+ * not all datagrams, stand for requests: idle clients' NAT keepalives get
+ * no answer by design. */
+enum real_ctr {
+	REAL_CTR_REPLY = 0,   /* dnat replies rewritten back to the VIP */
+	REAL_CTR_IKE = 1,     /* IKE messages forwarded to the server */
+	REAL_CTR__MAX = 2,
+};
+
 /* svc_map: (vip, port) -> service. */
 struct svc_key {
 	struct ikelb_addr vip;

@@ -234,6 +234,7 @@ static __noinline int handle_reply(struct __sk_buff *skb, const struct pkt *p)
 	if (ttl_expired(p, 0, svc_id))
 		return TC_ACT_OK;
 	ctr_add(svc_id, SVC_CTR_REPLY, p->len);
+	real_reply_add(rv->real_id, REAL_CTR_REPLY, p->len);
 	reply_learn(skb, p, rv);
 	if (p->frag == FRAG_FIRST)
 		frag_record(p, FRAG_K_REPLY, &vip, svc_id, IKELB_REAL_NONE);

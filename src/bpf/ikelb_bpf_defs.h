@@ -167,6 +167,14 @@ struct {
 	__type(value, __u64);
 } declog_drop_map SEC(".maps");
 
+/* enum real_ctr per real server: dnat replies and IKE messages forwarded. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, IKELB_MAX_REALS * REAL_CTR__MAX);
+	__type(key, __u32);
+	__type(value, struct ctr);
+} real_reply_map SEC(".maps");
+
 enum { FRAG_NONE = 0, FRAG_FIRST = 1, FRAG_LATER = 2 };
 
 /* What the parser learned about one IPv4/IPv6 UDP datagram. */
@@ -217,14 +225,25 @@ static __always_inline void ctr_add(__u32 svc_id, __u32 idx, __u32 bytes)
 	}
 }
 
-static __always_inline void real_ctr_add(__u32 real_id, __u32 bytes)
+static __always_inline void real_ctr_bump(void *map, __u32 real_id, __u32 bytes)
 {
-	struct ctr *c = bpf_map_lookup_elem(&real_ctr_map, &real_id);
+	struct ctr *c = bpf_map_lookup_elem(map, &real_id);
 
 	if (c) {
 		c->packets++;
 		c->bytes += bytes;
 	}
+}
+
+static __always_inline void real_ctr_add(__u32 real_id, __u32 bytes)
+{
+	real_ctr_bump(&real_ctr_map, real_id, bytes);
+}
+
+static __always_inline void real_reply_add(__u32 real_id, __u32 idx, __u32 bytes)
+{
+	if (real_id < IKELB_MAX_REALS)
+		real_ctr_bump(&real_reply_map, real_id * REAL_CTR__MAX + idx, bytes);
 }
 
 static __always_inline __u32 now_s(void)

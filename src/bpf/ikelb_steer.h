@@ -68,6 +68,8 @@ static __always_inline void ctr_steered(const struct ctx *c, __u32 len)
 	ctr_add(c->svc_id, SVC_CTR_STEER(c->rule), len);
 	ctr_add(c->svc_id, SVC_CTR_FWD, len);
 	real_ctr_add(c->real_id, len);
+	if (c->info.cls == IKE_C_IKEV2 || c->info.cls == IKE_C_IKEV1)
+		real_reply_add(c->real_id, REAL_CTR_IKE, len);
 }
 
 /* Table statistics (maps.h, tbl_*): a new key was written. Returns 1 when

@@ -159,6 +159,10 @@ static void print_servers(json_t *servers)
 		       rtt_text(s, rtt, sizeof(rtt)),
 		       json_integer_value(json_object_get(s, "packets")),
 		       json_integer_value(json_object_get(s, "bytes")));
+		size_t w;
+		json_t *warn;
+		json_array_foreach(json_object_get(s, "warnings"), w, warn)
+			printf("  %-12s warning: %s\n", "", json_string_value(warn));
 		/* Why a server is not up is the first thing an operator asks. */
 		const char *err = json_string_value(json_object_get(s, "last_error"));
 		const char *health = json_string_value(json_object_get(s, "health"));

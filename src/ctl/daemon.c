@@ -14,6 +14,7 @@
 #include "core/clock.h"
 #include "core/config.h"
 #include "ctl/api.h"
+#include "ctl/bypass.h"
 #include "ctl/caps.h"
 #include "ctl/daemon_health.h"
 #include "ctl/lock.h"
@@ -40,6 +41,7 @@ struct daemon {
 	struct ctl_view view;     /* what the API sees */
 	struct ctl_cmd cmd;       /* what the API may do */
 	struct eng_stats stats;   /* last read, refreshed on demand */
+	struct bypass bypass;     /* servers whose replies leave past ikelb */
 	sigset_t signals;         /* handled through sigfd */
 	int epfd, sigfd, timerfd;
 	int eng_evfd;             /* the engine's event fd (it owns it), or -1 */
@@ -145,7 +147,7 @@ static void view_init(struct daemon *d)
 		.config_path = d->opts.config_path, .started_ms = clock_mono_ms(),
 		.expired = &d->swept, .now_ms = clock_mono_ms, .stats = view_stats,
 		.health = view_health, .last_reload = &d->last_reload, .lookup = view_lookup,
-		.sync_stats = view_sync_stats, .ctx = d,
+		.sync_stats = view_sync_stats, .bypass = &d->bypass, .ctx = d,
 	};
 	d->cmd = (struct ctl_cmd){ .set_admin = cmd_set_admin, .set_weight = cmd_set_weight,
 				   .shutdown = cmd_shutdown, .reload = cmd_reload,
@@ -286,6 +288,8 @@ static int reload(struct daemon *d, struct ctl_reload_result *res)
 		log_notice(&d->log, "reload: not applied");
 	else
 		save_state(d); /* the file may have taken over overridden settings */
+	if (rc >= 0 && bypass_init(&d->bypass, &d->cfg) < 0)
+		log_warn(&d->log, "out of memory: reply bypass detection is off");
 	reload_note(&d->last_reload, res);
 	notify_status(d, "READY=1\n");
 	return rc;
@@ -326,11 +330,22 @@ static void on_signal(struct daemon *d)
 	}
 }
 
+/* Every second: the per-server counters alone (no table walk), for the
+ * reply bypass detection. A failed read skips the second. */
+static void check_bypass(struct daemon *d)
+{
+	if (!d->eng.ops || !d->eng.ops->read_counters ||
+	    d->eng.ops->read_counters(&d->eng, &d->stats) < 0)
+		return;
+	bypass_tick(&d->bypass, &d->cfg, &d->rt, &d->stats, &d->log);
+}
+
 static void on_timer(struct daemon *d, uint64_t *last_sweep_s)
 {
 	uint64_t ticks;
 	while (read(d->timerfd, &ticks, sizeof(ticks)) == sizeof(ticks))
 		;
+	check_bypass(d);
 	uint64_t now_s = clock_mono_s();
 	if (now_s - *last_sweep_s < SWEEP_EVERY_S)
 		return;
@@ -408,6 +423,7 @@ static void cleanup(struct daemon *d)
 	lock_release(&d->lock);
 	rt_free(&d->rt);
 	eng_stats_free(&d->stats);
+	bypass_free(&d->bypass);
 	cfg_free(&d->cfg);
 	for (int *fd = &d->epfd; fd <= &d->timerfd; fd++)
 		if (*fd >= 0)
@@ -462,7 +478,7 @@ static int start(struct daemon *d)
 		rc = load_config(d);
 	if (rc < 0)
 		return rc;
-	if (eng_stats_alloc(&d->stats, &d->cfg) < 0) {
+	if (eng_stats_alloc(&d->stats, &d->cfg) < 0 || bypass_init(&d->bypass, &d->cfg) < 0) {
 		log_err(&d->log, "out of memory");
 		return -ENOMEM;
 	}

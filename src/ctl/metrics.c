@@ -165,7 +165,10 @@ static void svc_config(struct buf *b, const struct cfg *cfg)
 
 /* ---- per server ---- */
 
-enum srv_metric { M_UP, M_WEIGHT, M_SAS, M_ADDRS, M_CLIENTS, M_FLOWS, M_PKTS, M_BYTES, M__MAX };
+enum srv_metric {
+	M_UP, M_WEIGHT, M_SAS, M_ADDRS, M_CLIENTS, M_FLOWS, M_PKTS, M_BYTES,
+	M_RPKTS, M_RBYTES, M_BYPASS, M__MAX
+};
 
 static const struct {
 	const char *name, *type, *help;
@@ -181,10 +184,19 @@ static const struct {
 	[M_FLOWS] = { "ikelb_server_flows", "gauge", "Live client flows (address, port)." },
 	[M_PKTS] = { "ikelb_server_packets_total", "counter", "Datagrams forwarded to the server." },
 	[M_BYTES] = { "ikelb_server_bytes_total", "counter", "Bytes forwarded to the server." },
+	[M_RPKTS] = { "ikelb_server_reply_packets_total", "counter",
+		      "Datagrams from the server relayed back to clients through ikelb." },
+	[M_RBYTES] = { "ikelb_server_reply_bytes_total", "counter",
+		       "Bytes from the server relayed back to clients through ikelb." },
+	[M_BYPASS] = { "ikelb_server_replies_bypass", "gauge",
+		       "1 when a dnat server gets IKE requests but its replies do not come back "
+		       "through ikelb (check its default gateway)." },
 };
 
-static ull srv_value(const struct rt_server *r, const struct eng_srv_stats *st, int m)
+static ull srv_value(const struct ctl_view *v, int i, int j, const struct eng_srv_stats *st,
+		      int m)
 {
+	const struct rt_server *r = &v->rt->svc[i].servers[j];
 	switch (m) {
 	case M_UP: return r->effective != REAL_DOWN;
 	case M_WEIGHT: return r->weight;
@@ -193,6 +205,9 @@ static ull srv_value(const struct rt_server *r, const struct eng_srv_stats *st, 
 	case M_CLIENTS: return st->clients;
 	case M_FLOWS: return st->flows;
 	case M_PKTS: return st->pkts;
+	case M_RPKTS: return st->reply_pkts;
+	case M_RBYTES: return st->reply_bytes;
+	case M_BYPASS: return bypass_flagged(v->bypass, i, j);
 	default: return st->bytes;
 	}
 }
@@ -207,8 +222,7 @@ static void servers(struct buf *b, const struct ctl_view *v, const struct eng_st
 			for (int j = 0; j < s->nservers; j++)
 				bprintf(b, "%s{service=\"%s\",server=\"%s\"} %llu\n", srv_metrics[m].name,
 					s->name, s->servers[j].name,
-					srv_value(&v->rt->svc[i].servers[j],
-						  st->srv[i] ? &st->srv[i][j] : &none, m));
+					srv_value(v, i, j, st->srv[i] ? &st->srv[i][j] : &none, m));
 		}
 	}
 }

@@ -53,6 +53,18 @@ static const char *ctr_name(int ctr)
 	return NULL;
 }
 
+/* What an operator should look at on this server, one line each. */
+static json_t *server_warnings(const struct ctl_view *v, int i, int k)
+{
+	json_t *w = json_array();
+	char line[256];
+	if (w && bypass_flagged(v->bypass, i, k)) {
+		bypass_warning(v->cfg->services[i].servers[k].name, line, sizeof(line));
+		json_array_append_new(w, json_string(line));
+	}
+	return w;
+}
+
 static json_t *server_json(const struct ctl_view *v, const struct eng_stats *stats, int i, int k)
 {
 	const struct cfg_server *cs = &v->cfg->services[i].servers[k];
@@ -74,6 +86,15 @@ static json_t *server_json(const struct ctl_view *v, const struct eng_stats *sta
 			      "packets", (json_int_t)(st ? st->pkts : 0),
 			      "bytes", (json_int_t)(st ? st->bytes : 0),
 			      "down_events", (json_int_t)r->down_events);
+	if (j) {
+		/* Replies through ikelb: none while requests arrive is the
+		 * bypass warning's evidence. */
+		json_object_set_new(j, "reply_packets",
+				    json_integer((json_int_t)(st ? st->reply_pkts : 0)));
+		json_object_set_new(j, "reply_bytes",
+				    json_integer((json_int_t)(st ? st->reply_bytes : 0)));
+		json_object_set_new(j, "warnings", server_warnings(v, i, k));
+	}
 	struct health_info hs;
 	if (j && v->health(v->ctx, i, k, &hs) == 0) {
 		/* The checker's view: it keeps probe counters and the last

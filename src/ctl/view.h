@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "core/config.h"
+#include "ctl/bypass.h"
 #include "core/log.h"
 #include "ctl/health.h"
 #include "ctl/sync.h"
@@ -57,6 +58,8 @@ struct ctl_view {
 	/* State sync counters: 0 and *out, -ENOENT when sync is off. May be
 	 * NULL (no sync at all). */
 	int (*sync_stats)(void *ctx, struct sync_stats *out);
+	/* Servers whose replies leave past ikelb (ctl/bypass.h); NULL: none. */
+	const struct bypass *bypass;
 };
 
 /* Commands return 0 or a negative errno; the provider logs engine errors. */

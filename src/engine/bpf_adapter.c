@@ -56,18 +56,33 @@ static long bpf_sweep(struct engine *e, uint64_t now_s)
 	return rc < 0 ? rc : (long)(st.expired + st.purged);
 }
 
-static void read_server(struct bpf_adapter *a, int i, int j, struct eng_srv_stats *s, int *err)
+/* The per-server counters; the real id, or -1 when it has none. */
+static int read_server_ctr(struct bpf_adapter *a, int i, int j, struct eng_srv_stats *s, int *err)
 {
-	struct ctr c[SVC_CTR__MAX];
+	struct ctr c, r[REAL_CTR__MAX];
 	int id = bpf_engine_real_id(a->be, i, j);
 	if (id < 0)
-		return;
-	int rc = bpf_engine_real_counters(a->be, (uint32_t)id, c);
+		return -1;
+	int rc = bpf_engine_real_counters(a->be, (uint32_t)id, &c);
 	if (rc == 0) {
-		s->pkts = c[0].packets;
-		s->bytes = c[0].bytes;
+		s->pkts = c.packets;
+		s->bytes = c.bytes;
+		rc = bpf_engine_real_replies(a->be, (uint32_t)id, r);
+	}
+	if (rc == 0) {
+		s->reply_pkts = r[REAL_CTR_REPLY].packets;
+		s->reply_bytes = r[REAL_CTR_REPLY].bytes;
+		s->ike_pkts = r[REAL_CTR_IKE].packets;
 	} else if (!*err)
 		*err = rc;
+	return id;
+}
+
+static void read_server(struct bpf_adapter *a, int i, int j, struct eng_srv_stats *s, int *err)
+{
+	int id = read_server_ctr(a, i, j, s, err);
+	if (id < 0)
+		return;
 	const struct bpf_real_usage *u = &a->usage[id];
 	s->clients = a->cfg->services[i].persistence.mode == CFG_PERSIST_IKE
 			     ? (uint64_t)u->sa + u->halfopen
@@ -104,6 +119,17 @@ static int bpf_read_stats(struct engine *e, struct eng_stats *out)
 	bpf_engine_table_stats(a->be, out->tables);
 	out->ntables = TBL__MAX;
 	out->decision_log_dropped = bpfe_declog_dropped(a->declog);
+	return err;
+}
+
+static int bpf_read_counters(struct engine *e, struct eng_stats *out)
+{
+	struct bpf_adapter *a = ad(e);
+	int err = 0;
+
+	for (int i = 0; i < a->cfg->nservices && i < out->nsvc; i++)
+		for (int j = 0; out->srv[i] && j < a->cfg->services[i].nservers; j++)
+			read_server_ctr(a, i, j, &out->srv[i][j], &err);
 	return err;
 }
 
@@ -175,6 +201,7 @@ static const struct engine_ops bpf_ops = {
 	.set_table = bpf_set_table,
 	.set_server_state = bpf_set_state,
 	.read_stats = bpf_read_stats,
+	.read_counters = bpf_read_counters,
 	.lookup = bpf_lookup,
 	.set_decision_log = bpf_set_decision_log,
 	.event_fd = bpf_event_fd,

@@ -27,7 +27,7 @@
  * every daemon from its configuration. */
 static const char *const pinned_maps[] = {
 	"persist_map", "sa_map", "halfopen_map", "flow_map", "frag_map",
-	"reals_map", "svc_ctr_map", "real_ctr_map",
+	"reals_map", "svc_ctr_map", "real_ctr_map", "real_reply_map",
 };
 #define NPINNED (sizeof(pinned_maps) / sizeof(pinned_maps[0]))
 

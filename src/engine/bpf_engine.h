@@ -94,6 +94,8 @@ int bpf_engine_refresh_local_addrs(struct bpf_engine *e);
 /* Counters summed over CPUs. out has SVC_CTR__MAX entries (enum svc_ctr). */
 int bpf_engine_svc_counters(struct bpf_engine *e, int svc, struct ctr *out);
 int bpf_engine_real_counters(struct bpf_engine *e, uint32_t real_id, struct ctr *out);
+/* enum real_ctr (dnat replies, IKE messages forwarded); out has REAL_CTR__MAX. */
+int bpf_engine_real_replies(struct bpf_engine *e, uint32_t real_id, struct ctr *out);
 
 /* Live state entries per real server, filled by bpf_engine_sweep. */
 struct bpf_real_usage {

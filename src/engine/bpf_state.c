@@ -355,3 +355,17 @@ int bpf_engine_real_counters(struct bpf_engine *e, uint32_t real_id, struct ctr 
 		return -EINVAL;
 	return percpu_sum(e, bpf_map__fd(e->skel->maps.real_ctr_map), real_id, out);
 }
+
+int bpf_engine_real_replies(struct bpf_engine *e, uint32_t real_id, struct ctr *out)
+{
+	int fd = bpf_map__fd(e->skel->maps.real_reply_map);
+
+	if (real_id >= IKELB_MAX_REALS)
+		return -EINVAL;
+	for (uint32_t i = 0; i < REAL_CTR__MAX; i++) {
+		int err = percpu_sum(e, fd, real_id * REAL_CTR__MAX + i, &out[i]);
+		if (err)
+			return err;
+	}
+	return 0;
+}

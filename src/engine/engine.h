@@ -22,6 +22,9 @@ struct eng_svc_stats {
 struct eng_srv_stats {
 	uint64_t pkts;     /* client->server datagrams forwarded */
 	uint64_t bytes;
+	uint64_t reply_pkts;  /* server->client datagrams relayed back (dnat, fullnat) */
+	uint64_t reply_bytes;
+	uint64_t ike_pkts;    /* IKE messages among pkts (bpf engine; 0: not counted) */
 	uint64_t clients;  /* live persistence/SA entries pointing at it */
 	uint64_t flows;    /* live flow entries pointing at it */
 	uint64_t sas;      /* established IKE SAs (SA table, both persistence modes) */
@@ -75,6 +78,10 @@ struct engine_ops {
 	 * pointing at the server so its clients reconnect elsewhere. */
 	int (*set_server_state)(struct engine *e, int svc, int srv, int state);
 	int (*read_stats)(struct engine *e, struct eng_stats *st);
+	/* Only the per-server pkts/bytes/reply_* counters, without the walks
+	 * read_stats does for client counts: cheap enough for every second
+	 * (src/ctl/bypass.c). Other fields are left alone. */
+	int (*read_counters)(struct engine *e, struct eng_stats *st);
 	/* Log each placement decision (client, SPI, service, server, rule),
 	 * rate-limited, or stop (core/declog.h). 0 or a negative errno. */
 	int (*set_decision_log)(struct engine *e, bool on);

@@ -43,6 +43,26 @@ static int op_set_server_state(struct engine *eng, int svc, int srv, int state)
 	return rc < 0 ? -1 : 0;
 }
 
+static void copy_srv_ctr(struct eng_srv_stats *out, const struct sock_srv_ctr *c)
+{
+	out->pkts = c->pkts;
+	out->bytes = c->bytes;
+	out->reply_pkts = c->reply_pkts;
+	out->reply_bytes = c->reply_bytes;
+}
+
+/* The per-server counters alone: no table walk (every second). */
+static int op_read_counters(struct engine *eng, struct eng_stats *st)
+{
+	struct sock_engine *e = impl(eng);
+	pthread_mutex_lock(&e->mu);
+	for (int i = 0; i < e->nsvc && i < st->nsvc; i++)
+		for (int j = 0; st->srv[i] && j < e->svc[i].nsrv; j++)
+			copy_srv_ctr(&st->srv[i][j], &e->svc[i].srv_ctr[j]);
+	pthread_mutex_unlock(&e->mu);
+	return 0;
+}
+
 static int op_read_stats(struct engine *eng, struct eng_stats *st)
 {
 	struct sock_engine *e = impl(eng);
@@ -64,8 +84,7 @@ static int op_read_stats(struct engine *eng, struct eng_stats *st)
 				memset(sa, 0, 2 * ((size_t)s->nsrv + 1) * sizeof(*sa));
 		}
 		for (int j = 0; j < s->nsrv; j++) {
-			st->srv[i][j].pkts = s->srv_pkts[j];
-			st->srv[i][j].bytes = s->srv_bytes[j];
+			copy_srv_ctr(&st->srv[i][j], &s->srv_ctr[j]);
 			st->srv[i][j].clients = cl ? cl[j] : 0;
 			st->srv[i][j].flows = cl ? fl[j] : 0;
 			st->srv[i][j].sas = cl ? sa[j] : 0;
@@ -129,6 +148,7 @@ static const struct engine_ops sock_ops = {
 	.set_table = op_set_table,
 	.set_server_state = op_set_server_state,
 	.read_stats = op_read_stats,
+	.read_counters = op_read_counters,
 	.lookup = op_lookup,
 	.set_decision_log = op_set_decision_log,
 	.sweep = op_sweep,
@@ -273,9 +293,8 @@ static int svc_setup(struct sock_engine *e, int i)
 	s->flow_to = cs->persistence.flow_timeout_s;
 	size_t n = cs->nservers ? (size_t)cs->nservers : 1;
 	s->pool_next = calloc(n, sizeof(*s->pool_next));
-	s->srv_pkts = calloc(n, sizeof(*s->srv_pkts));
-	s->srv_bytes = calloc(n, sizeof(*s->srv_bytes));
-	if (!s->pool_next || !s->srv_pkts || !s->srv_bytes)
+	s->srv_ctr = calloc(n, sizeof(*s->srv_ctr));
+	if (!s->pool_next || !s->srv_ctr)
 		return -1;
 	for (int j = 0; j < cs->nservers; j++) {
 		/* Servers sharing pool addresses start at different slots. */
@@ -346,8 +365,7 @@ static void engine_free(struct sock_engine *e)
 	sock_flows_free(e);
 	for (int i = 0; i < CFG_MAX_SERVICES; i++) {
 		free(e->svc[i].pool_next);
-		free(e->svc[i].srv_pkts);
-		free(e->svc[i].srv_bytes);
+		free(e->svc[i].srv_ctr);
 	}
 	steer_free(e->steer);
 	pthread_mutex_destroy(&e->mu);

@@ -63,12 +63,17 @@ struct sock_src_key {
 };
 _Static_assert(sizeof(struct sock_src_key) == 24, "sock_src_key has no padding");
 
+/* Per server: datagrams to it, and its replies relayed back to clients. */
+struct sock_srv_ctr {
+	uint64_t pkts, bytes, reply_pkts, reply_bytes;
+};
+
 struct sock_svc {
 	uint32_t lru_head, lru_tail;
 	uint64_t flow_to;           /* seconds, 0 = never */
 	int nsrv;
 	uint32_t *pool_next;        /* per server: next snat_pool slot */
-	uint64_t *srv_pkts, *srv_bytes;
+	struct sock_srv_ctr *srv_ctr; /* per server */
 	const struct cfg_service *cs;
 };
 

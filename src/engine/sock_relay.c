@@ -54,8 +54,8 @@ static void run_flush(struct sock_engine *e, struct sock_worker *w, struct sock_
 	int sent = sendmmsg(c->fd, out, (unsigned)run->n, MSG_DONTWAIT);
 	for (int i = 0; i < sent; i++) {
 		steer_count(e->steer, c->svc, SVC_CTR_FWD, iov[i].iov_len);
-		s->srv_pkts[c->srv]++;
-		s->srv_bytes[c->srv] += iov[i].iov_len;
+		s->srv_ctr[c->srv].pkts++;
+		s->srv_ctr[c->srv].bytes += iov[i].iov_len;
 	}
 	/* Unsent datagrams (socket buffer full, ICMP error pending) are lost
 	 * like on any UDP hop; IKE retransmits. */
@@ -177,8 +177,12 @@ static void on_conn(struct sock_engine *e, struct sock_worker *w, uint64_t u)
 					  e->lst[c->lst].natt, c->srv, w->iov[i].iov_base,
 					  w->msgs[i].msg_len, now);
 		int sent = sendmmsg(e->lst[c->lst].fd, out, (unsigned)n, MSG_DONTWAIT);
-		for (int i = 0; i < sent; i++)
+		struct sock_srv_ctr *sc = &e->svc[c->svc].srv_ctr[c->srv];
+		for (int i = 0; i < sent; i++) {
 			steer_count(e->steer, c->svc, SVC_CTR_REPLY, w->iov[i].iov_len);
+			sc->reply_pkts++;
+			sc->reply_bytes += w->iov[i].iov_len;
+		}
 		sock_flow_touch(e, c, now);
 		if (n < SOCK_BATCH)
 			break;

@@ -88,6 +88,44 @@ static void spoofed_reply_from_public_side(void **state)
 	assert_int_equal(t_ctr(f, SV4, SVC_CTR_REPLY), 2);
 }
 
+static struct ctr real_ctr(struct tfx *f, int s, int srv, int idx)
+{
+	struct ctr c[REAL_CTR__MAX];
+	int id = bpf_engine_real_id(f->e, s, srv);
+	assert_true(id >= 0);
+	assert_int_equal(bpf_engine_real_replies(f->e, (uint32_t)id, c), 0);
+	return c[idx];
+}
+
+/* The per-server reply counter behind the bypass warning (src/ctl/bypass.c)
+ * counts a server's genuine replies only, and its IKE-request counter IKE
+ * messages only (keepalives expect no answer). */
+static void reply_counter_per_server(void **state)
+{
+	struct tfx *f = *state;
+	uint8_t fr[PKT_MAX], ka = 0xff;
+	int pub = (int)if_nametoindex(PUB_IF);
+
+	assert_int_equal(bpf_engine_set_iface_roles(f->e, pub, IFACE_R_PUBLIC), 0);
+	int srv = establish(f, SV4, VICTIM, 4500, 0x3001, 0x4002);
+	int other = (srv + 1) % T_NSRV;
+	assert_int_equal(real_ctr(f, SV4, srv, REAL_CTR_REPLY).packets, 1); /* SA_INIT resp */
+	assert_int_equal(real_ctr(f, SV4, srv, REAL_CTR_IKE).packets, 2);   /* SA_INIT, AUTH */
+	size_t n = t_keepalive(fr, VICTIM, 4500, t_vip[SV4]);
+	assert_fwd(t_run(f, fr, n));
+	assert_int_equal(real_ctr(f, SV4, srv, REAL_CTR_IKE).packets, 2);
+
+	n = from_server(fr, SV4, srv, 4500, VICTIM, 4500, &ka, 1);
+	assert_int_equal(t_run_if(f, fr, n, pub), TC_ACT_SHOT); /* spoofed: not counted */
+	assert_int_equal(real_ctr(f, SV4, srv, REAL_CTR_REPLY).packets, 1);
+	assert_fwd(t_run(f, fr, n));
+	struct ctr c = real_ctr(f, SV4, srv, REAL_CTR_REPLY);
+	assert_int_equal(c.packets, 2);
+	assert_true(c.bytes > 0);
+	assert_int_equal(real_ctr(f, SV4, other, REAL_CTR_REPLY).packets, 0);
+	assert_int_equal(real_ctr(f, SV4, other, REAL_CTR_IKE).packets, 0);
+}
+
 /* One arm: clients and servers on one interface. A reply is believed only
  * from the MAC the kernel uses toward that server. */
 static void one_arm_reply_needs_server_neighbour(void **state)
@@ -301,6 +339,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(one_arm_reply_needs_server_neighbour, t_cm_setup,
 						t_cm_teardown),
 		cmocka_unit_test_setup_teardown(fake_auth_not_promoted, t_cm_setup, t_cm_teardown),
+		cmocka_unit_test_setup_teardown(reply_counter_per_server, t_cm_setup, t_cm_teardown),
 		cmocka_unit_test_setup_teardown(unestablished_answers_teach_nothing, t_cm_setup,
 						t_cm_teardown),
 		cmocka_unit_test(halfopen_full_leaves_established),

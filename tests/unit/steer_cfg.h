@@ -52,6 +52,26 @@ static inline int tcfg_build(struct cfg *c, const char *vip, uint16_t p500, uint
 	return 0;
 }
 
+static inline int tcfg_noop_table(void *ctx, int svc, const uint32_t *t, uint32_t m)
+{
+	(void)ctx, (void)svc, (void)t, (void)m;
+	return 0;
+}
+
+static inline int tcfg_noop_state(void *ctx, int svc, int srv, int state)
+{
+	(void)ctx, (void)svc, (void)srv, (void)state;
+	return 0;
+}
+
+/* A runtime for tests that only read it: no engine behind it. */
+static inline int tcfg_rt_init(struct runtime *rt, const struct cfg *c, const struct logger *log)
+{
+	const struct rt_ops ops = { .set_table = tcfg_noop_table,
+				    .set_server_state = tcfg_noop_state };
+	return rt_init(rt, c, log, &ops);
+}
+
 static inline struct ikelb_addr tcfg_addr(const char *s)
 {
 	struct ikelb_addr a;

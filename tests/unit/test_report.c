@@ -25,6 +25,7 @@ struct fake {
 	struct logger log;
 	struct runtime rt;
 	struct eng_stats st;
+	struct bypass bypass;
 	uint64_t expired;
 	struct ctl_view view;
 	struct ctl_cmd cmd;
@@ -118,28 +119,14 @@ static int fake_reload(void *ctx, struct ctl_reload_result *out)
 	return 0;
 }
 
-/* The reports read the runtime; nothing here drives an engine. */
-static int noop_table(void *ctx, int svc, const uint32_t *t, uint32_t m)
-{
-	(void)ctx, (void)svc, (void)t, (void)m;
-	return 0;
-}
-
-static int noop_state(void *ctx, int svc, int srv, int state)
-{
-	(void)ctx, (void)svc, (void)srv, (void)state;
-	return 0;
-}
-
 static int setup(void **state)
 {
-	const struct rt_ops ops = { .set_table = noop_table, .set_server_state = noop_state };
 	struct fake *f = calloc(1, sizeof(*f));
 	assert_non_null(f);
 	log_init(&f->log, LOG_LVL_ERR);
 	assert_int_equal(tcfg_build(&f->cfg, "203.0.113.1", 500, 4500, 2, "198.51.100.%d", 11), 0);
 	f->cfg.services[0].servers[1].weight = 50;
-	assert_int_equal(rt_init(&f->rt, &f->cfg, &f->log, &ops), 0);
+	assert_int_equal(tcfg_rt_init(&f->rt, &f->cfg, &f->log), 0);
 	assert_int_equal(eng_stats_alloc(&f->st, &f->cfg), 0);
 	f->st.svc[0].pkts[SVC_CTR_RX] = 7;
 	f->st.svc[0].bytes[SVC_CTR_RX] = 700;
@@ -147,11 +134,14 @@ static int setup(void **state)
 	f->st.srv[0][0] = (struct eng_srv_stats){ .pkts = 5, .bytes = 500, .clients = 3, .flows = 1,
 						  .sas = 4, .client_addresses = 2 };
 	f->expired = 9;
+	/* s0 gets requests and no replies: its warning shows in the golden text. */
+	assert_int_equal(bypass_init(&f->bypass, &f->cfg), 0);
+	f->bypass.srv[0][0].flagged = true;
 	f->view = (struct ctl_view){
 		.cfg = &f->cfg, .rt = &f->rt, .log = &f->log, .engine_name = "socket",
 		.config_path = "/etc/ikelb/test.yaml", .started_ms = STARTED_MS,
 		.expired = &f->expired, .now_ms = fake_now, .stats = fake_stats,
-		.health = fake_health, .last_reload = &f->last, .ctx = f,
+		.health = fake_health, .last_reload = &f->last, .bypass = &f->bypass, .ctx = f,
 	};
 	f->last = (struct ctl_reload_info){ .at = 1700000000, .changes = 0 };
 	snprintf(f->last.message, sizeof(f->last.message),
@@ -167,6 +157,7 @@ static int teardown(void **state)
 	struct fake *f = *state;
 	rt_free(&f->rt);
 	eng_stats_free(&f->st);
+	bypass_free(&f->bypass);
 	cfg_free(&f->cfg);
 	free(f);
 	return 0;
@@ -231,7 +222,12 @@ static const char status_golden[] =
 	"          \"flows\": 1,\n"
 	"          \"packets\": 5,\n"
 	"          \"bytes\": 500,\n"
-	"          \"down_events\": 0\n"
+	"          \"down_events\": 0,\n"
+	"          \"reply_packets\": 0,\n"
+	"          \"reply_bytes\": 0,\n"
+	"          \"warnings\": [\n"
+	"            \"replies from s0 bypass ikelb (check its default gateway)\"\n"
+	"          ]\n"
 	"        },\n"
 	"        {\n"
 	"          \"name\": \"s1\",\n"
@@ -247,6 +243,9 @@ static const char status_golden[] =
 	"          \"packets\": 0,\n"
 	"          \"bytes\": 0,\n"
 	"          \"down_events\": 0,\n"
+	"          \"reply_packets\": 0,\n"
+	"          \"reply_bytes\": 0,\n"
+	"          \"warnings\": [],\n"
 	"          \"probes_ok\": 3,\n"
 	"          \"probes_failed\": 4,\n"
 	"          \"last_error\": \"timeout\"\n"
@@ -309,6 +308,11 @@ static void metrics_families_and_samples(void **state)
 		"ikelb_server_sas{service=\"vpn\",server=\"s0\"} 4\n",
 		"ikelb_server_client_addresses{service=\"vpn\",server=\"s0\"} 2\n",
 		"ikelb_server_bytes_total{service=\"vpn\",server=\"s0\"} 500\n",
+		"# TYPE ikelb_server_reply_packets_total counter\n",
+		"ikelb_server_reply_packets_total{service=\"vpn\",server=\"s0\"} 0\n",
+		"# TYPE ikelb_server_replies_bypass gauge\n",
+		"ikelb_server_replies_bypass{service=\"vpn\",server=\"s0\"} 1\n",
+		"ikelb_server_replies_bypass{service=\"vpn\",server=\"s1\"} 0\n",
 		"ikelb_service_fullnat{service=\"vpn\"} 0\n",
 		"ikelb_service_snat_pool_addresses{service=\"vpn\"} 0\n",
 		"# HELP ikelb_expired_entries_total ",
