@@ -327,7 +327,8 @@ int bpf_engine_client_addresses(struct bpf_engine *e, uint32_t *per_real)
 	if (rc == 0 && c.err)
 		rc = c.err;
 	if (rc == 0) {
-		qsort(c.p, c.n, sizeof(*c.p), pair_cmp);
+		if (c.n) /* qsort wants a valid pointer even for 0 items */
+			qsort(c.p, c.n, sizeof(*c.p), pair_cmp);
 		for (size_t i = 0; i < c.n; i++)
 			if ((i == 0 || pair_cmp(&c.p[i - 1], &c.p[i])) && c.p[i].real < IKELB_MAX_REALS)
 				per_real[c.p[i].real]++;
