@@ -9,7 +9,7 @@ import subprocess
 import time
 
 from . import netns as N
-from .topology import LB_CLIENT_IF, LB_SERVER_IF, VIP
+from .topology import LB_CLIENT_IF, LB_SERVER_IF, VIP, VIP6
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 
@@ -91,14 +91,16 @@ def ikelb_available():
 def ikelb_config(lab, forwarding="dnat", persistence="source-ip", scheduler="maglev",
                  persistence_timeout="1h", netmask=32, health=None, api_listen=None,
                  spi_labels=None, spi_mask=None, esp_ranges=None, interfaces=None,
-                 extra_service=None, engine="bpf", snat_pool=None, limits=None):
+                 extra_service=None, engine="bpf", snat_pool=None, limits=None,
+                 netmask6=None):
     """YAML text for one service on the lab's VIP (schema: docs/config.md).
     spi_labels: {server name: "0x0100000000000000"}; esp_ranges: {server
     name: (min, max)}; the lab's servers need the matching charon options.
     engine 'socket' (forwarding fullnat) needs no interfaces; snat_pool:
     source addresses, which IkelbBalancer adds to lb's server-side s0.
     interfaces: a list, or {"public": [...], "servers": [...]} (roles);
-    limits: {"max_clients": N, ...}."""
+    limits: {"max_clients": N, ...}. A Lab(ipv6=True) gets the IPv6 VIP and
+    server addresses; netmask6: persistence.netmask6."""
     # timeout must be shorter than interval (docs/config.md)
     h = health or {"type": "ike", "interval": "1s", "timeout": "500ms", "rise": 1, "fall": 2}
     lines = ["engine: %s" % engine]
@@ -119,13 +121,14 @@ def ikelb_config(lab, forwarding="dnat", persistence="source-ip", scheduler="mag
              'server_state_file: ""',
              "services:",
              "  - name: vpn",
-             "    vip: %s" % VIP,
+             "    vip: %s" % (VIP6 if lab.ipv6 else VIP),
              "    ports: [500, 4500]",
              "    forwarding: %s" % forwarding,
              "    persistence:",
              "      mode: %s" % persistence,
              "      timeout: %s" % persistence_timeout,
              "      netmask: %d" % netmask,
+             *(["      netmask6: %d" % netmask6] if netmask6 is not None else []),
              "    scheduler: %s" % scheduler]
     if spi_mask:
         lines.append('    spi_mask: "%s"' % spi_mask)
@@ -138,7 +141,7 @@ def ikelb_config(lab, forwarding="dnat", persistence="source-ip", scheduler="mag
     lines.append("    servers:")
     for s in lab.servers:
         lines.append("      - name: %s" % s.name)
-        lines.append("        address: %s" % s.addr)
+        lines.append("        address: %s" % (s.addr6 if lab.ipv6 else s.addr))
         lines.append("        weight: 100")
         if spi_labels and s.name in spi_labels:
             lines.append('        spi_label: "%s"' % spi_labels[s.name])
@@ -173,8 +176,8 @@ class IkelbBalancer:
         # socket engine binds its upstream sockets to them).
         # `replace`: a restart() finds them already there.
         for a in self.cfg.get("snat_pool") or ():
-            N.run([N.IP, "-n", self.ns, "addr", "replace", a + "/32",
-                   "dev", LB_SERVER_IF])
+            N.run([N.IP, "-n", self.ns, "addr", "replace",
+                   a + ("/128" if ":" in a else "/32"), "dev", LB_SERVER_IF])
         with open(self.conf, "w") as f:
             f.write(ikelb_config(self.lab, **self.cfg) + self.extra_yaml)
         # ip netns exec remounts /sys, so bpffs is gone there: mount a fresh

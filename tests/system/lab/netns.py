@@ -49,15 +49,19 @@ class Registry:
         self.namespaces = []
         self.procs = []  # (name, Popen)
 
-    def add_ns(self, name):
+    def add_ns(self, name, ipv6=False):
+        """ipv6=False: IPv6 disabled so charon and the kernel keep to the
+        lab's IPv4. ipv6=True: enabled, without duplicate address detection
+        (addresses usable at once)."""
         if name in existing_namespaces():
             raise LabError("namespace %s already exists; refusing to reuse it" % name)
         run([IP, "netns", "add", name])
         self.namespaces.append(name)
-        # Loopback up; no IPv6 so charon and the kernel keep to the lab's IPv4.
         ns_run(name, [IP, "link", "set", "lo", "up"])
-        for k in ("net.ipv6.conf.all.disable_ipv6=1",
-                  "net.ipv6.conf.default.disable_ipv6=1"):
+        keys = (("net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0")
+                if ipv6 else ("net.ipv6.conf.all.disable_ipv6=1",
+                              "net.ipv6.conf.default.disable_ipv6=1"))
+        for k in keys:
             ns_run(name, ["sysctl", "-qw", k], check=False)
         return name
 
@@ -180,7 +184,8 @@ def addr_add(ns, dev, cidr):
 
 
 def default_route(ns, gw):
-    run([IP, "-n", ns, "route", "add", "default", "via", gw])
+    fam = ["-6"] if ":" in gw else []
+    run([IP] + fam + ["-n", ns, "route", "add", "default", "via", gw])
 
 
 def sysctl(ns, kv):

@@ -7,7 +7,12 @@ segment, real strongSwan responders behind it and initiators in front.
         └ n1.. 198.18.200.10+i
 
 Bridges live in a `sw` namespace so the balancer gets two plain veth
-interfaces (c0 toward clients, s0 toward servers) to attach BPF to."""
+interfaces (c0 toward clients, s0 toward servers) to attach BPF to.
+
+Lab(ipv6=True) adds IPv6 beside it (documentation prefix only): client ci
+2001:db8:c:i::100 (its own /64 inside the on-link 2001:db8:c::/48, so a
+/64 persistence netmask tells clients apart), server si 2001:db8:5::(10+i),
+lb c0 2001:db8:c::1, s0 2001:db8:5::1, VIP6 2001:db8:a::10."""
 import atexit
 import concurrent.futures
 import json
@@ -29,6 +34,9 @@ NAT_PRIVATE_GW = "198.18.200.1"
 LB_CLIENT_IF = "c0"
 LB_SERVER_IF = "s0"
 TRANSIT_ROUTER = "198.18.100.1"
+VIP6 = "2001:db8:a::10"
+LB_CLIENT_ADDR6 = "2001:db8:c::1"
+LB_SERVER_ADDR6 = "2001:db8:5::1"
 
 _live_labs = set()
 _live_lock = threading.Lock()
@@ -78,6 +86,7 @@ def _opts(spec, index):
 class Node:
     def __init__(self, name, ns, addr, kind):
         self.name, self.ns, self.addr, self.kind = name, ns, addr, kind
+        self.addr6 = None
         self.charon = None
         self.index = 0
 
@@ -108,14 +117,20 @@ class Lab:
     router=True (with balancers > 1): an ECMP router namespace `rt` owns
     the clients' gateway 203.0.113.1 and reaches the nodes over a transit
     bridge brr (198.18.100.0/24: router .1, node k .(1+k), the nodes' c0);
-    lab/ecmp.py runs BGP so the router learns the VIP from the nodes."""
+    lab/ecmp.py runs BGP so the router learns the VIP from the nodes.
+    ipv6=True (one balancer, no NAT clients): IPv6 addresses beside the
+    IPv4 ones (module docstring); servers, clients and public_addr() use
+    them, so clients connect to VIP6."""
 
     def __init__(self, servers=2, clients=4, nat_clients=0, server_opts=None,
                  client_opts=None, vip_on="lo", workdir=None, prefix=None,
-                 die_with_parent=True, balancers=1, router=False):
+                 die_with_parent=True, balancers=1, router=False, ipv6=False):
         self.nservers, self.nclients, self.nnat = servers, clients, nat_clients
         self.server_opts, self.client_opts = server_opts, client_opts
         self.vip_on = vip_on
+        self.ipv6 = ipv6
+        if ipv6 and (balancers > 1 or nat_clients):
+            raise N.LabError("ipv6=True: one balancer and no NAT clients")
         self.nbalancers = balancers
         self.router = router and balancers > 1
         self.rt_ns = None
@@ -136,6 +151,9 @@ class Lab:
     def ns(self, suffix):
         return self.prefix + suffix
 
+    def _add_ns(self, name):
+        return self.reg.add_ns(self.ns(name), ipv6=self.ipv6)
+
     def start(self):
         _install_handlers()
         with _live_lock:
@@ -150,7 +168,7 @@ class Lab:
 
     def _build(self):
         reg = self.reg
-        self.sw_ns = reg.add_ns(self.ns("sw"))
+        self.sw_ns = self._add_ns("sw")
         N.bridge(self.sw_ns, "brc")
         N.bridge(self.sw_ns, "brs")
         if self.router:
@@ -168,6 +186,8 @@ class Lab:
             self.lb_ns = self.lb_nss[0]
             if self.vip_on:
                 N.addr_add(self.lb_ns, self.vip_on, VIP + "/32")
+            if self.ipv6:
+                self._balancer_v6()
 
         for i in range(1, self.nservers + 1):
             name = "s%d" % i
@@ -175,21 +195,37 @@ class Lab:
                               "server")
             N.addr_add(node.ns, "lo", PROTECTED + "/32")
             node.index = i
+            self._host_v6(node, "2001:db8:5::%d/64" % (10 + i), LB_SERVER_ADDR6)
             self.servers.append(node)
         for i in range(1, self.nclients + 1):
             name = "c%d" % i
             node = self._host(name, "brc", "203.0.113.%d" % (100 + i), 24, LB_CLIENT_ADDR,
                               "client")
             node.index = i
+            self._host_v6(node, "2001:db8:c:%x::100/48" % i, LB_CLIENT_ADDR6)
             self.clients.append(node)
         if self.nnat:
             self._build_nat()
+
+    def _balancer_v6(self):
+        N.addr_add(self.lb_ns, LB_CLIENT_IF, LB_CLIENT_ADDR6 + "/48")
+        N.addr_add(self.lb_ns, LB_SERVER_IF, LB_SERVER_ADDR6 + "/64")
+        N.sysctl(self.lb_ns, "net.ipv6.conf.all.forwarding=1")
+        if self.vip_on:
+            N.addr_add(self.lb_ns, self.vip_on, VIP6 + "/128")
+
+    def _host_v6(self, node, cidr, gw):
+        if not self.ipv6:
+            return
+        N.addr_add(node.ns, "eth0", cidr)
+        N.default_route(node.ns, gw)
+        node.addr6 = cidr.split("/")[0]
 
     def _build_router(self):
         """The ECMP router: eth0 on the clients' bridge, eth1 on the transit
         bridge toward the nodes; L4 multipath hashing, so one client's
         ports 500 and 4500 may reach different nodes."""
-        self.rt_ns = self.reg.add_ns(self.ns("rt"))
+        self.rt_ns = self._add_ns("rt")
         N.bridge(self.sw_ns, "brr")
         N.veth(self.rt_ns, "eth0", self.sw_ns, "rtc")
         N.veth(self.rt_ns, "eth1", self.sw_ns, "rtr")
@@ -209,7 +245,7 @@ class Lab:
     def _balancer_arms(self, k, caddr, saddr, cbridge="brc"):
         """Balancer namespace k (lb, lb2, ...): c0 on cbridge, s0 on brs."""
         sfx = "" if k == 1 else str(k)
-        ns = self.reg.add_ns(self.ns("lb" + sfx))
+        ns = self._add_ns("lb" + sfx)
         N.veth(ns, LB_CLIENT_IF, self.sw_ns, "lbc" + sfx)
         N.veth(ns, LB_SERVER_IF, self.sw_ns, "lbs" + sfx)
         N.link_up(self.sw_ns, "lbc" + sfx, cbridge)
@@ -230,7 +266,7 @@ class Lab:
         return ns
 
     def _host(self, name, bridge, addr, plen, gw, kind):
-        ns = self.reg.add_ns(self.ns(name))
+        ns = self._add_ns(name)
         N.veth(ns, "eth0", self.sw_ns, name)
         N.link_up(self.sw_ns, name, bridge)
         N.addr_add(ns, "eth0", "%s/%d" % (addr, plen))
@@ -239,7 +275,7 @@ class Lab:
         return Node(name, ns, addr, kind)
 
     def _build_nat(self):
-        self.nat_ns = self.reg.add_ns(self.ns("nat"))
+        self.nat_ns = self._add_ns("nat")
         N.bridge(self.sw_ns, "brn")
         N.veth(self.nat_ns, "eth0", self.sw_ns, "natpub")
         N.veth(self.nat_ns, "eth1", self.sw_ns, "natpriv")
@@ -272,7 +308,8 @@ class Lab:
             s.charon = Charon(s.name, s.ns, self.workdir, o.get("charon"), tree)
         for c in self.clients:
             o = _opts(self.client_opts, c.index)
-            tree = client_swanctl("%s@lab.test" % c.name, o.get("remote", VIP),
+            tree = client_swanctl("%s@lab.test" % c.name,
+                                  o.get("remote", VIP6 if self.ipv6 else VIP),
                                   o.get("conn"), o.get("child"))
             c.charon = Charon(c.name, c.ns, self.workdir, o.get("charon"), tree)
         nodes = self.servers + self.clients
@@ -370,6 +407,8 @@ class Lab:
     def public_addr(self, client):
         """The address the outside world sees for a client."""
         c = self.node(client)
+        if self.ipv6:
+            return c.addr6
         return NAT_PUBLIC if c.kind == "nat-client" else c.addr
 
     def placement(self):
@@ -395,7 +434,8 @@ class Lab:
             sas = self.server_sas(s)
             seen = sorted({sa["remote-host"] for sa in sas})
             lines.append("%s %s: %d IKE SAs, %d established; clients %s; seen from %s" % (
-                s.name, s.addr, len(sas), sum(1 for sa in sas if sa["state"] == "ESTABLISHED"),
+                s.name, s.addr6 if self.ipv6 else s.addr, len(sas),
+                sum(1 for sa in sas if sa["state"] == "ESTABLISHED"),
                 ",".join(sorted(sa["remote-id"].split("@")[0] for sa in sas if sa["remote-id"]))
                 or "-", ",".join(seen) or "-"))
         return "\n".join(lines)
