@@ -236,13 +236,19 @@ struct flow_key {
 
 /* frag_map (LRU_HASH): the first fragment (which carries the UDP and IKE
  * headers) is steered normally and records its choice under the IP
- * identification, so later fragments follow it. */
+ * identification, so later fragments follow it.
+ * Hint entries (hint FRAG_HINT, id 0): where the client's last IKE message
+ * to this VIP went. A later fragment that overtook its first one (the
+ * path reordered them) follows it: the datagram is almost always the
+ * IKE_AUTH right after that message (docs/steering.md, "IP fragments"). */
 struct frag_key {
 	struct ikelb_addr src;
 	struct ikelb_addr dst;
-	__u32 id;             /* IPv4 id or IPv6 fragment id */
-	__u32 pad;
+	__u32 id;             /* IPv4 id or IPv6 fragment id; 0 in a hint */
+	__u32 hint;           /* 0, or FRAG_HINT */
 };
+
+#define FRAG_HINT 1
 
 #define FRAG_K_DNAT 1     /* rewrite destination to addr */
 #define FRAG_K_DSR 2      /* L2 toward addr (the real server) */

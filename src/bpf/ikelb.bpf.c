@@ -45,14 +45,20 @@ static __always_inline int ttl_expired(const struct pkt *p, __u8 svc_flags, __u3
 	return 1;
 }
 
-/* Non-first fragment: follow the first one; without it nobody can place
- * the fragment. */
+/* Non-first fragment: follow the first one. One that overtook its first
+ * fragment follows the client's hint (maps.h, frag_key); with neither,
+ * nobody can place it. */
 static __noinline int handle_frag_later(struct __sk_buff *skb, const struct pkt *p)
 {
 	struct frag_key k;
 
 	frag_key_make(&k, p);
 	struct frag_value *fv = bpf_map_lookup_elem(&frag_map, &k);
+	if (!fv) {
+		k.id = 0;
+		k.hint = FRAG_HINT;
+		fv = bpf_map_lookup_elem(&frag_map, &k);
+	}
 	if (!fv)
 		return vip_drop(p, IKE_DROP_FRAGMENT);
 	struct ikelb_addr a = fv->addr;
@@ -243,6 +249,18 @@ static __noinline int handle_reply(struct __sk_buff *skb, const struct pkt *p)
 	return fib_forward(skb, p, &vip, &p->dst, FIB_ARG(1, svc_id));
 }
 
+/* An IKE message placed: the client's hint for later fragments that
+ * overtake their first one (handle_frag_later). Not for ESP: the hot path
+ * pays nothing. */
+static __always_inline void frag_hint(const struct pkt *p, const struct svc_value *svc,
+				      const struct ctx *c)
+{
+	if (c->info.cls != IKE_C_IKEV2 && c->info.cls != IKE_C_IKEV1)
+		return;
+	frag_record(p, FRAG_REC_HINT | ((svc->flags & SVC_F_DSR) ? FRAG_K_DSR : FRAG_K_DNAT),
+		    &c->raddr, c->svc_id, c->real_id);
+}
+
 /* Client -> VIP. */
 static __noinline int handle_service(struct __sk_buff *skb, const struct pkt *p,
 				     const struct svc_value *svc)
@@ -264,6 +282,7 @@ static __noinline int handle_service(struct __sk_buff *skb, const struct pkt *p,
 		return TC_ACT_SHOT;
 	}
 	learn(svc, &c);
+	frag_hint(p, svc, &c);
 	ctr_steered(&c, p->len);
 	if (p->frag == FRAG_FIRST)
 		frag_record(p, (svc->flags & SVC_F_DSR) ? FRAG_K_DSR : FRAG_K_DNAT, &c.raddr,
@@ -324,6 +343,7 @@ static __always_inline int xdp_service(struct xdp_md *x, const struct pkt *p, st
 	if (ikelb_addr_is_v4(&c.raddr) == p->v6 || xdp_fib(x, p, h, &c.raddr, &f) < 0)
 		return XDP_PASS; /* tc decides again and counts (FIB_PASS etc.) */
 	learn(svc, &c);
+	frag_hint(p, svc, &c);
 	ctr_add(c.svc_id, SVC_CTR_RX, p->len);
 	ctr_class(&c, p->len);
 	ctr_steered(&c, p->len);

@@ -163,6 +163,10 @@ static __always_inline void frag_key_make(struct frag_key *k, const struct pkt *
 	k->id = p->frag_id;
 }
 
+/* frag_record's kind | FRAG_REC_HINT: the client's hint entry (maps.h,
+ * frag_key), not this datagram's. */
+#define FRAG_REC_HINT 0x80
+
 /* First fragment: where its later fragments go (handle_frag_later). */
 static __noinline void frag_record(const struct pkt *p, __u8 kind, const struct ikelb_addr *addr,
 					__u32 svc_id, __u32 real_id)
@@ -171,6 +175,11 @@ static __noinline void frag_record(const struct pkt *p, __u8 kind, const struct 
 	struct frag_value v;
 
 	frag_key_make(&k, p);
+	if (kind & FRAG_REC_HINT) {
+		k.id = 0;
+		k.hint = FRAG_HINT;
+		kind &= ~FRAG_REC_HINT;
+	}
 	__builtin_memset(&v, 0, sizeof(v));
 	v.addr = *addr;
 	v.svc_id = svc_id;

@@ -47,8 +47,10 @@ static void sweep_expires_by_timeout(void **state)
 	assert_int_equal(t_map_count(f, "halfopen_map", sizeof(struct sa_key)), 0);
 	assert_int_equal(bpf_engine_sweep(f->e, now, u, &st), 0);
 	assert_int_equal(st.expired + st.purged, 0);
-	/* flows, persist, sa of both services (source-ip keeps its SA too) */
-	assert_int_equal(st.scanned, 2 + 1 + 2);
+	/* flows, persist, sa of both services (source-ip keeps its SA too),
+	 * the client's fragment hint per VIP (frag_map) */
+	assert_int_equal(t_map_count(f, "frag_map", sizeof(struct frag_key)), 2);
+	assert_int_equal(st.scanned, 2 + 1 + 2 + 2);
 	uint32_t flows = 0, persist = 0, sa = 0;
 	for (int i = 0; i < IKELB_MAX_REALS; i++) {
 		flows += u[i].flows;
@@ -64,9 +66,11 @@ static void sweep_expires_by_timeout(void **state)
 	assert_int_equal(found, 1);
 	(void)r;
 
-	/* past the flow timeout (300 s), within persistence (3600 s) */
+	/* past the flow timeout (300 s) and the hints' (30 s), within
+	 * persistence (3600 s) */
 	assert_int_equal(bpf_engine_sweep(f->e, now + 400, NULL, &st), 0);
-	assert_int_equal(st.expired, 2);
+	assert_int_equal(st.expired, 2 + 2);
+	assert_int_equal(t_map_count(f, "frag_map", sizeof(struct frag_key)), 0);
 	assert_int_equal(t_map_count(f, "flow_map", sizeof(struct flow_key)), 0);
 	assert_int_equal(t_map_count(f, "persist_map", sizeof(struct persist_key)), 1);
 	assert_int_equal(bpf_engine_sweep(f->e, now + 4000, NULL, &st), 0);

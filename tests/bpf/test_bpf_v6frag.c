@@ -14,6 +14,8 @@
 
 #define CLIENT4 "203.0.113.77"
 #define CLIENT6 "2001:db8:300::77"
+#define STRANGER4 "203.0.113.79"
+#define STRANGER6 "2001:db8:300::79"
 
 
 /* Split an unfragmented Ethernet+IP+UDP frame into two fragments; the
@@ -137,6 +139,7 @@ static void fragments_follow_first(void **state)
 	uint8_t fr[PKT_MAX], a[PKT_MAX], b[PKT_MAX], ra[PKT_MAX];
 	size_t la, lb;
 	const char *clients[2] = { CLIENT4, CLIENT6 };
+	const char *strangers[2] = { STRANGER4, STRANGER6 };
 	const int svcs[2] = { SV4, SV6 };
 
 	for (int k = 0; k < 2; k++) {
@@ -153,7 +156,9 @@ static void fragments_follow_first(void **state)
 		assert_true(t_reassembled_ok(ra, lra, f->out, f->out_len));
 		assert_int_equal(t_ctr(f, s, SVC_CTR_FRAGMENT), 1);
 
-		/* a later fragment nobody announced: counted drop */
+		/* a later fragment nobody announced, from a client never
+		 * heard: counted drop */
+		n = t_auth(fr, strangers[k], 4500, t_vip[s], 0xf00e, 0xbeef, 1400);
 		t_fragment(fr, n, 1024, 0x9999, a, &la, b, &lb);
 		assert_int_equal(t_run(f, b, lb), TC_ACT_SHOT);
 		assert_int_equal(t_drop(f, s, IKE_DROP_FRAGMENT), 1);
@@ -175,6 +180,42 @@ static void fragments_follow_first(void **state)
 	assert_true(t_reassembled_ok(ra, lra, f->out, f->out_len));
 	assert_int_equal(t_ctr(f, SV4, SVC_CTR_REPLY), 1);
 	assert_int_equal(t_ctr(f, SV4, SVC_CTR_FRAGMENT), 2);
+}
+
+/* Reordered on the way (issue #15: Windows-sized IKE_AUTH): a later
+ * fragment that overtakes its first one follows the server of the
+ * client's last IKE message, in both persistence modes and families; then
+ * the first fragment goes there too and the datagram reassembles. Before
+ * the hint, the later fragment was a counted drop, and so was every
+ * retransmission reordered the same way. */
+static void fragment_overtakes_first(void **state)
+{
+	struct tfx *f = *state;
+	uint8_t fr[PKT_MAX], a[PKT_MAX], b[PKT_MAX], rb[PKT_MAX];
+	size_t la, lb;
+	const char *clients[3] = { CLIENT4, "203.0.113.78", CLIENT6 };
+	const int svcs[3] = { SV4, SIKE, SV6 };
+
+	for (int k = 0; k < 3; k++) {
+		int s = svcs[k];
+		uint64_t spi = 0x5150 + (uint64_t)k;
+		size_t n = t_sa_init(fr, clients[k], 500, t_vip[s], spi);
+
+		assert_int_equal(t_run(f, fr, n), TC_ACT_OK);
+		int srv = t_dst_server(f, s);
+		assert_true(srv >= 0);
+		n = t_auth(fr, clients[k], 4500, t_vip[s], spi, 0xbeef, 1400);
+		t_fragment(fr, n, 1024, 0x7000 + (uint32_t)k, a, &la, b, &lb);
+		assert_int_equal(t_run(f, b, lb), TC_ACT_OK);
+		assert_int_equal(t_dst_server(f, s), srv);
+		memcpy(rb, f->out, f->out_len);
+		size_t lrb = f->out_len;
+		assert_int_equal(t_run(f, a, la), TC_ACT_OK);
+		assert_int_equal(t_dst_server(f, s), srv);
+		assert_true(t_reassembled_ok(f->out, f->out_len, rb, lrb));
+		assert_int_equal(t_ctr(f, s, SVC_CTR_FRAGMENT), 1);
+		assert_int_equal(t_drop(f, s, IKE_DROP_FRAGMENT), 0);
+	}
 }
 
 static int ifindex_of(const char *name)
@@ -275,6 +316,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(v6_client_cycle, t_cm_setup, t_cm_teardown),
 		cmocka_unit_test_setup_teardown(fragments_follow_first, t_cm_setup, t_cm_teardown),
+		cmocka_unit_test_setup_teardown(fragment_overtakes_first, t_cm_setup, t_cm_teardown),
 		cmocka_unit_test_setup_teardown(fib_redirect_dnat_and_dsr, t_cm_setup, t_cm_teardown),
 	};
 	if (t_netns() != 0)

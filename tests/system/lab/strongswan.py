@@ -6,6 +6,7 @@ the host without entering the namespace) and a private /run bind-mounted
 inside `ip netns exec` (charon hard-codes /var/run/charon.pid)."""
 import os
 import re
+import shutil
 import signal
 import subprocess
 import time
@@ -108,7 +109,7 @@ def client_swanctl(ident, remote, conn=None, child=None):
 class Charon:
     """One charon in one namespace."""
 
-    def __init__(self, name, ns, workdir, charon_opts=None, swanctl_tree=None):
+    def __init__(self, name, ns, workdir, charon_opts=None, swanctl_tree=None, files=None):
         self.name = name
         self.ns = ns
         self.dir = os.path.join(workdir, name)
@@ -120,6 +121,8 @@ class Charon:
         self.outfile = os.path.join(self.dir, "charon.out")
         self.charon_opts = dict(BASE_CHARON, **(charon_opts or {}))
         self.swanctl_tree = swanctl_tree or {}
+        # {path under the swanctl directory: source file} (lab/pki.py)
+        self.files = files or {}
         self.proc = None
 
     @property
@@ -150,6 +153,8 @@ class Charon:
             f.write(render_conf(tree) + "\n")
         with open(os.path.join(self.swanctl_dir, "swanctl.conf"), "w") as f:
             f.write(render_conf(self.swanctl_tree) + "\n")
+        for rel, src in self.files.items():
+            shutil.copyfile(src, os.path.join(self.swanctl_dir, rel))
 
     def env(self):
         e = dict(os.environ)

@@ -106,7 +106,8 @@ class InitResult:
 class Lab:
     """servers/clients/nat_clients: counts. server_opts/client_opts: dict or
     callable(index) -> {'charon': {strongswan.conf charon.* keys},
-    'conn': {swanctl connection keys}, 'child': {swanctl child keys}}.
+    'conn': {swanctl connection keys}, 'child': {swanctl child keys},
+    'files': {path under swanctl/: source file} (certificates, lab/pki.py)}.
     vip_on: 'lo' (default), 'c0' (lb's client interface) or None (the
     balancer answers for the VIP itself).
     balancers: N > 1 builds N balancer namespaces (lb, lb2, ...) on the same
@@ -305,13 +306,13 @@ class Lab:
             o = _opts(self.server_opts, s.index)
             tree = server_swanctl(s.index, "198.18.%d.0/24" % s.index,
                                   o.get("conn"), o.get("child"))
-            s.charon = Charon(s.name, s.ns, self.workdir, o.get("charon"), tree)
+            s.charon = Charon(s.name, s.ns, self.workdir, o.get("charon"), tree, o.get("files"))
         for c in self.clients:
             o = _opts(self.client_opts, c.index)
             tree = client_swanctl("%s@lab.test" % c.name,
                                   o.get("remote", VIP6 if self.ipv6 else VIP),
                                   o.get("conn"), o.get("child"))
-            c.charon = Charon(c.name, c.ns, self.workdir, o.get("charon"), tree)
+            c.charon = Charon(c.name, c.ns, self.workdir, o.get("charon"), tree, o.get("files"))
         nodes = self.servers + self.clients
         # Started from this thread on purpose: PDEATHSIG follows the thread.
         for n in nodes:

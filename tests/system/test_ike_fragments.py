@@ -1,0 +1,116 @@
+"""Windows-sized IKE_AUTH (issue #15, deliverable 5): clients with
+`fragmentation = no` (Windows RRAS's default: no RFC 7383 IKE
+fragmentation) and an RSA-4096 certificate chain with an intermediate CA,
+so every IKE_AUTH is larger than the 1500-byte MTU and the kernel splits it
+into IP fragments, through ikelb in both persistence modes and both
+forwarding modes, with the fragments in order and reordered (the first
+fragment held back on the client's link, so the later ones reach ikelb
+before it).
+
+A capture on ikelb's client-side interface proves the IKE_AUTH datagrams
+were IP-fragmented (and, reordered, that a later fragment arrived first);
+the servers' logs show the whole message arrived (its size above the MTU)."""
+import re
+
+import pytest
+
+from lab import netns as N
+from lab import VIP, LB_CLIENT_IF
+from lab.checks import assert_all_up, assert_no_invalid_spi, assert_pings, assert_server_view
+from lab.impair import Capture, FragReorder, datagrams
+from lab.pki import Pki
+
+pytestmark = pytest.mark.usefixtures("require_ikelb")
+
+CLIENTS = 4
+NO_FRAG = {"fragmentation": "no"}
+# dsr: servers keep their SAs on the VIP (test_ipv6.py, DSR_SERVER).
+DSR_CONN = {"mobike": "no"}
+BIG_RX = re.compile(r"received packet: from [0-9.]+\[\d+\] to [0-9.]+\[\d+\] \((\d+) bytes\)"
+                    r"\n.*parsed IKE_AUTH request")
+
+
+# `ikelb stats`: the counter `fragments` (later fragments forwarded) and the
+# drop reason `fragment` (later fragments nobody could place).
+FORWARDED_FRAGS = re.compile(r"^\s+fragments\s+(\d+) pkts", re.M)
+DROP_FRAG = re.compile(r"^\s+fragment\s+\d+ pkts", re.M)
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    """One RSA-4096 chain for the module: seven keys take seconds each."""
+    return Pki(str(tmp_path_factory.mktemp("pki"))).make(CLIENTS)
+
+
+def dsr_servers(lab):
+    """dsr over IPv4: servers hold the VIP on lo and do not answer ARP for
+    it; their replies (source VIP) are routed back through the balancer,
+    which holds the VIP too: accept_local lets its kernel forward them
+    instead of dropping them as martians (issue #15, deliverable 1, is the
+    real fix)."""
+    for s in lab.servers:
+        N.addr_add(s.ns, "lo", VIP + "/32")
+        for k in ("net.ipv4.conf.all.arp_ignore=1", "net.ipv4.conf.all.arp_announce=2"):
+            N.sysctl(s.ns, k)
+    N.sysctl(lab.lb_ns, "net.ipv4.conf.all.accept_local=1")
+    N.sysctl(lab.lb_ns, "net.ipv4.conf.%s.accept_local=1" % "s0")
+
+
+def auth_sizes(lab):
+    """Sizes of the IKE_AUTH requests the servers received (reassembled)."""
+    out = []
+    for s in lab.servers:
+        out += [int(m) for m in BIG_RX.findall(lab.server_log(s))]
+    return out
+
+
+@pytest.mark.parametrize("reorder", [False, True], ids=["inorder", "reordered"])
+@pytest.mark.parametrize("forwarding", ["dnat", "dsr"])
+@pytest.mark.parametrize("persistence", ["source-ip", "ike"])
+def test_windows_sized_ike_auth(make_lab, report, pki, persistence, forwarding, reorder):
+    dsr = forwarding == "dsr"
+    lab = make_lab("ikelb", balancer_opts={"forwarding": forwarding, "persistence": persistence},
+                   servers=2, clients=CLIENTS,
+                   server_opts=pki.server_opts(DSR_CONN if dsr else None),
+                   client_opts=pki.client_opts(NO_FRAG))
+    if dsr:
+        dsr_servers(lab)
+    relays = [FragReorder(lab, c) for c in lab.clients] if reorder else []
+    cap = Capture(lab.reg, lab.lb_ns, LB_CLIENT_IF, lab.workdir + "/c0.pcap")
+    results = lab.initiate_all(timeout=30)
+    cap.stop()
+    assert_all_up(lab, results)
+    assert_pings(lab)
+    assert_server_view(lab)
+    assert_no_invalid_spi(lab)
+    if dsr:
+        for s in lab.servers:
+            assert all(sa["local-host"] == VIP for sa in lab.server_sas(s))
+
+    # Really fragmented: every client's IKE_AUTH reached ikelb in pieces,
+    # and reached a server whole.
+    clients = {c.addr for c in lab.clients}
+    grams = {k: v for k, v in datagrams(cap.ip_fragments()).items()
+             if len(v) > 1 and k[0] in clients}
+    senders = {src for src, _ in grams}
+    assert senders == clients, (senders, grams)
+    sizes = auth_sizes(lab)
+    assert len(sizes) >= CLIENTS and min(sizes) > 1500, sizes
+    late_first = [k for k, offs in grams.items() if offs[0] != 0]
+    if reorder:
+        assert all(r.stats()["overtaken"] >= 1 for r in relays), [r.stats() for r in relays]
+        # every client's datagram arrived with a later fragment first
+        assert {src for src, _ in late_first} == clients, grams
+    else:
+        assert not late_first, grams
+    # ikelb placed every fragment: none dropped as orphans (a later
+    # fragment before its first one was, before the client hints).
+    stats = lab.balancer.stats()
+    assert not DROP_FRAG.search(stats), stats
+    m = FORWARDED_FRAGS.search(stats)
+    assert m and int(m.group(1)) >= CLIENTS, stats
+    report(lab, results, "%s/%s/%s: %d fragmented datagrams from clients at ikelb "
+           "(%d arrived later fragment first); IKE_AUTH sizes at servers %s; "
+           "ikelb stats:\n%s" % (persistence, forwarding, "reordered" if reorder else "in order",
+                                 len(grams), len(late_first), sorted(set(sizes)),
+                                 stats))
