@@ -15,7 +15,7 @@ import re
 import pytest
 
 from lab import netns as N
-from lab import VIP, LB_CLIENT_IF
+from lab import VIP, VIP6, LB_CLIENT_IF
 from lab.checks import assert_all_up, assert_no_invalid_spi, assert_pings, assert_server_view
 from lab.impair import Capture, FragReorder, datagrams
 from lab.pki import Pki
@@ -28,7 +28,8 @@ NO_FRAG = {"fragmentation": "no"}
 DSR_CONN = {"mobike": "no"}
 # charon's per-IKE_SA line for each datagram it received (whole, after
 # reassembly); only the IKE_AUTH requests are larger than the MTU.
-RX = re.compile(r"<[^>]+> received packet: from [0-9.]+\[\d+\] to [0-9.]+\[\d+\] \((\d+) bytes\)")
+RX = re.compile(r"<[^>]+> received packet: from [0-9a-f.:]+\[\d+\] to [0-9a-f.:]+\[\d+\] "
+                r"\((\d+) bytes\)")
 
 
 # `ikelb stats`: the counter `fragments` (later fragments forwarded) and the
@@ -115,3 +116,36 @@ def test_windows_sized_ike_auth(make_lab, report, pki, persistence, forwarding, 
            "ikelb stats:\n%s" % (persistence, forwarding, "reordered" if reorder else "in order",
                                  len(grams), len(late_first), sorted(set(sizes)),
                                  stats))
+
+
+@pytest.mark.parametrize("forwarding", ["dnat", "dsr"])
+def test_windows_sized_ike_auth_ipv6(make_lab, report, pki, forwarding):
+    """The same over IPv6 (fragment header; fragments in order: the
+    reordering relay is IPv4 only)."""
+    dsr = forwarding == "dsr"
+    lab = make_lab("ikelb", balancer_opts={"forwarding": forwarding, "persistence": "source-ip"},
+                   servers=2, clients=CLIENTS, ipv6=True,
+                   server_opts=pki.server_opts(DSR_CONN if dsr else None),
+                   client_opts=pki.client_opts(NO_FRAG))
+    if dsr:
+        for s in lab.servers:
+            N.addr_add(s.ns, "lo", VIP6 + "/128")
+    cap = Capture(lab.reg, lab.lb_ns, LB_CLIENT_IF, lab.workdir + "/c0.pcap", expr="ip6")
+    results = lab.initiate_all(timeout=30)
+    cap.stop()
+    assert_all_up(lab, results)
+    assert_pings(lab)
+    assert_server_view(lab)
+    assert_no_invalid_spi(lab)
+    clients = {c.addr6 for c in lab.clients}
+    grams = {k: v for k, v in datagrams(cap.ip6_fragments()).items()
+             if len(v) > 1 and k[0] in clients}
+    assert {src for src, _ in grams} == clients, grams
+    sizes = auth_sizes(lab)
+    assert len(sizes) >= CLIENTS and min(sizes) > 1500, sizes
+    stats = lab.balancer.stats()
+    assert not DROP_FRAG.search(stats), stats
+    report(lab, results, "ipv6 %s: %d fragmented datagrams from clients at ikelb; "
+           "whole datagrams above the MTU at servers %s" % (forwarding, len(grams),
+                                                            sorted(set(sizes))))
+

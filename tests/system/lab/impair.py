@@ -98,6 +98,17 @@ class Capture:
         return frags
 
 
+    def ip6_fragments(self):
+        """-> [(src, fragment id, offset, length)] of the IPv6 fragments
+        (fragment header), in arrival order."""
+        if not os.path.exists(self.path):
+            return []
+        out = N.run([TCPDUMP, "-r", self.path, "-n", "-v", "ip6"], check=False).stdout
+        return [(m.group(1), int(m.group(2), 16), int(m.group(3)), int(m.group(4)))
+                for m in re.finditer(r"(\S+) > \S+: frag \((0x[0-9a-f]+):(\d+)\|(\d+)\)",
+                                     out)]
+
+
 def datagrams(frags):
     """-> {(src, id): [offsets in arrival order]}"""
     out = {}
