@@ -66,19 +66,37 @@ def auth_sizes(lab):
     return out
 
 
-@pytest.mark.parametrize("reorder", [False, True], ids=["inorder", "reordered"])
-@pytest.mark.parametrize("forwarding", ["dnat", "dsr"])
-@pytest.mark.parametrize("persistence", ["source-ip", "ike"])
-def test_windows_sized_ike_auth(make_lab, report, pki, persistence, forwarding, reorder):
+def dsr_servers6(lab):
+    """dsr over IPv6: VIP6 on the servers' lo is all (test_ipv6.py)."""
+    for s in lab.servers:
+        N.addr_add(s.ns, "lo", VIP6 + "/128")
+
+
+# (family, persistence, forwarding, reordered): IPv4 in every combination,
+# IPv6 with source-ip persistence.
+CASES = [(4, p, f, r) for p in ("source-ip", "ike") for f in ("dnat", "dsr")
+         for r in (False, True)] + [(6, "source-ip", f, r) for f in ("dnat", "dsr")
+                                    for r in (False, True)]
+
+
+def case_id(case):
+    fam, pers, fwd, reorder = case
+    return "v%d-%s-%s-%s" % (fam, pers, fwd, "reordered" if reorder else "inorder")
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case_id(c) for c in CASES])
+def test_windows_sized_ike_auth(make_lab, report, pki, case):
+    fam, persistence, forwarding, reorder = case
     dsr = forwarding == "dsr"
     lab = make_lab("ikelb", balancer_opts={"forwarding": forwarding, "persistence": persistence},
-                   servers=2, clients=CLIENTS,
+                   servers=2, clients=CLIENTS, ipv6=fam == 6,
                    server_opts=pki.server_opts(DSR_CONN if dsr else None),
                    client_opts=pki.client_opts(NO_FRAG))
     if dsr:
-        dsr_servers(lab)
+        (dsr_servers6 if fam == 6 else dsr_servers)(lab)
     relays = [FragReorder(lab, c) for c in lab.clients] if reorder else []
-    cap = Capture(lab.reg, lab.lb_ns, LB_CLIENT_IF, lab.workdir + "/c0.pcap")
+    cap = Capture(lab.reg, lab.lb_ns, LB_CLIENT_IF, lab.workdir + "/c0.pcap",
+                  expr="ip6" if fam == 6 else "ip")
     results = lab.initiate_all(timeout=30)
     cap.stop()
     assert_all_up(lab, results)
@@ -86,66 +104,29 @@ def test_windows_sized_ike_auth(make_lab, report, pki, persistence, forwarding, 
     assert_server_view(lab)
     assert_no_invalid_spi(lab)
     if dsr:
+        vip = VIP6 if fam == 6 else VIP
         for s in lab.servers:
-            assert all(sa["local-host"] == VIP for sa in lab.server_sas(s))
+            assert all(sa["local-host"] == vip for sa in lab.server_sas(s))
 
-    # Really fragmented: every client's IKE_AUTH reached ikelb in pieces,
-    # and reached a server whole.
-    clients = {c.addr for c in lab.clients}
-    grams = {k: v for k, v in datagrams(cap.ip_fragments()).items()
-             if len(v) > 1 and k[0] in clients}
-    senders = {src for src, _ in grams}
-    assert senders == clients, (senders, grams)
+    # Really fragmented: every client's IKE_AUTH reached ikelb in pieces
+    # (and, reordered, a later piece first), and reached a server whole.
+    clients = {lab.public_addr(c) for c in lab.clients}
+    frags = cap.ip6_fragments() if fam == 6 else cap.ip_fragments()
+    grams = {k: v for k, v in datagrams(frags).items() if len(v) > 1 and k[0] in clients}
+    assert {src for src, _ in grams} == clients, grams
+    late_first = {src for (src, _), offs in grams.items() if offs[0] != 0}
+    assert late_first == (clients if reorder else set()), grams
+    assert all(r.stats()["overtaken"] >= 1 for r in relays), [r.stats() for r in relays]
     sizes = auth_sizes(lab)
     assert len(sizes) >= CLIENTS and min(sizes) > 1500, sizes
-    late_first = [k for k, offs in grams.items() if offs[0] != 0]
-    if reorder:
-        assert all(r.stats()["overtaken"] >= 1 for r in relays), [r.stats() for r in relays]
-        # every client's datagram arrived with a later fragment first
-        assert {src for src, _ in late_first} == clients, grams
-    else:
-        assert not late_first, grams
+
     # ikelb placed every fragment: none dropped as orphans (a later
     # fragment before its first one was, before the client hints).
     stats = lab.balancer.stats()
     assert not DROP_FRAG.search(stats), stats
     m = FORWARDED_FRAGS.search(stats)
     assert m and int(m.group(1)) >= CLIENTS, stats
-    report(lab, results, "%s/%s/%s: %d fragmented datagrams from clients at ikelb "
-           "(%d arrived later fragment first); IKE_AUTH sizes at servers %s; "
-           "ikelb stats:\n%s" % (persistence, forwarding, "reordered" if reorder else "in order",
-                                 len(grams), len(late_first), sorted(set(sizes)),
-                                 stats))
-
-
-@pytest.mark.parametrize("forwarding", ["dnat", "dsr"])
-def test_windows_sized_ike_auth_ipv6(make_lab, report, pki, forwarding):
-    """The same over IPv6 (fragment header; fragments in order: the
-    reordering relay is IPv4 only)."""
-    dsr = forwarding == "dsr"
-    lab = make_lab("ikelb", balancer_opts={"forwarding": forwarding, "persistence": "source-ip"},
-                   servers=2, clients=CLIENTS, ipv6=True,
-                   server_opts=pki.server_opts(DSR_CONN if dsr else None),
-                   client_opts=pki.client_opts(NO_FRAG))
-    if dsr:
-        for s in lab.servers:
-            N.addr_add(s.ns, "lo", VIP6 + "/128")
-    cap = Capture(lab.reg, lab.lb_ns, LB_CLIENT_IF, lab.workdir + "/c0.pcap", expr="ip6")
-    results = lab.initiate_all(timeout=30)
-    cap.stop()
-    assert_all_up(lab, results)
-    assert_pings(lab)
-    assert_server_view(lab)
-    assert_no_invalid_spi(lab)
-    clients = {c.addr6 for c in lab.clients}
-    grams = {k: v for k, v in datagrams(cap.ip6_fragments()).items()
-             if len(v) > 1 and k[0] in clients}
-    assert {src for src, _ in grams} == clients, grams
-    sizes = auth_sizes(lab)
-    assert len(sizes) >= CLIENTS and min(sizes) > 1500, sizes
-    stats = lab.balancer.stats()
-    assert not DROP_FRAG.search(stats), stats
-    report(lab, results, "ipv6 %s: %d fragmented datagrams from clients at ikelb; "
-           "whole datagrams above the MTU at servers %s" % (forwarding, len(grams),
-                                                            sorted(set(sizes))))
-
+    report(lab, results, "%s: %d fragmented client datagrams at ikelb (%d clients' arrived "
+           "later fragment first); whole datagrams above the MTU at the servers: %s; "
+           "ikelb fragments forwarded: %s" % (case_id(case), len(grams), len(late_first),
+                                              sorted(set(sizes)), m.group(1)))

@@ -1,7 +1,7 @@
 """Reordering relay for the lab (run inside the sw namespace by
 lab/impair.py): copies Ethernet frames between a client's switch port and
-a veth toward the bridge, and holds every first IPv4 fragment (MF set,
-offset 0) it gets from the client until a later fragment of the same
+a veth toward the bridge, and holds every first IP fragment (IPv4: MF set,
+offset 0; IPv6: fragment header with offset 0) it gets from the client until a later fragment of the same
 datagram has gone out, so the later fragments reach the balancer first,
 every time. The kernel has no netem here, and netem's `reorder` is random.
 
@@ -18,16 +18,21 @@ import time
 ETH_P_ALL = 3
 PACKET_OUTGOING = 4
 MF, OFFMASK = 0x2000, 0x1fff
+IP6_FRAG = 44
 
 
 def frag_info(frame):
-    """-> ((src, id), is_first) for an IPv4 fragment, else None."""
-    if len(frame) < 34 or frame[12:14] != b"\x08\x00":
-        return None
-    fo = int.from_bytes(frame[20:22], "big")
-    if not fo & (MF | OFFMASK):
-        return None
-    return (frame[26:30], frame[18:20]), not fo & OFFMASK
+    """-> ((src, id), is_first) for an IPv4 fragment or an IPv6 one (a
+    fragment header right after the fixed header), else None."""
+    if len(frame) >= 34 and frame[12:14] == b"\x08\x00":
+        fo = int.from_bytes(frame[20:22], "big")
+        if not fo & (MF | OFFMASK):
+            return None
+        return (frame[26:30], frame[18:20]), not fo & OFFMASK
+    if len(frame) >= 62 and frame[12:14] == b"\x86\xdd" and frame[20] == IP6_FRAG:
+        fo = int.from_bytes(frame[56:58], "big")  # offset << 3 | M
+        return (frame[22:38], frame[58:62]), not fo & 0xfff8
+    return None
 
 
 def save(path, stats):

@@ -168,7 +168,6 @@ class Lab:
         return self
 
     def _build(self):
-        reg = self.reg
         self.sw_ns = self._add_ns("sw")
         N.bridge(self.sw_ns, "brc")
         N.bridge(self.sw_ns, "brs")
