@@ -28,7 +28,10 @@ static int get_rate(struct cfg_ctx *x, yaml_node_t *m, const char *path, const c
 	size_t len = strlen(s);
 	if (len > 2 && strcmp(s + len - 2, "/s") == 0)
 		len -= 2;
-	if (len == 0 || len >= sizeof(num) || !isdigit((unsigned char)s[0])) {
+	size_t digits = 0;
+	while (digits < len && isdigit((unsigned char)s[digits]))
+		digits++;
+	if (len == 0 || len >= sizeof(num) || digits != len) {
 		cfg_err(x, n, "%s: '%s' is not a rate (N or N/s, per second)", what, s);
 		return -1;
 	}
@@ -78,8 +81,7 @@ void cfg_parse_admission(struct cfg_ctx *x, yaml_node_t *svc, const char *path,
 		 &a->per_source_burst);
 	int c = get_rate(x, m, sub, "cookie_threshold", 0, &a->cookie_threshold);
 	a->cookie = c > 0;
-	if (r == 0 && s == 0 && c == 0 && !cfg_get(x, m, "burst") &&
-	    !cfg_get(x, m, "per_source_burst"))
+	if (m->data.mapping.pairs.top == m->data.mapping.pairs.start)
 		cfg_err(x, m, "%s: give rate, per_source_rate or cookie_threshold (an empty "
 			      "admission limits nothing)", sub);
 }
