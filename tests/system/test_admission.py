@@ -63,11 +63,11 @@ print(n, time.monotonic() - t0)
 # reach a server, from the flood's sources only and from anyone.
 NFT = """table inet admitcnt {
   counter flood {}
-  counter all {}
+  counter any {}
   chain in {
     type filter hook prerouting priority -300; policy accept;
     udp dport 500 @ih,64,64 0 @ih,144,8 34 ip saddr 198.18.100.0/22 counter name flood
-    udp dport 500 @ih,64,64 0 @ih,144,8 34 counter name all
+    udp dport 500 @ih,64,64 0 @ih,144,8 34 counter name any
   }
 }
 """
@@ -89,7 +89,7 @@ def count_inits(lab):
 
 
 def inits_seen(lab):
-    out = {"flood": 0, "all": 0}
+    out = {"flood": 0, "any": 0}
     for s in lab.servers:
         p = N.ns_run(s.ns, ["nft", "-j", "list", "counters", "table", "inet", "admitcnt"])
         for item in json.loads(p.stdout)["nftables"]:
