@@ -8,8 +8,8 @@ on the bpf engine (dnat):
   IKE_AUTH held 1.5 s so SAs stay half-open): clients answer ikelb's, then
   the server's, and come up;
 - a bounded spoofed IKE_SA_INIT flood (scapy, forged sources in
-  198.18.100.0/22) with established clients pinging through their tunnels:
-  with a rate limit the servers see at most the configured rate; after a
+  198.18.100.0-198.18.105.255) with established clients pinging through
+  their tunnels: with a rate limit the servers see at most the configured rate; after a
   reload that turns the cookie on (threshold 0) they see none of it.
 
 Run: make -j2 all tests && IKELB_NO_SKIP=1 IKELB_BIN=$PWD/build/ikelb \
@@ -18,6 +18,7 @@ Run: make -j2 all tests && IKELB_NO_SKIP=1 IKELB_BIN=$PWD/build/ikelb \
 import json
 import os
 import signal
+import subprocess
 import threading
 import time
 
@@ -31,7 +32,7 @@ pytestmark = pytest.mark.usefixtures("require_ikelb")
 
 COOKIE_ALWAYS = {"admission": "{ cookie_threshold: 0 }"}
 RATE, BURST = 20, 20
-FLOOD = 1500
+FLOOD = 1500  # sources 198.18.100.1 .. 198.18.105.250: inside 198.18.96.0/20
 
 # Run by /usr/bin/python3 (scapy) in the attacker's namespace: argv count,
 # VIP, balancer MAC. IKE_SA_INIT requests (SA, KE, Nonce) from forged
@@ -66,7 +67,7 @@ NFT = """table inet admitcnt {
   counter any {}
   chain in {
     type filter hook prerouting priority -300; policy accept;
-    udp dport 500 @ih,64,64 0 @ih,144,8 34 ip saddr 198.18.100.0/22 counter name flood
+    udp dport 500 @ih,64,64 0 @ih,144,8 34 ip saddr 198.18.96.0/20 counter name flood
     udp dport 500 @ih,64,64 0 @ih,144,8 34 counter name any
   }
 }
@@ -108,6 +109,17 @@ def counters(lab):
     return out
 
 
+def metric(lab, name):
+    sock = lab.balancer.api()[len("unix:"):]
+    p = subprocess.run(["curl", "-s", "--unix-socket", sock, "http://ikelb/metrics"],
+                       capture_output=True, text=True, timeout=10)
+    assert p.returncode == 0, p.stderr
+    for line in p.stdout.splitlines():
+        if line.startswith(name + " "):
+            return int(line.split(" ")[1])
+    raise AssertionError("no %s in /metrics" % name)
+
+
 def delta(c0, c1):
     return {k: c1[k] - c0.get(k, 0) for k in c1 if c1[k] != c0.get(k, 0)}
 
@@ -122,6 +134,7 @@ def test_cookie_challenge_clients_up(make_lab, report):
     assert c.get("cookie_sent", 0) >= 4, c
     assert c.get("cookie_valid", 0) >= 4, c
     assert c.get("cookie_invalid", 0) == 0, c
+    assert metric(lab, 'ikelb_cookies_total{service="vpn",result="valid"}') == c["cookie_valid"]
     # the servers never asked for a cookie of their own
     assert all(n == 0 for n, _ in log_counts(lab).values()), log_counts(lab)
     report(lab, results, "ikelb cookie (threshold 0): counters %s" % {
@@ -198,6 +211,8 @@ def test_spoofed_init_flood(make_lab, report):
     assert 0 < seen["flood"] <= allowed, (seen, secs, d)
     assert d.get("drop_admit_service", 0) >= sent - allowed, d
     assert d.get("drop_admit_service", 0) + seen["flood"] >= sent * 0.95, (seen, d)
+    assert metric(lab, 'ikelb_drops_total{service="vpn",reason="admit_service"}') == \
+        d["drop_admit_service"]
     rate_line = ("rate %d/s burst %d: sent %d spoofed INITs in %.1fs, servers received %d "
                  "(%d allowed), drop_admit_service %d, pings lost 0" % (
                      RATE, BURST, sent, secs, seen["flood"], allowed,
