@@ -236,6 +236,16 @@ static void cookie_valid_invalid_expired(void **state)
 	assert_true(t_dst_server(f, SV4) >= 0);
 	assert_int_equal(t_ctr(f, SV4, SVC_CTR_COOKIE_VALID), 1);
 	assert_true(halfopen_has(f, SV4, 0x99));
+	/* the rest of its SA passes the gate untouched */
+	int srv = t_dst_server(f, SV4);
+	assert_fwd(t_init_resp(f, SV4, srv, CLIENT, 500, 0x99, 0x1999));
+	n = t_auth(fr, CLIENT, 4500, t_vip[SV4], 0x99, 0x1999, 200);
+	assert_fwd(t_run(f, fr, n));
+	assert_int_equal(t_dst_server(f, SV4), srv);
+	n = t_esp(fr, CLIENT, 4500, t_vip[SV4], 0xc0005678);
+	assert_fwd(t_run(f, fr, n));
+	assert_int_equal(t_dst_server(f, SV4), srv);
+	assert_int_equal(t_ctr(f, SV4, SVC_CTR_COOKIE_SENT), 0);
 	/* the server's own COOKIE on the retry: its SA is half-open, it passes */
 	c[5] ^= 1;
 	n = init_with_cookie(fr, CLIENT, 500, t_vip[SV4], 0x99, c, 0);
