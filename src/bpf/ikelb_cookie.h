@@ -42,6 +42,16 @@ static __always_inline __u32 cookie_ike_off(const struct pkt *p, const struct ik
 	return p->l4off + sizeof(struct udphdr) + (info->marker ? IKE_NON_ESP_MARKER_LEN : 0);
 }
 
+/* One copy of the SipHash rounds in the program, for the check and the
+ * answer alike. */
+static __noinline void cookie_compute(__u8 *out, const struct pkt *p, __u64 spi_i, __u32 ver,
+				      const struct cookie_keys *k)
+{
+	__u32 i = ver & 1;
+
+	ikelb_cookie_make(out, &p->src, p->sport, spi_i, ver, k->key[i][0], k->key[i][1]);
+}
+
 /* ours, of a version still accepted (current or previous), for this client. */
 static __noinline int cookie_ours(const struct pkt *p, __u64 spi_i, const __u8 *cookie)
 {
@@ -54,8 +64,7 @@ static __noinline int cookie_ours(const struct pkt *p, __u64 spi_i, const __u8 *
 	__u32 ver = ike_be32(cookie);
 	if (ver != k->cur && ver + 1 != k->cur)
 		return 0;
-	__u32 i = ver & 1;
-	ikelb_cookie_make(want, &p->src, p->sport, spi_i, ver, k->key[i][0], k->key[i][1]);
+	cookie_compute(want, p, spi_i, ver, k);
 	__u8 diff = 0;
 	for (int j = 0; j < IKELB_COOKIE_LEN; j++)
 		diff |= want[j] ^ cookie[j];
@@ -96,8 +105,6 @@ static __noinline int cookie_msg_make(struct cookie_msg *m, const struct pkt *p,
 
 	if (!k || !k->cur)
 		return -1;
-	__u32 ver = k->cur;
-	__u32 i = ver & 1;
 	__builtin_memset(m, 0, sizeof(*m));
 	ikelb_put_be32(m->ike, (__u32)(info->spi_i >> 32));
 	ikelb_put_be32(m->ike + 4, (__u32)info->spi_i);
@@ -108,8 +115,7 @@ static __noinline int cookie_msg_make(struct cookie_msg *m, const struct pkt *p,
 	ikelb_put_be32(m->ike + 24, sizeof(*m));
 	m->n.len = bpf_htons(IKELB_COOKIE_NOTIFY_LEN);
 	m->n.type = bpf_htons(IKE_NOTIFY_COOKIE);
-	ikelb_cookie_make(m->n.data, &p->src, p->sport, info->spi_i, ver, k->key[i][0],
-			  k->key[i][1]);
+	cookie_compute(m->n.data, p, info->spi_i, k->cur, k);
 	return 0;
 }
 
