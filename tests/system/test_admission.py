@@ -158,6 +158,13 @@ def test_cookie_then_server_cookie(make_lab, report):
                                   {k: v for k, v in c.items() if k.startswith("cookie")}))
 
 
+def established(lab):
+    """The lab clients' ESTABLISHED IKE SAs, as the servers list them."""
+    names = {c.name for c in lab.clients}
+    return sum(1 for s in lab.servers for sa in lab.server_sas(s)
+               if sa["state"] == "ESTABLISHED" and (sa["remote-id"] or "").split("@")[0] in names)
+
+
 def pinging(lab, stop, failures):
     while not stop.is_set():
         for c in lab.clients[1:]:
@@ -204,8 +211,11 @@ def test_spoofed_init_flood(make_lab, report):
     assert_all_up(lab, results)
     assert_pings(lab)
     attacker = lab.clients[0]
+    est0 = established(lab)
+    assert est0 == len(lab.clients), est0
 
     sent, secs, seen, d, failures = flood_round(lab, attacker)
+    assert established(lab) == est0
     assert not failures, "pings lost during the flood: %s" % failures
     allowed = BURST + RATE * (secs + 1) + 2  # +2: two CPUs may race on the bucket
     assert 0 < seen["flood"] <= allowed, (seen, secs, d)
@@ -222,10 +232,13 @@ def test_spoofed_init_flood(make_lab, report):
     write_admission(lab, "{ rate: %d, burst: %d, cookie_threshold: 0 }" % (RATE, BURST))
     sent2, secs2, seen2, d2, failures2 = flood_round(lab, attacker)
     assert not failures2, "pings lost during the flood: %s" % failures2
+    assert established(lab) == est0
     assert seen2["flood"] == 0, (seen2, d2)
     assert d2.get("cookie_sent", 0) >= sent2 * 0.95, d2
     assert d2.get("drop_admit_service", 0) == 0, d2
     assert_pings(lab)
-    report(lab, results, "%s\ncookie (threshold 0) after reload: sent %d in %.1fs, servers "
+    report(lab, results, "established IKE SAs before/after both floods: %d/%d\n%s\n"
+           "cookie (threshold 0) after reload: sent %d in %.1fs, servers "
            "received %d, cookie_sent %d, pings lost 0\ncounter deltas %s / %s" % (
-               rate_line, sent2, secs2, seen2["flood"], d2.get("cookie_sent", 0), d, d2))
+               est0, established(lab), rate_line, sent2, secs2, seen2["flood"],
+               d2.get("cookie_sent", 0), d, d2))
