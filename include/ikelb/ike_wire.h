@@ -89,6 +89,8 @@ enum ike_drop {
 	IKE_DROP_V4MAPPED = 12,      /* set by callers: IPv6 with an IPv4-mapped address */
 	IKE_DROP_TTL_EXPIRED = 13,   /* set by callers: TTL / hop limit <= 1, left to the
 				      * kernel (ICMP time exceeded), not forwarded */
+	IKE_DROP_ADMIT_SERVICE = 14, /* set by callers: new SA over the service's rate */
+	IKE_DROP_ADMIT_SOURCE = 15,  /* set by callers: new SA over its source's rate */
 	IKE_DROP__MAX
 };
 

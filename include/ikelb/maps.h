@@ -11,7 +11,7 @@
 #include "ikelb/addr.h"
 #include "ikelb/ike_wire.h"
 
-#define IKELB_MAP_ABI 3
+#define IKELB_MAP_ABI 4
 #define IKELB_MAX_SERVICES 32
 #define IKELB_MAX_REALS 4096      /* all services together */
 #define IKELB_MAX_SVC_PORTS 512   /* (vip, port) pairs: 32 services x 16 ports */
@@ -82,6 +82,9 @@ enum svc_ctr {
 	SVC_CTR_STEER_FALLBACK,
 	SVC_CTR_HALFOPEN_FULL,   /* a half-open insert found its table at capacity (it evicted) */
 	SVC_CTR_FIB_PASS,        /* no FIB result / neighbour: handed to the kernel */
+	SVC_CTR_COOKIE_SENT,     /* IKE_SA_INITs answered with ikelb's own N(COOKIE) */
+	SVC_CTR_COOKIE_VALID,    /* IKE_SA_INITs that returned a valid ikelb cookie */
+	SVC_CTR_COOKIE_INVALID,  /* ... a COOKIE notify that is not (or no longer) ours */
 	SVC_CTR_DROP_BASE,       /* + enum ike_drop */
 	SVC_CTR__MAX = SVC_CTR_DROP_BASE + IKE_DROP_SLOTS,
 };
@@ -283,7 +286,58 @@ struct declog_event {
 	__u8 pad[3];
 };
 
+/* Admission control for new IKE SAs (docs/security.md, "Admission").
+ * admit_map (ARRAY, index svc_id): what the daemon configured and the
+ * buckets' state. Each bucket is a GCRA (virtual scheduling): tat_ns is the
+ * theoretical arrival time of the next conforming message; one is admitted
+ * when tat - now <= tau_ns, then tat += interval_ns (= 1 s / rate; tau =
+ * (burst - 1) * interval). interval_ns 0 = no limit. Refill is implicit in
+ * bpf_ktime_get_ns(): no timers. Not pinned: a reload or restart starts
+ * with full buckets. */
+#define ADMIT_F_ON 0x1            /* some limit or the cookie is configured */
+#define ADMIT_F_COOKIE 0x2        /* answer IKE_SA_INIT with N(COOKIE) over the threshold */
+#define ADMIT_F_COOKIE_ALWAYS 0x4 /* cookie_threshold 0: every new IKE_SA_INIT */
+#define IKELB_ADMIT_SOURCES 65536 /* admit_src_map entries (LRU) */
+
+struct admit_bucket {
+	__u64 tat_ns;
+	__u64 interval_ns;
+	__u64 tau_ns;
+};
+
+struct admit_value {
+	struct admit_bucket svc;     /* rate / burst: new SAs of the service */
+	struct admit_bucket cookie;  /* cookie_threshold: cookieless INITs let through */
+	__u64 src_interval_ns;       /* per_source_rate, per_source_burst: the */
+	__u64 src_tau_ns;            /* per-source buckets in admit_src_map */
+	__u32 flags;                 /* ADMIT_F_* */
+	__u32 pad;
+};
+
+/* admit_src_map (LRU_HASH) -> __u64 tat_ns of that source's bucket. */
+struct admit_src_key {
+	__u32 svc_id;
+	__u32 pad;
+	struct ikelb_addr client;
+};
+
+/* cookie_key_map (ARRAY, 1 entry): the secrets behind ikelb's COOKIE
+ * (include/ikelb/cookie.h). Version v uses key[v & 1]; the current and the
+ * previous version are accepted. The daemon writes a fresh key under
+ * cur + 1 every IKELB_COOKIE_ROTATE_S; cur 0 = no key yet (no cookie
+ * answered). */
+#define IKELB_COOKIE_ROTATE_S 60
+
+struct cookie_keys {
+	__u32 cur;
+	__u32 pad;
+	__u64 key[2][2];             /* SipHash k0, k1 */
+};
+
 #ifndef __bpf__
+_Static_assert(sizeof(struct admit_value) == 72, "admit_value");
+_Static_assert(sizeof(struct admit_src_key) == 24, "admit_src_key");
+_Static_assert(sizeof(struct cookie_keys) == 40, "cookie_keys");
 _Static_assert(sizeof(struct declog_event) == 40, "declog_event");
 _Static_assert(sizeof(struct svc_key) == 20, "svc_key");
 _Static_assert(sizeof(struct svc_value) == 40, "svc_value");
@@ -304,7 +358,7 @@ _Static_assert(sizeof(struct tbl_ctr) == 16, "tbl_ctr");
 _Static_assert(sizeof(struct tbl_fill) == 16, "tbl_fill");
 _Static_assert(sizeof(struct frag_key) == 40, "frag_key");
 _Static_assert(sizeof(struct frag_value) == 32, "frag_value");
-_Static_assert(SVC_CTR__MAX == 32, "svc_ctr");
+_Static_assert(SVC_CTR__MAX == 35, "svc_ctr");
 _Static_assert(IKE_DROP__MAX <= IKE_DROP_SLOTS, "a counter per drop reason");
 _Static_assert((IKE_DROP_SLOTS & IKE_DROP_MASK) == 0, "IKE_DROP_MASK is a mask");
 _Static_assert(SVC_CTR_STEER(RULE_FALLBACK) == SVC_CTR_STEER_FALLBACK, "one counter per rule");

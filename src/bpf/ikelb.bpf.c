@@ -16,6 +16,7 @@
 #include "bpf/ikelb_fwd.h"
 #include "bpf/ikelb_steer.h"
 #include "bpf/ikelb_xdp.h"
+#include "bpf/ikelb_admit.h"
 #include "ikelb/ike_wire.h"
 #include "ikelb/hash.h"
 
@@ -277,6 +278,9 @@ static __noinline int handle_service(struct __sk_buff *skb, const struct pkt *p,
 		return TC_ACT_SHOT;
 	}
 	ctr_class(&c, p->len);
+	int av = admit_verdict(skb, p, &c);
+	if (av >= 0)
+		return av;
 	if (steer(svc, &c) < 0) {
 		ctr_add(c.svc_id, SVC_CTR_DROP(IKE_DROP_NO_SERVER), p->len);
 		return TC_ACT_SHOT;
@@ -334,6 +338,8 @@ static __always_inline int xdp_service(struct xdp_md *x, const struct pkt *p, st
 		ctr_add(c.svc_id, SVC_CTR_DROP(c.info.drop), p->len);
 		return XDP_DROP;
 	}
+	if (admit_cfg(&c))
+		return XDP_PASS; /* admission and cookies are tc's (ikelb_admit.h) */
 	if (steer(svc, &c) < 0) {
 		ctr_add(c.svc_id, SVC_CTR_RX, p->len);
 		ctr_class(&c, p->len);

@@ -84,6 +84,17 @@ struct cfg_server {
 	int line;            /* YAML line, for messages */
 };
 
+/* admission: new IKE SAs (docs/config.md, "admission"). Rates per second;
+ * 0 = that limit is off. */
+struct cfg_admission {
+	bool enabled;               /* the mapping was given */
+	uint32_t rate, burst;       /* the service's new SAs */
+	uint32_t per_source_rate, per_source_burst; /* each client address's */
+	bool cookie;                /* cookie_threshold was given */
+	uint32_t cookie_threshold;  /* INITs per second let through without ikelb's
+				     * COOKIE; 0 = every new INIT must return one */
+};
+
 struct cfg_service {
 	char name[CFG_NAME_MAX];
 	struct ikelb_addr vip;
@@ -99,6 +110,7 @@ struct cfg_service {
 			       * mask (0xff00000000000000 when labels are given
 			       * without spi_mask) */
 	struct cfg_health health;
+	struct cfg_admission admission;
 	bool init_down;        /* init_state default for the servers, default down */
 	struct ikelb_addr snat_pool[CFG_MAX_SNAT_POOL]; /* fullnat source addresses */
 	int nsnat_pool;

@@ -107,5 +107,10 @@ void cfg_parse_root(struct cfg_ctx *x, yaml_node_t *root, struct cfg *c);
 /* The `sync` mapping (config_sync.c). */
 void cfg_parse_sync(struct cfg_ctx *x, yaml_node_t *root, struct cfg *c);
 void cfg_validate(struct cfg_ctx *x, yaml_node_t *root, struct cfg *c);
+/* A service's `admission` mapping and its cross check (config_admit.c). */
+void cfg_parse_admission(struct cfg_ctx *x, yaml_node_t *svc, const char *path,
+			 struct cfg_admission *a);
+void cfg_check_admission(struct cfg_ctx *x, const struct cfg *c, const struct cfg_service *s,
+			 yaml_node_t *svc, const char *path);
 
 #endif

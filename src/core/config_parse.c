@@ -17,7 +17,7 @@ static const char *const bpf_attach_names[] = { "tc", "xdp", NULL };
 static const char *const limit_keys[] = { "max_clients", "max_flows", "max_halfopen", NULL };
 static const char *const svc_keys[] = { "name", "vip", "ports", "forwarding", "persistence",
 					"scheduler", "maglev_size", "spi_mask", "snat_pool", "ike_port",
-					"health", "init_state", "servers", NULL };
+					"health", "init_state", "servers", "admission", NULL };
 static const char *const if_role_keys[] = { "public", "servers", NULL };
 static const char *const persist_keys[] = { "mode", "timeout", "netmask", "netmask6",
 					    "flow_timeout", NULL };
@@ -542,6 +542,7 @@ static void parse_service(struct cfg_ctx *x, yaml_node_t *m, int idx, struct cfg
 	parse_persistence(x, m, path, &s->persistence);
 	parse_snat_pool(x, m, path, s, st);
 	parse_health(x, m, path, &s->health);
+	cfg_parse_admission(x, m, path, &s->admission);
 	parse_init_state(x, m, path, &s->init_down);
 	parse_servers(x, m, path, s, st);
 }

@@ -231,6 +231,7 @@ void cfg_validate(struct cfg_ctx *x, yaml_node_t *root, struct cfg *c)
 			continue;
 		cfg_pathf(path, sizeof(path), "services[%d]", i);
 		check_forwarding(x, c, &c->services[i], st, path);
+		cfg_check_admission(x, c, &c->services[i], st->node, path);
 		if (!st->servers_ok)
 			continue;
 		check_server_unique(x, &c->services[i], st, path);

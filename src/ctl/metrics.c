@@ -86,6 +86,13 @@ static const struct labelled drops[] = {
 	{ SVC_CTR_DROP(IKE_DROP_FRAGMENT), "fragment" },
 	{ SVC_CTR_DROP(IKE_DROP_NO_SERVER), "no_server" },
 	{ SVC_CTR_DROP(IKE_DROP_TABLE_FULL), "table_full" },
+	{ SVC_CTR_DROP(IKE_DROP_ADMIT_SERVICE), "admit_service" },
+	{ SVC_CTR_DROP(IKE_DROP_ADMIT_SOURCE), "admit_source" },
+};
+
+static const struct labelled cookies[] = {
+	{ SVC_CTR_COOKIE_SENT, "sent" }, { SVC_CTR_COOKIE_VALID, "valid" },
+	{ SVC_CTR_COOKIE_INVALID, "invalid" },
 };
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
@@ -109,6 +116,9 @@ static const struct svc_family svc_families[] = {
 	  "placed them (sums to direction=out).", "rule", rules, NELEM(rules), false },
 	{ "ikelb_drops_total", "Client datagrams dropped, by reason.", "reason", drops,
 	  NELEM(drops), false },
+	{ "ikelb_cookies_total", "ikelb's own IKEv2 COOKIE: IKE_SA_INITs answered with one "
+	  "(sent), returning a valid one (valid), returning one not ikelb's (invalid).",
+	  "result", cookies, NELEM(cookies), false },
 };
 
 static void svc_counters(struct buf *b, const struct cfg *cfg, const struct eng_stats *st)

@@ -64,6 +64,7 @@ static bool service_same(const struct cfg_service *a, const struct cfg_service *
 	    a->scheduler != b->scheduler || a->maglev_size != b->maglev_size ||
 	    a->spi_mask != b->spi_mask || a->nsnat_pool != b->nsnat_pool ||
 	    memcmp(a->snat_pool, b->snat_pool, sizeof(a->snat_pool)) ||
+	    memcmp(&a->admission, &b->admission, sizeof(a->admission)) ||
 	    a->nservers != b->nservers)
 		return false;
 	for (int j = 0; j < a->nservers; j++)

@@ -24,6 +24,9 @@ static const char *const ctr_names[SVC_CTR_DROP_BASE] = {
 	[SVC_CTR_STEER_FALLBACK] = "steer_fallback",
 	[SVC_CTR_HALFOPEN_FULL] = "halfopen_full",
 	[SVC_CTR_FIB_PASS] = "fib_pass",
+	[SVC_CTR_COOKIE_SENT] = "cookie_sent",
+	[SVC_CTR_COOKIE_VALID] = "cookie_valid",
+	[SVC_CTR_COOKIE_INVALID] = "cookie_invalid",
 };
 
 static const char *const drop_names[IKE_DROP__MAX] = {
@@ -41,6 +44,8 @@ static const char *const drop_names[IKE_DROP__MAX] = {
 	[IKE_DROP_SPOOFED_REPLY] = "spoofed_reply",
 	[IKE_DROP_V4MAPPED] = "v4mapped",
 	[IKE_DROP_TTL_EXPIRED] = "ttl_expired",
+	[IKE_DROP_ADMIT_SERVICE] = "admit_service",
+	[IKE_DROP_ADMIT_SOURCE] = "admit_source",
 };
 
 static const char *ctr_name(int ctr)

@@ -52,6 +52,7 @@ static long bpf_sweep(struct engine *e, uint64_t now_s)
 	struct bpf_adapter *a = ad(e);
 	struct bpf_sweep_stats st = { 0 };
 	(void)now_s; /* the BPF side stamps with its own monotonic clock */
+	bpf_engine_cookie_tick(a->be, bpf_engine_now_s());
 	int rc = bpf_engine_sweep(a->be, bpf_engine_now_s(), NULL, &st);
 	return rc < 0 ? rc : (long)(st.expired + st.purged);
 }

@@ -66,6 +66,9 @@ void bpf_engine_detach(struct bpf_engine *e);
  * services would reverse-translate the same (real, port), -E2BIG when the
  * Maglev tables outgrow the size given at open or the reals IKELB_MAX_REALS. */
 int bpf_engine_sync(struct bpf_engine *e, const struct cfg *cfg);
+/* Each second: a new COOKIE secret when the current one is
+ * IKELB_COOKIE_ROTATE_S old (bpf_admit.c). */
+int bpf_engine_cookie_tick(struct bpf_engine *e, uint32_t now_s);
 
 /* real_id of server `srv` of service `svc`, or -1. */
 int bpf_engine_real_id(const struct bpf_engine *e, int svc, int srv);

@@ -51,6 +51,8 @@ struct bpf_engine {
 	int nsvc;
 	struct bpfe_svc svc[IKELB_MAX_SERVICES];
 	struct bpfe_tbl tbl[TBL__MAX];
+	uint32_t cookie_ver;       /* cookie_key_map's current version, 0 = none yet */
+	uint32_t cookie_rotated_s; /* when it was written (bpf_engine_now_s) */
 };
 
 /* bpf_sync.c */
@@ -59,6 +61,9 @@ void bpfe_svc_free(struct bpfe_svc *s);
 /* Replace the whole content of a hash / LPM map with keys[i] -> vals[i]. */
 int bpfe_map_replace(int fd, const void *keys, const void *vals, size_t n, size_t ksz,
 		     size_t vsz);
+
+/* bpf_admit.c: admit_map from cfg; the first COOKIE secret */
+int bpfe_admit_sync(struct bpf_engine *e, const struct cfg *cfg);
 
 /* bpf_state.c */
 int bpfe_read_reals(struct bpf_engine *e, struct real_value *reals);

@@ -448,6 +448,8 @@ int bpf_engine_sync(struct bpf_engine *e, const struct cfg *cfg)
 	kv_free(&rev);
 	if (!err)
 		err = sync_labels(e, cfg);
+	if (!err)
+		err = bpfe_admit_sync(e, cfg);
 	for (int s = 0; s < IKELB_MAX_SERVICES; s++)
 		bpfe_svc_free(&old[s]);
 	if (err)
