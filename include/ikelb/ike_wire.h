@@ -89,6 +89,8 @@ enum ike_drop {
 	IKE_DROP_V4MAPPED = 12,      /* set by callers: IPv6 with an IPv4-mapped address */
 	IKE_DROP_TTL_EXPIRED = 13,   /* set by callers: TTL / hop limit <= 1, left to the
 				      * kernel (ICMP time exceeded), not forwarded */
+	IKE_DROP_ESP_UNKNOWN = 14,   /* set by callers: raw ESP from a client without state
+				      * in ike persistence (bpf/ikelb_esp.h) */
 	IKE_DROP__MAX
 };
 

@@ -11,7 +11,7 @@
 #include "ikelb/addr.h"
 #include "ikelb/ike_wire.h"
 
-#define IKELB_MAP_ABI 3
+#define IKELB_MAP_ABI 4
 #define IKELB_MAX_SERVICES 32
 #define IKELB_MAX_REALS 4096      /* all services together */
 #define IKELB_MAX_SVC_PORTS 512   /* (vip, port) pairs: 32 services x 16 ports */
@@ -83,7 +83,9 @@ enum svc_ctr {
 	SVC_CTR_HALFOPEN_FULL,   /* a half-open insert found its table at capacity (it evicted) */
 	SVC_CTR_FIB_PASS,        /* no FIB result / neighbour: handed to the kernel */
 	SVC_CTR_DROP_BASE,       /* + enum ike_drop */
-	SVC_CTR__MAX = SVC_CTR_DROP_BASE + IKE_DROP_SLOTS,
+	/* raw ESP (IP protocol 50) to the VIP, also counted as SVC_CTR_ESP */
+	SVC_CTR_ESP_RAW = SVC_CTR_DROP_BASE + IKE_DROP_SLOTS,
+	SVC_CTR__MAX,
 };
 
 /* The mask keeps even a reason the classifier never returns inside this
@@ -111,7 +113,7 @@ enum real_ctr {
 struct svc_key {
 	struct ikelb_addr vip;
 	__u16 port;   /* host order */
-	__u8 proto;   /* IPPROTO_UDP */
+	__u8 proto;   /* IPPROTO_UDP; IPPROTO_ESP with port 0: the VIP's raw ESP */
 	__u8 pad;
 };
 
@@ -298,7 +300,7 @@ _Static_assert(sizeof(struct tbl_ctr) == 16, "tbl_ctr");
 _Static_assert(sizeof(struct tbl_fill) == 16, "tbl_fill");
 _Static_assert(sizeof(struct frag_key) == 40, "frag_key");
 _Static_assert(sizeof(struct frag_value) == 32, "frag_value");
-_Static_assert(SVC_CTR__MAX == 32, "svc_ctr");
+_Static_assert(SVC_CTR__MAX == 33, "svc_ctr");
 _Static_assert(IKE_DROP__MAX <= IKE_DROP_SLOTS, "a counter per drop reason");
 _Static_assert((IKE_DROP_SLOTS & IKE_DROP_MASK) == 0, "IKE_DROP_MASK is a mask");
 _Static_assert(SVC_CTR_STEER(RULE_FALLBACK) == SVC_CTR_STEER_FALLBACK, "one counter per rule");

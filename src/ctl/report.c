@@ -41,12 +41,15 @@ static const char *const drop_names[IKE_DROP__MAX] = {
 	[IKE_DROP_SPOOFED_REPLY] = "spoofed_reply",
 	[IKE_DROP_V4MAPPED] = "v4mapped",
 	[IKE_DROP_TTL_EXPIRED] = "ttl_expired",
+	[IKE_DROP_ESP_UNKNOWN] = "esp_unknown",
 };
 
 static const char *ctr_name(int ctr)
 {
 	if (ctr >= 0 && ctr < SVC_CTR_DROP_BASE)
 		return ctr_names[ctr];
+	if (ctr == SVC_CTR_ESP_RAW)
+		return "esp_raw";
 	int r = ctr - SVC_CTR_DROP_BASE;
 	if (r > 0 && r < IKE_DROP__MAX)
 		return drop_names[r];
@@ -161,7 +164,8 @@ json_t *report_stats(const struct ctl_view *v)
 			const char *n = ctr_name(c);
 			if (!n)
 				continue;
-			json_t *target = c >= SVC_CTR_DROP_BASE ? drops : ctr;
+			json_t *target = c >= SVC_CTR_DROP_BASE && c < SVC_CTR_DROP_BASE + IKE_DROP_SLOTS
+						 ? drops : ctr;
 			json_object_set_new(target, n,
 					    json_pack("{s:I, s:I}", "packets",
 						      (json_int_t)stats->svc[i].pkts[c], "bytes",
