@@ -18,6 +18,7 @@ import tempfile
 import threading
 import time
 
+from . import layouts
 from . import netns as N
 from .strongswan import PROTECTED, Charon, client_swanctl, server_swanctl
 
@@ -108,11 +109,14 @@ class Lab:
     router=True (with balancers > 1): an ECMP router namespace `rt` owns
     the clients' gateway 203.0.113.1 and reaches the nodes over a transit
     bridge brr (198.18.100.0/24: router .1, node k .(1+k), the nodes' c0);
-    lab/ecmp.py runs BGP so the router learns the VIP from the nodes."""
+    lab/ecmp.py runs BGP so the router learns the VIP from the nodes.
+    dsr, server_gw, one_arm: lab/layouts.py (one_arm puts a lo VIP with
+    vip_on set, the lb's single interface being c0)."""
 
     def __init__(self, servers=2, clients=4, nat_clients=0, server_opts=None,
                  client_opts=None, vip_on="lo", workdir=None, prefix=None,
-                 die_with_parent=True, balancers=1, router=False):
+                 die_with_parent=True, balancers=1, router=False, dsr=False,
+                 server_gw="lb", one_arm=False):
         self.nservers, self.nclients, self.nnat = servers, clients, nat_clients
         self.server_opts, self.client_opts = server_opts, client_opts
         self.vip_on = vip_on
@@ -120,6 +124,9 @@ class Lab:
         self.router = router and balancers > 1
         self.rt_ns = None
         self.lb_nss = []
+        # lab/layouts.py: servers holding the VIP, their gateway, one arm
+        self.dsr, self.server_gw, self.one_arm = dsr, server_gw, one_arm
+        self.gw_ns = None
         # False for a lab meant to outlive this process (demo KEEP=1).
         self.die_with_parent = die_with_parent
         self.prefix = prefix or N.new_prefix()
@@ -155,7 +162,11 @@ class Lab:
         N.bridge(self.sw_ns, "brs")
         if self.router:
             self._build_router()
-        if self.nbalancers > 1:
+        if self.one_arm:
+            layouts.one_arm_balancer(self, VIP, LB_SERVER_ADDR)
+            if self.vip_on:
+                N.addr_add(self.lb_ns, "lo", VIP + "/32")
+        elif self.nbalancers > 1:
             for k in range(1, self.nbalancers + 1):
                 caddr = ("198.18.100.%d" if self.router else "203.0.113.%d") % (1 + k)
                 self._balancer_arms(k, caddr, "198.51.100.%d" % (1 + k),
@@ -184,6 +195,7 @@ class Lab:
             self.clients.append(node)
         if self.nnat:
             self._build_nat()
+        layouts.finish(self, VIP)
 
     def _build_router(self):
         """The ECMP router: eth0 on the clients' bridge, eth1 on the transit
