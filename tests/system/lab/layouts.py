@@ -97,3 +97,56 @@ def nft_counter(ns, table="ikl_vipsrc"):
         if tok == "packets":
             return int(nxt)
     raise N.LabError("no counter in:\n" + out)
+
+
+# ---- raw ESP at packet level -------------------------------------------------
+# strongSwan 5.9.8's kernel-libipsec requires UDP encapsulation (it fakes
+# NAT-D so the peer also encapsulates); raw ESP through ikelb is sent and
+# received here with raw IP sockets instead (docs/layouts.md).
+
+_LISTEN = r"""
+import socket, struct, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, 50)
+s.settimeout(0.2)
+end = time.monotonic() + float(sys.argv[1])
+print("ready", flush=True)
+while time.monotonic() < end:
+    try:
+        b = s.recv(2048)
+    except socket.timeout:
+        continue
+    hl = (b[0] & 15) * 4
+    print(socket.inet_ntoa(b[12:16]), socket.inet_ntoa(b[16:20]),
+          "%08x" % struct.unpack("!I", b[hl:hl + 4])[0], flush=True)
+"""
+
+_SEND = r"""
+import socket, struct, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, 50)
+spi, n = int(sys.argv[2], 16), int(sys.argv[3])
+for i in range(n):
+    s.sendto(struct.pack("!II", spi, i + 1) + bytes(48), (sys.argv[1], 0))
+"""
+
+
+def raw_esp_listen(ns, seconds):
+    """A raw IP protocol 50 listener in ns for `seconds`; returns the
+    Popen (stdout lines: src dst spi), already listening."""
+    import subprocess
+    p = subprocess.Popen([N.IP, "netns", "exec", ns, "/usr/bin/python3", "-c", _LISTEN,
+                          str(seconds)], stdout=subprocess.PIPE, text=True,
+                         preexec_fn=N.pdeathsig)
+    if p.stdout.readline().strip() != "ready":
+        p.kill()
+        raise N.LabError("raw ESP listener in %s did not start" % ns)
+    return p
+
+
+def raw_esp_collect(p, timeout):
+    """-> [(src, dst, spi)] the listener saw, after it ends."""
+    out, _ = p.communicate(timeout=timeout)
+    return [tuple(l.split()) for l in out.splitlines() if l.strip()]
+
+
+def raw_esp_send(ns, dst, spi, count):
+    N.ns_run(ns, ["/usr/bin/python3", "-c", _SEND, dst, "%x" % spi, str(count)])
