@@ -245,6 +245,37 @@ static void xdp_passes_to_tc(void **state)
 	assert_true(t_dst_server(f, SV4) >= 0);
 }
 
+/* A fragmented raw ESP datagram: the first fragment is steered (its ESP
+ * header is there), the later one follows it to the same server. */
+static void fragments_follow(void **state)
+{
+	struct tfx *f = *state;
+	uint8_t fr[PKT_MAX], later[PKT_MAX];
+	int srv = client_up(f, SV4, CLIENT, VIP, 0x1004);
+	size_t n = t_raw_esp(fr, CLIENT, VIP, 0xc0ffee0b);
+	uint8_t *ip = fr + PKT_ETH_LEN;
+
+	/* later fragment: the same header, offset 8 bytes (1 unit), last */
+	memcpy(later, fr, n);
+	later[PKT_ETH_LEN + 6] = 0x00;
+	later[PKT_ETH_LEN + 7] = 0x01;
+	ip[6] = 0x20; /* MF on the first */
+	for (int k = 0; k < 2; k++) {
+		uint8_t *h = k ? later + PKT_ETH_LEN : ip;
+		h[10] = h[11] = 0;
+		uint16_t c = (uint16_t)~t_fold(t_sum(h, PKT_IP4_LEN, 0));
+		h[10] = (uint8_t)(c >> 8);
+		h[11] = (uint8_t)c;
+	}
+	assert_int_equal(t_run(f, fr, n), TC_ACT_OK);
+	assert_int_equal(t_dst_server(f, SV4), srv);
+	assert_int_equal(t_run(f, later, n), TC_ACT_OK);
+	assert_int_equal(t_dst_server(f, SV4), srv);
+	assert_true(t_ip4_csum_ok(f->out + PKT_ETH_LEN));
+	assert_int_equal(t_ctr(f, SV4, SVC_CTR_FRAGMENT), 1);
+	assert_int_equal(t_ctr(f, SV4, SVC_CTR_ESP_RAW), 1);
+}
+
 /* IPv6: ESP as the next header, dnat rewrites the destination. */
 static void ipv6_dnat(void **state)
 {
@@ -272,6 +303,7 @@ int main(void)
 						t_cm_teardown),
 		cmocka_unit_test_setup_teardown(malformed_and_not_ours, t_cm_setup, t_cm_teardown),
 		cmocka_unit_test_setup_teardown(xdp_passes_to_tc, t_cm_setup, t_cm_teardown),
+		cmocka_unit_test_setup_teardown(fragments_follow, t_cm_setup, t_cm_teardown),
 		cmocka_unit_test_setup_teardown(ipv6_dnat, t_cm_setup, t_cm_teardown),
 	};
 	if (t_netns() != 0)
