@@ -72,6 +72,22 @@ def raw_esp_to_vip(lab, client, want_dst):
     return owner
 
 
+NAT_HERE = "local host is behind NAT"
+
+
+def nat_detection(lab):
+    """-> {server: True when its charon detected a NAT in front of itself}
+    and the clients' CHILD SAs' encap flags. kernel-libipsec fakes its own
+    NAT-D source hash (it requires UDP encapsulation), so both peers always
+    see the *other* side "behind NAT"; whether the server's own address
+    matched the client's NAT-D destination hash is the part that tells
+    whether a kernel-ESP peer would send raw ESP."""
+    here = {s.name: NAT_HERE in lab.server_log(s) for s in lab.servers if lab.server_sas(s)}
+    encap = {ch.get("encap") for c in lab.clients for sa in lab.client_sas(c)
+             for ch in sa["children"]}
+    return here, encap
+
+
 def test_dsr_replies_bypass_ikelb(make_lab, report):
     lab = make_lab("ikelb", balancer_opts=TWO_ARM_DSR, servers=2, clients=4,
                    dsr=True, server_gw="router", vip_on="c0")
@@ -86,6 +102,11 @@ def test_dsr_replies_bypass_ikelb(make_lab, report):
     # the VIP is local on ikelb and accept_local is off: harmless here (the
     # replies bypass ikelb), and exactly what ikelb warns about at start
     assert DSR_WARNING in lab.balancer.log(), lab.balancer.log()
+    # The server owns the VIP: NAT-D matches, no NAT here (raw ESP with a
+    # kernel-ESP peer); libipsec still encapsulates.
+    here, encap = nat_detection(lab)
+    assert here and not any(here.values()), here
+    assert encap == {"yes"}, encap
     raw_esp_to_vip(lab, lab.clients[0], lambda s: VIP)
     report(lab, results, "ikelb: %s; VIP-sourced packets at ikelb %d, at the router %d"
            % (counters(lab), L.nft_counter(lab.lb_ns), L.nft_counter(lab.gw_ns)))
@@ -115,6 +136,10 @@ def test_one_arm_dnat(make_lab, report):
     results = up_and_pinging(lab)
     c = counters(lab)
     assert c["replies"] > 0, c
+    # dnat: the server sees its own address, not the VIP the client hashed:
+    # a NAT in front of itself, so UDP encapsulation whatever the peers
+    here, _ = nat_detection(lab)
+    assert here and all(here.values()), here
     client = lab.clients[0]
     owner = raw_esp_to_vip(lab, client, lambda s: s.addr)
     # the server's raw ESP to the client leaves ikelb with the VIP as source
