@@ -131,7 +131,11 @@ static __noinline int esp_to_vip(struct __sk_buff *skb, const struct pkt *p,
 								 : IKE_DROP_NO_SERVER), p->len);
 		return TC_ACT_SHOT;
 	}
-	learn(svc, &c); /* ESP writes no state: only the decision log */
+	/* ESP writes no state, only the decision log: with no ports, which
+	 * the flow lookup borrowed. */
+	c.fk.cport = 0;
+	c.fk.vport = 0;
+	learn(svc, &c);
 	ctr_steered(&c, p->len);
 	if (p->frag == FRAG_FIRST)
 		frag_record(p, (svc->flags & SVC_F_DSR) ? FRAG_K_DSR : FRAG_K_DNAT, &c.raddr,
