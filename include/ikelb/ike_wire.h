@@ -91,6 +91,8 @@ enum ike_drop {
 				      * kernel (ICMP time exceeded), not forwarded */
 	IKE_DROP_ADMIT_SERVICE = 14, /* set by callers: new SA over the service's rate */
 	IKE_DROP_ADMIT_SOURCE = 15,  /* set by callers: new SA over its source's rate */
+	IKE_DROP_ESP_UNKNOWN = 16,   /* set by callers: raw ESP from a client without state
+				      * in ike persistence (bpf/ikelb_esp.h) */
 	IKE_DROP__MAX
 };
 

@@ -62,7 +62,7 @@ enum ikelb_rule {
 /* Per-service counters, index svc_id * SVC_CTR__MAX + counter in a
  * PERCPU_ARRAY of struct ctr. Drop reasons reuse enum ike_drop at
  * SVC_CTR_DROP(reason), IKE_DROP_SLOTS of them. */
-#define IKE_DROP_SLOTS 16
+#define IKE_DROP_SLOTS 32
 #define IKE_DROP_MASK (IKE_DROP_SLOTS - 1)
 
 enum svc_ctr {
@@ -85,6 +85,7 @@ enum svc_ctr {
 	SVC_CTR_COOKIE_SENT,     /* IKE_SA_INITs answered with ikelb's own N(COOKIE) */
 	SVC_CTR_COOKIE_VALID,    /* IKE_SA_INITs that returned a valid ikelb cookie */
 	SVC_CTR_COOKIE_INVALID,  /* ... a COOKIE notify that is not (or no longer) ours */
+	SVC_CTR_ESP_RAW,         /* raw ESP (IP protocol 50) to the VIP, also counted as ESP */
 	SVC_CTR_DROP_BASE,       /* + enum ike_drop */
 	SVC_CTR__MAX = SVC_CTR_DROP_BASE + IKE_DROP_SLOTS,
 };
@@ -114,7 +115,7 @@ enum real_ctr {
 struct svc_key {
 	struct ikelb_addr vip;
 	__u16 port;   /* host order */
-	__u8 proto;   /* IPPROTO_UDP */
+	__u8 proto;   /* IPPROTO_UDP; IPPROTO_ESP with port 0: the VIP's raw ESP */
 	__u8 pad;
 };
 
@@ -358,7 +359,7 @@ _Static_assert(sizeof(struct tbl_ctr) == 16, "tbl_ctr");
 _Static_assert(sizeof(struct tbl_fill) == 16, "tbl_fill");
 _Static_assert(sizeof(struct frag_key) == 40, "frag_key");
 _Static_assert(sizeof(struct frag_value) == 32, "frag_value");
-_Static_assert(SVC_CTR__MAX == 35, "svc_ctr");
+_Static_assert(SVC_CTR__MAX == 52, "svc_ctr");
 _Static_assert(IKE_DROP__MAX <= IKE_DROP_SLOTS, "a counter per drop reason");
 _Static_assert((IKE_DROP_SLOTS & IKE_DROP_MASK) == 0, "IKE_DROP_MASK is a mask");
 _Static_assert(SVC_CTR_STEER(RULE_FALLBACK) == SVC_CTR_STEER_FALLBACK, "one counter per rule");

@@ -10,7 +10,8 @@
  * This file holds the programs and their per-direction handlers; the
  * headers only provide helpers: parsing and classification
  * (ikelb_parse.h), the decision and its state (ikelb_steer.h), rewrites and
- * forwarding (ikelb_fwd.h), XDP frame access (ikelb_xdp.h). */
+ * forwarding (ikelb_fwd.h), XDP frame access (ikelb_xdp.h), raw ESP
+ * (ikelb_esp.h, its own handlers behind one hook in ikelb_tc). */
 #include "bpf/ikelb_bpf_defs.h"
 #include "bpf/ikelb_parse.h"
 #include "bpf/ikelb_fwd.h"
@@ -217,6 +218,9 @@ static __noinline int vip_source(struct __sk_buff *skb, const struct pkt *p)
 	return TC_ACT_SHOT;
 }
 
+/* Raw ESP's handlers reuse the checks above (ttl_expired, reply_genuine). */
+#include "bpf/ikelb_esp.h"
+
 /* Server -> client (dnat): source (real, port) becomes (VIP, port), unless
  * the datagram is for ikelb itself (health-probe answers). */
 static __noinline int handle_reply(struct __sk_buff *skb, const struct pkt *p)
@@ -314,6 +318,8 @@ int ikelb_tc(struct __sk_buff *skb)
 		return vip_drop(&p, IKE_DROP_V4MAPPED);
 	if (p.frag == FRAG_LATER)
 		return handle_frag_later(skb, &p);
+	if (p.esp)
+		return esp_handle(skb, &p);
 
 	struct svc_value *svc = svc_lookup(&p);
 	if (svc)

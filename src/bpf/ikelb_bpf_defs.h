@@ -22,7 +22,8 @@
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, IKELB_MAX_SVC_PORTS);
+	/* + one raw ESP entry per VIP (bpf/ikelb_esp.h) */
+	__uint(max_entries, IKELB_MAX_SVC_PORTS + IKELB_MAX_SERVICES);
 	__type(key, struct svc_key);
 	__type(value, struct svc_value);
 } svc_map SEC(".maps");
@@ -193,7 +194,7 @@ struct pkt {
 	__u8 v6;
 	__u8 frag;      /* FRAG_* */
 	__u8 ttl;       /* TTL / hop limit as received */
-	__u8 pad;
+	__u8 esp;       /* raw ESP (IP protocol 50): no ports, no L4 checksum */
 };
 
 /* IPv6 addresses in IPv4-mapped form (::ffff:a.b.c.d): word compares

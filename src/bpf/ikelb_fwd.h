@@ -35,7 +35,7 @@
 static __noinline int rewrite_addr(struct __sk_buff *skb, const struct pkt *p, int is_dst,
 					const struct ikelb_addr *to)
 {
-	int l4 = p->frag != FRAG_LATER;
+	int l4 = p->frag != FRAG_LATER && !p->esp; /* ESP has no pseudo-header sum */
 	__u32 l4csum = p->l4off + IKELB_UDP_CSUM_OFF;
 
 	if (!p->v6) {
@@ -110,7 +110,7 @@ static __noinline int fib_forward(struct __sk_buff *skb, const struct pkt *p,
 
 	__builtin_memset(&f, 0, sizeof(f));
 	f.ifindex = skb->ifindex;
-	f.l4_protocol = IPPROTO_UDP;
+	f.l4_protocol = p->esp ? IPPROTO_ESP : IPPROTO_UDP;
 	f.tot_len = p->ip_len;
 	if (p->frag != FRAG_LATER) {
 		f.sport = bpf_htons(p->sport);

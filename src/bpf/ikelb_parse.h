@@ -28,6 +28,28 @@ struct ikelb_ip6_frag {
 	__be32 id;
 };
 
+#ifndef IPPROTO_ESP
+#define IPPROTO_ESP 50
+#endif
+
+/* Raw ESP (bpf/ikelb_esp.h): no ports; the payload is the ESP packet. Its
+ * SPI and sequence number must be in the first (or only) fragment. */
+static __always_inline int parse_esp(struct pkt *p, __u32 ip_payload)
+{
+	if (ip_payload < ESP_HDR_LEN)
+		return PARSE_BAD;
+	p->plen = ip_payload;
+	p->present = ip_payload;
+	return PARSE_OK;
+}
+
+/* The transport protocols we read: UDP, and raw ESP toward VIPs. */
+static __always_inline int l4_ours(__u8 proto, struct pkt *p)
+{
+	p->esp = proto == IPPROTO_ESP;
+	return proto == IPPROTO_UDP || p->esp;
+}
+
 /* ip_payload: bytes after the IP (and IPv6 fragment) header according to
  * the IP header. */
 static __always_inline int parse_udp(struct __sk_buff *skb, struct pkt *p, __u32 ip_payload)
@@ -59,7 +81,7 @@ static __always_inline int parse_v4(struct __sk_buff *skb, struct pkt *p)
 
 	if (bpf_skb_load_bytes(skb, p->l3off, &ip, sizeof(ip)) < 0)
 		return PARSE_PASS;
-	if (ip.protocol != IPPROTO_UDP)
+	if (!l4_ours(ip.protocol, p))
 		return PARSE_PASS;
 	ikelb_addr_from_v4(&p->src, ip.saddr);
 	ikelb_addr_from_v4(&p->dst, ip.daddr);
@@ -80,6 +102,8 @@ static __always_inline int parse_v4(struct __sk_buff *skb, struct pkt *p)
 	if (fo & IKELB_IP4_MF)
 		p->frag = FRAG_FIRST;
 	p->l4off = p->l3off + hl;
+	if (p->esp)
+		return parse_esp(p, tot - hl);
 	return parse_udp(skb, p, tot - hl);
 }
 
@@ -89,9 +113,9 @@ static __always_inline int parse_v6(struct __sk_buff *skb, struct pkt *p)
 
 	if (bpf_skb_load_bytes(skb, p->l3off, &ip, sizeof(ip)) < 0)
 		return PARSE_PASS;
-	/* Only UDP directly or behind one fragment header; other extension
-	 * headers are not ours (documented limit). */
-	if (ip.nexthdr != IPPROTO_UDP && ip.nexthdr != IKELB_IP6_FRAG_NH)
+	/* Only UDP or ESP directly or behind one fragment header; other
+	 * extension headers are not ours (documented limit). */
+	if (!l4_ours(ip.nexthdr, p) && ip.nexthdr != IKELB_IP6_FRAG_NH)
 		return PARSE_PASS;
 	p->v6 = 1;
 	__builtin_memcpy(p->src.b, &ip.saddr, 16);
@@ -111,7 +135,7 @@ static __always_inline int parse_v6(struct __sk_buff *skb, struct pkt *p)
 
 		if (pl < sizeof(fh) || bpf_skb_load_bytes(skb, p->l4off, &fh, sizeof(fh)) < 0)
 			return PARSE_BAD;
-		if (fh.nexthdr != IPPROTO_UDP)
+		if (!l4_ours(fh.nexthdr, p))
 			return PARSE_PASS;
 		__u16 fo = bpf_ntohs(fh.frag_off);
 		p->frag_id = bpf_ntohl(fh.id);
@@ -124,6 +148,8 @@ static __always_inline int parse_v6(struct __sk_buff *skb, struct pkt *p)
 		p->l4off += sizeof(fh);
 		pl -= sizeof(fh);
 	}
+	if (p->esp)
+		return parse_esp(p, pl);
 	return parse_udp(skb, p, pl);
 }
 

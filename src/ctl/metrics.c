@@ -88,6 +88,7 @@ static const struct labelled drops[] = {
 	{ SVC_CTR_DROP(IKE_DROP_TABLE_FULL), "table_full" },
 	{ SVC_CTR_DROP(IKE_DROP_ADMIT_SERVICE), "admit_service" },
 	{ SVC_CTR_DROP(IKE_DROP_ADMIT_SOURCE), "admit_source" },
+	{ SVC_CTR_DROP(IKE_DROP_ESP_UNKNOWN), "esp_unknown" },
 };
 
 static const struct labelled cookies[] = {
@@ -149,6 +150,9 @@ static void svc_single(struct buf *b, const struct cfg *cfg, const struct eng_st
 		{ "ikelb_fib_pass_total",
 		  "Datagrams handed to the kernel because the FIB had no answer yet (bpf).",
 		  SVC_CTR_FIB_PASS },
+		{ "ikelb_esp_raw_packets_total",
+		  "Raw ESP (IP protocol 50) datagrams to the VIP (bpf; also in class=esp).",
+		  SVC_CTR_ESP_RAW },
 	};
 	for (size_t f = 0; f < NELEM(one); f++) {
 		family(b, one[f].name, "counter", one[f].help);

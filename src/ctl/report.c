@@ -27,6 +27,7 @@ static const char *const ctr_names[SVC_CTR_DROP_BASE] = {
 	[SVC_CTR_COOKIE_SENT] = "cookie_sent",
 	[SVC_CTR_COOKIE_VALID] = "cookie_valid",
 	[SVC_CTR_COOKIE_INVALID] = "cookie_invalid",
+	[SVC_CTR_ESP_RAW] = "esp_raw",
 };
 
 static const char *const drop_names[IKE_DROP__MAX] = {
@@ -46,6 +47,7 @@ static const char *const drop_names[IKE_DROP__MAX] = {
 	[IKE_DROP_TTL_EXPIRED] = "ttl_expired",
 	[IKE_DROP_ADMIT_SERVICE] = "admit_service",
 	[IKE_DROP_ADMIT_SOURCE] = "admit_source",
+	[IKE_DROP_ESP_UNKNOWN] = "esp_unknown",
 };
 
 static const char *ctr_name(int ctr)

@@ -11,6 +11,7 @@
 
 #include "core/clock.h"
 #include "engine/bpf_engine.h"
+#include "engine/dsr_check.h"
 #include "engine/bpf_sync_state.h"
 #include "engine/engine.h"
 
@@ -323,6 +324,7 @@ int bpf_adapter_open(struct engine *e, const struct cfg *cfg, const struct logge
 		return rc;
 	}
 	forwarding_on(cfg, log);
+	dsr_check_host(cfg, log);
 	e->ops = &bpf_ops;
 	e->impl = a;
 	return 0;

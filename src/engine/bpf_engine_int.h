@@ -71,4 +71,10 @@ int bpfe_read_reals(struct bpf_engine *e, struct real_value *reals);
  * "table at capacity" test). */
 int bpfe_tbl_init(struct bpf_engine *e);
 
+/* bpf_esp.c: the VIP's raw ESP entry in svc_map (bpf/ikelb_esp.h), held
+ * by the first service on each VIP. */
+void bpfe_esp_entry(const struct bpfe_svc *es, struct svc_key *k, struct svc_value *v);
+/* After es->val changed: rewrite the entry when es holds it. */
+int bpfe_esp_refresh(int svc_fd, const struct bpfe_svc *es);
+
 #endif

@@ -274,8 +274,13 @@ static int sync_services(struct bpf_engine *e, const struct cfg *cfg, struct bpf
 			err = kv_find(&sv, &k) >= 0 ? -EEXIST : kv_add(&sv, &k, &v);
 		}
 		uint32_t sid = (uint32_t)s;
-		if (!err && kv_find(&vv, &svc->vip) < 0)
+		if (!err && kv_find(&vv, &svc->vip) < 0) {
 			err = kv_add(&vv, &svc->vip, &sid);
+			struct svc_key ek;
+			struct svc_value ev;
+			bpfe_esp_entry(es, &ek, &ev);
+			err = err ? err : kv_add(&sv, &ek, &ev);
+		}
 	}
 	if (err == -EEXIST)
 		log_err(e->log, "bpf: two services share a VIP and port");
@@ -477,7 +482,7 @@ static int write_svc_values(struct bpf_engine *e, int svc)
 		if (bpf_map_update_elem(fd, &k, &v, BPF_EXIST) < 0)
 			return -errno;
 	}
-	return 0;
+	return bpfe_esp_refresh(fd, es);
 }
 
 int bpf_engine_set_maglev(struct bpf_engine *e, int svc, const uint32_t *real_ids, uint32_t m)

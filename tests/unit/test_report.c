@@ -131,6 +131,8 @@ static int setup(void **state)
 	f->st.svc[0].pkts[SVC_CTR_RX] = 7;
 	f->st.svc[0].bytes[SVC_CTR_RX] = 700;
 	f->st.svc[0].pkts[SVC_CTR_DROP_BASE + IKE_DROP_TOO_SHORT] = 2;
+	f->st.svc[0].pkts[SVC_CTR_ESP_RAW] = 4;
+	f->st.svc[0].pkts[SVC_CTR_DROP(IKE_DROP_ESP_UNKNOWN)] = 1;
 	f->st.srv[0][0] = (struct eng_srv_stats){ .pkts = 5, .bytes = 500, .clients = 3, .flows = 1,
 						  .sas = 4, .client_addresses = 2 };
 	f->expired = 9;
@@ -282,6 +284,12 @@ static void stats_counters_drops_and_expiries(void **state)
 	assert_int_equal(json_integer_value(json_object_get(short_, "packets")), 2);
 	/* Counters and drops are separate: no drop reason among counters. */
 	assert_null(json_object_get(json_object_get(svc, "counters"), "too_short"));
+	/* raw ESP's counter sits past the drop slots: a counter, not a drop */
+	json_t *raw = json_object_get(json_object_get(svc, "counters"), "esp_raw");
+	assert_int_equal(json_integer_value(json_object_get(raw, "packets")), 4);
+	assert_null(json_object_get(drops, "esp_raw"));
+	json_t *unk = json_object_get(drops, "esp_unknown");
+	assert_int_equal(json_integer_value(json_object_get(unk, "packets")), 1);
 	assert_null(json_object_get(drops, "none"));
 	assert_int_equal(json_integer_value(json_object_get(j, "expired_entries")), 9);
 	json_t *s0 = json_array_get(json_object_get(svc, "servers"), 0);
@@ -302,6 +310,8 @@ static void metrics_families_and_samples(void **state)
 		"ikelb_packets_total{service=\"vpn\",direction=\"in\"} 7\n",
 		"# HELP ikelb_drops_total ",
 		"ikelb_drops_total{service=\"vpn\",reason=\"too_short\"} 2\n",
+		"ikelb_drops_total{service=\"vpn\",reason=\"esp_unknown\"} 1\n",
+		"ikelb_esp_raw_packets_total{service=\"vpn\"} 4\n",
 		"ikelb_server_up{service=\"vpn\",server=\"s1\"} 1\n",
 		"ikelb_server_weight{service=\"vpn\",server=\"s1\"} 50\n",
 		"ikelb_server_clients{service=\"vpn\",server=\"s0\"} 3\n",

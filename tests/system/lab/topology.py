@@ -23,6 +23,7 @@ import tempfile
 import threading
 import time
 
+from . import layouts
 from . import netns as N
 from .strongswan import PROTECTED, Charon, client_swanctl, server_swanctl
 
@@ -121,11 +122,14 @@ class Lab:
     lab/ecmp.py runs BGP so the router learns the VIP from the nodes.
     ipv6=True (one balancer, no NAT clients): IPv6 addresses beside the
     IPv4 ones (module docstring); servers, clients and public_addr() use
-    them, so clients connect to VIP6."""
+    them, so clients connect to VIP6.
+    dsr, server_gw, one_arm: lab/layouts.py (one_arm puts a lo VIP with
+    vip_on set, the lb's single interface being c0)."""
 
     def __init__(self, servers=2, clients=4, nat_clients=0, server_opts=None,
                  client_opts=None, vip_on="lo", workdir=None, prefix=None,
-                 die_with_parent=True, balancers=1, router=False, ipv6=False):
+                 die_with_parent=True, balancers=1, router=False, ipv6=False,
+                 dsr=False, server_gw="lb", one_arm=False):
         self.nservers, self.nclients, self.nnat = servers, clients, nat_clients
         self.server_opts, self.client_opts = server_opts, client_opts
         self.vip_on = vip_on
@@ -136,6 +140,9 @@ class Lab:
         self.router = router and balancers > 1
         self.rt_ns = None
         self.lb_nss = []
+        # lab/layouts.py: servers holding the VIP, their gateway, one arm
+        self.dsr, self.server_gw, self.one_arm = dsr, server_gw, one_arm
+        self.gw_ns = None
         # False for a lab meant to outlive this process (demo KEEP=1).
         self.die_with_parent = die_with_parent
         self.prefix = prefix or N.new_prefix()
@@ -173,7 +180,11 @@ class Lab:
         N.bridge(self.sw_ns, "brs")
         if self.router:
             self._build_router()
-        if self.nbalancers > 1:
+        if self.one_arm:
+            layouts.one_arm_balancer(self, VIP, LB_SERVER_ADDR)
+            if self.vip_on:
+                N.addr_add(self.lb_ns, "lo", VIP + "/32")
+        elif self.nbalancers > 1:
             for k in range(1, self.nbalancers + 1):
                 caddr = ("198.18.100.%d" if self.router else "203.0.113.%d") % (1 + k)
                 self._balancer_arms(k, caddr, "198.51.100.%d" % (1 + k),
@@ -206,6 +217,7 @@ class Lab:
             self.clients.append(node)
         if self.nnat:
             self._build_nat()
+        layouts.finish(self, VIP)
 
     def _balancer_v6(self):
         N.addr_add(self.lb_ns, LB_CLIENT_IF, LB_CLIENT_ADDR6 + "/48")
