@@ -150,14 +150,20 @@ class Ikelb(Path):
         super().__init__(*a)
         self.proc = None
         self.dir = os.path.join(self.workdir, self.name or "ikelb-" + self.engine)
+        self.max_clients = int(os.environ.get("BENCH_MAX_CLIENTS") or 1048576)
+        self.bpf_progs = None
         self.api = os.path.join(self.dir, "api.sock")
 
     def config(self):
         lines = ["engine: %s" % self.engine]
         if self.engine == "bpf":
             ifs = ["c0"] + [n for _, n, _ in self.topo.sinks]
+            # Tables for max_clients NAT-T clients (two flows each), so the
+            # maps the bench measures are those of a 1 M client balancer.
             lines += ["interfaces: [%s]" % ", ".join(ifs),
-                      "bpf: { pin_dir: /sys/fs/bpf/ikelb, attach: %s }" % self.attach]
+                      "bpf: { pin_dir: /sys/fs/bpf/ikelb, attach: %s }" % self.attach,
+                      "limits: { max_clients: %d, max_flows: %d }" % (
+                          self.max_clients, 2 * self.max_clients)]
         lines += ["api: { listen: \"unix:%s\" }" % self.api,
                   'server_state_file: ""',
                   "services:",

@@ -1,4 +1,5 @@
 """Markdown for bench/results/*.md from the harness's result dict."""
+import bench_summary
 
 
 def _ratio(a, b):
@@ -147,6 +148,7 @@ def markdown(res):
            "shares its CPUs with the benchmark." % (
                "/".join("%.1f" % x for x in m.get("loadavg_start", [])),
                "/".join("%.1f" % x for x in m.get("loadavg_end", []))), "",
+           bench_summary.section(res), "", "## Forwarding", "",
            forwarding_table(res), "",
            "CPU = run time of the lb namespace's veth NAPI threads + ksoftirqd + the balancer's "
            "processes (nginx master and workers, the ikelb daemon), over the timed ESP phase, "
