@@ -276,7 +276,30 @@ class IkelbSocket(Ikelb):
         return "%s:4500" % VIP in out
 
 
-PATHS = [Plain, NftDnat, Nginx, IkelbBpf, IkelbXdp, IkelbSocket]
+class IkelbSocketSwGso(IkelbSocket):
+    """The socket engine's GSO sends segmented on the balancer itself, as
+    behind a NIC without UDP segmentation offload: veth otherwise passes the
+    train whole and the receiving namespace segments it, off the lb's
+    books."""
+    name = "ikelb-socket-swgso"
+    label = ("ikelb socket engine, UDP GSO segmented in software on the lb "
+             "(tx-udp-segmentation off on its server-side veths)")
+
+    def setup(self):
+        if not os.access(ETHTOOL, os.X_OK):
+            raise Skip("ethtool missing: cannot turn off tx-udp-segmentation")
+        for _, dev, _ in self.topo.sinks:
+            ns_run(self.topo.lb, [ETHTOOL, "-K", dev, "tx-udp-segmentation", "off"])
+        super().setup()
+
+    def teardown(self):
+        super().teardown()
+        for _, dev, _ in self.topo.sinks:
+            ns_run(self.topo.lb, [ETHTOOL, "-K", dev, "tx-udp-segmentation", "on"],
+                   check=False)
+
+
+PATHS = [Plain, NftDnat, Nginx, IkelbBpf, IkelbXdp, IkelbSocket, IkelbSocketSwGso]
 
 
 def nginx_version():

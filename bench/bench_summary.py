@@ -11,6 +11,8 @@ RATIOS = [
     ("ikelb-xdp saturation / plain", "ikelb-xdp", "plain", "saturation", "rx_pps", 1.0, "ge"),
     ("ikelb-socket CPU/pkt / nginx", "ikelb-socket", "nginx", "fixed", "cpu_us_per_pkt", 0.5,
      "le"),
+    ("ikelb-socket-swgso CPU/pkt / nginx", "ikelb-socket-swgso", "nginx", "fixed",
+     "cpu_us_per_pkt", 0.5, "le"),
     ("ikelb-socket CPU/pkt / plain", "ikelb-socket", "plain", "fixed", "cpu_us_per_pkt", None,
      None),
     ("nft-dnat CPU/pkt / plain", "nft-dnat", "plain", "fixed", "cpu_us_per_pkt", None, None),

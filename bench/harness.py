@@ -12,7 +12,8 @@ Settings (environment): BENCH_QUICK=1 (about a minute), BENCH_RUNS (3),
 BENCH_RATE (50000 pps), BENCH_SIZES (128,1400), BENCH_SECONDS (3, fixed-rate
 phase), BENCH_SAT_SECONDS (2), BENCH_CLIENTS (512), BENCH_SOURCES (256),
 BENCH_PATHS (all: plain,nft-dnat,nginx,ikelb-bpf,ikelb-xdp,
-ikelb-socket), BENCH_SCALE=0,
+ikelb-socket,ikelb-socket-swgso), BENCH_SCALE=0, BENCH_PROFILE=1,
+BENCH_MAX_CLIENTS (1048576: the bpf engine's table sizes),
 BENCH_HANDSHAKE=0, BENCH_OUT (bench/results), BENCH_KEEP=1 (keep the work
 directory), BENCH_MAX_SECONDS (540: later measurements are skipped),
 BENCH_NGINX_CONSISTENT=1 (nginx with `hash $remote_addr consistent`)."""
