@@ -158,7 +158,7 @@ class Profiler:
         self.t0 = (self.prog_stats(progs), time.monotonic())
         if os.access(PERF, os.X_OK):
             self.perf_data = os.path.join(self.workdir, "perf-%s.data" % tag)
-            self.perf = subprocess.Popen([PERF, "record", "-a", "-g", "-q", "-o",
+            self.perf = subprocess.Popen([PERF, "record", "-a", "-g", "-F", "10000", "-q", "-o",
                                           self.perf_data], stdout=subprocess.DEVNULL,
                                          stderr=subprocess.DEVNULL)
 

@@ -267,9 +267,31 @@ class IkelbXdp(Ikelb):
 
 
 class IkelbSocket(Ikelb):
+    """BENCH_SOCK_SRV_MTU=N: MTU N on the lb's server-side veths, below the
+    client side's, so that the engine's GSO trains exceed the route's MTU,
+    the kernel refuses them (EINVAL) and the engine must send their
+    datagrams singly (tests/system/test_socket_gso.py)."""
     name = "ikelb-socket"
     label = "ikelb socket engine (fullnat relay, source-ip persistence)"
     engine = "socket"
+
+    def srv_mtu(self):
+        return int(os.environ.get("BENCH_SOCK_SRV_MTU") or 0)
+
+    def set_srv_mtu(self, mtu, check=True):
+        for _, dev, _ in self.topo.sinks:
+            ns_run(self.topo.lb, ["ip", "link", "set", "dev", dev, "mtu", str(mtu)],
+                   check=check)
+
+    def setup(self):
+        if self.srv_mtu():
+            self.set_srv_mtu(self.srv_mtu())
+        super().setup()
+
+    def teardown(self):
+        super().teardown()
+        if self.srv_mtu():
+            self.set_srv_mtu(1500, check=False)
 
     def ready(self):
         out = ns_run(self.topo.lb, ["ss", "-uln"], check=False).stdout
