@@ -8,52 +8,18 @@ segmentation variant (tx-udp-segmentation off). A low fixed rate, no timing
 thresholds: every datagram must arrive intact at its client's one sink.
 
 Run: /usr/bin/python3 -m pytest -q tests/system/test_socket_gso.py (root)."""
-import json
-import os
-import shutil
-import subprocess
-import tempfile
+import benchrun
 
-import pytest
-
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BUILD = os.environ.get("IKELB_BUILD") or os.path.join(REPO, "build")
 PATHS = "ikelb-socket,ikelb-socket-swgso"
 
 
-def _skip_reason():
-    if os.geteuid() != 0:
-        return "needs root (network namespaces)"
-    for b in ("bench/ikegen", "bench/ikesink", "ikelb"):
-        if not os.access(os.path.join(BUILD, b), os.X_OK):
-            return "%s/%s not built (make)" % (BUILD, b)
-    if not os.access("/usr/sbin/ethtool", os.X_OK):
-        return "ethtool missing"
-    return None
-
-
 def _bench(srv_mtu):
-    reason = _skip_reason()
-    if reason:
-        if os.environ.get("IKELB_NO_SKIP") == "1":
-            pytest.fail("prerequisite missing: %s" % reason)
-        pytest.skip(reason)
-    out = tempfile.mkdtemp(prefix="ikb-gso-")
-    env = dict(os.environ, IKELB_BUILD=BUILD, BENCH_QUICK="1", BENCH_SIZES="128,1000",
-               BENCH_CLIENTS="32", BENCH_SOURCES="16", BENCH_RATE="5000",
-               BENCH_SECONDS="1", BENCH_SAT_SECONDS="0.5", BENCH_HANDSHAKE="0",
-               BENCH_SCALE="0", BENCH_OUT=out, BENCH_NAME="gso", BENCH_MAX_SECONDS="100",
-               BENCH_PATHS=PATHS, BENCH_SOCK_SRV_MTU=srv_mtu)
-    try:
-        p = subprocess.run(["sh", os.path.join(REPO, "bench", "run")], env=env,
-                           capture_output=True, text=True, timeout=240)
-        path = os.path.join(out, "gso.json")
-        assert os.path.exists(path), "no result; exit %d\n%s\n%s" % (
-            p.returncode, p.stdout[-3000:], p.stderr[-3000:])
-        with open(path) as f:
-            return json.load(f)
-    finally:
-        shutil.rmtree(out, ignore_errors=True)
+    return benchrun.run({"BENCH_SIZES": "128,1000", "BENCH_CLIENTS": "32",
+                         "BENCH_SOURCES": "16", "BENCH_RATE": "5000", "BENCH_SECONDS": "1",
+                         "BENCH_SAT_SECONDS": "0.5", "BENCH_SCALE": "0",
+                         "BENCH_MAX_SECONDS": "100", "BENCH_PATHS": PATHS,
+                         "BENCH_SOCK_SRV_MTU": srv_mtu}, "gso", timeout=240,
+                        tools=("/usr/sbin/ethtool",))
 
 
 def _check(res):
