@@ -95,6 +95,15 @@ def scale_section(sc):
     for u in st["user_tables"]:
         out.append("| user-space LRU table `%s` | key %d | %.1f (lru_bytes_per_entry) "
                    "| %d |" % (u["name"], u["key"], u["bytes_per_entry"], u["per_client"]))
+    filled = [m for m in st["maps"] if m.get("filled")]
+    if filled:
+        out.append("")
+        out.append("Filled to capacity (%d distinct entries written into each map, then "
+                   "counted): %s; memlock after the fill unchanged (preallocated)." % (
+                       filled[0]["filled"], ", ".join(
+                           "%s kept %d (%.2f s, %.1f MiB)" % (
+                               m["name"], m["kept"], m["fill_seconds"],
+                               m["memlock_mib_full"]) for m in filled)))
     out.append("")
     out.append("Per tracked client (1 persistence + 1 IKE SA + 2 flow entries): BPF key+value "
                "%d bytes, kernel %.0f bytes (%.0f MiB per million clients); user-space tables "

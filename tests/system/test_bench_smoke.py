@@ -89,6 +89,10 @@ def test_scale_figures(bench_result):
     assert sc["place"]["not_placed"] == 0
     assert all(n > 0 for n in sc["place"]["per_server"])
     assert sc["state_bytes"]["user_per_client"] > 0
+    # every state map layout filled to its capacity keeps nearly all of it
+    for m in sc["state_bytes"]["maps"]:
+        assert m["filled"] == 100000, m
+        assert 0.99 * m["filled"] <= m["kept"] <= m["filled"], m
     assert [m["servers"] for m in sc["maglev"]] == [10, 100, 1000]
 
 
