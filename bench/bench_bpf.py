@@ -47,6 +47,8 @@ def _fdinfo(pid):
 
 
 def _bpftool_json(args):
+    if not os.access(BPFTOOL, os.X_OK):
+        return []  # map names unknown: the memory table then stays empty
     p = subprocess.run([BPFTOOL, "-j"] + args, capture_output=True, text=True, timeout=30)
     if p.returncode != 0:
         return []
