@@ -150,14 +150,20 @@ class Ikelb(Path):
         super().__init__(*a)
         self.proc = None
         self.dir = os.path.join(self.workdir, self.name or "ikelb-" + self.engine)
+        self.max_clients = int(os.environ.get("BENCH_MAX_CLIENTS") or 1048576)
+        self.bpf_progs = None
         self.api = os.path.join(self.dir, "api.sock")
 
     def config(self):
         lines = ["engine: %s" % self.engine]
         if self.engine == "bpf":
             ifs = ["c0"] + [n for _, n, _ in self.topo.sinks]
+            # Tables for max_clients NAT-T clients (two flows each), so the
+            # maps the bench measures are those of a 1 M client balancer.
             lines += ["interfaces: [%s]" % ", ".join(ifs),
-                      "bpf: { pin_dir: /sys/fs/bpf/ikelb, attach: %s }" % self.attach]
+                      "bpf: { pin_dir: /sys/fs/bpf/ikelb, attach: %s }" % self.attach,
+                      "limits: { max_clients: %d, max_flows: %d }" % (
+                          self.max_clients, 2 * self.max_clients)]
         lines += ["api: { listen: \"unix:%s\" }" % self.api,
                   'server_state_file: ""',
                   "services:",
@@ -261,16 +267,61 @@ class IkelbXdp(Ikelb):
 
 
 class IkelbSocket(Ikelb):
+    """BENCH_SOCK_SRV_MTU=N: MTU N on the lb's server-side veths, below the
+    client side's, so that the engine's GSO trains exceed the route's MTU,
+    the kernel refuses them (EINVAL) and the engine must send their
+    datagrams singly (tests/system/test_socket_gso.py)."""
     name = "ikelb-socket"
     label = "ikelb socket engine (fullnat relay, source-ip persistence)"
     engine = "socket"
+
+    def srv_mtu(self):
+        return int(os.environ.get("BENCH_SOCK_SRV_MTU") or 0)
+
+    def set_srv_mtu(self, mtu, check=True):
+        for _, dev, _ in self.topo.sinks:
+            ns_run(self.topo.lb, ["ip", "link", "set", "dev", dev, "mtu", str(mtu)],
+                   check=check)
+
+    def setup(self):
+        if self.srv_mtu():
+            self.set_srv_mtu(self.srv_mtu())
+        super().setup()
+
+    def teardown(self):
+        super().teardown()
+        if self.srv_mtu():
+            self.set_srv_mtu(1500, check=False)
 
     def ready(self):
         out = ns_run(self.topo.lb, ["ss", "-uln"], check=False).stdout
         return "%s:4500" % VIP in out
 
 
-PATHS = [Plain, NftDnat, Nginx, IkelbBpf, IkelbXdp, IkelbSocket]
+class IkelbSocketSwGso(IkelbSocket):
+    """The socket engine's GSO sends segmented on the balancer itself, as
+    behind a NIC without UDP segmentation offload: veth otherwise passes the
+    train whole and the receiving namespace segments it, off the lb's
+    books."""
+    name = "ikelb-socket-swgso"
+    label = ("ikelb socket engine, UDP GSO segmented in software on the lb "
+             "(tx-udp-segmentation off on its server-side veths)")
+
+    def setup(self):
+        if not os.access(ETHTOOL, os.X_OK):
+            raise Skip("ethtool missing: cannot turn off tx-udp-segmentation")
+        for _, dev, _ in self.topo.sinks:
+            ns_run(self.topo.lb, [ETHTOOL, "-K", dev, "tx-udp-segmentation", "off"])
+        super().setup()
+
+    def teardown(self):
+        super().teardown()
+        for _, dev, _ in self.topo.sinks:
+            ns_run(self.topo.lb, [ETHTOOL, "-K", dev, "tx-udp-segmentation", "on"],
+                   check=False)
+
+
+PATHS = [Plain, NftDnat, Nginx, IkelbBpf, IkelbXdp, IkelbSocket, IkelbSocketSwGso]
 
 
 def nginx_version():

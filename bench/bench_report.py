@@ -1,4 +1,5 @@
 """Markdown for bench/results/*.md from the harness's result dict."""
+import bench_summary
 
 
 def _ratio(a, b):
@@ -94,6 +95,15 @@ def scale_section(sc):
     for u in st["user_tables"]:
         out.append("| user-space LRU table `%s` | key %d | %.1f (lru_bytes_per_entry) "
                    "| %d |" % (u["name"], u["key"], u["bytes_per_entry"], u["per_client"]))
+    filled = [m for m in st["maps"] if m.get("filled")]
+    if filled:
+        out.append("")
+        out.append("Filled to capacity (%d distinct entries written into each map, then "
+                   "counted): %s; memlock after the fill unchanged (preallocated)." % (
+                       filled[0]["filled"], ", ".join(
+                           "%s kept %d (%.2f s, %.1f MiB)" % (
+                               m["name"], m["kept"], m["fill_seconds"],
+                               m["memlock_mib_full"]) for m in filled)))
     out.append("")
     out.append("Per tracked client (1 persistence + 1 IKE SA + 2 flow entries): BPF key+value "
                "%d bytes, kernel %.0f bytes (%.0f MiB per million clients); user-space tables "
@@ -147,6 +157,7 @@ def markdown(res):
            "shares its CPUs with the benchmark." % (
                "/".join("%.1f" % x for x in m.get("loadavg_start", [])),
                "/".join("%.1f" % x for x in m.get("loadavg_end", []))), "",
+           bench_summary.section(res), "", "## Forwarding", "",
            forwarding_table(res), "",
            "CPU = run time of the lb namespace's veth NAPI threads + ksoftirqd + the balancer's "
            "processes (nginx master and workers, the ikelb daemon), over the timed ESP phase, "

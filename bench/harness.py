@@ -12,7 +12,8 @@ Settings (environment): BENCH_QUICK=1 (about a minute), BENCH_RUNS (3),
 BENCH_RATE (50000 pps), BENCH_SIZES (128,1400), BENCH_SECONDS (3, fixed-rate
 phase), BENCH_SAT_SECONDS (2), BENCH_CLIENTS (512), BENCH_SOURCES (256),
 BENCH_PATHS (all: plain,nft-dnat,nginx,ikelb-bpf,ikelb-xdp,
-ikelb-socket), BENCH_SCALE=0,
+ikelb-socket,ikelb-socket-swgso), BENCH_SCALE=0, BENCH_PROFILE=1,
+BENCH_MAX_CLIENTS (1048576: the bpf engine's table sizes),
 BENCH_HANDSHAKE=0, BENCH_OUT (bench/results), BENCH_KEEP=1 (keep the work
 directory), BENCH_MAX_SECONDS (540: later measurements are skipped),
 BENCH_NGINX_CONSISTENT=1 (nginx with `hash $remote_addr consistent`)."""
@@ -31,6 +32,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import bench_bpf  # noqa: E402
 import bench_net as BN  # noqa: E402
 import bench_paths as BP  # noqa: E402
 import bench_report  # noqa: E402
@@ -97,6 +99,7 @@ class Bench:
         self.workdir = tempfile.mkdtemp(prefix="ikb-bench-")
         self.topo = None
         self.run_no = 0
+        self.prof = bench_bpf.Profiler(self.workdir) if bench_bpf.Profiler.wanted() else None
 
     def over_budget(self):
         return time.monotonic() - self.t0 > self.s["max_seconds"]
@@ -133,6 +136,16 @@ class Bench:
                         fh.close()
         return res
 
+    def lb_napi_comms(self):
+        comms = set()
+        for pid in self.topo.lb_napi_pids():
+            try:
+                with open("/proc/%d/comm" % pid) as f:
+                    comms.add(f.read().strip())
+            except OSError:
+                pass
+        return sorted(comms)
+
     def measure(self, path, size, rate, seconds):
         self.run_no += 1
         tag = self.run_no
@@ -148,8 +161,10 @@ class Bench:
                               stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
         rd = LineReader(gen.stdout)
         deadline = time.monotonic() + seconds + 30
-        c0 = c1 = summary = None
+        c0 = c1 = summary = prof = None
         w0 = w1 = 0.0
+        profiling = bool(self.prof and rate)
+        progs = getattr(path, "bpf_progs", None) or []
         try:
             while True:
                 line = rd.readline(deadline)
@@ -157,8 +172,12 @@ class Bench:
                     break
                 if line == "ESP-START":
                     c0, w0 = self.topo.cpu_snapshot(pids), time.monotonic()
+                    if profiling:
+                        self.prof.start(progs, "%s-%d" % (path.name, tag))
                 elif line == "ESP-END":
                     c1, w1 = self.topo.cpu_snapshot(pids), time.monotonic()
+                    if profiling:
+                        prof = self.prof.stop(progs, self.lb_napi_comms())
                 elif line.startswith("{"):
                     summary = json.loads(line)
                     break
@@ -177,7 +196,10 @@ class Bench:
         if not summary or c0 is None or c1 is None:
             raise BN.BenchError("generator failed: %s" % err.strip()[:500])
         drops = sum(self.topo.snmp_rcvbuf_errors(ns) - drops0[ns] for ns in drops0)
-        return self.evaluate(summary, sink_res, c0, c1, w1 - w0, drops)
+        res = self.evaluate(summary, sink_res, c0, c1, w1 - w0, drops)
+        if prof:
+            res["profile"] = prof
+        return res
 
     def evaluate(self, gen, sinks, c0, c1, wall, sink_drops):
         esp = sum(s["esp"] for s in sinks)
@@ -222,6 +244,7 @@ class Bench:
             path.teardown()
             return entry
         try:
+            self.bpf_objects(path, entry)
             for size in self.s["sizes"]:
                 per = {}
                 for mode, rate, secs in (("fixed", self.s["rate"], self.s["seconds"]),
@@ -251,8 +274,22 @@ class Bench:
         except BN.BenchError as e:
             entry.update(status="failed", reason=str(e)[:1000])
         finally:
+            if self.prof:
+                self.prof.restore()
             path.teardown()
         return entry
+
+    def bpf_objects(self, path, entry):
+        """The bpf engine's maps and programs, read from the daemon's
+        descriptors: kernel memory per client per persistence mode."""
+        if not isinstance(path, BP.Ikelb) or path.engine != "bpf":
+            return
+        maps, progs = bench_bpf.objects(path.proc.pid)
+        path.bpf_progs = progs
+        entry["bpf_maps"], entry["bpf_progs"] = maps, progs
+        entry["memory"] = bench_bpf.memory(maps, path.max_clients)
+        if self.prof:
+            self.prof.enable()
 
     # ---- the whole run ----------------------------------------------------
     def run(self):

@@ -3,8 +3,10 @@
  *  state_bytes  bytes per tracked client: the BPF state maps' key + value
  *               sizes, what the kernel charges per element of an LRU hash
  *               (memlock in /proc/self/fdinfo of maps created here with N
- *               entries, as the engine creates them), and the user-space
- *               persist tables' bytes per entry (lru_bytes_per_entry).
+ *               entries, as the engine creates them), how many of N
+ *               distinct entries written into such a map it keeps, and the
+ *               user-space persist tables' bytes per entry
+ *               (lru_bytes_per_entry).
  *  place        time to place N synthetic clients through the user-space
  *               steering path (src/core/steer.h: classify, Maglev pick,
  *               learn flow + half-open SA), then N IKE_AUTHs (established SA).
@@ -73,16 +75,68 @@ static long long fdinfo_memlock(int fd)
 	return v;
 }
 
-/* Kernel bytes per element of an LRU hash with this key/value layout:
- * memlock of a map with n entries, divided by n. -1 without BPF. */
-static double bpf_lru_bytes(uint32_t key, uint32_t value, uint32_t n)
+/* What a full LRU hash of n entries really holds: n distinct keys
+ * inserted (batches of FILL_BATCH), then counted. The LRU evicts before the
+ * map is full (per-CPU free lists), so fewer than n clients fit. */
+#define FILL_BATCH 8192u
+
+struct fill_res {
+	double bytes;       /* memlock / n, -1 without BPF */
+	double memlock_mib; /* after the fill */
+	uint32_t kept;      /* of n inserted */
+	double seconds;
+};
+
+static uint32_t lru_count(int fd, uint32_t key, uint32_t value, uint8_t *kb, uint8_t *vb)
 {
+	LIBBPF_OPTS(bpf_map_batch_opts, bo);
+	uint64_t in = 0, out = 0;
+	uint32_t total = 0;
+	int first = 1;
+	for (;;) {
+		uint32_t cnt = FILL_BATCH;
+		int rc = bpf_map_lookup_batch(fd, first ? NULL : &in, &out, kb, vb, &cnt, &bo);
+		total += cnt;
+		if (rc < 0)
+			break; /* -ENOENT: the end */
+		in = out;
+		first = 0;
+	}
+	(void)key;
+	(void)value;
+	return total;
+}
+
+static struct fill_res bpf_lru_fill(uint32_t key, uint32_t value, uint32_t n)
+{
+	struct fill_res r = { .bytes = -1 };
 	int fd = bpf_map_create(BPF_MAP_TYPE_LRU_HASH, "ikescale", key, value, n, NULL);
-	if (fd < 0)
-		return -1;
+	uint8_t *kb = calloc(FILL_BATCH, key), *vb = calloc(FILL_BATCH, value);
+	if (fd < 0 || !kb || !vb)
+		goto out;
 	long long m = fdinfo_memlock(fd);
-	close(fd);
-	return m < 0 ? -1 : (double)m / n;
+	r.bytes = m < 0 ? -1 : (double)m / n;
+	double t0 = now_s();
+	LIBBPF_OPTS(bpf_map_batch_opts, bo);
+	for (uint32_t i = 0; i < n; i += FILL_BATCH) {
+		uint32_t cnt = n - i < FILL_BATCH ? n - i : FILL_BATCH;
+		for (uint32_t k = 0; k < cnt; k++) {
+			uint32_t id = i + k + 1; /* distinct keys: the id in the last bytes */
+			memcpy(kb + (size_t)k * key + key - sizeof(id), &id, sizeof(id));
+		}
+		if (bpf_map_update_batch(fd, kb, vb, &cnt, &bo) < 0)
+			break;
+	}
+	r.seconds = now_s() - t0;
+	r.kept = lru_count(fd, key, value, kb, vb);
+	m = fdinfo_memlock(fd);
+	r.memlock_mib = m < 0 ? -1 : (double)m / (1 << 20);
+out:
+	free(kb);
+	free(vb);
+	if (fd >= 0)
+		close(fd);
+	return r;
 }
 
 static double persist_bpe(uint32_t key_len, uint32_t cap)
@@ -120,14 +174,17 @@ static void report_memory(const struct scale_opts *o)
 
 	printf("\"state_bytes\": {\"bpf_entries\": %u, \"maps\": [", o->bpf_entries);
 	for (size_t i = 0; i < sizeof(maps) / sizeof(maps[0]); i++) {
-		double k = bpf_lru_bytes(maps[i].key, maps[i].value, o->bpf_entries);
+		struct fill_res f = bpf_lru_fill(maps[i].key, maps[i].value, o->bpf_entries);
+		double k = f.bytes;
 		if (k < 0)
 			bpf_ok = 0;
 		bpf_raw += (double)(maps[i].key + maps[i].value) * maps[i].per_client;
 		bpf_kernel += k * maps[i].per_client;
 		printf("%s{\"name\": \"%s\", \"key\": %u, \"value\": %u, \"per_client\": %u, "
-		       "\"kernel_bytes_per_entry\": %.1f}", i ? ", " : "", maps[i].name,
-		       maps[i].key, maps[i].value, maps[i].per_client, k);
+		       "\"kernel_bytes_per_entry\": %.1f, \"filled\": %u, \"kept\": %u, "
+		       "\"fill_seconds\": %.2f, \"memlock_mib_full\": %.1f}", i ? ", " : "",
+		       maps[i].name, maps[i].key, maps[i].value, maps[i].per_client, k,
+		       o->bpf_entries, f.kept, f.seconds, f.memlock_mib);
 	}
 	printf("], \"user_tables\": [");
 	for (size_t i = 0; i < sizeof(utab) / sizeof(utab[0]); i++) {

@@ -340,9 +340,11 @@ static __always_inline int vouched(const struct svc_value *svc, struct ctx *c,
 static __always_inline void declog(const struct ctx *c)
 {
 	__u32 zero = 0;
-	__u32 *on = bpf_map_lookup_elem(&declog_on, &zero);
 
-	if (!on || !*on || !IKELB_RULE_LOGGED(c->rule))
+	if (!IKELB_RULE_LOGGED(c->rule))
+		return; /* ESP and the rest of a flow: no lookup per packet */
+	__u32 *on = bpf_map_lookup_elem(&declog_on, &zero);
+	if (!on || !*on)
 		return;
 	struct declog_event *ev = bpf_ringbuf_reserve(&declog_ring, sizeof(*ev), 0);
 	if (!ev) {

@@ -185,6 +185,7 @@ static int listener_open(struct sock_engine *e, const struct cfg_service *cs, ui
 		goto fail;
 	/* Best effort (capped by net.core.rmem_max): absorbs bursts of ESP. */
 	(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+	sock_gro_enable(fd);
 	struct sockaddr_storage ss;
 	socklen_t len;
 	len = ikelb_sockaddr_from_addr(&cs->vip, port, &ss);

@@ -167,6 +167,7 @@ static int upstream_open(struct sock_engine *e, struct sock_worker *w, struct so
 	int fd = socket(v4 ? AF_INET : AF_INET6, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
+	sock_gro_enable(fd); /* replies in trains too */
 	c->pool_slot = (int16_t)pool_acquire(e, c, v4);
 	if (c->pool_slot >= 0) {
 		struct sockaddr_storage src;

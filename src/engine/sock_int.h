@@ -18,6 +18,8 @@
 
 #define SOCK_NIL UINT32_MAX
 #define SOCK_BATCH 32
+#define SOCK_RUN_MAX 128      /* datagrams of one flow sent together */
+#define SOCK_CTL 64           /* per received message: the UDP_GRO cmsg */
 #define SOCK_BUF 65536        /* any UDP datagram fits: never truncated */
 #define SOCK_FD_RESERVE 64    /* descriptors kept for the daemon (API, health, logs) */
 
@@ -89,6 +91,11 @@ struct sock_worker {
 	struct mmsghdr msgs[SOCK_BATCH];
 	struct iovec iov[SOCK_BATCH];
 	struct sockaddr_storage names[SOCK_BATCH];
+	union {
+		char buf[SOCK_CTL];
+		struct cmsghdr align;
+	} ctl[SOCK_BATCH];
+	bool gso_off;         /* a send said the way out cannot segment */
 };
 
 struct sock_engine {
@@ -131,6 +138,16 @@ void sock_flow_close(struct sock_engine *e, struct sock_conn *c);
 long sock_flows_expire(struct sock_engine *e, uint64_t now);
 void sock_flows_close_server(struct sock_engine *e, int svc, int srv);
 uint32_t sock_flows_live(const struct sock_engine *e);
+
+/* sock_gso.c */
+void sock_gro_enable(int fd);
+/* Segment size of a received GRO train (UDP_GRO cmsg), 0: one datagram. */
+uint32_t sock_gro_size(const struct msghdr *mh);
+/* Send the datagrams d[0..n) (n <= SOCK_RUN_MAX) on fd (to: NULL when
+ * connected), trains of them as one UDP_SEGMENT send unless *gso_off;
+ * sent[i] says which left. Returns how many did. */
+int sock_send_dgrams(int fd, const struct iovec *d, int n, const struct sockaddr_storage *to,
+		     socklen_t tolen, bool *gso_off, bool *sent);
 
 /* sock_relay.c */
 void *sock_worker_main(void *arg);

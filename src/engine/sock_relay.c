@@ -3,7 +3,9 @@
  * recvmmsg batches outside the lock (listeners live as long as the engine),
  * then steered and forwarded under e->mu, runs of datagrams for the same
  * flow in one sendmmsg. Replies are read from the flow socket and relayed
- * to the client from the VIP:port listener in one sendmmsg. */
+ * to the client from the VIP:port listener in one sendmmsg. Both ways a
+ * received message may be a GRO train of datagrams: each is steered on its
+ * own, and a run goes out as GSO trains again (sock_gso.c). */
 #include <errno.h>
 #include <stdbool.h>
 #include <string.h>
@@ -25,15 +27,28 @@ static void prep_rx(struct sock_worker *w)
 		w->msgs[i].msg_hdr.msg_iovlen = 1;
 		w->msgs[i].msg_hdr.msg_name = &w->names[i];
 		w->msgs[i].msg_hdr.msg_namelen = sizeof(w->names[i]);
+		w->msgs[i].msg_hdr.msg_control = w->ctl[i].buf;
+		w->msgs[i].msg_hdr.msg_controllen = sizeof(w->ctl[i].buf);
 	}
 }
 
-/* Datagrams of one flow waiting to go upstream in one sendmmsg. */
+/* Datagram `k` of received message i: its start and length. A message is
+ * one datagram, or a GRO train of segments of `seg` bytes (the last may be
+ * shorter). */
+static uint32_t msg_segs(const struct sock_worker *w, int i, uint32_t *seg)
+{
+	uint32_t len = w->msgs[i].msg_len;
+	uint32_t g = sock_gro_size(&w->msgs[i].msg_hdr);
+	*seg = g && g < len ? g : (len ? len : 1);
+	return len ? (len + *seg - 1) / *seg : 1;
+}
+
+/* Datagrams of one flow waiting to go upstream together. */
 struct sock_run {
 	uint32_t conn;
 	int srv;
 	int n;
-	int idx[SOCK_BATCH];
+	struct iovec d[SOCK_RUN_MAX];
 };
 
 static void run_flush(struct sock_engine *e, struct sock_worker *w, struct sock_run *run)
@@ -42,23 +57,17 @@ static void run_flush(struct sock_engine *e, struct sock_worker *w, struct sock_
 		return;
 	struct sock_conn *c = &e->conns[run->conn];
 	struct sock_svc *s = &e->svc[c->svc];
-	struct mmsghdr out[SOCK_BATCH];
-	struct iovec iov[SOCK_BATCH];
-	for (int i = 0; i < run->n; i++) {
-		iov[i].iov_base = w->iov[run->idx[i]].iov_base;
-		iov[i].iov_len = w->msgs[run->idx[i]].msg_len;
-		memset(&out[i], 0, sizeof(out[i]));
-		out[i].msg_hdr.msg_iov = &iov[i];
-		out[i].msg_hdr.msg_iovlen = 1;
-	}
-	int sent = sendmmsg(c->fd, out, (unsigned)run->n, MSG_DONTWAIT);
-	for (int i = 0; i < sent; i++) {
-		steer_count(e->steer, c->svc, SVC_CTR_FWD, iov[i].iov_len);
-		s->srv_ctr[c->srv].pkts++;
-		s->srv_ctr[c->srv].bytes += iov[i].iov_len;
-	}
+	bool sent[SOCK_RUN_MAX];
 	/* Unsent datagrams (socket buffer full, ICMP error pending) are lost
 	 * like on any UDP hop; IKE retransmits. */
+	sock_send_dgrams(c->fd, run->d, run->n, NULL, 0, &w->gso_off, sent);
+	for (int i = 0; i < run->n; i++) {
+		if (!sent[i])
+			continue;
+		steer_count(e->steer, c->svc, SVC_CTR_FWD, run->d[i].iov_len);
+		s->srv_ctr[c->srv].pkts++;
+		s->srv_ctr[c->srv].bytes += run->d[i].iov_len;
+	}
 	run->n = 0;
 }
 
@@ -85,6 +94,34 @@ static void log_decision(struct sock_engine *e, const struct sock_listener *l,
 	declog_line(e->log, &e->dlog, clock_mono_ms(), &rec);
 }
 
+/* One client datagram: steered, then added to the run of its flow. */
+static void client_dgram(struct sock_engine *e, struct sock_worker *w, uint32_t li,
+			 struct sock_run *run, const struct ikelb_addr *client, uint16_t cport,
+			 uint8_t *buf, uint32_t len, uint64_t now)
+{
+	const struct sock_listener *l = &e->lst[li];
+	struct steer_result r;
+	int srv = steer_packet(e->steer, l->svc, client, cport, l->port, l->natt, buf, len, now,
+			       &r);
+	if (srv < 0)
+		return;
+	if (e->log_decisions)
+		log_decision(e, l, client, cport, srv, &r);
+	if (!run_is_flow(e, run, client, cport, srv) || run->n == SOCK_RUN_MAX) {
+		/* Flush first: getting the flow may re-create a socket. */
+		run_flush(e, w, run);
+		struct sock_conn *c = sock_flow_get(e, w, li, client, cport, srv, now);
+		if (!c) {
+			steer_count(e->steer, l->svc, SVC_CTR_DROP(IKE_DROP_TABLE_FULL), len);
+			return;
+		}
+		run->conn = (uint32_t)(c - e->conns);
+		run->srv = srv;
+	}
+	run->d[run->n].iov_base = buf; /* same flow, same server: same socket */
+	run->d[run->n++].iov_len = len;
+}
+
 static void handle_client_batch(struct sock_engine *e, struct sock_worker *w, uint32_t li, int n,
 				uint64_t now)
 {
@@ -93,7 +130,6 @@ static void handle_client_batch(struct sock_engine *e, struct sock_worker *w, ui
 	for (int i = 0; i < n; i++) {
 		struct ikelb_addr client;
 		uint16_t cport;
-		struct steer_result r;
 		if (ikelb_sockaddr_to_addr(&w->names[i], &client, &cport) < 0)
 			continue;
 		if (w->msgs[i].msg_hdr.msg_flags & MSG_TRUNC) {
@@ -101,27 +137,13 @@ static void handle_client_batch(struct sock_engine *e, struct sock_worker *w, ui
 			steer_count(e->steer, l->svc, SVC_CTR_DROP(IKE_DROP_MALFORMED_IP), 0);
 			continue;
 		}
-		int srv = steer_packet(e->steer, l->svc, &client, cport, l->port, l->natt,
-				       w->iov[i].iov_base, w->msgs[i].msg_len, now, &r);
-		if (srv < 0)
-			continue;
-		if (e->log_decisions)
-			log_decision(e, l, &client, cport, srv, &r);
-		if (run_is_flow(e, &run, &client, cport, srv)) {
-			run.idx[run.n++] = i; /* same flow, same server: same socket */
-			continue;
+		uint32_t seg, len = w->msgs[i].msg_len;
+		uint32_t nseg = msg_segs(w, i, &seg);
+		uint8_t *b = w->iov[i].iov_base;
+		for (uint32_t k = 0; k < nseg; k++) {
+			uint32_t dl = len - k * seg < seg ? len - k * seg : seg;
+			client_dgram(e, w, li, &run, &client, cport, b + (size_t)k * seg, dl, now);
 		}
-		/* Flush first: getting the flow may re-create a socket. */
-		run_flush(e, w, &run);
-		struct sock_conn *c = sock_flow_get(e, w, li, &client, cport, srv, now);
-		if (!c) {
-			steer_count(e->steer, l->svc, SVC_CTR_DROP(IKE_DROP_TABLE_FULL),
-				    w->msgs[i].msg_len);
-			continue;
-		}
-		run.conn = (uint32_t)(c - e->conns);
-		run.srv = srv;
-		run.idx[run.n++] = i;
 	}
 	run_flush(e, w, &run);
 }
@@ -143,6 +165,49 @@ static void on_listener(struct sock_engine *e, struct sock_worker *w, uint32_t l
 	}
 }
 
+/* Send a run of replies to the flow's client from its VIP:port listener. */
+static void reply_flush(struct sock_engine *e, struct sock_worker *w, const struct sock_conn *c,
+			struct sock_run *run, const struct sockaddr_storage *to, socklen_t tolen)
+{
+	bool sent[SOCK_RUN_MAX];
+	struct sock_srv_ctr *sc = &e->svc[c->svc].srv_ctr[c->srv];
+	sock_send_dgrams(e->lst[c->lst].fd, run->d, run->n, to, tolen, &w->gso_off, sent);
+	for (int i = 0; i < run->n; i++) {
+		if (!sent[i])
+			continue;
+		steer_count(e->steer, c->svc, SVC_CTR_REPLY, run->d[i].iov_len);
+		sc->reply_pkts++;
+		sc->reply_bytes += run->d[i].iov_len;
+	}
+	run->n = 0;
+}
+
+/* n received messages (datagrams or GRO trains) of the flow's server:
+ * each datagram teaches the steering (SPIr, labels), then all go to the
+ * client. */
+static void relay_replies(struct sock_engine *e, struct sock_worker *w, const struct sock_conn *c,
+			  int n, uint64_t now)
+{
+	struct sockaddr_storage to;
+	socklen_t tolen = ikelb_sockaddr_from_addr(&c->client, c->cport, &to);
+	struct sock_run run = { .n = 0 };
+	for (int i = 0; i < n; i++) {
+		uint32_t seg, len = w->msgs[i].msg_len;
+		uint32_t nseg = msg_segs(w, i, &seg);
+		uint8_t *b = w->iov[i].iov_base;
+		for (uint32_t k = 0; k < nseg; k++) {
+			uint32_t dl = len - k * seg < seg ? len - k * seg : seg;
+			steer_learn_reply(e->steer, c->svc, &c->client, c->cport, c->vport,
+					  e->lst[c->lst].natt, c->srv, b + (size_t)k * seg, dl, now);
+			if (run.n == SOCK_RUN_MAX)
+				reply_flush(e, w, c, &run, &to, tolen);
+			run.d[run.n].iov_base = b + (size_t)k * seg;
+			run.d[run.n++].iov_len = dl;
+		}
+	}
+	reply_flush(e, w, c, &run, &to, tolen);
+}
+
 /* Replies of one flow, relayed from VIP:port to the client. Under the lock
  * because the sweeper may close the flow's socket. */
 static void on_conn(struct sock_engine *e, struct sock_worker *w, uint64_t u)
@@ -159,30 +224,8 @@ static void on_conn(struct sock_engine *e, struct sock_worker *w, uint64_t u)
 		int n = recvmmsg(c->fd, w->msgs, SOCK_BATCH, MSG_DONTWAIT, NULL);
 		if (n <= 0)
 			break; /* EAGAIN, or ECONNREFUSED (server port closed), now cleared */
-		struct sockaddr_storage to;
-		socklen_t tolen;
-		tolen = ikelb_sockaddr_from_addr(&c->client, c->cport, &to);
-		struct mmsghdr out[SOCK_BATCH];
-		for (int i = 0; i < n; i++) {
-			w->iov[i].iov_len = w->msgs[i].msg_len;
-			memset(&out[i], 0, sizeof(out[i]));
-			out[i].msg_hdr.msg_iov = &w->iov[i];
-			out[i].msg_hdr.msg_iovlen = 1;
-			out[i].msg_hdr.msg_name = &to;
-			out[i].msg_hdr.msg_namelen = tolen;
-		}
 		uint64_t now = clock_mono_s();
-		for (int i = 0; i < n; i++)
-			steer_learn_reply(e->steer, c->svc, &c->client, c->cport, c->vport,
-					  e->lst[c->lst].natt, c->srv, w->iov[i].iov_base,
-					  w->msgs[i].msg_len, now);
-		int sent = sendmmsg(e->lst[c->lst].fd, out, (unsigned)n, MSG_DONTWAIT);
-		struct sock_srv_ctr *sc = &e->svc[c->svc].srv_ctr[c->srv];
-		for (int i = 0; i < sent; i++) {
-			steer_count(e->steer, c->svc, SVC_CTR_REPLY, w->iov[i].iov_len);
-			sc->reply_pkts++;
-			sc->reply_bytes += w->iov[i].iov_len;
-		}
+		relay_replies(e, w, c, n, now);
 		sock_flow_touch(e, c, now);
 		if (n < SOCK_BATCH)
 			break;

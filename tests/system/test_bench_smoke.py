@@ -3,17 +3,14 @@ packets to every sink, and ikelb must keep each client on one server (port
 following). No timing thresholds: on a shared VM they would only be noise.
 
 Run: /usr/bin/python3 -m pytest -q tests/system/test_bench_smoke.py (root;
-IKELB_BUILD picks the build directory, default build/)."""
-import json
+IKELB_BUILD picks the build directory, default build/). The fixture is in
+benchrun.py."""
 import os
-import shutil
-import subprocess
-import tempfile
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BUILD = os.environ.get("IKELB_BUILD") or os.path.join(REPO, "build")
+import benchrun
+
 CLIENTS = 64
 
 # Paths that must run wherever the bench's dependencies are installed; the
@@ -21,42 +18,13 @@ CLIENTS = 64
 REQUIRED = ["plain", "nft-dnat", "ikelb-bpf"]
 
 
-def _skip_reason():
-    if os.geteuid() != 0:
-        return "needs root (network namespaces)"
-    for b in ("ikegen", "ikesink", "ikescale"):
-        if not os.access(os.path.join(BUILD, "bench", b), os.X_OK):
-            return "%s/bench/%s not built (make)" % (BUILD, b)
-    if not os.access(os.path.join(BUILD, "ikelb"), os.X_OK):
-        return "%s/ikelb not built" % BUILD
-    return None
-
-
 @pytest.fixture(scope="module")
 def bench_result():
-    reason = _skip_reason()
-    if reason:
-        if os.environ.get("IKELB_NO_SKIP") == "1":
-            pytest.fail("prerequisite missing under make check: %s" % reason)
-        pytest.skip(reason)
-    out = tempfile.mkdtemp(prefix="ikb-smoke-")
-    env = dict(os.environ, IKELB_BUILD=BUILD, BENCH_QUICK="1", BENCH_SIZES="128",
-               BENCH_CLIENTS=str(CLIENTS), BENCH_SOURCES="32", BENCH_RATE="20000",
-               BENCH_SECONDS="0.5", BENCH_SAT_SECONDS="0.5", BENCH_HANDSHAKE="0",
-               BENCH_SCALE="1", BENCH_OUT=out, BENCH_NAME="smoke", BENCH_MAX_SECONDS="50")
-    env.pop("BENCH_PATHS", None)
-    try:
-        p = subprocess.run(["sh", os.path.join(REPO, "bench", "run")], env=env,
-                           capture_output=True, text=True, timeout=120)
-        path = os.path.join(out, "smoke.json")
-        assert os.path.exists(path), "no result file; exit %d\n%s\n%s" % (
-            p.returncode, p.stdout[-3000:], p.stderr[-3000:])
-        with open(path) as f:
-            res = json.load(f)
-        res["_exit"], res["_stdout"] = p.returncode, p.stdout
-        yield res
-    finally:
-        shutil.rmtree(out, ignore_errors=True)
+    return benchrun.run({"BENCH_SIZES": "128", "BENCH_CLIENTS": str(CLIENTS),
+                         "BENCH_SOURCES": "32", "BENCH_RATE": "20000",
+                         "BENCH_SECONDS": "0.5", "BENCH_SAT_SECONDS": "0.5",
+                         "BENCH_SCALE": "1", "BENCH_MAX_SECONDS": "50",
+                         "BENCH_MAX_CLIENTS": "65536"}, "smoke", timeout=150)
 
 
 def _paths(res):
@@ -121,4 +89,27 @@ def test_scale_figures(bench_result):
     assert sc["place"]["not_placed"] == 0
     assert all(n > 0 for n in sc["place"]["per_server"])
     assert sc["state_bytes"]["user_per_client"] > 0
+    # every state map layout filled to its capacity keeps nearly all of it
+    for m in sc["state_bytes"]["maps"]:
+        assert m["filled"] == 100000, m
+        assert 0.99 * m["filled"] <= m["kept"] <= m["filled"], m
     assert [m["servers"] for m in sc["maglev"]] == [10, 100, 1000]
+
+
+def test_memory_per_persistence_mode(bench_result):
+    """Kernel bytes per client come from the bpf daemon's own maps, per
+    persistence mode, counting only the tables the mode uses: ike mode has
+    no persistence entry, so it must come out smaller; and the summary
+    prints them with the issue's ratios."""
+    mem = _paths(bench_result)["ikelb-bpf"]["memory"]
+    tabs = {t["name"]: t for t in mem["tables"]}
+    assert tabs["persist_map"]["max_entries"] == 65536
+    assert tabs["flow_map"]["max_entries"] == 2 * 65536
+    modes = mem["modes"]
+    per = {n: t["bytes_per_entry"] for n, t in tabs.items()}
+    assert modes["ike"]["bytes_per_client"] == pytest.approx(per["sa_map"] + 2 * per["flow_map"])
+    assert modes["source-ip"]["bytes_per_client"] == pytest.approx(
+        modes["ike"]["bytes_per_client"] + per["persist_map"])
+    out = bench_result["_stdout"]
+    assert "## Summary: issue #18 ratios" in out
+    assert "ikelb-bpf CPU/pkt / plain" in out and "| source-ip |" in out
