@@ -19,6 +19,8 @@
  * services, replies and state: never ours. */
 enum { PARSE_PASS = 0, PARSE_OK = 1, PARSE_BAD = 2, PARSE_V4MAPPED = 3 };
 
+#include "bpf/ikelb_tcp_parse.h" /* after the PARSE_* results it returns */
+
 #define IKELB_IP6_FRAG_NH 44
 
 struct ikelb_ip6_frag {
@@ -53,14 +55,23 @@ static __always_inline int parse_udp(struct __sk_buff *skb, struct pkt *p, __u32
 	return PARSE_OK;
 }
 
+/* The transport after the IP header: UDP, or TCP for tcp_ports. */
+static __always_inline int parse_l4(struct __sk_buff *skb, struct pkt *p, __u32 ip_payload)
+{
+	if (p->proto == IPPROTO_TCP)
+		return tcp_parse(skb, p, ip_payload);
+	return parse_udp(skb, p, ip_payload);
+}
+
 static __always_inline int parse_v4(struct __sk_buff *skb, struct pkt *p)
 {
 	struct iphdr ip;
 
 	if (bpf_skb_load_bytes(skb, p->l3off, &ip, sizeof(ip)) < 0)
 		return PARSE_PASS;
-	if (ip.protocol != IPPROTO_UDP)
+	if (ip.protocol != IPPROTO_UDP && ip.protocol != IPPROTO_TCP)
 		return PARSE_PASS;
+	p->proto = ip.protocol;
 	ikelb_addr_from_v4(&p->src, ip.saddr);
 	ikelb_addr_from_v4(&p->dst, ip.daddr);
 	p->ttl = ip.ttl;
@@ -80,7 +91,7 @@ static __always_inline int parse_v4(struct __sk_buff *skb, struct pkt *p)
 	if (fo & IKELB_IP4_MF)
 		p->frag = FRAG_FIRST;
 	p->l4off = p->l3off + hl;
-	return parse_udp(skb, p, tot - hl);
+	return parse_l4(skb, p, tot - hl);
 }
 
 static __always_inline int parse_v6(struct __sk_buff *skb, struct pkt *p)
@@ -89,10 +100,12 @@ static __always_inline int parse_v6(struct __sk_buff *skb, struct pkt *p)
 
 	if (bpf_skb_load_bytes(skb, p->l3off, &ip, sizeof(ip)) < 0)
 		return PARSE_PASS;
-	/* Only UDP directly or behind one fragment header; other extension
-	 * headers are not ours (documented limit). */
-	if (ip.nexthdr != IPPROTO_UDP && ip.nexthdr != IKELB_IP6_FRAG_NH)
+	/* Only UDP (or TCP) directly or behind one fragment header; other
+	 * extension headers are not ours (documented limit). */
+	if (ip.nexthdr != IPPROTO_UDP && ip.nexthdr != IPPROTO_TCP &&
+	    ip.nexthdr != IKELB_IP6_FRAG_NH)
 		return PARSE_PASS;
+	p->proto = ip.nexthdr;
 	p->v6 = 1;
 	__builtin_memcpy(p->src.b, &ip.saddr, 16);
 	__builtin_memcpy(p->dst.b, &ip.daddr, 16);
@@ -111,8 +124,9 @@ static __always_inline int parse_v6(struct __sk_buff *skb, struct pkt *p)
 
 		if (pl < sizeof(fh) || bpf_skb_load_bytes(skb, p->l4off, &fh, sizeof(fh)) < 0)
 			return PARSE_BAD;
-		if (fh.nexthdr != IPPROTO_UDP)
+		if (fh.nexthdr != IPPROTO_UDP && fh.nexthdr != IPPROTO_TCP)
 			return PARSE_PASS;
+		p->proto = fh.nexthdr;
 		__u16 fo = bpf_ntohs(fh.frag_off);
 		p->frag_id = bpf_ntohl(fh.id);
 		if (fo & 0xfff8) {
@@ -124,7 +138,7 @@ static __always_inline int parse_v6(struct __sk_buff *skb, struct pkt *p)
 		p->l4off += sizeof(fh);
 		pl -= sizeof(fh);
 	}
-	return parse_udp(skb, p, pl);
+	return parse_l4(skb, p, pl);
 }
 
 /* PARSE_PASS: not an IPv4/IPv6 UDP packet we can read (p->dst unset).

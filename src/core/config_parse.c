@@ -17,7 +17,7 @@ static const char *const bpf_attach_names[] = { "tc", "xdp", NULL };
 static const char *const limit_keys[] = { "max_clients", "max_flows", "max_halfopen", NULL };
 static const char *const svc_keys[] = { "name", "vip", "ports", "forwarding", "persistence",
 					"scheduler", "maglev_size", "spi_mask", "snat_pool", "ike_port",
-					"health", "init_state", "servers", NULL };
+					"tcp_ports", "health", "init_state", "servers", NULL };
 static const char *const if_role_keys[] = { "public", "servers", NULL };
 static const char *const persist_keys[] = { "mode", "timeout", "netmask", "netmask6",
 					    "flow_timeout", NULL };
@@ -539,6 +539,7 @@ static void parse_service(struct cfg_ctx *x, yaml_node_t *m, int idx, struct cfg
 	parse_service_scalars(x, m, path, s, st);
 	parse_ports(x, m, path, s, st);
 	parse_ike_port(x, m, path, s);
+	cfg_parse_tcp_ports(x, m, path, s, st);
 	parse_persistence(x, m, path, &s->persistence);
 	parse_snat_pool(x, m, path, s, st);
 	parse_health(x, m, path, &s->health);

@@ -88,6 +88,12 @@ static const struct labelled drops[] = {
 	{ SVC_CTR_DROP(IKE_DROP_TABLE_FULL), "table_full" },
 };
 
+/* tcp_ports (docs/tcp.md): one family, so UDP families keep their sums. */
+static const struct labelled tcp_kinds[] = {
+	{ SVC_CTR_TCP_RX, "in" }, { SVC_CTR_TCP_FWD, "out" }, { SVC_CTR_TCP_NEW, "new" },
+	{ SVC_CTR_TCP_REPLY, "reply" }, { SVC_CTR_TCP_DROP, "drop" },
+};
+
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
 struct svc_family {
@@ -109,6 +115,9 @@ static const struct svc_family svc_families[] = {
 	  "placed them (sums to direction=out).", "rule", rules, NELEM(rules), false },
 	{ "ikelb_drops_total", "Client datagrams dropped, by reason.", "reason", drops,
 	  NELEM(drops), false },
+	{ "ikelb_tcp_segments_total", "TCP segments of tcp_ports: in (client to VIP), out "
+	  "(forwarded), new (SYNs placed: new connections), reply (server to client), drop.",
+	  "kind", tcp_kinds, NELEM(tcp_kinds), false },
 };
 
 static void svc_counters(struct buf *b, const struct cfg *cfg, const struct eng_stats *st)

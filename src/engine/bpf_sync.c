@@ -241,6 +241,24 @@ static struct svc_value svc_value_make(const struct cfg *cfg, int s, uint32_t of
 	return v;
 }
 
+/* The svc_map entry of a service's p-th port: its UDP ports, then its
+ * tcp_ports (natt is meaningless there: 0). */
+static void svc_port_entry(const struct bpfe_svc *es, int p, struct svc_key *k,
+			   struct svc_value *v)
+{
+	memset(k, 0, sizeof(*k));
+	k->vip = es->vip;
+	if (p < es->nports) {
+		k->port = es->ports[p];
+		k->proto = IPPROTO_UDP;
+		v->natt = (uint8_t)ike_port_is_natt(es->ports[p], es->ike_port);
+		return;
+	}
+	k->port = es->tcp_ports[p - es->nports];
+	k->proto = IPPROTO_TCP;
+	v->natt = 0;
+}
+
 static int sync_services(struct bpf_engine *e, const struct cfg *cfg, struct bpfe_svc *old,
 			  int nold)
 {
@@ -265,12 +283,13 @@ static int sync_services(struct bpf_engine *e, const struct cfg *cfg, struct bpf
 		es->nports = svc->nports;
 		memcpy(es->ports, svc->ports, sizeof(es->ports));
 		es->ike_port = svc->ike_port;
-		for (int p = 0; !err && p < svc->nports; p++) {
-			struct svc_key k = { .vip = svc->vip, .port = svc->ports[p],
-					     .proto = IPPROTO_UDP };
+		es->ntcp_ports = svc->ntcp_ports;
+		memcpy(es->tcp_ports, svc->tcp_ports, sizeof(es->tcp_ports));
+		for (int p = 0; !err && p < svc->nports + svc->ntcp_ports; p++) {
+			struct svc_key k;
 			struct svc_value v = es->val;
 
-			v.natt = (uint8_t)ike_port_is_natt(svc->ports[p], svc->ike_port);
+			svc_port_entry(es, p, &k, &v);
 			err = kv_find(&sv, &k) >= 0 ? -EEXIST : kv_add(&sv, &k, &v);
 		}
 		uint32_t sid = (uint32_t)s;
@@ -302,20 +321,22 @@ static int rev_build(struct bpf_engine *e, const struct cfg *cfg, struct kv *kv)
 		if (svc->forwarding != CFG_FWD_DNAT)
 			continue;
 		for (int i = 0; !err && i < svc->nservers; i++) {
-			for (int p = 0; !err && p < svc->nports; p++) {
-				struct rev_key k = { .addr = svc->servers[i].addr,
-						     .port = svc->ports[p] };
-				struct rev_value v = { .vip = svc->vip, .port = svc->ports[p],
-						       .natt = (uint8_t)ike_port_is_natt(svc->ports[p],
-										 svc->ike_port),
+			for (int p = 0; !err && p < svc->nports + svc->ntcp_ports; p++) {
+				int tcp = p >= svc->nports;
+				uint16_t port = tcp ? svc->tcp_ports[p - svc->nports] : svc->ports[p];
+				struct rev_key k = { .addr = svc->servers[i].addr, .port = port,
+						     .proto = tcp ? IPPROTO_TCP : IPPROTO_UDP };
+				struct rev_value v = { .vip = svc->vip, .port = port,
+						       .natt = (uint8_t)(!tcp &&
+							       ike_port_is_natt(port, svc->ike_port)),
 						       .svc_id = (uint32_t)s,
 						       .real_id = IKELB_REAL_NONE };
 				long at = kv_find(kv, &k);
 
 				if (at >= 0 && memcmp(kv->vals + at * kv->vsz, &v, kv->vsz)) {
-					log_err(e->log, "bpf: server %s port %u serves two dnat "
+					log_err(e->log, "bpf: server %s %s port %u serves two dnat "
 						"services: replies cannot be told apart",
-						svc->servers[i].name, svc->ports[p]);
+						svc->servers[i].name, tcp ? "TCP" : "UDP", port);
 					err = -EEXIST;
 				} else if (at < 0) {
 					err = kv_add(kv, &k, &v);
@@ -467,11 +488,11 @@ static int write_svc_values(struct bpf_engine *e, int svc)
 	struct bpfe_svc *es = &e->svc[svc];
 	int fd = bpf_map__fd(e->skel->maps.svc_map);
 
-	for (int p = 0; p < es->nports; p++) {
-		struct svc_key k = { .vip = es->vip, .port = es->ports[p], .proto = IPPROTO_UDP };
+	for (int p = 0; p < es->nports + es->ntcp_ports; p++) {
+		struct svc_key k;
 		struct svc_value v = es->val;
 
-		v.natt = (uint8_t)ike_port_is_natt(es->ports[p], es->ike_port);
+		svc_port_entry(es, p, &k, &v);
 		if (bpf_map_update_elem(fd, &k, &v, BPF_EXIST) < 0)
 			return -errno;
 	}
