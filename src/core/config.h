@@ -94,6 +94,7 @@ struct cfg_service {
 	 * 443 beside IKEv2; docs/tcp.md). bpf engine only. */
 	uint16_t tcp_ports[CFG_MAX_TCP_PORTS];
 	int ntcp_ports;
+	bool tcp_check;       /* health.tcp_check: connect (default with tcp_ports) */
 	uint16_t ike_port;    /* the port with bare IKE framing (500's role);
 			       * every other port uses RFC 3948 framing. Default 500 */
 	enum cfg_forwarding forwarding;

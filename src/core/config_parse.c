@@ -22,7 +22,7 @@ static const char *const if_role_keys[] = { "public", "servers", NULL };
 static const char *const persist_keys[] = { "mode", "timeout", "netmask", "netmask6",
 					    "flow_timeout", NULL };
 static const char *const health_keys[] = { "type", "interval", "timeout", "rise", "fall",
-					   "port", "send", "expect", NULL };
+					   "port", "send", "expect", "tcp_check", NULL };
 static const char *const srv_keys[] = { "name", "address", "weight", "state", "spi_label",
 					"esp_spi_min", "esp_spi_max", "init_state", NULL };
 static const char *const init_state_names[] = { "down", "up", NULL };

@@ -4,6 +4,27 @@
 
 #include <stdio.h>
 
+static const char *const tcp_check_names[] = { "none", "connect", NULL };
+
+/* health.tcp_check: connect (default) or none; only with tcp_ports. */
+static void parse_tcp_check(struct cfg_ctx *x, yaml_node_t *m, const char *path,
+			    struct cfg_service *s)
+{
+	char sub[CFG_PATH_MAX];
+	yaml_node_t *h = cfg_get(x, m, "health");
+	int e;
+
+	s->tcp_check = s->ntcp_ports > 0;
+	if (!h || h->type != YAML_MAPPING_NODE || !cfg_get(x, h, "tcp_check"))
+		return;
+	cfg_path(sub, sizeof(sub), path, "health");
+	if (cfg_get_enum(x, h, sub, "tcp_check", tcp_check_names, 2, &e) <= 0)
+		return;
+	if (!s->ntcp_ports)
+		cfg_err(x, cfg_get(x, h, "tcp_check"), "%s.tcp_check: only with tcp_ports", sub);
+	s->tcp_check = e == 1 && s->ntcp_ports > 0;
+}
+
 void cfg_parse_tcp_ports(struct cfg_ctx *x, yaml_node_t *m, const char *path,
 			 struct cfg_service *s, struct cfg_svc_state *st)
 {
@@ -14,8 +35,10 @@ void cfg_parse_tcp_ports(struct cfg_ctx *x, yaml_node_t *m, const char *path,
 
 	st->tcp_ok = true;
 	s->ntcp_ports = 0;
-	if (!seq)
+	if (!seq) {
+		parse_tcp_check(x, m, path, s);
 		return;
+	}
 	cfg_path(what, sizeof(what), path, "tcp_ports");
 	if (!cfg_want_seq(x, seq, what)) {
 		st->tcp_ok = false;
@@ -41,6 +64,7 @@ void cfg_parse_tcp_ports(struct cfg_ctx *x, yaml_node_t *m, const char *path,
 			s->tcp_ports[s->ntcp_ports++] = (uint16_t)v;
 	}
 	st->tcp_ok = x->nerr == e0;
+	parse_tcp_check(x, m, path, s);
 }
 
 /* The socket engine relays UDP from its own sockets (fullnat): a TCP
