@@ -53,20 +53,13 @@ static __always_inline void tcp_persist_touch(const struct svc_value *svc, struc
 static __always_inline struct real_value *tcp_steer(const struct svc_value *svc, struct ctx *c,
 						    int syn)
 {
-	struct state_value *v = bpf_map_lookup_elem(&tcp_conn_map, &c->fk);
 	struct real_value *r;
 
+	/* TBL__MAX: the connection table is not one of the table statistics' */
 	c->rule = RULE_FLOW;
-	if (v && (!svc->persist_timeout_s || c->now - v->last_seen_s <= svc->persist_timeout_s)) {
-		__u32 id = v->real_id;
-		r = real_get(id, c->svc_id, 0);
-		if (r) {
-			if (v->last_seen_s != c->now)
-				v->last_seen_s = c->now;
-			c->real_id = id;
-			return r;
-		}
-	}
+	r = state_use(&tcp_conn_map, &c->fk, c, svc->persist_timeout_s, TBL__MAX);
+	if (r)
+		return r;
 	if (!c->ike_mode) {
 		struct persist_key pk;
 
@@ -103,7 +96,6 @@ static __noinline int tcp_service(struct __sk_buff *skb, const struct pkt *p,
 		return tcp_drop(c.svc_id, p, IKE_DROP_NO_SERVER);
 	c.raddr = r->addr;
 	if (c.rule != RULE_FLOW && !(fl & IKELB_TCP_RST)) {
-		/* TBL__MAX: not one of the table statistics' tables */
 		state_put(&tcp_conn_map, &c.fk, c.real_id, c.now, TBL__MAX);
 		declog(&c);
 	}

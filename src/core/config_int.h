@@ -106,6 +106,10 @@ int cfg_node_addr(struct cfg_ctx *x, yaml_node_t *n, const char *what,
 void cfg_parse_root(struct cfg_ctx *x, yaml_node_t *root, struct cfg *c);
 /* The `sync` mapping (config_sync.c). */
 void cfg_parse_sync(struct cfg_ctx *x, yaml_node_t *root, struct cfg *c);
+/* A list of ports (1..65535, no repeats) at PATH.KEY into out[*n]
+ * (config_tcp.c). */
+void cfg_port_list(struct cfg_ctx *x, yaml_node_t *seq, const char *path, const char *key,
+		   uint16_t *out, int *n);
 /* `tcp_ports` of a service and its cross checks (config_tcp.c). */
 void cfg_parse_tcp_ports(struct cfg_ctx *x, yaml_node_t *m, const char *path,
 			 struct cfg_service *s, struct cfg_svc_state *st);

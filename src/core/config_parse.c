@@ -242,7 +242,6 @@ static void parse_ports(struct cfg_ctx *x, yaml_node_t *m, const char *path,
 			struct cfg_service *s, struct cfg_svc_state *st)
 {
 	char what[CFG_PATH_MAX];
-	uint64_t v;
 	int e0 = x->nerr;
 	yaml_node_t *seq = sub_seq(x, m, path, "ports", CFG_MAX_PORTS, what, sizeof(what));
 
@@ -250,20 +249,7 @@ static void parse_ports(struct cfg_ctx *x, yaml_node_t *m, const char *path,
 		st->ports_ok = !cfg_get(x, m, "ports");
 		return;
 	}
-	s->nports = 0;
-	for (int i = 0; i < cfg_seq_len(seq); i++) {
-		yaml_node_t *n = cfg_seq_item(x, seq, i);
-		cfg_pathf(what, sizeof(what), "%s.ports[%d]", path, i);
-		if (cfg_node_uint(x, n, what, 1, 65535, &v) < 0)
-			continue;
-		bool dup = false;
-		for (int j = 0; j < s->nports; j++)
-			dup |= s->ports[j] == v;
-		if (dup)
-			cfg_err(x, n, "%s: port %llu is listed twice", what, (unsigned long long)v);
-		else
-			s->ports[s->nports++] = (uint16_t)v;
-	}
+	cfg_port_list(x, seq, path, "ports", s->ports, &s->nports);
 	st->ports_ok = x->nerr == e0;
 }
 

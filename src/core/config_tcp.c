@@ -25,11 +25,32 @@ static void parse_tcp_check(struct cfg_ctx *x, yaml_node_t *m, const char *path,
 	s->tcp_check = e == 1 && s->ntcp_ports > 0;
 }
 
+void cfg_port_list(struct cfg_ctx *x, yaml_node_t *seq, const char *path, const char *key,
+		   uint16_t *out, int *n)
+{
+	char what[CFG_PATH_MAX];
+	uint64_t v;
+
+	*n = 0;
+	for (int i = 0; i < cfg_seq_len(seq); i++) {
+		yaml_node_t *item = cfg_seq_item(x, seq, i);
+		cfg_pathf(what, sizeof(what), "%s.%s[%d]", path, key, i);
+		if (cfg_node_uint(x, item, what, 1, 65535, &v) < 0)
+			continue;
+		bool dup = false;
+		for (int j = 0; j < *n; j++)
+			dup |= out[j] == v;
+		if (dup)
+			cfg_err(x, item, "%s: port %llu is listed twice", what, (unsigned long long)v);
+		else
+			out[(*n)++] = (uint16_t)v;
+	}
+}
+
 void cfg_parse_tcp_ports(struct cfg_ctx *x, yaml_node_t *m, const char *path,
 			 struct cfg_service *s, struct cfg_svc_state *st)
 {
 	char what[CFG_PATH_MAX];
-	uint64_t v;
 	int e0 = x->nerr;
 	yaml_node_t *seq = cfg_get(x, m, "tcp_ports");
 
@@ -50,19 +71,7 @@ void cfg_parse_tcp_ports(struct cfg_ctx *x, yaml_node_t *m, const char *path,
 		st->tcp_ok = false;
 		return;
 	}
-	for (int i = 0; i < cfg_seq_len(seq); i++) {
-		yaml_node_t *n = cfg_seq_item(x, seq, i);
-		cfg_pathf(what, sizeof(what), "%s.tcp_ports[%d]", path, i);
-		if (cfg_node_uint(x, n, what, 1, 65535, &v) < 0)
-			continue;
-		bool dup = false;
-		for (int j = 0; j < s->ntcp_ports; j++)
-			dup |= s->tcp_ports[j] == v;
-		if (dup)
-			cfg_err(x, n, "%s: port %llu is listed twice", what, (unsigned long long)v);
-		else
-			s->tcp_ports[s->ntcp_ports++] = (uint16_t)v;
-	}
+	cfg_port_list(x, seq, path, "tcp_ports", s->tcp_ports, &s->ntcp_ports);
 	st->tcp_ok = x->nerr == e0;
 	parse_tcp_check(x, m, path, s);
 }
