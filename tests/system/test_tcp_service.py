@@ -89,6 +89,16 @@ def test_tcp_service_same_server_as_ike(make_lab, report):
             c.name, c.addr, ike_server[c.name], len(seen), seen[0][0]))
     # both servers take clients (6 addresses spread by Maglev)
     assert len(set(ike_server.values())) == 2, ike_server
+    # Drained, a server takes no new clients: the hash now sends its
+    # clients' addresses elsewhere, so only the persistence IKE wrote keeps
+    # their new TLS connections on it.
+    drained = lab.servers[0].name
+    assert lab.balancer.ctl("server", "drain", drained).returncode == 0
+    for c in lab.clients:
+        seen = tls_connect(c, 2)
+        assert {name for name, _ in seen} == {ike_server[c.name]}, (c.name, seen, drained)
+    lines.append("%s drained: every client's new TLS connections still on its IKE server"
+                 % drained)
     ctr = tcp_stats(lab)
     assert ctr["tcp_new"]["packets"] >= CONNS * len(lab.clients), ctr
     assert ctr["tcp_replies"]["packets"] > 0, ctr
