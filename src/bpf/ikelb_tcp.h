@@ -138,8 +138,8 @@ static __noinline int tcp_reply(struct __sk_buff *skb, const struct pkt *p)
 	if (!reply_genuine(skb, p))
 		return tcp_drop(svc_id, p, IKE_DROP_SPOOFED_REPLY);
 	if (p->ttl <= 1) {
-		ctr_add(svc_id, SVC_CTR_DROP(IKE_DROP_TTL_EXPIRED), p->len);
-		return TC_ACT_OK;
+		tcp_drop(svc_id, p, IKE_DROP_TTL_EXPIRED);
+		return TC_ACT_OK; /* the kernel drops it and sends time exceeded */
 	}
 	ctr_add(svc_id, SVC_CTR_TCP_REPLY, p->len);
 	if (p->frag == FRAG_FIRST)

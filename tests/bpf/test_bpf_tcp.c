@@ -316,6 +316,34 @@ static void dsr_drops_and_strangers(void **state)
 	assert_int_equal(t_ctr(f, SV4, SVC_CTR_RX), 0);
 }
 
+/* TTL 1 on a routed hop (dnat, replies): the kernel gets the segment
+ * unchanged (it sends time exceeded), counted as a TCP drop. */
+static void ttl_expired_counted(void **state)
+{
+	struct tfx *f = *state;
+	uint8_t fr[PKT_MAX], in[PKT_MAX];
+	const char *src[2] = { CLIENT, t_real[SV4][0] };
+	const char *dst[2] = { t_vip[SV4], CLIENT };
+	const uint16_t sp[2] = { 40000, SSTP }, dp[2] = { SSTP, 40000 };
+
+	for (int k = 0; k < 2; k++) {
+		size_t n = tcp_frame(fr, src[k], sp[k], dst[k], dp[k], T_SYN, 0);
+		uint8_t *ip = fr + PKT_ETH_LEN;
+		ip[8] = 1;
+		ip[10] = ip[11] = 0;
+		uint16_t c = (uint16_t)~t_fold(t_sum(ip, PKT_IP4_LEN, 0));
+		ip[10] = (uint8_t)(c >> 8);
+		ip[11] = (uint8_t)c;
+		memcpy(in, fr, n);
+		assert_int_equal(t_run(f, fr, n), TC_ACT_OK);
+		assert_int_equal(memcmp(f->out, in, n), 0);
+		assert_int_equal(t_drop(f, SV4, IKE_DROP_TTL_EXPIRED), (uint64_t)k + 1);
+		assert_int_equal(t_ctr(f, SV4, SVC_CTR_TCP_DROP), (uint64_t)k + 1);
+	}
+	assert_int_equal(t_ctr(f, SV4, SVC_CTR_TCP_FWD), 0);
+	assert_int_equal(t_ctr(f, SV4, SVC_CTR_TCP_REPLY), 0);
+}
+
 /* A header that lies (data offset below 20 bytes) to a VIP is a counted
  * drop. */
 static void malformed_dropped(void **state)
@@ -338,6 +366,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(connection_stays_put, tcp_setup, t_cm_teardown),
 		cmocka_unit_test_setup_teardown(reply_rewrite_and_spoof, tcp_setup, t_cm_teardown),
 		cmocka_unit_test_setup_teardown(dsr_drops_and_strangers, tcp_setup, t_cm_teardown),
+		cmocka_unit_test_setup_teardown(ttl_expired_counted, tcp_setup, t_cm_teardown),
 		cmocka_unit_test_setup_teardown(malformed_dropped, tcp_setup, t_cm_teardown),
 	};
 	if (t_netns() != 0)
