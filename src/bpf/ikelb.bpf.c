@@ -291,10 +291,10 @@ int ikelb_tc(struct __sk_buff *skb)
 		return vip_drop(&p, IKE_DROP_MALFORMED_IP);
 	if (rc == PARSE_V4MAPPED)
 		return vip_drop(&p, IKE_DROP_V4MAPPED);
+	if (rc == PARSE_TCP)
+		return tcp_handle(skb, &p);
 	if (p.frag == FRAG_LATER)
 		return handle_frag_later(skb, &p);
-	if (p.proto == IPPROTO_TCP)
-		return tcp_handle(skb, &p);
 
 	struct svc_value *svc = svc_lookup(&p);
 	if (svc)

@@ -202,6 +202,9 @@ struct pkt {
 	__u8 frag;      /* FRAG_* */
 	__u8 ttl;       /* TTL / hop limit as received */
 	__u8 proto;     /* IPPROTO_UDP or IPPROTO_TCP */
+	__u8 l4csum;    /* L4 checksum offset in the L4 header (not for FRAG_LATER) */
+	__u8 l4csum_m0; /* BPF_F_MARK_MANGLED_0 for UDP, 0 for TCP */
+	__u8 pad[2];
 };
 
 /* IPv6 addresses in IPv4-mapped form (::ffff:a.b.c.d): word compares

@@ -27,7 +27,6 @@
 #define IKELB_IP6_SADDR_OFF offsetof(struct ipv6hdr, saddr)
 #define IKELB_IP6_DADDR_OFF offsetof(struct ipv6hdr, daddr)
 #define IKELB_UDP_CSUM_OFF offsetof(struct udphdr, check)
-#define IKELB_TCP_CSUM_OFF 16 /* offsetof(struct tcphdr, check) */
 
 /* Replace the source (is_dst 0) or destination address with *to, fixing
  * the IPv4 header checksum and the UDP checksum (pseudo-header). Non-first
@@ -37,10 +36,10 @@ static __noinline int rewrite_addr(struct __sk_buff *skb, const struct pkt *p, i
 					const struct ikelb_addr *to)
 {
 	int l4 = p->frag != FRAG_LATER;
-	int tcp = p->proto == IPPROTO_TCP;
-	__u32 l4csum = p->l4off + (tcp ? IKELB_TCP_CSUM_OFF : IKELB_UDP_CSUM_OFF);
-	/* A zero TCP checksum is a value like any other, not "none". */
-	__u64 m0 = tcp ? 0 : BPF_F_MARK_MANGLED_0;
+	/* where parse_l4 found the checksum; m0: UDP's 0 means "none", a zero
+	 * TCP checksum is a value like any other */
+	__u32 l4csum = p->l4off + p->l4csum;
+	__u64 m0 = p->l4csum_m0;
 
 	if (!p->v6) {
 		__be32 from = ikelb_addr_v4(is_dst ? &p->dst : &p->src);

@@ -71,8 +71,13 @@ static __always_inline struct real_value *tcp_steer(const struct svc_value *svc,
 	}
 	struct ikelb_addr ha = c->fk.client;
 	ikelb_addr_mask(&ha, ikelb_addr_is_v4(&ha) ? svc->netmask : svc->netmask6);
-	c->rule = syn ? RULE_NEW : RULE_FALLBACK;
-	return maglev_pick(svc, c, ikelb_hash_addr(&ha, 0, svc->hash_seed), syn);
+	__u64 h = ikelb_hash_addr(&ha, 0, svc->hash_seed);
+	if (syn) {
+		c->rule = RULE_NEW;
+		return maglev_pick(svc, c, h, 1);
+	}
+	c->rule = RULE_FALLBACK;
+	return maglev_pick(svc, c, h, 0);
 }
 
 /* Client -> VIP:tcp_port. */

@@ -6,6 +6,7 @@
 #include "bpf/ikelb_bpf_defs.h"
 
 #define IKELB_TCP_HLEN 20
+#define IKELB_TCP_CSUM_OFF 16 /* offsetof(struct tcphdr, check) */
 #define IKELB_TCP_FLAGS_OFF 13
 #define IKELB_TCP_SYN 0x02
 #define IKELB_TCP_RST 0x04
