@@ -14,7 +14,7 @@
 #define IKELB_MAP_ABI 4
 #define IKELB_MAX_SERVICES 32
 #define IKELB_MAX_REALS 4096      /* all services together */
-#define IKELB_MAX_SVC_PORTS 512   /* (vip, port) pairs: 32 services x 16 ports */
+#define IKELB_MAX_SVC_PORTS 640   /* (vip, port, proto): 32 services x (16 UDP + 4 TCP) */
 #define IKELB_MAX_LABELS 4096
 #define IKELB_MAX_ESP_PREFIXES 16384 /* a [min, max] range is at most 62 prefixes */
 #define IKELB_MAX_LOCAL_ADDRS 256
@@ -86,6 +86,11 @@ enum svc_ctr {
 	SVC_CTR_COOKIE_VALID,    /* IKE_SA_INITs that returned a valid ikelb cookie */
 	SVC_CTR_COOKIE_INVALID,  /* ... a COOKIE notify that is not (or no longer) ours */
 	SVC_CTR_ESP_RAW,         /* raw ESP (IP protocol 50) to the VIP, also counted as ESP */
+	SVC_CTR_TCP_RX,          /* client -> VIP:tcp_port segments seen (docs/tcp.md) */
+	SVC_CTR_TCP_FWD,         /* ... forwarded to a real server */
+	SVC_CTR_TCP_NEW,         /* SYNs placed on a server: new connections */
+	SVC_CTR_TCP_REPLY,       /* server -> client segments rewritten (dnat) */
+	SVC_CTR_TCP_DROP,        /* TCP segments dropped; the reason counts too */
 	SVC_CTR_DROP_BASE,       /* + enum ike_drop */
 	SVC_CTR__MAX = SVC_CTR_DROP_BASE + IKE_DROP_SLOTS,
 };
@@ -111,11 +116,12 @@ enum real_ctr {
 	REAL_CTR__MAX = 2,
 };
 
-/* svc_map: (vip, port) -> service. */
+/* svc_map: (vip, port, proto) -> service. */
 struct svc_key {
 	struct ikelb_addr vip;
 	__u16 port;   /* host order */
-	__u8 proto;   /* IPPROTO_UDP; IPPROTO_ESP with port 0: the VIP's raw ESP */
+	__u8 proto;   /* IPPROTO_UDP, IPPROTO_TCP for tcp_ports; IPPROTO_ESP with port 0:
+		       * the VIP's raw ESP */
 	__u8 pad;
 };
 
@@ -146,11 +152,12 @@ struct real_value {
 	__u8 pad[2];
 };
 
-/* rev_map: (real addr, port) -> (vip, port) for dnat replies. */
+/* rev_map: (real addr, port, proto) -> (vip, port) for dnat replies. */
 struct rev_key {
 	struct ikelb_addr addr;
 	__u16 port;
-	__u16 pad;
+	__u8 proto;           /* IPPROTO_UDP or IPPROTO_TCP */
+	__u8 pad;
 };
 
 struct rev_value {
@@ -237,6 +244,12 @@ struct flow_key {
 	__u16 vport;
 	struct ikelb_addr client;
 };
+
+/* tcp_conn_map (LRU_HASH, struct flow_key -> struct state_value): one
+ * entry per TCP connection to a tcp_port (client address and port, VIP
+ * port), so a connection never moves while its client's persistence entry
+ * is evicted or the Maglev table changes (docs/tcp.md). Its own table: a
+ * SYN flood evicts only TCP connections, never IKE state. */
 
 /* frag_map (LRU_HASH): the first fragment (which carries the UDP and IKE
  * headers) is steered normally and records its choice under the IP
@@ -359,7 +372,7 @@ _Static_assert(sizeof(struct tbl_ctr) == 16, "tbl_ctr");
 _Static_assert(sizeof(struct tbl_fill) == 16, "tbl_fill");
 _Static_assert(sizeof(struct frag_key) == 40, "frag_key");
 _Static_assert(sizeof(struct frag_value) == 32, "frag_value");
-_Static_assert(SVC_CTR__MAX == 52, "svc_ctr");
+_Static_assert(SVC_CTR__MAX == 57, "svc_ctr");
 _Static_assert(IKE_DROP__MAX <= IKE_DROP_SLOTS, "a counter per drop reason");
 _Static_assert((IKE_DROP_SLOTS & IKE_DROP_MASK) == 0, "IKE_DROP_MASK is a mask");
 _Static_assert(SVC_CTR_STEER(RULE_FALLBACK) == SVC_CTR_STEER_FALLBACK, "one counter per rule");

@@ -18,6 +18,7 @@
 #include "bpf/ikelb_steer.h"
 #include "bpf/ikelb_xdp.h"
 #include "bpf/ikelb_admit.h"
+#include "bpf/ikelb_tcp.h"
 #include "ikelb/ike_wire.h"
 #include "ikelb/hash.h"
 
@@ -230,6 +231,7 @@ static __noinline int handle_reply(struct __sk_buff *skb, const struct pkt *p)
 	__builtin_memset(&rk, 0, sizeof(rk));
 	rk.addr = p->src;
 	rk.port = p->sport;
+	rk.proto = IPPROTO_UDP;
 	struct rev_value *rv = bpf_map_lookup_elem(&rev_map, &rk);
 	if (!rv)
 		return vip_source(skb, p);
@@ -316,9 +318,11 @@ int ikelb_tc(struct __sk_buff *skb)
 		return vip_drop(&p, IKE_DROP_MALFORMED_IP);
 	if (rc == PARSE_V4MAPPED)
 		return vip_drop(&p, IKE_DROP_V4MAPPED);
+	if (rc == PARSE_TCP)
+		return tcp_handle(skb, &p);
 	if (p.frag == FRAG_LATER)
 		return handle_frag_later(skb, &p);
-	if (p.esp)
+	if (p.proto == IPPROTO_ESP)
 		return esp_handle(skb, &p);
 
 	struct svc_value *svc = svc_lookup(&p);

@@ -108,6 +108,13 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536); /* set by the engine: max_flows */
+	__type(key, struct flow_key);
+	__type(value, struct state_value);
+} tcp_conn_map SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, IKELB_MAX_FRAGS);
 	__type(key, struct frag_key);
 	__type(value, struct frag_value);
@@ -178,13 +185,14 @@ struct {
 
 enum { FRAG_NONE = 0, FRAG_FIRST = 1, FRAG_LATER = 2 };
 
-/* What the parser learned about one IPv4/IPv6 UDP datagram. */
+/* What the parser learned about one IPv4/IPv6 UDP datagram or TCP
+ * segment (ikelb_tcp.h). */
 struct pkt {
 	struct ikelb_addr src;
 	struct ikelb_addr dst;
 	__u32 len;      /* skb->len */
 	__u32 l3off;    /* IP header */
-	__u32 l4off;    /* UDP header (not for FRAG_LATER) */
+	__u32 l4off;    /* UDP / TCP header (not for FRAG_LATER) */
 	__u32 ip_len;   /* IP datagram length from the header (incl. header) */
 	__u32 plen;     /* UDP payload length from the UDP header */
 	__u32 present;  /* UDP payload bytes in this skb (first fragment: fewer) */
@@ -194,7 +202,10 @@ struct pkt {
 	__u8 v6;
 	__u8 frag;      /* FRAG_* */
 	__u8 ttl;       /* TTL / hop limit as received */
-	__u8 esp;       /* raw ESP (IP protocol 50): no ports, no L4 checksum */
+	__u8 proto;     /* IPPROTO_UDP or IPPROTO_TCP */
+	__u8 l4csum;    /* L4 checksum offset in the L4 header (not for FRAG_LATER) */
+	__u8 l4csum_m0; /* BPF_F_MARK_MANGLED_0 for UDP, 0 for TCP */
+	__u8 pad[2];
 };
 
 /* IPv6 addresses in IPv4-mapped form (::ffff:a.b.c.d): word compares

@@ -151,6 +151,7 @@ static __always_inline struct rev_value *esp_rev(const struct pkt *p)
 
 	__builtin_memset(&rk, 0, sizeof(rk));
 	rk.addr = p->src;
+	rk.proto = IPPROTO_UDP;
 	rk.port = IKELB_ESP_NATT_PORT;
 	struct rev_value *rv = bpf_map_lookup_elem(&rev_map, &rk);
 	if (rv)

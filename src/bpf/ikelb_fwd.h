@@ -35,8 +35,11 @@
 static __noinline int rewrite_addr(struct __sk_buff *skb, const struct pkt *p, int is_dst,
 					const struct ikelb_addr *to)
 {
-	int l4 = p->frag != FRAG_LATER && !p->esp; /* ESP has no pseudo-header sum */
-	__u32 l4csum = p->l4off + IKELB_UDP_CSUM_OFF;
+	int l4 = p->frag != FRAG_LATER && p->proto != IPPROTO_ESP; /* no pseudo-header sum */
+	/* where parse_l4 found the checksum; m0: UDP's 0 means "none", a zero
+	 * TCP checksum is a value like any other */
+	__u32 l4csum = p->l4off + p->l4csum;
+	__u64 m0 = p->l4csum_m0;
 
 	if (!p->v6) {
 		__be32 from = ikelb_addr_v4(is_dst ? &p->dst : &p->src);
@@ -44,7 +47,7 @@ static __noinline int rewrite_addr(struct __sk_buff *skb, const struct pkt *p, i
 		__u32 off = p->l3off + (is_dst ? IKELB_IP4_DADDR_OFF : IKELB_IP4_SADDR_OFF);
 
 		if (l4 && bpf_l4_csum_replace(skb, l4csum, from, nv,
-					      BPF_F_PSEUDO_HDR | BPF_F_MARK_MANGLED_0 | sizeof(nv)) < 0)
+					      BPF_F_PSEUDO_HDR | m0 | sizeof(nv)) < 0)
 			return -1;
 		if (bpf_l3_csum_replace(skb, p->l3off + IKELB_IP4_CSUM_OFF, from, nv, sizeof(nv)) < 0)
 			return -1;
@@ -58,8 +61,7 @@ static __noinline int rewrite_addr(struct __sk_buff *skb, const struct pkt *p, i
 	if (l4) {
 		__s64 diff = bpf_csum_diff((__be32 *)from6.b, 16, (__be32 *)to6.b, 16, 0);
 
-		if (bpf_l4_csum_replace(skb, l4csum, 0, diff,
-					BPF_F_PSEUDO_HDR | BPF_F_MARK_MANGLED_0) < 0)
+		if (bpf_l4_csum_replace(skb, l4csum, 0, diff, BPF_F_PSEUDO_HDR | m0) < 0)
 			return -1;
 	}
 	return bpf_skb_store_bytes(skb, off, to6.b, 16, 0);
@@ -106,7 +108,7 @@ static __noinline int fib_forward(struct __sk_buff *skb, const struct pkt *p,
 
 	__builtin_memset(&f, 0, sizeof(f));
 	f.ifindex = skb->ifindex;
-	f.l4_protocol = p->esp ? IPPROTO_ESP : IPPROTO_UDP;
+	f.l4_protocol = p->proto;
 	f.tot_len = p->ip_len;
 	if (p->frag != FRAG_LATER) {
 		f.sport = bpf_htons(p->sport);

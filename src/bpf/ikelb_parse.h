@@ -10,6 +10,7 @@
 #include <linux/ip.h>
 #include <linux/ipv6.h>
 #include <linux/udp.h>
+#include <stddef.h>
 
 #include "bpf/ikelb_bpf_defs.h"
 #include "ikelb/ike_wire.h"
@@ -17,7 +18,12 @@
 /* PARSE_V4MAPPED: IPv6 with an IPv4-mapped (::ffff:a.b.c.d) address. Our
  * addresses hold IPv4 in that form, so such a packet would match IPv4
  * services, replies and state: never ours. */
-enum { PARSE_PASS = 0, PARSE_OK = 1, PARSE_BAD = 2, PARSE_V4MAPPED = 3 };
+/* PARSE_TCP: a TCP segment (not a later fragment) parsed like PARSE_OK.
+ * The protocol travels in the return value, a register whose value the
+ * verifier knows on each path, so UDP and TCP paths never mix there. */
+enum { PARSE_PASS = 0, PARSE_OK = 1, PARSE_BAD = 2, PARSE_V4MAPPED = 3, PARSE_TCP = 4 };
+
+#include "bpf/ikelb_tcp_parse.h" /* after the PARSE_* results it returns */
 
 #define IKELB_IP6_FRAG_NH 44
 
@@ -43,11 +49,11 @@ static __always_inline int parse_esp(struct pkt *p, __u32 ip_payload)
 	return PARSE_OK;
 }
 
-/* The transport protocols we read: UDP, and raw ESP toward VIPs. */
-static __always_inline int l4_ours(__u8 proto, struct pkt *p)
+/* The transport protocols we read: UDP, TCP for tcp_ports, and raw ESP
+ * toward VIPs. */
+static __always_inline int l4_ours(__u8 proto)
 {
-	p->esp = proto == IPPROTO_ESP;
-	return proto == IPPROTO_UDP || p->esp;
+	return proto == IPPROTO_UDP || proto == IPPROTO_TCP || proto == IPPROTO_ESP;
 }
 
 /* ip_payload: bytes after the IP (and IPv6 fragment) header according to
@@ -75,14 +81,34 @@ static __always_inline int parse_udp(struct __sk_buff *skb, struct pkt *p, __u32
 	return PARSE_OK;
 }
 
+/* The transport after the IP header: UDP, or TCP for tcp_ports. Where
+ * its checksum is, and whether 0 means "none", go into p for the rewrite
+ * (ikelb_fwd.h), which then needs no branch of its own. */
+static __always_inline int parse_l4(struct __sk_buff *skb, struct pkt *p, __u32 ip_payload,
+				    __u8 proto)
+{
+	if (proto == IPPROTO_ESP)
+		return parse_esp(p, ip_payload);
+	if (proto == IPPROTO_TCP) {
+		p->l4csum = IKELB_TCP_CSUM_OFF;
+		int rc = tcp_parse(skb, p, ip_payload);
+		return rc == PARSE_OK ? PARSE_TCP : rc;
+	}
+	p->l4csum = offsetof(struct udphdr, check);
+	p->l4csum_m0 = BPF_F_MARK_MANGLED_0;
+	return parse_udp(skb, p, ip_payload);
+}
+
 static __always_inline int parse_v4(struct __sk_buff *skb, struct pkt *p)
 {
 	struct iphdr ip;
 
 	if (bpf_skb_load_bytes(skb, p->l3off, &ip, sizeof(ip)) < 0)
 		return PARSE_PASS;
-	if (!l4_ours(ip.protocol, p))
+	__u8 proto = ip.protocol;
+	if (!l4_ours(proto))
 		return PARSE_PASS;
+	p->proto = proto;
 	ikelb_addr_from_v4(&p->src, ip.saddr);
 	ikelb_addr_from_v4(&p->dst, ip.daddr);
 	p->ttl = ip.ttl;
@@ -102,9 +128,7 @@ static __always_inline int parse_v4(struct __sk_buff *skb, struct pkt *p)
 	if (fo & IKELB_IP4_MF)
 		p->frag = FRAG_FIRST;
 	p->l4off = p->l3off + hl;
-	if (p->esp)
-		return parse_esp(p, tot - hl);
-	return parse_udp(skb, p, tot - hl);
+	return parse_l4(skb, p, tot - hl, proto);
 }
 
 static __always_inline int parse_v6(struct __sk_buff *skb, struct pkt *p)
@@ -113,10 +137,12 @@ static __always_inline int parse_v6(struct __sk_buff *skb, struct pkt *p)
 
 	if (bpf_skb_load_bytes(skb, p->l3off, &ip, sizeof(ip)) < 0)
 		return PARSE_PASS;
-	/* Only UDP or ESP directly or behind one fragment header; other
+	/* Only UDP, TCP or ESP directly or behind one fragment header; other
 	 * extension headers are not ours (documented limit). */
-	if (!l4_ours(ip.nexthdr, p) && ip.nexthdr != IKELB_IP6_FRAG_NH)
+	__u8 nh = ip.nexthdr;
+	if (!l4_ours(nh) && nh != IKELB_IP6_FRAG_NH)
 		return PARSE_PASS;
+	p->proto = nh;
 	p->v6 = 1;
 	__builtin_memcpy(p->src.b, &ip.saddr, 16);
 	__builtin_memcpy(p->dst.b, &ip.daddr, 16);
@@ -130,13 +156,15 @@ static __always_inline int parse_v6(struct __sk_buff *skb, struct pkt *p)
 		return PARSE_BAD;
 	p->ip_len = sizeof(ip) + pl;
 	p->l4off = p->l3off + sizeof(ip);
-	if (ip.nexthdr == IKELB_IP6_FRAG_NH) {
+	if (nh == IKELB_IP6_FRAG_NH) {
 		struct ikelb_ip6_frag fh;
 
 		if (pl < sizeof(fh) || bpf_skb_load_bytes(skb, p->l4off, &fh, sizeof(fh)) < 0)
 			return PARSE_BAD;
-		if (!l4_ours(fh.nexthdr, p))
+		nh = fh.nexthdr;
+		if (!l4_ours(nh))
 			return PARSE_PASS;
+		p->proto = nh;
 		__u16 fo = bpf_ntohs(fh.frag_off);
 		p->frag_id = bpf_ntohl(fh.id);
 		if (fo & 0xfff8) {
@@ -148,9 +176,7 @@ static __always_inline int parse_v6(struct __sk_buff *skb, struct pkt *p)
 		p->l4off += sizeof(fh);
 		pl -= sizeof(fh);
 	}
-	if (p->esp)
-		return parse_esp(p, pl);
-	return parse_udp(skb, p, pl);
+	return parse_l4(skb, p, pl, nh);
 }
 
 /* PARSE_PASS: not an IPv4/IPv6 UDP packet we can read (p->dst unset).

@@ -23,16 +23,23 @@ struct ctx {
 	int ike_mode;
 };
 
-/* The service on (vip, port), or 0. */
-static __always_inline struct svc_value *svc_find(const struct ikelb_addr *vip, __u16 port)
+/* The service on (vip, port, proto), or 0. */
+static __always_inline struct svc_value *svc_find_proto(const struct ikelb_addr *vip, __u16 port,
+							__u8 proto)
 {
 	struct svc_key sk;
 
 	__builtin_memset(&sk, 0, sizeof(sk));
 	sk.vip = *vip;
 	sk.port = port;
-	sk.proto = IPPROTO_UDP;
+	sk.proto = proto;
 	return bpf_map_lookup_elem(&svc_map, &sk);
+}
+
+/* The UDP service on (vip, port), or 0. */
+static __always_inline struct svc_value *svc_find(const struct ikelb_addr *vip, __u16 port)
+{
+	return svc_find_proto(vip, port, IPPROTO_UDP);
 }
 
 /* The service a parsed datagram is addressed to; 0 for anything else,

@@ -13,6 +13,7 @@
 
 #define CFG_NAME_MAX 64
 #define CFG_MAX_PORTS 16
+#define CFG_MAX_TCP_PORTS 4 /* tcp_ports per service (SSTP: 443) */
 #define CFG_MAX_SERVICES 32
 #define CFG_MAX_SERVERS 1024 /* per service */
 #define CFG_MAX_INTERFACES 16
@@ -23,7 +24,7 @@
 
 /* A configuration the validator accepts must fit the BPF maps. */
 _Static_assert(CFG_MAX_SERVICES == IKELB_MAX_SERVICES, "one service id space for config and maps");
-_Static_assert(CFG_MAX_SERVICES * CFG_MAX_PORTS <= IKELB_MAX_SVC_PORTS,
+_Static_assert(CFG_MAX_SERVICES * (CFG_MAX_PORTS + CFG_MAX_TCP_PORTS) <= IKELB_MAX_SVC_PORTS,
 	       "every (vip, port) of a full configuration needs a svc_map slot");
 _Static_assert(CFG_MAX_SERVERS <= IKELB_MAX_REALS, "one service's servers must fit reals_map");
 
@@ -100,6 +101,11 @@ struct cfg_service {
 	struct ikelb_addr vip;
 	uint16_t ports[CFG_MAX_PORTS];
 	int nports;
+	/* TCP ports on the same VIP, same servers and persistence (SSTP on
+	 * 443 beside IKEv2; docs/tcp.md). bpf engine only. */
+	uint16_t tcp_ports[CFG_MAX_TCP_PORTS];
+	int ntcp_ports;
+	bool tcp_check;       /* health.tcp_check: connect (default with tcp_ports) */
 	uint16_t ike_port;    /* the port with bare IKE framing (500's role);
 			       * every other port uses RFC 3948 framing. Default 500 */
 	enum cfg_forwarding forwarding;

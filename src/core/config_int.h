@@ -20,7 +20,7 @@ struct cfg_srv_state {
 
 struct cfg_svc_state {
 	yaml_node_t *node;
-	bool name_ok, vip_ok, ports_ok, fwd_ok, mask_ok;
+	bool name_ok, vip_ok, ports_ok, fwd_ok, mask_ok, tcp_ok;
 	bool mask_given, maglev_given, servers_ok;
 	struct cfg_srv_state *srv; /* one per parsed server */
 };
@@ -106,6 +106,14 @@ int cfg_node_addr(struct cfg_ctx *x, yaml_node_t *n, const char *what,
 void cfg_parse_root(struct cfg_ctx *x, yaml_node_t *root, struct cfg *c);
 /* The `sync` mapping (config_sync.c). */
 void cfg_parse_sync(struct cfg_ctx *x, yaml_node_t *root, struct cfg *c);
+/* A list of ports (1..65535, no repeats) at PATH.KEY into out[*n]
+ * (config_tcp.c). */
+void cfg_port_list(struct cfg_ctx *x, yaml_node_t *seq, const char *path, const char *key,
+		   uint16_t *out, int *n);
+/* `tcp_ports` of a service and its cross checks (config_tcp.c). */
+void cfg_parse_tcp_ports(struct cfg_ctx *x, yaml_node_t *m, const char *path,
+			 struct cfg_service *s, struct cfg_svc_state *st);
+void cfg_check_tcp(struct cfg_ctx *x, const struct cfg *c);
 void cfg_validate(struct cfg_ctx *x, yaml_node_t *root, struct cfg *c);
 /* A service's `admission` mapping and its cross check (config_admit.c). */
 void cfg_parse_admission(struct cfg_ctx *x, yaml_node_t *svc, const char *path,

@@ -17,12 +17,12 @@ static const char *const bpf_attach_names[] = { "tc", "xdp", NULL };
 static const char *const limit_keys[] = { "max_clients", "max_flows", "max_halfopen", NULL };
 static const char *const svc_keys[] = { "name", "vip", "ports", "forwarding", "persistence",
 					"scheduler", "maglev_size", "spi_mask", "snat_pool", "ike_port",
-					"health", "init_state", "servers", "admission", NULL };
+					"tcp_ports", "health", "init_state", "servers", "admission", NULL };
 static const char *const if_role_keys[] = { "public", "servers", NULL };
 static const char *const persist_keys[] = { "mode", "timeout", "netmask", "netmask6",
 					    "flow_timeout", NULL };
 static const char *const health_keys[] = { "type", "interval", "timeout", "rise", "fall",
-					   "port", "send", "expect", NULL };
+					   "port", "send", "expect", "tcp_check", NULL };
 static const char *const srv_keys[] = { "name", "address", "weight", "state", "spi_label",
 					"esp_spi_min", "esp_spi_max", "init_state", NULL };
 static const char *const init_state_names[] = { "down", "up", NULL };
@@ -242,7 +242,6 @@ static void parse_ports(struct cfg_ctx *x, yaml_node_t *m, const char *path,
 			struct cfg_service *s, struct cfg_svc_state *st)
 {
 	char what[CFG_PATH_MAX];
-	uint64_t v;
 	int e0 = x->nerr;
 	yaml_node_t *seq = sub_seq(x, m, path, "ports", CFG_MAX_PORTS, what, sizeof(what));
 
@@ -250,20 +249,7 @@ static void parse_ports(struct cfg_ctx *x, yaml_node_t *m, const char *path,
 		st->ports_ok = !cfg_get(x, m, "ports");
 		return;
 	}
-	s->nports = 0;
-	for (int i = 0; i < cfg_seq_len(seq); i++) {
-		yaml_node_t *n = cfg_seq_item(x, seq, i);
-		cfg_pathf(what, sizeof(what), "%s.ports[%d]", path, i);
-		if (cfg_node_uint(x, n, what, 1, 65535, &v) < 0)
-			continue;
-		bool dup = false;
-		for (int j = 0; j < s->nports; j++)
-			dup |= s->ports[j] == v;
-		if (dup)
-			cfg_err(x, n, "%s: port %llu is listed twice", what, (unsigned long long)v);
-		else
-			s->ports[s->nports++] = (uint16_t)v;
-	}
+	cfg_port_list(x, seq, path, "ports", s->ports, &s->nports);
 	st->ports_ok = x->nerr == e0;
 }
 
@@ -539,6 +525,7 @@ static void parse_service(struct cfg_ctx *x, yaml_node_t *m, int idx, struct cfg
 	parse_service_scalars(x, m, path, s, st);
 	parse_ports(x, m, path, s, st);
 	parse_ike_port(x, m, path, s);
+	cfg_parse_tcp_ports(x, m, path, s, st);
 	parse_persistence(x, m, path, &s->persistence);
 	parse_snat_pool(x, m, path, s, st);
 	parse_health(x, m, path, &s->health);

@@ -241,4 +241,5 @@ void cfg_validate(struct cfg_ctx *x, yaml_node_t *root, struct cfg *c)
 	}
 	check_service_names(x, c);
 	check_vip_ports(x, c);
+	cfg_check_tcp(x, c);
 }

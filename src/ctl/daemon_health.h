@@ -9,9 +9,20 @@
 #include "core/log.h"
 #include "ctl/health.h"
 #include "core/runtime.h"
+#include "ctl/tcp_check.h"
+
+/* A server of a service with tcp_ports is up only when its probe and its
+ * TCP check both are (docs/tcp.md, "Health"): one health per server. */
+struct dh_srv {
+	uint8_t probe, tcp;          /* enum health_state of each check */
+	uint8_t pushed;              /* what the runtime was last told */
+};
 
 struct daemon_health {
 	struct health_checker *hc;   /* NULL when stopped */
+	struct tcp_checker *tc;      /* NULL when stopped or no TCP checks */
+	struct dh_srv *srv;          /* per server of every service, at base[svc] */
+	int base[CFG_MAX_SERVICES];
 	const struct cfg *cfg;
 	const struct logger *log;
 	struct runtime *rt;

@@ -96,6 +96,12 @@ static const struct labelled cookies[] = {
 	{ SVC_CTR_COOKIE_INVALID, "invalid" },
 };
 
+/* tcp_ports (docs/tcp.md): one family, so UDP families keep their sums. */
+static const struct labelled tcp_kinds[] = {
+	{ SVC_CTR_TCP_RX, "in" }, { SVC_CTR_TCP_FWD, "out" }, { SVC_CTR_TCP_NEW, "new" },
+	{ SVC_CTR_TCP_REPLY, "reply" }, { SVC_CTR_TCP_DROP, "drop" },
+};
+
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
 struct svc_family {
@@ -120,6 +126,9 @@ static const struct svc_family svc_families[] = {
 	{ "ikelb_cookies_total", "ikelb's own IKEv2 COOKIE: IKE_SA_INITs answered with one "
 	  "(sent), returning a valid one (valid), returning one not ikelb's (invalid).",
 	  "result", cookies, NELEM(cookies), false },
+	{ "ikelb_tcp_segments_total", "TCP segments of tcp_ports: in (client to VIP), out "
+	  "(forwarded), new (SYNs placed: new connections), reply (server to client), drop.",
+	  "kind", tcp_kinds, NELEM(tcp_kinds), false },
 };
 
 static void svc_counters(struct buf *b, const struct cfg *cfg, const struct eng_stats *st)

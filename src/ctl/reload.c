@@ -59,6 +59,8 @@ static bool service_same(const struct cfg_service *a, const struct cfg_service *
 {
 	if (!str_eq(a->name, b->name) || !ikelb_addr_eq(&a->vip, &b->vip) ||
 	    a->nports != b->nports || memcmp(a->ports, b->ports, sizeof(a->ports)) ||
+	    a->ntcp_ports != b->ntcp_ports ||
+	    memcmp(a->tcp_ports, b->tcp_ports, sizeof(a->tcp_ports)) ||
 	    a->ike_port != b->ike_port || a->forwarding != b->forwarding ||
 	    memcmp(&a->persistence, &b->persistence, sizeof(a->persistence)) ||
 	    a->scheduler != b->scheduler || a->maglev_size != b->maglev_size ||

@@ -28,6 +28,11 @@ static const char *const ctr_names[SVC_CTR_DROP_BASE] = {
 	[SVC_CTR_COOKIE_VALID] = "cookie_valid",
 	[SVC_CTR_COOKIE_INVALID] = "cookie_invalid",
 	[SVC_CTR_ESP_RAW] = "esp_raw",
+	[SVC_CTR_TCP_RX] = "tcp_rx",
+	[SVC_CTR_TCP_FWD] = "tcp_forwarded",
+	[SVC_CTR_TCP_NEW] = "tcp_new",
+	[SVC_CTR_TCP_REPLY] = "tcp_replies",
+	[SVC_CTR_TCP_DROP] = "tcp_drops",
 };
 
 static const char *const drop_names[IKE_DROP__MAX] = {
@@ -138,14 +143,18 @@ json_t *report_status(const struct ctl_view *v)
 	for (int i = 0; i < v->cfg->nservices; i++) {
 		const struct cfg_service *s = &v->cfg->services[i];
 		json_t *ports = json_array();
+		json_t *tcp_ports = json_array();
 		json_t *servers = json_array();
 		for (int p = 0; p < s->nports; p++)
 			json_array_append_new(ports, json_integer(s->ports[p]));
+		for (int p = 0; p < s->ntcp_ports; p++)
+			json_array_append_new(tcp_ports, json_integer(s->tcp_ports[p]));
 		for (int j = 0; j < s->nservers; j++)
 			json_array_append_new(servers, server_json(v, stats, i, j));
 		json_array_append_new(
-			svcs, json_pack("{s:s, s:s, s:o, s:s, s:s, s:s, s:o}", "name", s->name,
+			svcs, json_pack("{s:s, s:s, s:o, s:o, s:s, s:s, s:s, s:o}", "name", s->name,
 					"vip", ikelb_addr_str(&s->vip, a, sizeof(a)), "ports", ports,
+					"tcp_ports", tcp_ports,
 					"forwarding", cfg_forwarding_name(s->forwarding),
 					"persistence", cfg_persist_name(s->persistence.mode),
 					"scheduler", cfg_sched_name(s->scheduler), "servers", servers));

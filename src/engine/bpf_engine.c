@@ -26,7 +26,7 @@
  * real_id assignment and the counters. The configuration maps are rebuilt by
  * every daemon from its configuration. */
 static const char *const pinned_maps[] = {
-	"persist_map", "sa_map", "halfopen_map", "flow_map", "frag_map",
+	"persist_map", "sa_map", "halfopen_map", "flow_map", "tcp_conn_map", "frag_map",
 	"reals_map", "svc_ctr_map", "real_ctr_map", "real_reply_map",
 };
 #define NPINNED (sizeof(pinned_maps) / sizeof(pinned_maps[0]))
@@ -152,7 +152,8 @@ static int set_sizes(struct bpf_engine *e, const struct cfg *cfg)
 	    bpf_map__set_max_entries(s->maps.persist_map, clients) ||
 	    bpf_map__set_max_entries(s->maps.sa_map, clients) ||
 	    bpf_map__set_max_entries(s->maps.halfopen_map, halfopen) ||
-	    bpf_map__set_max_entries(s->maps.flow_map, flows))
+	    bpf_map__set_max_entries(s->maps.flow_map, flows) ||
+	    bpf_map__set_max_entries(s->maps.tcp_conn_map, flows))
 		return -EINVAL;
 	return 0;
 }

@@ -18,6 +18,8 @@ struct bpfe_svc {
 	uint16_t ports[CFG_MAX_PORTS];
 	uint16_t ike_port;
 	int nports;
+	uint16_t tcp_ports[CFG_MAX_TCP_PORTS];
+	int ntcp_ports;
 	uint32_t maglev_room;     /* cfg maglev_size: slots reserved at maglev_off */
 	int nservers;
 	uint32_t *real_ids;      /* nservers entries */

@@ -1,7 +1,6 @@
 /* bpf engine: configuration maps (services, reals, labels, ESP ranges,
- * reverse NAT, Maglev tables, local addresses). */
+ * reverse NAT, Maglev tables); local addresses are in bpf_local.c. */
 #include <errno.h>
-#include <ifaddrs.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
@@ -241,6 +240,24 @@ static struct svc_value svc_value_make(const struct cfg *cfg, int s, uint32_t of
 	return v;
 }
 
+/* The svc_map entry of a service's p-th port: its UDP ports, then its
+ * tcp_ports (natt is meaningless there: 0). */
+static void svc_port_entry(const struct bpfe_svc *es, int p, struct svc_key *k,
+			   struct svc_value *v)
+{
+	memset(k, 0, sizeof(*k));
+	k->vip = es->vip;
+	if (p < es->nports) {
+		k->port = es->ports[p];
+		k->proto = IPPROTO_UDP;
+		v->natt = (uint8_t)ike_port_is_natt(es->ports[p], es->ike_port);
+		return;
+	}
+	k->port = es->tcp_ports[p - es->nports];
+	k->proto = IPPROTO_TCP;
+	v->natt = 0;
+}
+
 static int sync_services(struct bpf_engine *e, const struct cfg *cfg, struct bpfe_svc *old,
 			  int nold)
 {
@@ -265,12 +282,13 @@ static int sync_services(struct bpf_engine *e, const struct cfg *cfg, struct bpf
 		es->nports = svc->nports;
 		memcpy(es->ports, svc->ports, sizeof(es->ports));
 		es->ike_port = svc->ike_port;
-		for (int p = 0; !err && p < svc->nports; p++) {
-			struct svc_key k = { .vip = svc->vip, .port = svc->ports[p],
-					     .proto = IPPROTO_UDP };
+		es->ntcp_ports = svc->ntcp_ports;
+		memcpy(es->tcp_ports, svc->tcp_ports, sizeof(es->tcp_ports));
+		for (int p = 0; !err && p < svc->nports + svc->ntcp_ports; p++) {
+			struct svc_key k;
 			struct svc_value v = es->val;
 
-			v.natt = (uint8_t)ike_port_is_natt(svc->ports[p], svc->ike_port);
+			svc_port_entry(es, p, &k, &v);
 			err = kv_find(&sv, &k) >= 0 ? -EEXIST : kv_add(&sv, &k, &v);
 		}
 		uint32_t sid = (uint32_t)s;
@@ -307,20 +325,22 @@ static int rev_build(struct bpf_engine *e, const struct cfg *cfg, struct kv *kv)
 		if (svc->forwarding != CFG_FWD_DNAT)
 			continue;
 		for (int i = 0; !err && i < svc->nservers; i++) {
-			for (int p = 0; !err && p < svc->nports; p++) {
-				struct rev_key k = { .addr = svc->servers[i].addr,
-						     .port = svc->ports[p] };
-				struct rev_value v = { .vip = svc->vip, .port = svc->ports[p],
-						       .natt = (uint8_t)ike_port_is_natt(svc->ports[p],
-										 svc->ike_port),
+			for (int p = 0; !err && p < svc->nports + svc->ntcp_ports; p++) {
+				int tcp = p >= svc->nports;
+				uint16_t port = tcp ? svc->tcp_ports[p - svc->nports] : svc->ports[p];
+				struct rev_key k = { .addr = svc->servers[i].addr, .port = port,
+						     .proto = tcp ? IPPROTO_TCP : IPPROTO_UDP };
+				struct rev_value v = { .vip = svc->vip, .port = port,
+						       .natt = (uint8_t)(!tcp &&
+							       ike_port_is_natt(port, svc->ike_port)),
 						       .svc_id = (uint32_t)s,
 						       .real_id = IKELB_REAL_NONE };
 				long at = kv_find(kv, &k);
 
 				if (at >= 0 && memcmp(kv->vals + at * kv->vsz, &v, kv->vsz)) {
-					log_err(e->log, "bpf: server %s port %u serves two dnat "
+					log_err(e->log, "bpf: server %s %s port %u serves two dnat "
 						"services: replies cannot be told apart",
-						svc->servers[i].name, svc->ports[p]);
+						svc->servers[i].name, tcp ? "TCP" : "UDP", port);
 					err = -EEXIST;
 				} else if (at < 0) {
 					err = kv_add(kv, &k, &v);
@@ -474,11 +494,11 @@ static int write_svc_values(struct bpf_engine *e, int svc)
 	struct bpfe_svc *es = &e->svc[svc];
 	int fd = bpf_map__fd(e->skel->maps.svc_map);
 
-	for (int p = 0; p < es->nports; p++) {
-		struct svc_key k = { .vip = es->vip, .port = es->ports[p], .proto = IPPROTO_UDP };
+	for (int p = 0; p < es->nports + es->ntcp_ports; p++) {
+		struct svc_key k;
 		struct svc_value v = es->val;
 
-		v.natt = (uint8_t)ike_port_is_natt(es->ports[p], es->ike_port);
+		svc_port_entry(es, p, &k, &v);
 		if (bpf_map_update_elem(fd, &k, &v, BPF_EXIST) < 0)
 			return -errno;
 	}
@@ -563,38 +583,4 @@ int bpf_engine_set_real_state(struct bpf_engine *e, int svc, int srv, int state)
 	if (bpf_map_update_elem(fd, &key, &rv, BPF_ANY) < 0)
 		return -errno;
 	return state == REAL_DOWN ? bpf_engine_purge_real(e, key) : 0;
-}
-
-int bpf_engine_set_local_addrs(struct bpf_engine *e, const struct ikelb_addr *a, int n)
-{
-	uint32_t *vals = calloc(n > 0 ? n : 1, sizeof(uint32_t));
-	if (!vals)
-		return -ENOMEM;
-	int err = bpfe_map_replace(bpf_map__fd(e->skel->maps.local_addr_map), a, vals,
-				   n > 0 ? (size_t)n : 0, sizeof(*a), sizeof(uint32_t));
-	free(vals);
-	return err;
-}
-
-int bpf_engine_refresh_local_addrs(struct bpf_engine *e)
-{
-	struct ifaddrs *ifa, *it;
-	struct ikelb_addr a[IKELB_MAX_LOCAL_ADDRS];
-	int n = 0;
-
-	if (getifaddrs(&ifa) < 0)
-		return -errno;
-	for (it = ifa; it && n < IKELB_MAX_LOCAL_ADDRS; it = it->ifa_next) {
-		if (!it->ifa_addr)
-			continue;
-		if (it->ifa_addr->sa_family == AF_INET) {
-			const struct sockaddr_in *sin = (const void *)it->ifa_addr;
-			ikelb_addr_from_v4(&a[n++], sin->sin_addr.s_addr);
-		} else if (it->ifa_addr->sa_family == AF_INET6) {
-			const struct sockaddr_in6 *sin6 = (const void *)it->ifa_addr;
-			memcpy(a[n++].b, &sin6->sin6_addr, 16);
-		}
-	}
-	freeifaddrs(ifa);
-	return bpf_engine_set_local_addrs(e, a, n);
 }

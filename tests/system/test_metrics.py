@@ -21,7 +21,7 @@ prom = pytest.importorskip("prometheus_client.parser")
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 # Label names a family may use: all from the configuration or fixed lists.
 LABELS = {"service", "server", "direction", "class", "rule", "reason", "result", "le",
-          "version", "engine", "table"}
+          "version", "engine", "table", "kind"}
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +56,8 @@ def test_every_family_has_help_type_and_bounded_labels(scraped):
                  "ikelb_server_client_addresses", "ikelb_server_up", "ikelb_probes",
                  "ikelb_probe_rtt_seconds", "ikelb_reload_success",
                  "ikelb_reload_timestamp_seconds", "ikelb_build_info", "ikelb_service_fullnat",
-                 "ikelb_service_snat_pool_addresses", "ikelb_expired_entries"):
+                 "ikelb_service_snat_pool_addresses", "ikelb_expired_entries",
+                 "ikelb_tcp_segments"):
         assert want in fams, want
     assert "snat_pool_size" not in text and 'counter="' not in text
 

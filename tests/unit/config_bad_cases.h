@@ -716,4 +716,57 @@ static const struct cfg_bad_case cfg_bad_cases[] = {
 	  "      - { name: a, address: 127.0.0.2 }\n"
 	  "sync: { listen: \"127.0.0.1:7600\", peers: [\"127.0.0.2:7600\"], key_file: /k }\n",
 	  "t.yaml:8:7: sync: needs engine: bpf (the socket engine cannot share its state)" },
+	{ "tcp_ports_socket_engine",
+	  "engine: socket\n"
+	  "services:\n"
+	  "  - name: s1\n"
+	  "    vip: 127.0.0.1\n"
+	  "    forwarding: fullnat\n"
+	  "    tcp_ports: [443]\n"
+	  "    servers:\n"
+	  "      - { name: a, address: 127.0.0.2 }\n",
+	  "t.yaml:6:16: services[0].tcp_ports: needs engine: bpf (the socket engine relays UDP only" },
+	{ "tcp_ports_listed_twice",
+	  "interfaces: [eth0]\n"
+	  "services:\n"
+	  "  - name: s1\n"
+	  "    vip: 203.0.113.10\n"
+	  "    tcp_ports: [443, 443]\n"
+	  "    servers:\n"
+	  "      - { name: a, address: 198.51.100.1 }\n",
+	  "t.yaml:5:22: services[0].tcp_ports[1]: port 443 is listed twice" },
+	{ "tcp_ports_too_many",
+	  "interfaces: [eth0]\n"
+	  "services:\n"
+	  "  - name: s1\n"
+	  "    vip: 203.0.113.10\n"
+	  "    tcp_ports: [1, 2, 3, 4, 5]\n"
+	  "    servers:\n"
+	  "      - { name: a, address: 198.51.100.1 }\n",
+	  "t.yaml:5:16: services[0].tcp_ports: at most 4 ports, got 5" },
+	{ "tcp_check_without_tcp_ports",
+	  "interfaces: [eth0]\n"
+	  "services:\n"
+	  "  - name: s1\n"
+	  "    vip: 203.0.113.10\n"
+	  "    health: { type: ike, tcp_check: connect }\n"
+	  "    servers:\n"
+	  "      - { name: a, address: 198.51.100.1 }\n",
+	  "t.yaml:5:37: services[0].health.tcp_check: only with tcp_ports" },
+	{ "tcp_port_shared_by_two_services",
+	  "interfaces: [eth0]\n"
+	  "services:\n"
+	  "  - name: s1\n"
+	  "    vip: 203.0.113.10\n"
+	  "    tcp_ports: [443]\n"
+	  "    servers:\n"
+	  "      - { name: a, address: 198.51.100.1 }\n"
+	  "  - name: s2\n"
+	  "    vip: 203.0.113.10\n"
+	  "    ports: [1500]\n"
+	  "    ike_port: 1500\n"
+	  "    tcp_ports: [443]\n"
+	  "    servers:\n"
+	  "      - { name: b, address: 198.51.100.2 }\n",
+	  "t.yaml:12:16: services[1].tcp_ports: TCP 203.0.113.10 port 443 of service 's2' is already used by service 's1' (line 3)" },
 };

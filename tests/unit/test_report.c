@@ -207,6 +207,7 @@ static const char status_golden[] =
 	"        500,\n"
 	"        4500\n"
 	"      ],\n"
+	"      \"tcp_ports\": [],\n"
 	"      \"forwarding\": \"dnat\",\n"
 	"      \"persistence\": \"source-ip\",\n"
 	"      \"scheduler\": \"maglev\",\n"
