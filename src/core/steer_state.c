@@ -260,7 +260,8 @@ void steer_learn_reply(struct steer *st, int svc, const struct ikelb_addr *clien
 		return;
 	struct flow_key fk;
 	steer_key_flow(&fk, svc, client, cport, vport);
-	put(st, T_FLOW, s, &fk, srv, now);
+	/* creates or refreshes, never moves (the BPF reply_learn) */
+	put_or_keep(st, T_FLOW, s, &fk, srv, now, true);
 	if (steer_is_ike(&in) && s->mode == CFG_PERSIST_IKE) {
 		struct sa_key k;
 		steer_key_sa(&k, svc, in.spi_i);

@@ -57,7 +57,7 @@ static int run_action(const struct ctl_cmd *cmd, int svc, int srv, const char *a
 	return 1;
 }
 
-/* POST /v1/servers/NAME/evacuate: 202 with the evacuation as status will
+/* POST /v1/servers/NAME/evacuate: 200 with the evacuation as status will
  * show it; the vici work goes on in a worker (GET /v1/status). */
 static int evacuate_req(const struct ctl_view *v, const struct ctl_cmd *cmd, int svc, int srv,
 			struct api_reply *out)
@@ -84,7 +84,7 @@ static int evacuate_req(const struct ctl_view *v, const struct ctl_cmd *cmd, int
 					  "to REDIRECT its IKE SAs to the VIP (progress: status)"
 					: "no vici endpoint configured: drained and persistence "
 					  "forgotten only; clients move when they reconnect"));
-	return api_reply_json(out, 202, j);
+	return api_reply_json(out, 200, j);
 }
 
 /* /v1/servers/SPEC/ACTION[/ARG]; SPEC may contain one '/', so parse from

@@ -88,6 +88,9 @@ static long redirect_all(struct evac_job *j, int fd, struct vici_buf *resp, char
 {
 	struct vici_buf req = { 0 };
 	char ok[8], n[24], msg[200];
+	/* charon wants a selector (5.9: "missing redirect selector"): every
+	 * peer of the VIP's family, which is every client of a dnat/dsr VIP. */
+	vici_add_kv(&req, "peer-ip", strchr(j->gateway, ':') ? "::/0" : "0.0.0.0/0");
 	vici_add_kv(&req, "gateway", j->gateway);
 	int rc = vici_call(fd, "redirect", &req, EVAC_CALL_MS, resp, err, errsz);
 	vici_buf_free(&req);
