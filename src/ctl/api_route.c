@@ -64,12 +64,12 @@ static int evacuate_req(const struct ctl_view *v, const struct ctl_cmd *cmd, int
 {
 	const struct cfg_service *s = &v->cfg->services[svc];
 	const struct cfg_server *cs = &s->servers[srv];
-	char err[300] = "";
+	char err[300] = "evacuation is not available here";
 	struct evac_info ev;
 	int rc = cmd->evacuate ? cmd->evacuate(cmd->ctx, svc, srv, err, sizeof(err)) : -EOPNOTSUPP;
 	if (rc < 0) {
 		log_err(v->log, "api: server %s/%s evacuate: %s", s->name, cs->name, err);
-		return api_reply_error(out, rc == -EOPNOTSUPP ? 501 : 500, err[0] ? err : "failed");
+		return api_reply_error(out, rc == -EOPNOTSUPP ? 501 : 500, err);
 	}
 	log_notice(v->log, "api: server %s/%s evacuate (%s)", s->name, cs->name,
 		   cs->vici[0] ? cs->vici : "no vici endpoint: drain and forget only");
