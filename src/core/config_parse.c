@@ -372,21 +372,6 @@ static void parse_spi(struct cfg_ctx *x, yaml_node_t *m, const char *path,
 	st->esp_ok = true;
 }
 
-/* vici: the server's charon control socket, for `ikelb server evacuate`
- * (src/ctl/vici.c checks the address form when it connects). */
-static void parse_vici(struct cfg_ctx *x, yaml_node_t *m, const char *path, struct cfg_server *r)
-{
-	if (cfg_get_str(x, m, path, "vici", r->vici, sizeof(r->vici)) <= 0)
-		return;
-	bool unix_ok = !strncmp(r->vici, "unix:///", 8);
-	bool tcp_ok = !strncmp(r->vici, "tcp://", 6) && strrchr(r->vici + 6, ':');
-	if (!unix_ok && !tcp_ok) {
-		cfg_err(x, cfg_get(x, m, "vici"),
-			"%s.vici: '%s' is not unix:///PATH or tcp://ADDR:PORT", path, r->vici);
-		r->vici[0] = 0;
-	}
-}
-
 static void parse_server(struct cfg_ctx *x, yaml_node_t *m, const char *path,
 			 const struct cfg_service *s, const struct cfg_svc_state *sst,
 			 struct cfg_server *r, struct cfg_srv_state *st)
@@ -428,7 +413,11 @@ static void parse_server(struct cfg_ctx *x, yaml_node_t *m, const char *path,
 	r->init_down = s->init_down;
 	parse_init_state(x, m, path, &r->init_down);
 	parse_spi(x, m, path, r, st);
-	parse_vici(x, m, path, r);
+	/* the charon's vici socket, for `ikelb server evacuate` */
+	if (cfg_get_str(x, m, path, "vici", r->vici, sizeof(r->vici)) > 0 &&
+	    strncmp(r->vici, "unix:///", 8) && (strncmp(r->vici, "tcp://", 6) || !strchr(r->vici + 6, ':')))
+		cfg_err(x, cfg_get(x, m, "vici"), "%s.vici: '%s' is not unix:///PATH or tcp://ADDR:PORT",
+			path, r->vici);
 }
 
 static void parse_servers(struct cfg_ctx *x, yaml_node_t *m, const char *path,

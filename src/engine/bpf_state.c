@@ -337,6 +337,23 @@ long bpf_engine_forget_persist(struct bpf_engine *e, int svc, int srv)
 	return rc < 0 ? rc : (long)st.purged;
 }
 
+long bpf_engine_set_evacuating(struct bpf_engine *e, int svc, int srv, bool on)
+{
+	int id = bpf_engine_real_id(e, svc, srv);
+	int fd = bpf_map__fd(e->skel->maps.reals_map);
+	struct real_value rv;
+	uint32_t key = (uint32_t)id;
+
+	if (id < 0)
+		return -EINVAL;
+	if (bpf_map_lookup_elem(fd, &key, &rv) < 0)
+		return -errno;
+	rv.flags = (uint8_t)(on ? rv.flags | REAL_F_EVACUATING : rv.flags & ~REAL_F_EVACUATING);
+	if (bpf_map_update_elem(fd, &key, &rv, BPF_ANY) < 0)
+		return -errno;
+	return on ? bpf_engine_forget_persist(e, svc, srv) : 0;
+}
+
 static int percpu_sum(struct bpf_engine *e, int fd, uint32_t key, struct ctr *out)
 {
 	struct ctr *v = calloc((size_t)e->ncpu, sizeof(*v));
