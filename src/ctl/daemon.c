@@ -325,6 +325,8 @@ static int reload(struct daemon *d, struct ctl_reload_result *res)
 		log_notice(&d->log, "reload: not applied");
 	else
 		save_state(d); /* the file may have taken over overridden settings */
+	if (rc >= 0)
+		evac_after_reload(d->evac, &d->cfg, &d->eng);
 	if (rc >= 0 && bypass_init(&d->bypass, &d->cfg) < 0)
 		log_warn(&d->log, "out of memory: reply bypass detection is off");
 	reload_note(&d->last_reload, res);

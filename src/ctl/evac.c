@@ -10,6 +10,8 @@
 #include <unistd.h>
 
 #include "core/clock.h"
+#include "core/config.h"
+#include "engine/engine.h"
 #include "ctl/evac.h"
 #include "ctl/vici.h"
 
@@ -314,6 +316,28 @@ int evac_start(struct evac *ev, int svc, int srv, const char *label, const char 
 	}
 	ev->job[slot] = j;
 	return 0;
+}
+
+void evac_after_reload(struct evac *ev, const struct cfg *cfg, struct engine *eng)
+{
+	for (int i = 0; ev && i < EVAC_SLOTS; i++) {
+		struct evac_job *j = ev->job[i];
+		char now[sizeof(j->label)] = "";
+		if (!j || j->cancelled)
+			continue;
+		if (j->svc < cfg->nservices && j->srv < cfg->services[j->svc].nservers)
+			snprintf(now, sizeof(now), "%s/%s", cfg->services[j->svc].name,
+				 cfg->services[j->svc].servers[j->srv].name);
+		if (!strcmp(now, j->label) && eng->ops && eng->ops->set_evacuating &&
+		    eng->ops->set_evacuating(eng, j->svc, j->srv, true) >= 0)
+			continue;
+		log_notice(ev->log, "evacuate %s: forgotten after the reload (run it again)",
+			   j->label);
+		job_stop(j);
+		j->cancelled = true;
+	}
+	if (ev)
+		reap(ev);
 }
 
 int evac_get(struct evac *ev, int svc, int srv, struct evac_info *out)

@@ -55,6 +55,13 @@ int evac_start(struct evac *ev, int svc, int srv, const char *label, const char 
 void evac_cancel(struct evac *ev, int svc, int srv);
 /* Forgets all (a reload that changes servers renumbers them). */
 void evac_cancel_all(struct evac *ev);
+/* After a reload: the data path's reals may have been rebuilt without the
+ * evacuating mark, and servers renumbered. Marks each evacuated server
+ * that is still (svc, srv) under the same names again; forgets the
+ * others (logged). */
+struct cfg;
+struct engine;
+void evac_after_reload(struct evac *ev, const struct cfg *cfg, struct engine *eng);
 /* 0 and *out, or -ENOENT when the server was not evacuated. */
 int evac_get(struct evac *ev, int svc, int srv, struct evac_info *out);
 const char *evac_phase_name(enum evac_phase p);

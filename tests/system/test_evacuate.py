@@ -189,6 +189,12 @@ def test_evacuate_errors(make_lab, require_ikelb):
     assert servers_of(lab)[s2.name]["admin"] == "draining"
     assert "evacuate vpn/%s" % s2.name in lab.balancer.log()
 
+    # a reload keeps the evacuations (and the data path's mark)
+    r = lab.balancer.ctl("reload")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert servers_of(lab)[s1.name]["evacuation"]["phase"] == "drain-only"
+    assert "forgotten after the reload" not in lab.balancer.log()
+
     # enable ends the evacuation; the servers take clients again
     for s in (s1, s2):
         assert lab.balancer.ctl("server", "enable", s.name).returncode == 0
