@@ -179,10 +179,12 @@ static bool path_is(const char *path, const char *stack, size_t slen, const stru
 	return !memcmp(path + slen, e->name, e->nlen);
 }
 
+#define VICI_MAX_DEPTH 32 /* charon nests a handful of levels */
+
 static int walk(const uint8_t *m, size_t len, struct walk *w)
 {
 	char stack[512];
-	size_t slen = 0, pos = 0;
+	size_t slen = 0, pos = 0, at[VICI_MAX_DEPTH]; /* stack length per level */
 	int depth = 0;
 	bool in_list = false;
 
@@ -194,19 +196,17 @@ static int walk(const uint8_t *m, size_t len, struct walk *w)
 			return -EBADMSG;
 		switch (e.type) {
 		case VICI_SECTION_START:
-			if (slen + e.nlen + 1 >= sizeof(stack))
+			if (slen + e.nlen + 1 >= sizeof(stack) || depth >= VICI_MAX_DEPTH)
 				return -EBADMSG;
+			at[depth++] = slen;
 			memcpy(stack + slen, e.name, e.nlen);
 			slen += e.nlen;
 			stack[slen++] = '.';
-			depth++;
 			break;
 		case VICI_SECTION_END:
-			if (!depth--)
+			if (!depth)
 				return -EBADMSG;
-			slen--; /* the '.' */
-			while (slen && stack[slen - 1] != '.')
-				slen--;
+			slen = at[--depth];
 			break;
 		case VICI_KEY_VALUE:
 			if (w->path && !w->found && path_is(w->path, stack, slen, &e)) {
