@@ -44,6 +44,10 @@
 
 /* real_value.flags */
 #define REAL_F_IN_USE 0x01 /* slot allocated; a zeroed ARRAY slot is unused */
+/* Being evacuated (docs/operations.md): a message opening a new SA is not
+ * placed by its client's flow or persistence, so a client that follows
+ * the server's REDIRECT lands elsewhere; its current SA is untouched. */
+#define REAL_F_EVACUATING 0x02
 
 /* The rule that placed a client datagram (ARCHITECTURE.md, "Steering"),
  * in the order the rules are tried. One numbering for the BPF program and

@@ -101,11 +101,9 @@ static __always_inline void halfopen_answered(__u32 svc_id, const struct ike_inf
 
 /* ike mode: a protected reply also names its SA (a rekeyed IKE SA's new
  * SPIi is only ever seen in such messages). */
-static __always_inline void reply_learn_sa(const struct rev_value *rv, __u64 spi_i, __u32 now)
+static __always_inline void reply_learn_sa(const struct svc_value *svc,
+					   const struct rev_value *rv, __u64 spi_i, __u32 now)
 {
-	struct ikelb_addr vip = rv->vip;
-	struct svc_value *svc = svc_find(&vip, rv->port);
-
 	if (!svc || !(svc->flags & SVC_F_PERSIST_IKE))
 		return;
 	struct sa_key k = { .svc_id = rv->svc_id, .spi_i = spi_i };
@@ -120,7 +118,10 @@ static __always_inline void reply_learn_sa(const struct rev_value *rv, __u64 spi
  * request can make a server answer in the clear (IKE_SA_INIT and IKEv1
  * phase-1 responses, errors and INFORMATIONALs about SAs it does not
  * have): those teach no flow. Only ESP, keepalives and IKE protected by
- * the SA's keys (ike_is_protected) do, which need an established SA. */
+ * the SA's keys (ike_is_protected) do, which need an established SA.
+ * A reply creates or refreshes a flow but never moves it: after a REDIRECT
+ * the old server still answers its old SA's last messages while the flow
+ * already belongs to the client's new SA elsewhere (state_keep). */
 static __noinline void reply_learn(struct __sk_buff *skb, const struct pkt *p,
 				   const struct rev_value *rv)
 {
@@ -146,9 +147,11 @@ static __noinline void reply_learn(struct __sk_buff *skb, const struct pkt *p,
 	fk.cport = p->dport;
 	fk.vport = vport;
 	fk.client = p->dst;
-	state_put(&flow_map, &fk, real_id, now, TBL_FLOW);
+	struct ikelb_addr vip = rv->vip;
+	struct svc_value *svc = svc_find(&vip, rv->port);
+	state_keep(&flow_map, &fk, real_id, now, svc ? svc->flow_timeout_s : 0, TBL_FLOW);
 	if (ike)
-		reply_learn_sa(rv, info.spi_i, now);
+		reply_learn_sa(svc, rv, info.spi_i, now);
 }
 
 /* Roles of the interface a packet arrived on (maps.h, iface_map). */

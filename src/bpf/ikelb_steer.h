@@ -158,6 +158,23 @@ static __always_inline int state_put(void *map, void *key, __u32 real_id, __u32 
 	return 1 + tbl_inserted(tbl);
 }
 
+/* state_put for an established SA's own messages: creates or refreshes,
+ * but leaves an entry owned by another server alone. After a REDIRECT the
+ * client's new SA (on another server) owns its flow and persistence; the
+ * old SA's last messages (DELETE) must not take them back. */
+static __always_inline void state_keep(void *map, void *key, __u32 real_id, __u32 now,
+				       __u32 timeout, __u32 tbl)
+{
+	struct state_value *v = bpf_map_lookup_elem(map, key);
+
+	if (!v || (timeout && now - v->last_seen_s > timeout)) {
+		state_put(map, key, real_id, now, tbl);
+		return;
+	}
+	if (v->real_id == real_id && v->last_seen_s != now)
+		v->last_seen_s = now;
+}
+
 static __always_inline void persist_key_make(struct persist_key *k, const struct svc_value *svc,
 					     const struct ctx *c)
 {
@@ -240,25 +257,32 @@ static __always_inline struct real_value *steer_any(const struct svc_value *svc,
 	r = steer_label(svc, c);
 	if (r)
 		return r;
-	c->rule = RULE_FLOW;
-	r = state_use(&flow_map, &c->fk, c, svc->flow_timeout_s, TBL_FLOW);
-	if (r)
-		return r;
 	if (c->is_ike) {
-		/* Both modes: source-ip keeps half-open SAs here too, until
-		 * their IKE_AUTH earns them persistence (see learn()). */
+		/* Before the flow: a client re-establishing from the same
+		 * address and ports (REDIRECT, docs/operations.md "evacuate")
+		 * must reach the server of its new SA, and its old SA's last
+		 * messages the old server. Both modes: source-ip keeps
+		 * half-open SAs here too, until their IKE_AUTH earns them
+		 * persistence (see learn()). */
 		c->rule = RULE_SA;
 		r = steer_sa(svc, c);
 		if (r)
 			return r;
 	}
+	/* A new SA from a client of an evacuating server is placed afresh. */
+	int fresh = c->is_ike && ike_is_new_sa(&c->info);
+
+	c->rule = RULE_FLOW;
+	r = state_use(&flow_map, &c->fk, c, svc->flow_timeout_s, TBL_FLOW);
+	if (r && !(fresh && (r->flags & REAL_F_EVACUATING)))
+		return r;
 	if (!c->ike_mode) {
 		struct persist_key pk;
 
 		persist_key_make(&pk, svc, c);
 		c->rule = RULE_PERSIST;
 		r = state_use(&persist_map, &pk, c, svc->persist_timeout_s, TBL_PERSIST);
-		if (r)
+		if (r && !(fresh && (r->flags & REAL_F_EVACUATING)))
 			return r;
 	}
 	struct ikelb_addr ha = c->fk.client;
@@ -353,6 +377,14 @@ static __always_inline void declog(const struct ctx *c)
 	__u32 *on = bpf_map_lookup_elem(&declog_on, &zero);
 	if (!on || !*on)
 		return;
+	if (c->rule == RULE_SA) {
+		/* An established SA's message on the flow it owns repeats a
+		 * known placement: IKE goes by its SA before its flow. */
+		struct state_value *f = bpf_map_lookup_elem(&flow_map, &c->fk);
+
+		if (f && f->real_id == c->real_id)
+			return;
+	}
 	struct declog_event *ev = bpf_ringbuf_reserve(&declog_ring, sizeof(*ev), 0);
 	if (!ev) {
 		__u64 *d = bpf_map_lookup_elem(&declog_drop_map, &zero);
@@ -393,20 +425,33 @@ static __noinline void learn(const struct svc_value *svc, struct ctx *c)
 	}
 	if (!vouched(svc, c, &k))
 		return;
-	if (c->rule != RULE_FLOW)
-		state_put(&flow_map, &c->fk, c->real_id, c->now, TBL_FLOW);
 	/* Both modes keep the established SA by SPIi: ike mode steers by it,
 	 * source-ip mode so SAs can be counted and looked up per server. A new
 	 * or moved SA entry ends its half-open one. */
-	if (state_put(&sa_map, &k, c->real_id, c->now, TBL_SA) > 0)
+	int moved = state_put(&sa_map, &k, c->real_id, c->now, TBL_SA) > 0;
+	if (moved)
 		tbl_del(&halfopen_map, &k, TBL_HALFOPEN);
+	/* An SA that was already established only keeps its entries. */
+	int keep = c->rule == RULE_SA && !moved;
+
+	if (c->rule != RULE_FLOW) {
+		if (keep)
+			state_keep(&flow_map, &c->fk, c->real_id, c->now, svc->flow_timeout_s,
+				   TBL_FLOW);
+		else
+			state_put(&flow_map, &c->fk, c->real_id, c->now, TBL_FLOW);
+	}
 	if (c->ike_mode)
 		return;
 	if (c->rule != RULE_PERSIST) {
 		struct persist_key pk;
 
 		persist_key_make(&pk, svc, c);
-		state_put(&persist_map, &pk, c->real_id, c->now, TBL_PERSIST);
+		if (keep)
+			state_keep(&persist_map, &pk, c->real_id, c->now,
+				   svc->persist_timeout_s, TBL_PERSIST);
+		else
+			state_put(&persist_map, &pk, c->real_id, c->now, TBL_PERSIST);
 	}
 }
 

@@ -90,11 +90,14 @@ static const struct cmd_spec cmd_specs[CLI_NCMDS] = {
 			"packet and byte counters, steering decisions, drops",
 			"  -j, --json          the API's JSON (GET /v1/stats)\n" },
 	[CLI_SERVER] = { "server", IN_IKELB, CTL_OPTS,
-			 "[-c FILE | -a ADDR] drain|enable|disable|weight [SERVICE/]NAME [N]",
-			 "drain, enable, disable a real server or set its weight",
+			 "[-c FILE | -a ADDR] drain|enable|disable|evacuate|weight [SERVICE/]NAME [N]",
+			 "drain, enable, disable, evacuate a real server or set its weight",
 			 "  drain     no new clients; existing ones stay until idle\n"
 			 "  enable    back to active\n"
 			 "  disable   like health down: its clients move elsewhere\n"
+			 "  evacuate  drain, forget its persistence and, with `vici:` configured,\n"
+			 "            have its charon REDIRECT every IKE SA to the VIP (RFC 5685);\n"
+			 "            progress in `ikelb status` (SAs left)\n"
 			 "  weight N  N in 0..65535 (decimal or 0x-hex); new clients only\n"
 			 "NAME alone must be unique across services, else give SERVICE/NAME.\n" },
 	[CLI_RELOAD] = { "reload", IN_IKELB, CTL_OPTS, "[-c FILE | -a ADDR]",
@@ -360,6 +363,7 @@ static int parse_server(struct parse *p)
 		[CLI_SRV_ENABLE] = "enable",
 		[CLI_SRV_DISABLE] = "disable",
 		[CLI_SRV_WEIGHT] = "weight",
+		[CLI_SRV_EVACUATE] = "evacuate",
 	};
 	struct cli_args *a = p->a;
 	size_t k = 0;
@@ -369,7 +373,7 @@ static int parse_server(struct parse *p)
 	while (k < NELEM(actions) && strcmp(p->pos[0], actions[k]))
 		k++;
 	if (k == NELEM(actions))
-		return fail(p, "unknown server action '%s' (drain, enable, disable, weight)",
+		return fail(p, "unknown server action '%s' (drain, enable, disable, evacuate, weight)",
 			    p->pos[0]);
 	a->action = (enum cli_server_action)k;
 	int need = a->action == CLI_SRV_WEIGHT ? 3 : 2;

@@ -41,7 +41,8 @@ enum cli_cmd {
 	CLI_NCMDS,
 };
 
-enum cli_server_action { CLI_SRV_DRAIN, CLI_SRV_ENABLE, CLI_SRV_DISABLE, CLI_SRV_WEIGHT };
+enum cli_server_action { CLI_SRV_DRAIN, CLI_SRV_ENABLE, CLI_SRV_DISABLE, CLI_SRV_WEIGHT,
+			 CLI_SRV_EVACUATE };
 
 struct cli_args {
 	enum cli_cmd cmd;   /* CLI_NONE: no command given */

@@ -139,6 +139,23 @@ static const char *rtt_text(json_t *s, char *buf, size_t len)
 	return buf;
 }
 
+/* The charon's count; ikelb's own SA count is the SAS column. */
+static void print_evacuation(json_t *e)
+{
+	if (!e)
+		return;
+	json_t *left = json_object_get(e, "sas_left");
+	char l[24] = "?";
+	if (json_is_integer(left))
+		snprintf(l, sizeof(l), "%lld", json_integer_value(left));
+	printf("  %-12s evacuation: %s, SAs left %s, redirected %lld, %.0f s%s%s\n", "",
+	       json_string_value(json_object_get(e, "phase")), l,
+	       json_integer_value(json_object_get(e, "redirected")),
+	       json_real_value(json_object_get(e, "seconds")),
+	       json_object_get(e, "error") ? ": " : "",
+	       json_object_get(e, "error") ? json_string_value(json_object_get(e, "error")) : "");
+}
+
 static void print_servers(json_t *servers)
 {
 	size_t k;
@@ -159,6 +176,7 @@ static void print_servers(json_t *servers)
 		       rtt_text(s, rtt, sizeof(rtt)),
 		       json_integer_value(json_object_get(s, "packets")),
 		       json_integer_value(json_object_get(s, "bytes")));
+		print_evacuation(json_object_get(s, "evacuation"));
 		size_t w;
 		json_t *warn;
 		json_array_foreach(json_object_get(s, "warnings"), w, warn)
@@ -277,6 +295,7 @@ int client_cmd_server(const struct client_api *api, const struct cli_args *a)
 		[CLI_SRV_ENABLE] = "enable",
 		[CLI_SRV_DISABLE] = "disable",
 		[CLI_SRV_WEIGHT] = "weight",
+		[CLI_SRV_EVACUATE] = "evacuate",
 	};
 	char path[300];
 	/* The API takes the weight in decimal only; the CLI also reads 0x-hex. */
@@ -287,6 +306,9 @@ int client_cmd_server(const struct client_api *api, const struct cli_args *a)
 	json_t *j = request_json(api, "POST", path);
 	if (!j)
 		return 1;
+	const char *msg = json_string_value(json_object_get(j, "message"));
+	if (a->action == CLI_SRV_EVACUATE && msg)
+		printf("%s: %s\n", json_string_value(json_object_get(j, "server")), msg);
 	json_decref(j);
 	return 0;
 }

@@ -68,6 +68,8 @@ struct cfg_persistence {
 	uint32_t flow_timeout_s; /* idle timeout of flow entries, default 300 */
 };
 
+#define CFG_VICI_MAX 128 /* = VICI_URI_MAX */
+
 struct cfg_server {
 	char name[CFG_NAME_MAX];
 	struct ikelb_addr addr;
@@ -82,6 +84,9 @@ struct cfg_server {
 	bool has_esp_range;
 	uint32_t esp_spi_min; /* inbound ESP SPIs this server allocates */
 	uint32_t esp_spi_max;
+	/* strongSwan vici socket (unix:///PATH or tcp://ADDR:PORT) for
+	 * evacuation by RFC 5685 REDIRECT; "" = none */
+	char vici[CFG_VICI_MAX];
 	int line;            /* YAML line, for messages */
 };
 

@@ -24,7 +24,7 @@ static const char *const persist_keys[] = { "mode", "timeout", "netmask", "netma
 static const char *const health_keys[] = { "type", "interval", "timeout", "rise", "fall",
 					   "port", "send", "expect", "tcp_check", NULL };
 static const char *const srv_keys[] = { "name", "address", "weight", "state", "spi_label",
-					"esp_spi_min", "esp_spi_max", "init_state", NULL };
+					"esp_spi_min", "esp_spi_max", "init_state", "vici", NULL };
 static const char *const init_state_names[] = { "down", "up", NULL };
 
 /* init_state at PATH into *down; untouched when absent or wrong. */
@@ -399,6 +399,11 @@ static void parse_server(struct cfg_ctx *x, yaml_node_t *m, const char *path,
 	r->init_down = s->init_down;
 	parse_init_state(x, m, path, &r->init_down);
 	parse_spi(x, m, path, r, st);
+	/* the charon's vici socket, for `ikelb server evacuate` */
+	if (cfg_get_str(x, m, path, "vici", r->vici, sizeof(r->vici)) > 0 &&
+	    strncmp(r->vici, "unix:///", 8) && (strncmp(r->vici, "tcp://", 6) || !strchr(r->vici + 6, ':')))
+		cfg_err(x, cfg_get(x, m, "vici"), "%s.vici: '%s' is not unix:///PATH or tcp://ADDR:PORT",
+			path, r->vici);
 }
 
 static void parse_servers(struct cfg_ctx *x, yaml_node_t *m, const char *path,

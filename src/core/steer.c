@@ -125,6 +125,15 @@ long steer_set_state(struct steer *st, int svc, int srv, int state)
 	return state == REAL_DOWN ? steer_purge_server(st, s, srv) : 0;
 }
 
+long steer_set_evacuating(struct steer *st, int svc, int srv, bool on)
+{
+	struct steer_svc *s = steer_svc_get(st, svc);
+	if (!s || srv < 0 || srv >= s->n)
+		return -EINVAL;
+	s->srv[srv].evacuating = on;
+	return on ? (long)lru_del_server(st->t[T_PERSIST], s->base + (uint32_t)srv) : 0;
+}
+
 int steer_server_state(const struct steer *st, int svc, int srv)
 {
 	const struct steer_svc *s = steer_svc_get(st, svc);
@@ -211,11 +220,9 @@ static int decide(struct steer *st, int svc, const struct steer_svc *s,
 	*rule = RULE_LABEL;
 	if ((srv = rule_label(s, in)) >= 0)
 		return srv;
-	*rule = RULE_FLOW;
-	if ((srv = steer_lookup(st, T_FLOW, s, fk, now)) >= 0)
-		return srv;
 	if (steer_is_ike(in)) {
-		/* Both modes: source-ip keeps half-open SAs here too. */
+		/* Before the flow (same-port re-establishment, REDIRECT).
+		 * Both modes: source-ip keeps half-open SAs here too. */
 		struct sa_key k;
 		steer_key_sa(&k, svc, in->spi_i);
 		*rule = RULE_SA;
@@ -224,11 +231,18 @@ static int decide(struct steer *st, int svc, const struct steer_svc *s,
 		if ((srv = steer_lookup(st, T_HALFOPEN, s, &k, now)) >= 0)
 			return srv;
 	}
+	/* A new SA from a client of an evacuating server is placed afresh. */
+	bool fresh = steer_is_ike(in) && ike_is_new_sa(in);
+	*rule = RULE_FLOW;
+	if ((srv = steer_lookup(st, T_FLOW, s, fk, now)) >= 0 &&
+	    !(fresh && s->srv[srv].evacuating))
+		return srv;
 	if (s->mode == CFG_PERSIST_SOURCE_IP) {
 		struct persist_key pk;
 		steer_key_persist(&pk, svc, s, client);
 		*rule = RULE_PERSIST;
-		if ((srv = steer_lookup(st, T_PERSIST, s, &pk, now)) >= 0)
+		if ((srv = steer_lookup(st, T_PERSIST, s, &pk, now)) >= 0 &&
+		    !(fresh && s->srv[srv].evacuating))
 			return srv;
 	}
 	if (steer_is_ike(in) && ike_is_new_sa(in)) {
@@ -292,6 +306,11 @@ int steer_packet(struct steer *st, int svc, const struct ikelb_addr *client, uin
 	int srv = decide(st, svc, s, client, &fk, in, now, &rule);
 	if (srv < 0)
 		return steer_drop(s, r, IKE_DROP_NO_SERVER, len);
+	/* An established SA's message on its own flow repeats a known
+	 * placement (IKELB_RULE_LOGGED; the BPF declog() asks the same). */
+	struct lru_value fv;
+	r->repeat = rule == RULE_SA && lru_peek(st->t[T_FLOW], &fk, now, &fv) == 0 &&
+		    fv.server == s->base + (uint32_t)srv;
 	steer_learn(st, svc, s, client, &fk, in, srv, rule, now);
 
 	s->pkts[SVC_CTR_STEER(rule)]++;

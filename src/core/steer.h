@@ -64,6 +64,7 @@ struct steer_result {
 	enum ikelb_rule rule;
 	int drop;            /* enum ike_drop when server == -1 */
 	struct ike_info info;
+	bool repeat;         /* an SA's message on the flow it already owns */
 };
 
 struct steer_opts {
@@ -87,6 +88,10 @@ int steer_set_table(struct steer *st, int svc, const uint32_t *table, uint32_t m
 /* REAL_ACTIVE / REAL_DRAINING / REAL_DOWN; DOWN deletes every entry that
  * points at the server. Returns entries deleted, or -EINVAL. */
 long steer_set_state(struct steer *st, int svc, int srv, int state);
+/* Evacuation (REAL_F_EVACUATING) on: new SAs of the server's clients are
+ * placed afresh, and its persistence entries are deleted (flows and SAs
+ * carry its clients until they move): how many. Off: 0. Or -EINVAL. */
+long steer_set_evacuating(struct steer *st, int svc, int srv, bool on);
 int steer_server_state(const struct steer *st, int svc, int srv);
 
 /* Decide for one client datagram to service svc, arriving on service port

@@ -11,6 +11,7 @@
 
 struct steer_srv {
 	int state;            /* REAL_* */
+	bool evacuating;      /* REAL_F_EVACUATING */
 	bool has_label;
 	bool has_esp;
 	uint64_t label;

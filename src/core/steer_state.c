@@ -130,7 +130,7 @@ static int put(struct steer *st, int t, const struct steer_svc *s, const void *k
 
 /* ike mode: the SA entry says (srv, now); a created or moved entry ends
  * the half-open one (the BPF program: state_put(&sa_map) > 0). */
-static void learn_sa(struct steer *st, const struct steer_svc *s, const struct sa_key *k, int srv,
+static bool learn_sa(struct steer *st, const struct steer_svc *s, const struct sa_key *k, int srv,
 		     uint64_t now)
 {
 	struct lru_value v;
@@ -138,6 +138,18 @@ static void learn_sa(struct steer *st, const struct steer_svc *s, const struct s
 	put(st, T_SA, s, k, srv, now);
 	if (!had)
 		lru_del(st->t[T_HALFOPEN], k);
+	return !had;
+}
+
+/* put, or with keep (an already established SA's own message) only create
+ * or refresh: an entry another server owns stays (the BPF state_keep). */
+static void put_or_keep(struct steer *st, int t, const struct steer_svc *s, const void *key,
+			int srv, uint64_t now, bool keep)
+{
+	struct lru_value v;
+	if (keep && lru_peek(st->t[t], key, now, &v) == 0 && v.server != s->base + (uint32_t)srv)
+		return;
+	put(st, t, s, key, srv, now);
 }
 
 int steer_is_ike(const struct ike_info *in)
@@ -201,16 +213,17 @@ void steer_learn(struct steer *st, int svc, struct steer_svc *s, const struct ik
 	}
 	if (!vouched(st, s, &k, in, rule, now))
 		return;
+	/* Both modes keep the established SA (as the BPF program does); one
+	 * that was already established only keeps its entries. */
+	bool keep = !learn_sa(st, s, &k, srv, now) && rule == RULE_SA;
 	if (rule != RULE_FLOW)
-		put(st, T_FLOW, s, fk, srv, now);
-	/* Both modes keep the established SA (as the BPF program does). */
-	learn_sa(st, s, &k, srv, now);
+		put_or_keep(st, T_FLOW, s, fk, srv, now, keep);
 	if (s->mode == CFG_PERSIST_IKE)
 		return;
 	if (rule != RULE_PERSIST) {
 		struct persist_key pk;
 		steer_key_persist(&pk, svc, s, client);
-		put(st, T_PERSIST, s, &pk, srv, now);
+		put_or_keep(st, T_PERSIST, s, &pk, srv, now, keep);
 	}
 }
 
@@ -247,7 +260,8 @@ void steer_learn_reply(struct steer *st, int svc, const struct ikelb_addr *clien
 		return;
 	struct flow_key fk;
 	steer_key_flow(&fk, svc, client, cport, vport);
-	put(st, T_FLOW, s, &fk, srv, now);
+	/* creates or refreshes, never moves (the BPF reply_learn) */
+	put_or_keep(st, T_FLOW, s, &fk, srv, now, true);
 	if (steer_is_ike(&in) && s->mode == CFG_PERSIST_IKE) {
 		struct sa_key k;
 		steer_key_sa(&k, svc, in.spi_i);

@@ -53,8 +53,38 @@ static int run_action(const struct ctl_cmd *cmd, int svc, int srv, const char *a
 			return api_reply_error(out, 400, "weight must be 0..65535");
 		*rc = cmd->set_weight(cmd->ctx, svc, srv, (uint32_t)w);
 	} else
-		return api_reply_error(out, 404, "unknown action (drain, enable, disable, weight/N)");
+		return api_reply_error(out, 404, "unknown action (drain, enable, disable, evacuate, weight/N)");
 	return 1;
+}
+
+/* POST /v1/servers/NAME/evacuate: 200 with the evacuation as status will
+ * show it; the vici work goes on in a worker (GET /v1/status). */
+static int evacuate_req(const struct ctl_view *v, const struct ctl_cmd *cmd, int svc, int srv,
+			struct api_reply *out)
+{
+	const struct cfg_service *s = &v->cfg->services[svc];
+	const struct cfg_server *cs = &s->servers[srv];
+	char err[300] = "evacuation is not available here";
+	struct evac_info ev;
+	int rc = cmd->evacuate ? cmd->evacuate(cmd->ctx, svc, srv, err, sizeof(err)) : -EOPNOTSUPP;
+	if (rc < 0) {
+		log_err(v->log, "api: server %s/%s evacuate: %s", s->name, cs->name, err);
+		return api_reply_error(out, rc == -EOPNOTSUPP ? 501 : 500, err);
+	}
+	log_notice(v->log, "api: server %s/%s evacuate (%s)", s->name, cs->name,
+		   cs->vici[0] ? cs->vici : "no vici endpoint: drain and forget only");
+	json_t *j = v->evac && v->evac(v->ctx, svc, srv, &ev) == 0
+			    ? report_evac_json(&ev, v->now_ms()) : json_object();
+	json_object_set_new(j, "ok", json_true());
+	json_object_set_new(j, "server", json_sprintf("%s/%s", s->name, cs->name));
+	json_object_set_new(j, "vici", cs->vici[0] ? json_string(cs->vici) : json_null());
+	json_object_set_new(j, "message",
+			    json_string(cs->vici[0]
+					? "drained, persistence forgotten; asking the server's charon "
+					  "to REDIRECT its IKE SAs to the VIP (progress: status)"
+					: "no vici endpoint configured: drained and persistence "
+					  "forgotten only; clients move when they reconnect"));
+	return api_reply_json(out, 200, j);
 }
 
 /* /v1/servers/SPEC/ACTION[/ARG]; SPEC may contain one '/', so parse from
@@ -82,6 +112,8 @@ static int server_action(const struct ctl_view *v, const struct ctl_cmd *cmd, co
 		return api_reply_error(out, 409, "server name is ambiguous: use SERVICE/NAME");
 	if (rc < 0)
 		return api_reply_error(out, 404, "no such server");
+	if (!arg && !strcmp(act, "evacuate"))
+		return evacuate_req(v, cmd, svc, srv, out);
 	int done = run_action(cmd, svc, srv, act, arg, out, &rc);
 	if (done <= 0)
 		return done;

@@ -42,6 +42,7 @@ struct daemon {
 	struct ctl_cmd cmd;       /* what the API may do */
 	struct eng_stats stats;   /* last read, refreshed on demand */
 	struct bypass bypass;     /* servers whose replies leave past ikelb */
+	struct evac *evac;        /* evacuations and their vici workers */
 	sigset_t signals;         /* handled through sigfd */
 	int epfd, sigfd, timerfd;
 	int eng_evfd;             /* the engine's event fd (it owns it), or -1 */
@@ -107,7 +108,42 @@ static int cmd_set_admin(void *ctx, int svc, int srv, enum cfg_server_state st)
 	if (rt_set_admin(&d->rt, svc, srv, st, clock_mono_ms()) < 0)
 		return -EIO;
 	save_state(d);
+	if (st == CFG_SRV_ACTIVE && evac_get(d->evac, svc, srv, &(struct evac_info){ 0 }) == 0) {
+		/* enabled again: no longer evacuating */
+		evac_cancel(d->evac, svc, srv);
+		if (d->eng.ops->set_evacuating)
+			d->eng.ops->set_evacuating(&d->eng, svc, srv, false);
+	}
 	return 0;
+}
+
+static int cmd_evacuate(void *ctx, int svc, int srv, char *err, size_t errsz)
+{
+	struct daemon *d = ctx;
+	const struct cfg_service *s = &d->cfg.services[svc];
+	char vip[IKELB_ADDR_STRLEN], label[2 * CFG_NAME_MAX + 2];
+	if (!d->eng.ops || !d->eng.ops->set_evacuating) {
+		snprintf(err, errsz, "the %s engine cannot evacuate", d->view.engine_name);
+		return -EOPNOTSUPP;
+	}
+	if (rt_set_admin(&d->rt, svc, srv, CFG_SRV_DRAINING, clock_mono_ms()) < 0) {
+		snprintf(err, errsz, "engine update failed (see the daemon log)");
+		return -EIO;
+	}
+	save_state(d);
+	long n = d->eng.ops->set_evacuating(&d->eng, svc, srv, true);
+	if (n < 0) {
+		snprintf(err, errsz, "engine: forgetting persistence failed: %s", strerror((int)-n));
+		return (int)n;
+	}
+	snprintf(label, sizeof(label), "%s/%s", s->name, s->servers[srv].name);
+	return evac_start(d->evac, svc, srv, label, s->servers[srv].vici,
+			  ikelb_addr_str(&s->vip, vip, sizeof(vip)), (uint64_t)n, err, errsz);
+}
+
+static int view_evac(void *ctx, int svc, int srv, struct evac_info *out)
+{
+	return evac_get(((struct daemon *)ctx)->evac, svc, srv, out);
 }
 
 static int cmd_set_weight(void *ctx, int svc, int srv, uint32_t weight)
@@ -147,11 +183,12 @@ static void view_init(struct daemon *d)
 		.config_path = d->opts.config_path, .started_ms = clock_mono_ms(),
 		.expired = &d->swept, .now_ms = clock_mono_ms, .stats = view_stats,
 		.health = view_health, .last_reload = &d->last_reload, .lookup = view_lookup,
-		.sync_stats = view_sync_stats, .bypass = &d->bypass, .ctx = d,
+		.sync_stats = view_sync_stats, .bypass = &d->bypass, .evac = view_evac, .ctx = d,
 	};
 	d->cmd = (struct ctl_cmd){ .set_admin = cmd_set_admin, .set_weight = cmd_set_weight,
 				   .shutdown = cmd_shutdown, .reload = cmd_reload,
-				   .set_decision_log = cmd_decision_log, .ctx = d };
+				   .set_decision_log = cmd_decision_log, .evacuate = cmd_evacuate,
+				   .ctx = d };
 }
 
 /* ---- the loop ---- */
@@ -288,6 +325,8 @@ static int reload(struct daemon *d, struct ctl_reload_result *res)
 		log_notice(&d->log, "reload: not applied");
 	else
 		save_state(d); /* the file may have taken over overridden settings */
+	if (rc >= 0)
+		evac_after_reload(d->evac, &d->cfg, &d->eng);
 	if (rc >= 0 && bypass_init(&d->bypass, &d->cfg) < 0)
 		log_warn(&d->log, "out of memory: reply bypass detection is off");
 	reload_note(&d->last_reload, res);
@@ -413,6 +452,8 @@ static int loop(struct daemon *d)
 static void cleanup(struct daemon *d)
 {
 	daemon_health_stop(&d->health);
+	evac_free(d->evac); /* joins its workers: each within one vici call */
+	d->evac = NULL;
 	sync_stop(d->sync);
 	d->sync = NULL;
 	api_stop(d->api);
@@ -478,7 +519,8 @@ static int start(struct daemon *d)
 		rc = load_config(d);
 	if (rc < 0)
 		return rc;
-	if (eng_stats_alloc(&d->stats, &d->cfg) < 0 || bypass_init(&d->bypass, &d->cfg) < 0) {
+	if (eng_stats_alloc(&d->stats, &d->cfg) < 0 || bypass_init(&d->bypass, &d->cfg) < 0 ||
+	    !(d->evac = evac_new(&d->log))) {
 		log_err(&d->log, "out of memory");
 		return -ENOMEM;
 	}

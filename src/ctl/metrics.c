@@ -250,6 +250,44 @@ static void servers(struct buf *b, const struct ctl_view *v, const struct eng_st
 	}
 }
 
+/* ---- evacuation (docs/operations.md, "Evacuate") ---- */
+
+static void evac_line(struct buf *b, const char *name, const struct cfg_service *s, int j,
+		      ull val)
+{
+	bprintf(b, "%s{service=\"%s\",server=\"%s\"} %llu\n", name, s->name, s->servers[j].name,
+		val);
+}
+
+static void evacuations(struct buf *b, const struct ctl_view *v)
+{
+	static const char *const fam[3][3] = {
+		{ "ikelb_server_evacuating", "gauge",
+		  "1 while the server's charon is being asked to REDIRECT its IKE SAs." },
+		{ "ikelb_server_evacuation_sas_left", "gauge",
+		  "IKE SAs the evacuated server's charon still has (vici stats)." },
+		{ "ikelb_server_evacuation_redirects_total", "counter",
+		  "IKE SAs the evacuated server's charon was asked to REDIRECT." },
+	};
+	for (int f = 0; f < 3; f++) {
+		family(b, fam[f][0], fam[f][1], fam[f][2]);
+		for (int i = 0; i < v->cfg->nservices; i++)
+			for (int j = 0; j < v->cfg->services[i].nservers; j++) {
+				struct evac_info e;
+				if (!v->evac || v->evac(v->ctx, i, j, &e) < 0)
+					continue;
+				if (f == 0)
+					evac_line(b, fam[f][0], &v->cfg->services[i], j,
+						  e.phase == EVAC_REDIRECTING);
+				else if (f == 1 && e.sas_left >= 0)
+					evac_line(b, fam[f][0], &v->cfg->services[i], j,
+						  (ull)e.sas_left);
+				else if (f == 2)
+					evac_line(b, fam[f][0], &v->cfg->services[i], j, e.redirected);
+			}
+	}
+}
+
 /* ---- health probes ---- */
 
 typedef void (*probe_fn)(struct buf *b, const char *svc, const char *srv,
@@ -373,6 +411,7 @@ char *report_metrics(const struct ctl_view *v)
 	svc_single(&b, v->cfg, st);
 	svc_config(&b, v->cfg);
 	servers(&b, v, st);
+	evacuations(&b, v);
 	probes(&b, v);
 	tables(&b, st);
 	sync_counters(&b, v);

@@ -77,6 +77,25 @@ static json_t *server_warnings(const struct ctl_view *v, int i, int k)
 	return w;
 }
 
+/* An evacuation's progress: "sas_left" is what the server's charon
+ * counts (null until known), "redirected" the IKE SAs it was asked to
+ * REDIRECT; the engine's own per-server "sas" sits beside it. */
+json_t *report_evac_json(const struct evac_info *e, uint64_t now_ms)
+{
+	uint64_t end = e->ended_ms ? e->ended_ms : now_ms;
+	json_t *j = json_pack("{s:s, s:I, s:I, s:f}", "phase", evac_phase_name(e->phase),
+			      "redirected", (json_int_t)e->redirected, "persistence_forgotten",
+			      (json_int_t)e->forgotten, "seconds",
+			      (double)(end - e->started_ms) / 1000.0);
+	if (!j)
+		return NULL;
+	json_object_set_new(j, "sas_left", e->sas_left < 0 ? json_null()
+							   : json_integer((json_int_t)e->sas_left));
+	if (e->error[0])
+		json_object_set_new(j, "error", json_string(e->error));
+	return j;
+}
+
 static json_t *server_json(const struct ctl_view *v, const struct eng_stats *stats, int i, int k)
 {
 	const struct cfg_server *cs = &v->cfg->services[i].servers[k];
@@ -107,6 +126,9 @@ static json_t *server_json(const struct ctl_view *v, const struct eng_stats *sta
 				    json_integer((json_int_t)(st ? st->reply_bytes : 0)));
 		json_object_set_new(j, "warnings", server_warnings(v, i, k));
 	}
+	struct evac_info ev;
+	if (j && v->evac && v->evac(v->ctx, i, k, &ev) == 0)
+		json_object_set_new(j, "evacuation", report_evac_json(&ev, v->now_ms()));
 	struct health_info hs;
 	if (j && v->health(v->ctx, i, k, &hs) == 0) {
 		/* The checker's view: it keeps probe counters and the last

@@ -10,6 +10,8 @@
 
 /* NULL when out of memory. */
 json_t *report_status(const struct ctl_view *v);
+/* One server's evacuation (also the answer to POST .../evacuate). */
+json_t *report_evac_json(const struct evac_info *e, uint64_t now_ms);
 json_t *report_stats(const struct ctl_view *v);
 /* A malloc'd NUL-terminated page, or NULL when out of memory. */
 char *report_metrics(const struct ctl_view *v);

@@ -10,6 +10,7 @@
 
 #include "core/config.h"
 #include "ctl/bypass.h"
+#include "ctl/evac.h"
 #include "core/log.h"
 #include "ctl/health.h"
 #include "ctl/sync.h"
@@ -60,6 +61,9 @@ struct ctl_view {
 	int (*sync_stats)(void *ctx, struct sync_stats *out);
 	/* Servers whose replies leave past ikelb (ctl/bypass.h); NULL: none. */
 	const struct bypass *bypass;
+	/* 0 and the server's evacuation (ctl/evac.h), -ENOENT: none. May be
+	 * NULL. */
+	int (*evac)(void *ctx, int svc, int srv, struct evac_info *out);
 };
 
 /* Commands return 0 or a negative errno; the provider logs engine errors. */
@@ -72,6 +76,10 @@ struct ctl_cmd {
 	int (*reload)(void *ctx, struct ctl_reload_result *out);
 	/* The engine's decision log on/off: 0, or -EOPNOTSUPP (an engine without one). */
 	int (*set_decision_log)(void *ctx, bool on);
+	/* Drain, forget persistence, REDIRECT over vici (docs/operations.md,
+	 * "Evacuate"): 0 once started (progress through view.evac), or a
+	 * negative errno with why in err (-EOPNOTSUPP: the engine cannot). */
+	int (*evacuate)(void *ctx, int svc, int srv, char *err, size_t errsz);
 	void *ctx;
 };
 

@@ -47,6 +47,11 @@ static int bpf_set_state(struct engine *e, int svc, int srv, int state)
 	return bpf_engine_set_real_state(ad(e)->be, svc, srv, state);
 }
 
+static long bpf_set_evacuating(struct engine *e, int svc, int srv, bool on)
+{
+	return bpf_engine_set_evacuating(ad(e)->be, svc, srv, on);
+}
+
 /* The 1 s sweep: the only walk that expires idle entries. */
 static long bpf_sweep(struct engine *e, uint64_t now_s)
 {
@@ -202,6 +207,7 @@ static const struct engine_ops bpf_ops = {
 	.start = bpf_start,
 	.set_table = bpf_set_table,
 	.set_server_state = bpf_set_state,
+	.set_evacuating = bpf_set_evacuating,
 	.read_stats = bpf_read_stats,
 	.read_counters = bpf_read_counters,
 	.lookup = bpf_lookup,

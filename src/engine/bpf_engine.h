@@ -87,6 +87,12 @@ int bpf_engine_set_maglev_servers(struct bpf_engine *e, int svc, const uint32_t 
 int bpf_engine_set_real_state(struct bpf_engine *e, int svc, int srv, int state);
 /* Delete every persist/sa/halfopen/flow/frag entry that points to real_id. */
 int bpf_engine_purge_real(struct bpf_engine *e, uint32_t real_id);
+/* Deletes only the persistence entries of (svc, srv): how many, or a
+ * negative errno (evacuation). */
+long bpf_engine_forget_persist(struct bpf_engine *e, int svc, int srv);
+/* REAL_F_EVACUATING on or off; on also forgets the persistence entries:
+ * how many, or a negative errno. */
+long bpf_engine_set_evacuating(struct bpf_engine *e, int svc, int srv, bool on);
 
 /* ikelb's own addresses: replies from real servers to these are not
  * reverse-translated (health-probe answers reach the daemon). */

@@ -31,6 +31,7 @@ struct scan {
 	enum scan_kind kind;
 	uint32_t now;
 	uint32_t purge_id;      /* IKELB_REAL_NONE: sweep mode */
+	uint32_t kinds;         /* 1 << scan_kind of the maps to walk */
 	struct bpf_real_usage *usage;
 	struct bpf_sweep_stats st;
 	bool readonly;          /* count only: reads must not change state */
@@ -257,12 +258,14 @@ void bpf_engine_table_stats(const struct bpf_engine *e, struct eng_table_stats o
 	}
 }
 
-static int scan_all(struct bpf_engine *e, uint32_t now, uint32_t purge_id,
-		    struct bpf_real_usage *usage, struct bpf_sweep_stats *st, bool readonly)
+#define SCAN_ALL_KINDS 0xffffffffu
+
+static int scan_kinds(struct bpf_engine *e, uint32_t now, uint32_t purge_id, uint32_t kinds,
+		      struct bpf_real_usage *usage, struct bpf_sweep_stats *st, bool readonly)
 {
 	struct real_value *reals = calloc(IKELB_MAX_REALS, sizeof(*reals));
 	struct scan sc = { .e = e, .reals = reals, .now = now, .purge_id = purge_id,
-			   .usage = usage, .readonly = readonly };
+			   .kinds = kinds, .usage = usage, .readonly = readonly };
 	struct {
 		struct bpf_map *m;
 		enum scan_kind kind;
@@ -283,6 +286,8 @@ static int scan_all(struct bpf_engine *e, uint32_t now, uint32_t purge_id,
 	if (usage)
 		memset(usage, 0, IKELB_MAX_REALS * sizeof(*usage));
 	for (size_t i = 0; !err && i < sizeof(maps) / sizeof(maps[0]); i++) {
+		if (!(kinds & (1u << maps[i].kind)))
+			continue;
 		sc.kind = maps[i].kind;
 		sc.kept = sc.deleted = 0;
 		err = scan_map(&sc, bpf_map__fd(maps[i].m), maps[i].ksz, maps[i].vsz);
@@ -295,6 +300,12 @@ static int scan_all(struct bpf_engine *e, uint32_t now, uint32_t purge_id,
 	if (err)
 		log_err(e->log, "bpf: state scan: %s", strerror(-err));
 	return err;
+}
+
+static int scan_all(struct bpf_engine *e, uint32_t now, uint32_t purge_id,
+		    struct bpf_real_usage *usage, struct bpf_sweep_stats *st, bool readonly)
+{
+	return scan_kinds(e, now, purge_id, SCAN_ALL_KINDS, usage, st, readonly);
 }
 
 int bpf_engine_sweep(struct bpf_engine *e, uint32_t now_s, struct bpf_real_usage *usage,
@@ -313,6 +324,34 @@ int bpf_engine_purge_real(struct bpf_engine *e, uint32_t real_id)
 	if (real_id >= IKELB_MAX_REALS)
 		return -EINVAL;
 	return scan_all(e, 0, real_id, NULL, NULL, false);
+}
+
+long bpf_engine_forget_persist(struct bpf_engine *e, int svc, int srv)
+{
+	int id = bpf_engine_real_id(e, svc, srv);
+	struct bpf_sweep_stats st;
+
+	if (id < 0)
+		return -EINVAL;
+	int rc = scan_kinds(e, 0, (uint32_t)id, 1u << SCAN_PERSIST, NULL, &st, false);
+	return rc < 0 ? rc : (long)st.purged;
+}
+
+long bpf_engine_set_evacuating(struct bpf_engine *e, int svc, int srv, bool on)
+{
+	int id = bpf_engine_real_id(e, svc, srv);
+	int fd = bpf_map__fd(e->skel->maps.reals_map);
+	struct real_value rv;
+	uint32_t key = (uint32_t)id;
+
+	if (id < 0)
+		return -EINVAL;
+	if (bpf_map_lookup_elem(fd, &key, &rv) < 0)
+		return -errno;
+	rv.flags = (uint8_t)(on ? rv.flags | REAL_F_EVACUATING : rv.flags & ~REAL_F_EVACUATING);
+	if (bpf_map_update_elem(fd, &key, &rv, BPF_ANY) < 0)
+		return -errno;
+	return on ? bpf_engine_forget_persist(e, svc, srv) : 0;
 }
 
 static int percpu_sum(struct bpf_engine *e, int fd, uint32_t key, struct ctr *out)

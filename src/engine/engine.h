@@ -112,6 +112,12 @@ struct engine_ops {
 	 * 1 written, 0 kept (the local entry is as recent), or a negative errno. */
 	int (*sync_walk)(struct engine *e, eng_sync_cb cb, void *ctx);
 	int (*sync_apply)(struct engine *e, const struct eng_sync_entry *en);
+	/* Evacuation (docs/operations.md) on: a new SA of the server's clients
+	 * is not placed by their flow or persistence (REAL_F_EVACUATING), and
+	 * its source-ip persistence entries are forgotten. Flows and SA entries
+	 * stay: they carry each client's current SA until it moves. Returns
+	 * entries forgotten (0 for off) or a negative errno. NULL: unsupported. */
+	long (*set_evacuating)(struct engine *e, int svc, int srv, bool on);
 };
 
 struct engine {

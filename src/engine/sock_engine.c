@@ -30,6 +30,15 @@ static int op_set_table(struct engine *eng, int svc, const uint32_t *table, uint
 	return rc < 0 ? -1 : 0;
 }
 
+static long op_set_evacuating(struct engine *eng, int svc, int srv, bool on)
+{
+	struct sock_engine *e = impl(eng);
+	pthread_mutex_lock(&e->mu);
+	long n = steer_set_evacuating(e->steer, svc, srv, on);
+	pthread_mutex_unlock(&e->mu);
+	return n;
+}
+
 static int op_set_server_state(struct engine *eng, int svc, int srv, int state)
 {
 	struct sock_engine *e = impl(eng);
@@ -147,6 +156,7 @@ static const struct engine_ops sock_ops = {
 	.name = "socket",
 	.set_table = op_set_table,
 	.set_server_state = op_set_server_state,
+	.set_evacuating = op_set_evacuating,
 	.read_stats = op_read_stats,
 	.read_counters = op_read_counters,
 	.lookup = op_lookup,

@@ -85,7 +85,7 @@ static void log_decision(struct sock_engine *e, const struct sock_listener *l,
 			 const struct ikelb_addr *client, uint16_t cport, int srv,
 			 const struct steer_result *r)
 {
-	if (!IKELB_RULE_LOGGED(r->rule))
+	if (!IKELB_RULE_LOGGED(r->rule) || r->repeat)
 		return;
 	const struct cfg_service *cs = &e->cfg->services[l->svc];
 	const struct declog_rec rec = { .client = client, .cport = cport,

@@ -297,6 +297,11 @@ static void same_server_for_every_packet(void **state)
 			set_state(d, SV4, 2, REAL_DRAINING);
 			push_table(d, SV4);
 		}
+		if (k == 230) { /* evacuation: both forget the same persistence */
+			long n = bpf_engine_set_evacuating(d->f.e, SV4, 2, true);
+			assert_true(n >= 0);
+			assert_int_equal(steer_set_evacuating(d->st, SV4, 2, true), n);
+		}
 		if (k == 280) {
 			set_state(d, SIKE, 1, REAL_ACTIVE);
 			push_table(d, SIKE);

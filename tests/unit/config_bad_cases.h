@@ -228,6 +228,14 @@ static const struct cfg_bad_case cfg_bad_cases[] = {
 	  "      - { name: a, address: 198.51.100.1 }\n"
 	  "      - { name: b, address: 198.51.100.2 }\n",
 	  "t.yaml:5:18: services[0].maglev_size: 101 is too small for 2 servers: Maglev spreads clients evenly only with" },
+	{ "vici_not_a_socket_uri",
+	  "interfaces: [eth0]\n"
+	  "services:\n"
+	  "  - name: s1\n"
+	  "    vip: 203.0.113.10\n"
+	  "    servers:\n"
+	  "      - { name: a, address: 198.51.100.1, vici: /run/charon.vici }\n",
+	  "t.yaml:6:49: services[0].servers[0].vici: '/run/charon.vici' is not unix:///PATH or tcp://ADDR:PORT" },
 	{ "spi_label_without_spi_mask",
 	  "interfaces: [eth0]\n"
 	  "services:\n"

@@ -29,7 +29,8 @@
 	"    health: { type: ike, interval: 5s, timeout: 2s, rise: 2, fall: 3 }\n"     \
 	"    servers:\n"                                                               \
 	"      - { name: vpn1, address: 198.19.0.11, weight: 100 }\n"                  \
-	"      - { name: vpn2, address: 198.19.0.12, weight: 100, spi_label: \"0x02\" }\n"
+	"      - { name: vpn2, address: 198.19.0.12, weight: 100, spi_label: \"0x02\",\n"          \
+	"          vici: \"tcp://198.19.0.12:4502\" }\n"
 
 /* Repo-relative path: $IKELB_SRCDIR, else the root this file was compiled
  * from (make builds from the root, so __FILE__ is "tests/unit/..."). */
@@ -100,6 +101,8 @@ static void issue_example_exact(void **state)
 	addr_is(&s->servers[0].addr, "198.19.0.11");
 	assert_int_equal(s->servers[0].weight, 100);
 	assert_false(s->servers[0].has_spi_label);
+	assert_string_equal(s->servers[0].vici, "");
+	assert_string_equal(s->servers[1].vici, "tcp://198.19.0.12:4502");
 	assert_int_equal(s->servers[0].line, 13);
 	assert_string_equal(s->servers[1].name, "vpn2");
 	addr_is(&s->servers[1].addr, "198.19.0.12");

@@ -426,7 +426,7 @@ static void wrong_requests_get_clear_errors(void **state)
 	expect_reply(f, "POST", "/v1/servers/s0/weight/70000", 400,
 		     "{\n  \"error\": \"weight must be 0..65535\"\n}");
 	expect_reply(f, "POST", "/v1/servers/s0/explode", 404,
-		     "{\n  \"error\": \"unknown action (drain, enable, disable, weight/N)\"\n}");
+		     "{\n  \"error\": \"unknown action (drain, enable, disable, evacuate, weight/N)\"\n}");
 	expect_reply(f, "POST", "/v1/servers/s0", 404,
 		     "{\n  \"error\": \"expected /v1/servers/NAME/ACTION\"\n}");
 	expect_reply(f, "GET", "/v1/servers/s0/drain", 404, "{\n  \"error\": \"not found\"\n}");
@@ -566,6 +566,70 @@ static void lookup_and_clients(void **state)
 	json_decref(get_args(f, "/v1/clients", c2, 404));
 }
 
+/* ---- evacuation ---- */
+
+static int fake_evacuate(void *ctx, int svc, int srv, char *err, size_t errsz)
+{
+	struct fake *f = record(ctx, svc, srv);
+	if (f->fail_with)
+		snprintf(err, errsz, "engine: forgetting persistence failed: Input/output error");
+	return f->fail_with;
+}
+
+/* After a call, s1 is evacuating: 2 SAs left of 3 redirected. */
+static int fake_evac(void *ctx, int svc, int srv, struct evac_info *out)
+{
+	struct fake *f = ctx;
+	if (!f->calls || svc != 0 || srv != 1)
+		return -ENOENT;
+	*out = (struct evac_info){ .phase = EVAC_REDIRECTING, .sas_left = 2, .redirected = 3,
+				   .forgotten = 1, .started_ms = NOW_MS - 1500 };
+	return 0;
+}
+
+static void evacuate_route_status_and_metrics(void **state)
+{
+	struct fake *f = *state;
+	struct api_reply r;
+	expect_reply(f, "POST", "/v1/servers/s1/evacuate", 501,
+		     "{\n  \"error\": \"evacuation is not available here\"\n}");
+	f->cmd.evacuate = fake_evacuate;
+	f->fail_with = -EIO;
+	expect_reply(f, "POST", "/v1/servers/s1/evacuate", 500,
+		     "{\n  \"error\": \"engine: forgetting persistence failed: "
+		     "Input/output error\"\n}");
+	f->fail_with = 0;
+	f->calls = 0;
+	expect_reply(f, "POST", "/v1/servers/nosuch/evacuate", 404,
+		     "{\n  \"error\": \"no such server\"\n}");
+	assert_int_equal(f->calls, 0);
+	f->view.evac = fake_evac;
+	route(f, "POST", "/v1/servers/vpn/s1/evacuate", NULL, &r);
+	assert_int_equal(r.code, 200);
+	assert_int_equal(f->srv, 1);
+	json_t *j = json_loads(r.body, 0, NULL);
+	free(r.body);
+	assert_string_equal(json_string_value(json_object_get(j, "phase")), "redirecting");
+	assert_int_equal(json_integer_value(json_object_get(j, "sas_left")), 2);
+	assert_true(json_is_null(json_object_get(j, "vici")));
+	assert_non_null(strstr(json_string_value(json_object_get(j, "message")), "no vici"));
+	json_decref(j);
+	j = report_status(&f->view);
+	json_t *srv = json_array_get(json_object_get(json_array_get(json_object_get(j, "services"),
+								      0), "servers"), 1);
+	json_t *ev = json_object_get(srv, "evacuation");
+	assert_int_equal(json_integer_value(json_object_get(ev, "redirected")), 3);
+	assert_true(json_real_value(json_object_get(ev, "seconds")) > 1.4);
+	assert_null(json_object_get(json_array_get(json_object_get(json_array_get(
+		json_object_get(j, "services"), 0), "servers"), 0), "evacuation"));
+	json_decref(j);
+	char *m = report_metrics(&f->view);
+	assert_non_null(strstr(m, "ikelb_server_evacuating{service=\"vpn\",server=\"s1\"} 1\n"));
+	assert_non_null(strstr(m, "ikelb_server_evacuation_sas_left{service=\"vpn\",server=\"s1\"} 2\n"));
+	assert_null(strstr(m, "ikelb_server_evacuating{service=\"vpn\",server=\"s0\"}"));
+	free(m);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void)
@@ -583,6 +647,7 @@ int main(void)
 		T(status_without_reload),
 		T(lookup_and_clients),
 		T(sync_counters_in_stats_and_metrics),
+		T(evacuate_route_status_and_metrics),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

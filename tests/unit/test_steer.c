@@ -357,6 +357,45 @@ static void reply_teaches_flow(void **state)
 	fx_free(f);
 }
 
+/* Evacuation (the BPF test_bpf_evac.c, same story): a client of an
+ * evacuating server re-establishing from its current ports (REDIRECT) gets
+ * its new SA placed elsewhere, IKE_AUTH and ESP follow the new SA, the old
+ * SA's DELETE still reaches the old server, and neither that nor the old
+ * server's answer takes the flow back. Draining alone keeps it. */
+static void evacuation_moves_redirected_client(void **state)
+{
+	(void)state;
+	const char *c = "203.0.113.45";
+	struct fx *f = fx_new(3, CFG_PERSIST_SOURCE_IP, CFG_SCHED_MAGLEV);
+	fx_start(f, 0);
+	int old = sa_init(f, c, 500, 0xa1, 1);
+	assert_true(old >= 0);
+	answer(f, c, 500, 0xa1, 0xa2, old, 1);
+	assert_int_equal(auth(f, c, 4500, 0xa1, 0xa2, 1), old);
+	set_state(f, old, REAL_DRAINING, 0);
+	size_t n = pkt_ikev2_sa_init_req(f->buf + 4, sizeof(f->buf) - 4, 0xb1);
+	memset(f->buf, 0, 4);
+	assert_int_equal(send_pkt(f, c, 4500, P4500, n + 4, 2), old); /* drained: stays */
+	assert_int_equal(steer_set_evacuating(f->st, 0, old, true), 1); /* its persistence */
+	n = pkt_ikev2_sa_init_req(f->buf + 4, sizeof(f->buf) - 4, 0xc1);
+	memset(f->buf, 0, 4);
+	int now = send_pkt(f, c, 4500, P4500, n + 4, 3);
+	assert_true(now >= 0 && now != old);
+	assert_int_equal(f->r.rule, RULE_NEW);
+	struct ikelb_addr a = tcfg_addr(c);
+	uint8_t pl[512];
+	n = pkt_ikev2_sa_init_resp(pl, sizeof(pl), 0xc1, 0xc2);
+	steer_learn_reply(f->st, 0, &a, 4500, P4500, 0, now, pl, n, 3);
+	assert_int_equal(auth(f, c, 4500, 0xc1, 0xc2, 3), now);
+	assert_int_equal(esp(f, c, 4500, 0x1234, 3), now);
+	assert_int_equal(auth(f, c, 4500, 0xa1, 0xa2, 4), old); /* the old SA's DELETE */
+	n = pkt_esp(pl, sizeof(pl), 0x4321, 1, 40);
+	steer_learn_reply(f->st, 0, &a, 4500, P4500, 1, old, pl, n, 4); /* its last ESP */
+	assert_int_equal(esp(f, c, 4500, 0x1234, 4), now);
+	assert_int_equal(f->r.rule, RULE_FLOW);
+	fx_free(f);
+}
+
 /* DOWN purges and re-places clients; DRAINING keeps existing clients and
  * takes no new ones; nothing eligible: counted NO_SERVER drop. */
 static void draining_and_down(void **state)
@@ -588,6 +627,7 @@ int main(void)
 		cmocka_unit_test(idle_timeouts),
 		cmocka_unit_test(rr_and_lc_exact),
 		cmocka_unit_test(ikev1_new_sa),
+		cmocka_unit_test(evacuation_moves_redirected_client),
 		cmocka_unit_test(lookup_nat_clients),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

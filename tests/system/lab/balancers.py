@@ -92,7 +92,7 @@ def ikelb_config(lab, forwarding="dnat", persistence="source-ip", scheduler="mag
                  persistence_timeout="1h", netmask=32, health=None, api_listen=None,
                  spi_labels=None, spi_mask=None, esp_ranges=None, interfaces=None,
                  extra_service=None, engine="bpf", snat_pool=None, limits=None,
-                 netmask6=None):
+                 netmask6=None, vici=None):
     """YAML text for one service on the lab's VIP (schema: docs/config.md).
     spi_labels: {server name: "0x0100000000000000"}; esp_ranges: {server
     name: (min, max)}; the lab's servers need the matching charon options.
@@ -100,7 +100,8 @@ def ikelb_config(lab, forwarding="dnat", persistence="source-ip", scheduler="mag
     source addresses, which IkelbBalancer adds to lb's server-side s0.
     interfaces: a list, or {"public": [...], "servers": [...]} (roles);
     limits: {"max_clients": N, ...}. A Lab(ipv6=True) gets the IPv6 VIP and
-    server addresses; netmask6: persistence.netmask6."""
+    server addresses; netmask6: persistence.netmask6. vici: {server name: vici URI}
+    (the charon's socket is server.charon.uri)."""
     # timeout must be shorter than interval (docs/config.md)
     h = health or {"type": "ike", "interval": "1s", "timeout": "500ms", "rise": 1, "fall": 2}
     lines = ["engine: %s" % engine]
@@ -149,6 +150,8 @@ def ikelb_config(lab, forwarding="dnat", persistence="source-ip", scheduler="mag
             lo, hi = esp_ranges[s.name]
             lines.append("        esp_spi_min: 0x%08x" % lo)
             lines.append("        esp_spi_max: 0x%08x" % hi)
+        if vici and s.name in vici:
+            lines.append('        vici: "%s"' % vici[s.name])
     return "\n".join(lines) + "\n"
 
 
