@@ -81,6 +81,8 @@ struct cfg_server {
 	bool has_esp_range;
 	uint32_t esp_spi_min; /* inbound ESP SPIs this server allocates */
 	uint32_t esp_spi_max;
+	uint32_t max_clients; /* capacity: no new clients at this many, 0 = no limit */
+	uint32_t slow_start_ms; /* weight ramp after DOWN -> up, 0 = off (service default) */
 	int line;            /* YAML line, for messages */
 };
 
@@ -100,6 +102,7 @@ struct cfg_service {
 			       * without spi_mask) */
 	struct cfg_health health;
 	bool init_down;        /* init_state default for the servers, default down */
+	uint32_t slow_start_ms; /* slow_start default for the servers, 0 = off */
 	struct ikelb_addr snat_pool[CFG_MAX_SNAT_POOL]; /* fullnat source addresses */
 	int nsnat_pool;
 	struct cfg_server *servers;

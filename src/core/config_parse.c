@@ -17,14 +17,15 @@ static const char *const bpf_attach_names[] = { "tc", "xdp", NULL };
 static const char *const limit_keys[] = { "max_clients", "max_flows", "max_halfopen", NULL };
 static const char *const svc_keys[] = { "name", "vip", "ports", "forwarding", "persistence",
 					"scheduler", "maglev_size", "spi_mask", "snat_pool", "ike_port",
-					"health", "init_state", "servers", NULL };
+					"health", "init_state", "slow_start", "servers", NULL };
 static const char *const if_role_keys[] = { "public", "servers", NULL };
 static const char *const persist_keys[] = { "mode", "timeout", "netmask", "netmask6",
 					    "flow_timeout", NULL };
 static const char *const health_keys[] = { "type", "interval", "timeout", "rise", "fall",
 					   "port", "send", "expect", NULL };
 static const char *const srv_keys[] = { "name", "address", "weight", "state", "spi_label",
-					"esp_spi_min", "esp_spi_max", "init_state", NULL };
+					"esp_spi_min", "esp_spi_max", "init_state", "max_clients",
+					"slow_start", NULL };
 static const char *const init_state_names[] = { "down", "up", NULL };
 
 /* init_state at PATH into *down; untouched when absent or wrong. */
@@ -33,6 +34,20 @@ static void parse_init_state(struct cfg_ctx *x, yaml_node_t *m, const char *path
 	int e;
 	if (cfg_get_enum(x, m, path, "init_state", init_state_names, 2, &e) > 0)
 		*down = e == 0;
+}
+
+/* slow_start (service default, server override): 0 turns it off. */
+static void parse_slow_start(struct cfg_ctx *x, yaml_node_t *m, const char *path, uint32_t *ms)
+{
+	uint64_t v;
+	yaml_node_t *n = cfg_get(x, m, "slow_start");
+
+	if (n && n->type == YAML_SCALAR_NODE && !strcmp((const char *)n->data.scalar.value, "0")) {
+		*ms = 0;
+		return;
+	}
+	if (cfg_get_duration(x, m, path, "slow_start", 1000, 3600000, &v) > 0)
+		*ms = (uint32_t)v;
 }
 
 /* Mapping at MAP[KEY] with its keys checked, or NULL (absent or reported). */
@@ -412,6 +427,10 @@ static void parse_server(struct cfg_ctx *x, yaml_node_t *m, const char *path,
 		r->state = (enum cfg_server_state)state;
 	r->init_down = s->init_down;
 	parse_init_state(x, m, path, &r->init_down);
+	if (cfg_get_uint(x, m, path, "max_clients", 0, UINT32_MAX, &v) > 0)
+		r->max_clients = (uint32_t)v;
+	r->slow_start_ms = s->slow_start_ms;
+	parse_slow_start(x, m, path, &r->slow_start_ms);
 	parse_spi(x, m, path, r, st);
 }
 
@@ -543,6 +562,7 @@ static void parse_service(struct cfg_ctx *x, yaml_node_t *m, int idx, struct cfg
 	parse_snat_pool(x, m, path, s, st);
 	parse_health(x, m, path, &s->health);
 	parse_init_state(x, m, path, &s->init_down);
+	parse_slow_start(x, m, path, &s->slow_start_ms);
 	parse_servers(x, m, path, s, st);
 }
 
