@@ -13,6 +13,15 @@
 #define SCHED_POS_MASK (IKELB_SCHED_MAX - 1)
 _Static_assert((IKELB_SCHED_MAX & SCHED_POS_MASK) == 0, "IKELB_SCHED_MAX is a power of two");
 
+/* An index into svc_sched's arrays the verifier can bound: the barrier
+ * keeps clang from dropping the mask after an earlier range check on
+ * another copy of the register. */
+static __always_inline __u32 sched_pos(__u32 i)
+{
+	asm volatile("" : "+r"(i));
+	return i & SCHED_POS_MASK;
+}
+
 static __always_inline __s64 *load_slot(__u32 real_id, __u32 k)
 {
 	__u32 key = real_id * REAL_LOAD__MAX + k;
@@ -59,18 +68,32 @@ static __always_inline void real_placed(__u32 real_id)
 		__sync_fetch_and_add(p, 1);
 }
 
+/* The scans run under bpf_loop: the verifier checks a callback once
+ * instead of every iteration of every path (the unrolled scan alone
+ * exceeded its budget). Their state is scalars only. */
+struct sched_scan {
+	__u32 svc_id;
+	__u32 n;        /* lc: servers; rr: cycle length */
+	__u64 start;    /* rr: cursor */
+	__s64 bn;       /* lc: best's clients and weight */
+	__u64 bw;
+	__s32 best;     /* position in real_id[], -1 none */
+	__s32 full;     /* a usable server was skipped for being full */
+};
+
 /* Position i of the list may take a new client; *n gets its clients. */
-static __always_inline int sched_usable(const struct svc_sched *ss, __u32 i, struct ctx *c,
+static __always_inline int sched_usable(const struct svc_sched *ss, __u32 i, struct sched_scan *x,
 					__s64 *n)
 {
-	__u32 rid = ss->real_id[i & SCHED_POS_MASK];
+	__u32 p = sched_pos(i);
+	__u32 rid = ss->real_id[p];
 	__s64 max;
 
-	if (!ss->weight[i & SCHED_POS_MASK] || !real_get(rid, c->svc_id, 1))
+	if (!ss->weight[p] || !real_get(rid, x->svc_id, 1))
 		return 0;
 	*n = real_clients(rid, &max);
 	if (max > 0 && *n >= max) {
-		c->full = 1;
+		x->full = 1;
 		return 0;
 	}
 	return 1;
@@ -78,35 +101,66 @@ static __always_inline int sched_usable(const struct svc_sched *ss, __u32 i, str
 
 /* lc/wlc, and the fallback of every kind: fewest clients per unit of
  * weight (n_i * w_b < n_b * w_i, no division), ties to the first. */
-static __noinline int sched_lc(const struct svc_sched *ss, struct ctx *c)
+static int sched_lc_step(__u32 i, void *arg)
 {
-	__u32 n = ss->n;
-	__s64 bn = 0;
-	__u64 bw = 1;
-	int best = -1;
+	struct sched_scan *x = arg;
+	__u32 k = x->svc_id;
+	struct svc_sched *ss = bpf_map_lookup_elem(&svc_sched_map, &k);
+	__s64 cn;
 
-	for (__u32 i = 0; i < IKELB_SCHED_MAX; i++) {
-		__s64 cn;
-
-		if (i >= n)
-			break;
-		if (!sched_usable(ss, i, c, &cn))
-			continue;
-		__u64 w = ss->weight[i & SCHED_POS_MASK];
-		if (best < 0 || (__u64)cn * bw < (__u64)bn * w) {
-			best = (int)i;
-			bn = cn;
-			bw = w;
-		}
+	if (!ss || i >= x->n || i >= IKELB_SCHED_MAX)
+		return 1;
+	if (!sched_usable(ss, i, x, &cn))
+		return 0;
+	__u64 w = ss->weight[sched_pos(i)];
+	if (x->best < 0 || (__u64)cn * x->bw < (__u64)x->bn * w) {
+		x->best = (__s32)i;
+		x->bn = cn;
+		x->bw = w;
 	}
-	if (best < 0)
-		return -1;
-	c->real_id = ss->real_id[best & SCHED_POS_MASK];
 	return 0;
 }
 
 /* rr/wrr: the next entry of the cycle that can take the client. */
-static __noinline int sched_rr(const struct svc_sched *ss, struct ctx *c)
+static int sched_rr_step(__u32 i, void *arg)
+{
+	struct sched_scan *x = arg;
+	__u32 k = x->svc_id;
+	struct svc_sched *ss = bpf_map_lookup_elem(&svc_sched_map, &k);
+	__s64 cn;
+
+	if (!ss || i >= x->n || !x->n)
+		return 1;
+	__u32 at = (__u32)((x->start + i) % x->n);
+
+	asm volatile("" : "+r"(at));
+	__u32 pos = ss->seq[at & (IKELB_SCHED_SEQ - 1)];
+	if (pos < ss->n && sched_usable(ss, pos, x, &cn)) {
+		x->best = (__s32)pos;
+		return 1;
+	}
+	return 0;
+}
+
+static __always_inline int sched_found(const struct svc_sched *ss, struct sched_scan *x,
+				       struct ctx *c)
+{
+	c->full |= x->full;
+	if (x->best < 0)
+		return -1;
+	c->real_id = ss->real_id[sched_pos((__u32)x->best)];
+	return 0;
+}
+
+static __always_inline int sched_lc(const struct svc_sched *ss, struct ctx *c)
+{
+	struct sched_scan x = { .svc_id = c->svc_id, .n = ss->n, .bw = 1, .best = -1 };
+
+	bpf_loop(IKELB_SCHED_MAX, sched_lc_step, &x, 0);
+	return sched_found(ss, &x, c);
+}
+
+static __always_inline int sched_rr(const struct svc_sched *ss, struct ctx *c)
 {
 	__u32 k = c->svc_id;
 	__u64 *cur = bpf_map_lookup_elem(&rr_cursor_map, &k);
@@ -114,19 +168,10 @@ static __noinline int sched_rr(const struct svc_sched *ss, struct ctx *c)
 
 	if (!cur || !len || len > IKELB_SCHED_SEQ)
 		return -1;
-	__u64 start = __sync_fetch_and_add(cur, 1);
-	for (__u32 i = 0; i < IKELB_SCHED_MAX; i++) {
-		__u32 pos = ss->seq[(__u32)((start + i) % len) & (IKELB_SCHED_SEQ - 1)];
-		__s64 cn;
-
-		if (i >= len)
-			break;
-		if (pos < ss->n && sched_usable(ss, pos, c, &cn)) {
-			c->real_id = ss->real_id[pos & SCHED_POS_MASK];
-			return 0;
-		}
-	}
-	return -1;
+	struct sched_scan x = { .svc_id = c->svc_id, .n = len, .best = -1 };
+	x.start = __sync_fetch_and_add(cur, 1);
+	bpf_loop(len < IKELB_SCHED_MAX ? len : IKELB_SCHED_MAX, sched_rr_step, &x, 0);
+	return sched_found(ss, &x, c);
 }
 
 /* A new client: 0 with c->real_id set, or -1 (c->full when some active

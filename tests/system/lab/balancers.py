@@ -91,14 +91,16 @@ def ikelb_available():
 def ikelb_config(lab, forwarding="dnat", persistence="source-ip", scheduler="maglev",
                  persistence_timeout="1h", netmask=32, health=None, api_listen=None,
                  spi_labels=None, spi_mask=None, esp_ranges=None, interfaces=None,
-                 extra_service=None, engine="bpf", snat_pool=None, limits=None):
+                 extra_service=None, engine="bpf", snat_pool=None, limits=None,
+                 server_extra=None):
     """YAML text for one service on the lab's VIP (schema: docs/config.md).
     spi_labels: {server name: "0x0100000000000000"}; esp_ranges: {server
     name: (min, max)}; the lab's servers need the matching charon options.
     engine 'socket' (forwarding fullnat) needs no interfaces; snat_pool:
     source addresses, which IkelbBalancer adds to lb's server-side s0.
     interfaces: a list, or {"public": [...], "servers": [...]} (roles);
-    limits: {"max_clients": N, ...}."""
+    limits: {"max_clients": N, ...}; server_extra: {server name: {key:
+    value}} added to that server (e.g. max_clients, slow_start)."""
     # timeout must be shorter than interval (docs/config.md)
     h = health or {"type": "ike", "interval": "1s", "timeout": "500ms", "rise": 1, "fall": 2}
     lines = ["engine: %s" % engine]
@@ -140,6 +142,8 @@ def ikelb_config(lab, forwarding="dnat", persistence="source-ip", scheduler="mag
         lines.append("      - name: %s" % s.name)
         lines.append("        address: %s" % s.addr)
         lines.append("        weight: 100")
+        for k, v in (server_extra or {}).get(s.name, {}).items():
+            lines.append("        %s: %s" % (k, v))
         if spi_labels and s.name in spi_labels:
             lines.append('        spi_label: "%s"' % spi_labels[s.name])
         if esp_ranges and s.name in esp_ranges:
