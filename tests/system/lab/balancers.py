@@ -236,10 +236,15 @@ class IkelbBalancer:
         return "unix:" + self.sock
 
     def status(self):
-        """`ikelb status --json` as a dict, or None."""
+        """`ikelb status --json` as a dict, or None (also while the daemon
+        is still busy loading its program: the verifier takes tens of
+        seconds on a loaded machine)."""
         import json
-        r = subprocess.run([ikelb_bin(), "status", "--json", "-a", self.api()],
-                           capture_output=True, text=True, timeout=10)
+        try:
+            r = subprocess.run([ikelb_bin(), "status", "--json", "-a", self.api()],
+                               capture_output=True, text=True, timeout=10)
+        except subprocess.TimeoutExpired:
+            return None
         if r.returncode != 0:
             return None
         return json.loads(r.stdout)
