@@ -36,20 +36,6 @@ static void parse_init_state(struct cfg_ctx *x, yaml_node_t *m, const char *path
 		*down = e == 0;
 }
 
-/* slow_start (service default, server override): 0 turns it off. */
-static void parse_slow_start(struct cfg_ctx *x, yaml_node_t *m, const char *path, uint32_t *ms)
-{
-	uint64_t v;
-	yaml_node_t *n = cfg_get(x, m, "slow_start");
-
-	if (n && n->type == YAML_SCALAR_NODE && !strcmp((const char *)n->data.scalar.value, "0")) {
-		*ms = 0;
-		return;
-	}
-	if (cfg_get_duration(x, m, path, "slow_start", 1000, 3600000, &v) > 0)
-		*ms = (uint32_t)v;
-}
-
 /* Mapping at MAP[KEY] with its keys checked, or NULL (absent or reported). */
 static yaml_node_t *sub_map(struct cfg_ctx *x, yaml_node_t *map, const char *path,
 			    const char *key, const char *const *valid, char *sub, size_t len)
@@ -430,7 +416,7 @@ static void parse_server(struct cfg_ctx *x, yaml_node_t *m, const char *path,
 	if (cfg_get_uint(x, m, path, "max_clients", 0, UINT32_MAX, &v) > 0)
 		r->max_clients = (uint32_t)v;
 	r->slow_start_ms = s->slow_start_ms;
-	parse_slow_start(x, m, path, &r->slow_start_ms);
+	cfg_get_duration_or_off(x, m, path, "slow_start", 1000, 3600000, &r->slow_start_ms);
 	parse_spi(x, m, path, r, st);
 }
 
@@ -562,7 +548,7 @@ static void parse_service(struct cfg_ctx *x, yaml_node_t *m, int idx, struct cfg
 	parse_snat_pool(x, m, path, s, st);
 	parse_health(x, m, path, &s->health);
 	parse_init_state(x, m, path, &s->init_down);
-	parse_slow_start(x, m, path, &s->slow_start_ms);
+	cfg_get_duration_or_off(x, m, path, "slow_start", 1000, 3600000, &s->slow_start_ms);
 	parse_servers(x, m, path, s, st);
 }
 
