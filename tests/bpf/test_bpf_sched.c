@@ -167,7 +167,7 @@ static void rr_and_wrr_cycle(void **state)
 		struct sched_server v[T_NSRV];
 		memset(v, 0, sizeof(v));
 		for (int i = 0; i < T_NSRV; i++) {
-			snprintf(v[i].name, sizeof(v[i].name), "%s", x.f.srv[SV4][i].name);
+			memcpy(v[i].name, x.f.srv[SV4][i].name, sizeof(v[i].name));
 			v[i].addr = x.f.srv[SV4][i].addr;
 			v[i].weight = w[i];
 		}
