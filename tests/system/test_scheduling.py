@@ -3,7 +3,8 @@
 `max_clients` turns away clients beyond capacity (counted `all_full`)
 while the connected ones keep working; `slow_start` ramps a returning
 server's weight, shown in status, so it takes few clients at first and
-is filled once the ramp is over. What the servers' own SA lists say is the
+is filled once the ramp is over; a reload that changes only these keys
+reaches the running daemon. What the servers' own SA lists say is the
 evidence; the splits are printed (pytest -s) and in the run's summary.
 
 Run: /usr/bin/python3 -m pytest -x -q -s tests/system/test_scheduling.py"""
@@ -158,3 +159,23 @@ def test_slow_start_ramps(make_lab, report):
     report(lab, None, extra="slow start %ds: s1 effective weight (t s, weight, left s) %s; "
            "placements: while out 4 -> s2, at t~0 %s, after the ramp %s"
            % (period, ramp, during, after))
+
+
+def test_reload_changes_max_clients_and_slow_start(make_lab):
+    """A reload that changes only max_clients / slow_start reaches the
+    running daemon (status), the servers keep their health."""
+    from lab.balancers import ikelb_config
+    lab = make_lab("ikelb", balancer_opts=BASE, servers=2, clients=1)
+    lab.balancer.wait_healthy(time.monotonic() + 30)
+    assert servers_of(lab)["s1"]["max_clients"] == 0
+    cfg = dict(lab.balancer.cfg, server_extra={"s1": {"max_clients": 3},
+                                               "s2": {"slow_start": "30s"}})
+    with open(lab.balancer.conf, "w") as f:
+        f.write(ikelb_config(lab, **cfg))
+    ctl_ok(lab, "reload")
+    st = servers_of(lab)
+    assert st["s1"]["max_clients"] == 3, st["s1"]
+    # The runtime carried health over: no gap for new clients, while the
+    # restarted checker probes again.
+    assert st["s1"]["state"] == "active" and st["s2"]["state"] == "active", st
+    assert lab.balancer.wait_healthy(time.monotonic() + 20)
