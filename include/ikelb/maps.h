@@ -95,6 +95,7 @@ enum svc_ctr {
 	SVC_CTR_TCP_NEW,         /* SYNs placed on a server: new connections */
 	SVC_CTR_TCP_REPLY,       /* server -> client segments rewritten (dnat) */
 	SVC_CTR_TCP_DROP,        /* TCP segments dropped; the reason counts too */
+	SVC_CTR_ALL_FULL,        /* a new client dropped: every active server at max_clients */
 	SVC_CTR_DROP_BASE,       /* + enum ike_drop */
 	SVC_CTR__MAX = SVC_CTR_DROP_BASE + IKE_DROP_SLOTS,
 };
@@ -118,6 +119,42 @@ enum real_ctr {
 	REAL_CTR_REPLY = 0,   /* dnat replies rewritten back to the VIP */
 	REAL_CTR_IKE = 1,     /* IKE messages forwarded to the server */
 	REAL_CTR__MAX = 2,
+};
+
+/* The kernel scheduler (docs/config.md, "Schedulers"; src/bpf/ikelb_sched.h).
+ * svc_sched_map (ARRAY, index svc_id), written by the daemon: the kind and
+ * the first IKELB_SCHED_MAX servers of the service with their comparison
+ * weight (lc: the slow-start ramp alone, wlc: weight x ramp; 0 = takes no
+ * new clients) and, for rr/wrr, a cycle of positions into real_id[] that
+ * rr_cursor_map (ARRAY u64 per service, atomic) walks. */
+#define IKELB_SCHED_MAX 64
+#define IKELB_SCHED_SEQ 256
+#define SCHED_K_MAGLEV 0  /* the Maglev table (maglev, sh, fo) */
+#define SCHED_K_RR 1      /* rr, wrr: seq[] */
+#define SCHED_K_LC 2      /* lc, wlc: fewest clients per unit of weight */
+
+struct svc_sched {
+	__u32 kind;           /* SCHED_K_* */
+	__u32 n;              /* servers in real_id[] */
+	__u32 seq_len;        /* entries in seq[] (rr/wrr), <= IKELB_SCHED_SEQ */
+	__u32 pad;
+	__u32 real_id[IKELB_SCHED_MAX];
+	__u32 weight[IKELB_SCHED_MAX];
+	__u8 seq[IKELB_SCHED_SEQ];
+};
+
+/* real_load_map (ARRAY, key real_id * REAL_LOAD__MAX + index, __s64): the
+ * clients a server holds, for lc and max_clients. One writer per slot, so
+ * no update is lost: the data path adds 1 to PLACED for every new client it
+ * places (a new half-open entry under rule new); the daemon, after each
+ * table walk, writes ADJ = walked clients - PLACED as read before the walk
+ * (LRU evictions and expiries are invisible to BPF), and MAX (max_clients,
+ * 0 = no limit). Clients = PLACED + ADJ. */
+enum real_load {
+	REAL_LOAD_PLACED = 0,
+	REAL_LOAD_ADJ = 1,
+	REAL_LOAD_MAX = 2,
+	REAL_LOAD__MAX = 3,
 };
 
 /* svc_map: (vip, port, proto) -> service. */
@@ -376,7 +413,9 @@ _Static_assert(sizeof(struct tbl_ctr) == 16, "tbl_ctr");
 _Static_assert(sizeof(struct tbl_fill) == 16, "tbl_fill");
 _Static_assert(sizeof(struct frag_key) == 40, "frag_key");
 _Static_assert(sizeof(struct frag_value) == 32, "frag_value");
-_Static_assert(SVC_CTR__MAX == 57, "svc_ctr");
+_Static_assert(SVC_CTR__MAX == 58, "svc_ctr");
+_Static_assert(sizeof(struct svc_sched) == 16 + 8 * IKELB_SCHED_MAX + IKELB_SCHED_SEQ, "svc_sched");
+_Static_assert(IKELB_SCHED_MAX <= 256, "seq[] holds positions as __u8");
 _Static_assert(IKE_DROP__MAX <= IKE_DROP_SLOTS, "a counter per drop reason");
 _Static_assert((IKE_DROP_SLOTS & IKE_DROP_MASK) == 0, "IKE_DROP_MASK is a mask");
 _Static_assert(SVC_CTR_STEER(RULE_FALLBACK) == SVC_CTR_STEER_FALLBACK, "one counter per rule");

@@ -291,7 +291,7 @@ static __noinline int handle_service(struct __sk_buff *skb, const struct pkt *p,
 	if (av >= 0)
 		return av;
 	if (steer(svc, &c) < 0) {
-		ctr_add(c.svc_id, SVC_CTR_DROP(IKE_DROP_NO_SERVER), p->len);
+		ctr_add(c.svc_id, steer_drop_ctr(&c), p->len);
 		return TC_ACT_SHOT;
 	}
 	learn(svc, &c);
@@ -356,7 +356,7 @@ static __always_inline int xdp_service(struct xdp_md *x, const struct pkt *p, st
 	if (steer(svc, &c) < 0) {
 		ctr_add(c.svc_id, SVC_CTR_RX, p->len);
 		ctr_class(&c, p->len);
-		ctr_add(c.svc_id, SVC_CTR_DROP(IKE_DROP_NO_SERVER), p->len);
+		ctr_add(c.svc_id, steer_drop_ctr(&c), p->len);
 		return XDP_DROP;
 	}
 	if (ikelb_addr_is_v4(&c.raddr) == p->v6 || xdp_fib(x, p, h, &c.raddr, &f) < 0)

@@ -183,6 +183,28 @@ struct {
 	__type(value, struct ctr);
 } real_reply_map SEC(".maps");
 
+/* The kernel scheduler (maps.h, svc_sched / real_load; ikelb_sched.h). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, IKELB_MAX_SERVICES);
+	__type(key, __u32);
+	__type(value, struct svc_sched);
+} svc_sched_map SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, IKELB_MAX_SERVICES);
+	__type(key, __u32);
+	__type(value, __u64);
+} rr_cursor_map SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, IKELB_MAX_REALS * REAL_LOAD__MAX);
+	__type(key, __u32);
+	__type(value, __s64);
+} real_load_map SEC(".maps");
+
 enum { FRAG_NONE = 0, FRAG_FIRST = 1, FRAG_LATER = 2 };
 
 /* What the parser learned about one IPv4/IPv6 UDP datagram or TCP

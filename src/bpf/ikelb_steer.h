@@ -21,7 +21,11 @@ struct ctx {
 	__u32 rule;        /* enum ikelb_rule */
 	int is_ike;        /* set by steer() */
 	int ike_mode;
+	int full;          /* a new client skipped a server at max_clients */
 };
+
+/* Needs struct ctx. */
+#include "bpf/ikelb_sched.h"
 
 /* The service on (vip, port, proto), or 0. */
 static __always_inline struct svc_value *svc_find_proto(const struct ikelb_addr *vip, __u16 port,
@@ -67,6 +71,12 @@ static __always_inline void ctx_init(struct ctx *c, const struct svc_value *svc,
 static __always_inline void ctr_class(const struct ctx *c, __u32 len)
 {
 	ctr_add(c->svc_id, SVC_CTR_IKEV2 + c->info.cls - IKE_C_IKEV2, len);
+}
+
+/* The counter of a datagram steer() could not place. */
+static __always_inline __u32 steer_drop_ctr(const struct ctx *c)
+{
+	return c->full ? SVC_CTR_ALL_FULL : SVC_CTR_DROP(IKE_DROP_NO_SERVER);
 }
 
 /* The rule that placed a forwarded datagram, and its server. */
@@ -200,6 +210,8 @@ static __always_inline struct real_value *maglev_pick(const struct svc_value *sv
 		if (id) {
 			__u32 rid = *id;
 			struct real_value *r = real_get(rid, c->svc_id, need_active);
+			if (r && need_active && real_full(c, rid))
+				r = 0;
 			if (r) {
 				c->real_id = rid;
 				return r;
@@ -208,6 +220,22 @@ static __always_inline struct real_value *maglev_pick(const struct svc_value *sv
 		slot = slot + 1 >= m ? 0 : slot + 1;
 	}
 	return 0;
+}
+
+/* Rule new: the service's scheduler (ikelb_sched.h); the Maglev kinds
+ * through the table, and past a full server to the least loaded one. */
+static __always_inline struct real_value *steer_new(const struct svc_value *svc, struct ctx *c,
+						    __u64 h)
+{
+	if (sched_kind_of(c->svc_id) == SCHED_K_MAGLEV) {
+		struct real_value *r = maglev_pick(svc, c, h, 1);
+		if (r || !c->full || sched_new(c, 1) < 0)
+			return r;
+	} else if (sched_new(c, 0) < 0) {
+		return 0;
+	}
+	c->full = 0;
+	return real_get(c->real_id, c->svc_id, 1);
 }
 
 /* Rule label: the server-chosen SPI names the server. */
@@ -292,7 +320,7 @@ static __always_inline struct real_value *steer_any(const struct svc_value *svc,
 		__u64 h = c->ike_mode ? ikelb_hash_u64(c->info.spi_i, svc->hash_seed)
 				      : ikelb_hash_addr(&ha, 0, svc->hash_seed);
 		c->rule = RULE_NEW;
-		return maglev_pick(svc, c, h, 1);
+		return steer_new(svc, c, h);
 	}
 	c->rule = RULE_FALLBACK;
 	/* ike mode placed the SA by its SPIi: hashing it again finds the
@@ -305,7 +333,7 @@ static __always_inline struct real_value *steer_any(const struct svc_value *svc,
 
 /* Separate BPF function (own stack frame), for a classified datagram that
  * was not dropped: 0 with c->real_id / c->raddr set, -1 when no server can
- * take the packet. */
+ * take the packet (c->full: every active one is at max_clients). */
 static __noinline int steer(const struct svc_value *svc, struct ctx *c)
 {
 	c->now = now_s();
@@ -321,24 +349,24 @@ static __noinline int steer(const struct svc_value *svc, struct ctx *c)
 
 /* An IKE_SA_INIT request opens (or refreshes) its half-open entry. A new
  * or moved entry starts without SPIr: the server it goes to has answered
- * nothing yet. */
-static __always_inline void halfopen_open(struct sa_key *k, struct ctx *c)
+ * nothing yet. Returns 1 when it wrote one. */
+static __always_inline int halfopen_open(struct sa_key *k, struct ctx *c)
 {
 	struct halfopen_value *v = bpf_map_lookup_elem(&halfopen_map, k);
 
 	if (v && v->real_id == c->real_id) {
 		if (v->last_seen_s != c->now)
 			v->last_seen_s = c->now;
-		return;
+		return 0;
 	}
 	struct halfopen_value nv = { .real_id = c->real_id, .last_seen_s = c->now };
-	if (v) {
-		bpf_map_update_elem(&halfopen_map, k, &nv, BPF_ANY);
-		return;
-	}
-	if (bpf_map_update_elem(&halfopen_map, k, &nv, BPF_NOEXIST) == 0 &&
-	    tbl_inserted(TBL_HALFOPEN))
+	if (v)
+		return bpf_map_update_elem(&halfopen_map, k, &nv, BPF_ANY) == 0;
+	if (bpf_map_update_elem(&halfopen_map, k, &nv, BPF_NOEXIST) != 0)
+		return 0;
+	if (tbl_inserted(TBL_HALFOPEN))
 		ctr_add(c->svc_id, SVC_CTR_HALFOPEN_FULL, 0);
+	return 1;
 }
 
 /* May a client message with SPIr != 0 write state? Only when something
@@ -419,8 +447,10 @@ static __noinline void learn(const struct svc_value *svc, struct ctx *c)
 		return;
 	struct sa_key k = { .svc_id = c->svc_id, .spi_i = c->info.spi_i };
 	if (c->info.spi_r == 0) {
-		if (ike_is_new_sa(&c->info))
-			halfopen_open(&k, c);
+		/* A client the scheduler placed counts on its server at once,
+		 * so the next one already sees it (maps.h, real_load). */
+		if (ike_is_new_sa(&c->info) && halfopen_open(&k, c) && c->rule == RULE_NEW)
+			real_placed(c->real_id);
 		return;
 	}
 	if (!vouched(svc, c, &k))

@@ -87,6 +87,8 @@ struct cfg_server {
 	/* strongSwan vici socket (unix:///PATH or tcp://ADDR:PORT) for
 	 * evacuation by RFC 5685 REDIRECT; "" = none */
 	char vici[CFG_VICI_MAX];
+	uint32_t max_clients; /* capacity: no new clients at this many, 0 = no limit */
+	uint32_t slow_start_ms; /* weight ramp after DOWN -> up, 0 = off (service default) */
 	int line;            /* YAML line, for messages */
 };
 
@@ -123,6 +125,7 @@ struct cfg_service {
 	struct cfg_health health;
 	struct cfg_admission admission;
 	bool init_down;        /* init_state default for the servers, default down */
+	uint32_t slow_start_ms; /* slow_start default for the servers, 0 = off */
 	struct ikelb_addr snat_pool[CFG_MAX_SNAT_POOL]; /* fullnat source addresses */
 	int nsnat_pool;
 	struct cfg_server *servers;

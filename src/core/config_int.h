@@ -86,6 +86,9 @@ int cfg_get_u64(struct cfg_ctx *x, yaml_node_t *map, const char *path, const cha
 		uint64_t *out); /* decimal or 0x hex, full 64-bit range */
 int cfg_get_duration(struct cfg_ctx *x, yaml_node_t *map, const char *path,
 		     const char *key, uint64_t min_ms, uint64_t max_ms, uint64_t *out);
+/* A duration, or a plain 0 meaning "off" (*ms = 0). Same returns. */
+int cfg_get_duration_or_off(struct cfg_ctx *x, yaml_node_t *map, const char *path,
+			    const char *key, uint64_t min_ms, uint64_t max_ms, uint32_t *ms);
 int cfg_get_enum(struct cfg_ctx *x, yaml_node_t *map, const char *path, const char *key,
 		 const char *const *names, int n, int *out);
 int cfg_get_str(struct cfg_ctx *x, yaml_node_t *map, const char *path, const char *key,

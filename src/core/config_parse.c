@@ -17,14 +17,15 @@ static const char *const bpf_attach_names[] = { "tc", "xdp", NULL };
 static const char *const limit_keys[] = { "max_clients", "max_flows", "max_halfopen", NULL };
 static const char *const svc_keys[] = { "name", "vip", "ports", "forwarding", "persistence",
 					"scheduler", "maglev_size", "spi_mask", "snat_pool", "ike_port",
-					"tcp_ports", "health", "init_state", "servers", "admission", NULL };
+					"tcp_ports", "health", "init_state", "slow_start", "servers", "admission", NULL };
 static const char *const if_role_keys[] = { "public", "servers", NULL };
 static const char *const persist_keys[] = { "mode", "timeout", "netmask", "netmask6",
 					    "flow_timeout", NULL };
 static const char *const health_keys[] = { "type", "interval", "timeout", "rise", "fall",
 					   "port", "send", "expect", "tcp_check", NULL };
 static const char *const srv_keys[] = { "name", "address", "weight", "state", "spi_label",
-					"esp_spi_min", "esp_spi_max", "init_state", "vici", NULL };
+					"esp_spi_min", "esp_spi_max", "init_state", "vici", "max_clients",
+					"slow_start", NULL };
 static const char *const init_state_names[] = { "down", "up", NULL };
 
 /* init_state at PATH into *down; untouched when absent or wrong. */
@@ -398,6 +399,10 @@ static void parse_server(struct cfg_ctx *x, yaml_node_t *m, const char *path,
 		r->state = (enum cfg_server_state)state;
 	r->init_down = s->init_down;
 	parse_init_state(x, m, path, &r->init_down);
+	if (cfg_get_uint(x, m, path, "max_clients", 0, UINT32_MAX, &v) > 0)
+		r->max_clients = (uint32_t)v;
+	r->slow_start_ms = s->slow_start_ms;
+	cfg_get_duration_or_off(x, m, path, "slow_start", 1000, 3600000, &r->slow_start_ms);
 	parse_spi(x, m, path, r, st);
 	/* the charon's vici socket, for `ikelb server evacuate` */
 	if (cfg_get_str(x, m, path, "vici", r->vici, sizeof(r->vici)) > 0 &&
@@ -536,6 +541,7 @@ static void parse_service(struct cfg_ctx *x, yaml_node_t *m, int idx, struct cfg
 	parse_health(x, m, path, &s->health);
 	cfg_parse_admission(x, m, path, &s->admission);
 	parse_init_state(x, m, path, &s->init_down);
+	cfg_get_duration_or_off(x, m, path, "slow_start", 1000, 3600000, &s->slow_start_ms);
 	parse_servers(x, m, path, s, st);
 }
 

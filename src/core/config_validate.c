@@ -216,6 +216,21 @@ static void check_service_names(struct cfg_ctx *x, struct cfg *c)
 		}
 }
 
+/* The kernel's rr/wrr/lc/wlc scan a bounded list (maps.h, svc_sched). */
+static void check_sched(struct cfg_ctx *x, const struct cfg *c, struct cfg_service *s,
+			struct cfg_svc_state *st, const char *path)
+{
+	bool scan = s->scheduler == CFG_SCHED_RR || s->scheduler == CFG_SCHED_WRR ||
+		    s->scheduler == CFG_SCHED_LC || s->scheduler == CFG_SCHED_WLC;
+
+	if (x->engine_ok && c->engine == CFG_ENGINE_BPF && scan && s->nservers > IKELB_SCHED_MAX)
+		cfg_err(x, at_key(x, st->node, "scheduler"),
+			"%s.scheduler: %s on the bpf engine takes at most %d servers (the kernel "
+			"scans them for each new client); this service has %d: use maglev or "
+			"split the service", path, cfg_sched_name(s->scheduler), IKELB_SCHED_MAX,
+			s->nservers);
+}
+
 void cfg_validate(struct cfg_ctx *x, yaml_node_t *root, struct cfg *c)
 {
 	char path[CFG_PATH_MAX];
@@ -238,6 +253,7 @@ void cfg_validate(struct cfg_ctx *x, yaml_node_t *root, struct cfg *c)
 		check_labels(x, &c->services[i], st, path);
 		check_esp_ranges(x, &c->services[i], st, path);
 		check_maglev(x, &c->services[i], st, path);
+		check_sched(x, c, &c->services[i], st, path);
 	}
 	check_service_names(x, c);
 	check_vip_ports(x, c);

@@ -425,3 +425,19 @@ int cfg_get_hex(struct cfg_ctx *x, yaml_node_t *map, const char *path, const cha
 	*len = digits / 2;
 	return 1;
 }
+
+int cfg_get_duration_or_off(struct cfg_ctx *x, yaml_node_t *map, const char *path,
+			    const char *key, uint64_t min_ms, uint64_t max_ms, uint32_t *ms)
+{
+	uint64_t v;
+	yaml_node_t *n = cfg_get(x, map, key);
+
+	if (n && n->type == YAML_SCALAR_NODE && !strcmp((const char *)n->data.scalar.value, "0")) {
+		*ms = 0;
+		return 1;
+	}
+	int rc = cfg_get_duration(x, map, path, key, min_ms, max_ms, &v);
+	if (rc > 0)
+		*ms = (uint32_t)v;
+	return rc;
+}

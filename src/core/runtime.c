@@ -79,6 +79,41 @@ static int push_state(struct runtime *rt, int svc, int srv)
 	return -EIO;
 }
 
+/* The kernel scheduler's view of the service (rt_ops.set_sched). */
+static int push_sched(struct runtime *rt, int svc)
+{
+	const struct cfg_service *cs = &rt->cfg->services[svc];
+	size_t n = cs->nservers ? (size_t)cs->nservers : 1;
+	uint32_t *w = calloc(n, sizeof(*w)), *maxc = calloc(n, sizeof(*maxc));
+	uint8_t seq[IKELB_SCHED_SEQ];
+	int rc = -ENOMEM;
+
+	if (!rt->ops.set_sched) {
+		rc = 0;
+		goto out;
+	}
+	if (!w || !maxc) {
+		log_err(rt->log, "service %s: no memory for the scheduler view", cs->name);
+		goto out;
+	}
+	for (int i = 0; i < cs->nservers; i++)
+		maxc[i] = cs->servers[i].max_clients;
+	pthread_mutex_lock(rt->mu);
+	uint32_t len = sched_kernel_view(rt->svc[svc].sched, w, seq, sizeof(seq), IKELB_SCHED_MAX);
+	pthread_mutex_unlock(rt->mu);
+	struct rt_sched_view v = { .kind = cs->scheduler, .n = cs->nservers, .weight = w,
+				   .max_clients = maxc, .seq = seq, .seq_len = len };
+	rc = rt->ops.set_sched(rt->ops.ctx, svc, &v);
+	if (rc < 0) {
+		log_err(rt->log, "service %s: the engine refused the scheduler view", cs->name);
+		rc = -EIO;
+	}
+out:
+	free(w);
+	free(maxc);
+	return rc;
+}
+
 /* Give the scheduler the current weights and effective states. Returns
  * sched_update's result: 1 when the Maglev table changed. */
 static int sched_view(struct runtime *rt, int svc)
@@ -95,6 +130,8 @@ static int sched_view(struct runtime *rt, int svc)
 		v[i].addr = cs->servers[i].addr;
 		v[i].weight = r->weight;
 		v[i].state = (enum sched_state)r->effective;
+		v[i].ramp = r->ramp;
+		v[i].max_clients = cs->servers[i].max_clients;
 	}
 	pthread_mutex_lock(rt->mu);
 	int rc = sched_update(rt->svc[svc].sched, v, (size_t)cs->nservers);
@@ -183,7 +220,7 @@ int rt_sync_all(struct runtime *rt)
 		for (int j = 0; j < rt->cfg->services[i].nservers; j++)
 			if (push_state(rt, i, j) < 0)
 				rc = -EIO;
-		if (push_table(rt, i) < 0)
+		if (push_table(rt, i) < 0 || push_sched(rt, i) < 0)
 			rc = -EIO;
 	}
 	return rc;
@@ -212,6 +249,18 @@ int rt_find_server(const struct runtime *rt, const char *spec, int *svc, int *sr
 	return found ? 0 : -ENOENT;
 }
 
+/* The ramp after elapsed ms of a period: grows in whole seconds from
+ * 1/period_s of the weight; 0 (full) at the end. */
+static uint32_t ramp_at(uint32_t period_ms, uint64_t elapsed_ms)
+{
+	if (elapsed_ms >= period_ms)
+		return 0;
+	uint64_t r = (uint64_t)SCHED_RAMP_FULL * (elapsed_ms / 1000 + 1) * 1000 / period_ms;
+	if (r >= SCHED_RAMP_FULL)
+		return 0;
+	return r ? (uint32_t)r : 1;
+}
+
 static void note_change(struct runtime *rt, int svc, int srv, int eff, uint64_t now_ms)
 {
 	struct rt_server *r = &rt->svc[svc].servers[srv];
@@ -223,6 +272,14 @@ static void note_change(struct runtime *rt, int svc, int srv, int eff, uint64_t 
 	};
 	log_fields(rt->log, LOG_LVL_NOTICE, f, 3, "service %s server %s: %s -> %s",
 		   svc_name(rt, svc), name, rt_effective_name(r->effective), rt_effective_name(eff));
+	/* Back from DOWN: slow start (rt_tick ramps it). */
+	const struct cfg_server *cs = &rt->cfg->services[svc].servers[srv];
+	if (r->effective == REAL_DOWN && eff == REAL_ACTIVE && cs->slow_start_ms) {
+		r->ramp_start_ms = now_ms;
+		r->ramp = ramp_at(cs->slow_start_ms, 0);
+	} else if (eff == REAL_DOWN) {
+		r->ramp = 0;
+	}
 	r->effective = eff;
 	r->transitions++;
 	r->last_change_ms = now_ms;
@@ -246,9 +303,10 @@ static int reapply(struct runtime *rt, int svc, int srv, uint64_t now_ms)
 	int rc = sched_view(rt, svc);
 	if (rc < 0)
 		return rc;
-	if (rc > 0 || (changed && sched_kind(rt->svc[svc].sched) == CFG_SCHED_FO))
-		return push_table(rt, svc);
-	return 0;
+	if ((rc > 0 || (changed && sched_kind(rt->svc[svc].sched) == CFG_SCHED_FO)) &&
+	    push_table(rt, svc) < 0)
+		return -EIO;
+	return push_sched(rt, svc);
 }
 
 int rt_set_admin(struct runtime *rt, int svc, int srv, enum cfg_server_state st, uint64_t now_ms)
@@ -377,4 +435,67 @@ const char *rt_effective_name(int eff)
 	case REAL_DRAINING: return "draining";
 	default: return "down";
 	}
+}
+
+int rt_tick(struct runtime *rt, uint64_t now_ms)
+{
+	int rc = 0;
+	for (int i = 0; i < rt->cfg->nservices; i++) {
+		bool moved = false;
+		for (int j = 0; j < rt->cfg->services[i].nservers; j++) {
+			struct rt_server *r = &rt->svc[i].servers[j];
+			if (!r->ramp)
+				continue;
+			uint32_t p = rt->cfg->services[i].servers[j].slow_start_ms;
+			uint32_t next = p ? ramp_at(p, now_ms - r->ramp_start_ms) : 0;
+			moved |= next != r->ramp;
+			r->ramp = next;
+		}
+		if (!moved)
+			continue;
+		int sv = sched_view(rt, i);
+		if (sv < 0 || (sv > 0 && push_table(rt, i) < 0) || push_sched(rt, i) < 0)
+			rc = -EIO;
+	}
+	return rc;
+}
+
+uint32_t rt_effective_weight(const struct runtime *rt, int svc, int srv)
+{
+	pthread_mutex_lock(rt->mu);
+	uint32_t w = sched_eff_weight(rt->svc[svc].sched, (size_t)srv);
+	pthread_mutex_unlock(rt->mu);
+	return w;
+}
+
+uint32_t rt_slow_start_left_s(const struct runtime *rt, int svc, int srv, uint64_t now_ms)
+{
+	const struct rt_server *r = &rt->svc[svc].servers[srv];
+	uint64_t end = r->ramp_start_ms + rt->cfg->services[svc].servers[srv].slow_start_ms;
+	if (!r->ramp || now_ms >= end)
+		return 0;
+	return (uint32_t)((end - now_ms + 999) / 1000);
+}
+
+void rt_conn_set(struct runtime *rt, int svc, int srv, uint64_t n)
+{
+	pthread_mutex_lock(rt->mu);
+	sched_conn_set(rt->svc[svc].sched, (size_t)srv, n);
+	pthread_mutex_unlock(rt->mu);
+}
+
+bool rt_full(struct runtime *rt, int svc, int srv)
+{
+	pthread_mutex_lock(rt->mu);
+	bool f = sched_full(rt->svc[svc].sched, (size_t)srv);
+	pthread_mutex_unlock(rt->mu);
+	return f;
+}
+
+int rt_pick_room(struct runtime *rt, int svc)
+{
+	pthread_mutex_lock(rt->mu);
+	int i = sched_pick_room(rt->svc[svc].sched);
+	pthread_mutex_unlock(rt->mu);
+	return i;
 }

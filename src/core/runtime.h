@@ -27,10 +27,24 @@ struct sched;
 /* Where the runtime's decisions go (the engine, through an adapter: core
  * knows no engine). Both return 0 or a negative value; the callee copies
  * the table. state is REAL_ACTIVE / REAL_DRAINING / REAL_DOWN. */
+/* What a kernel scheduler needs of one service (sched_kernel_view), per
+ * server in configuration order. */
+struct rt_sched_view {
+	enum cfg_sched kind;
+	int n;
+	const uint32_t *weight;      /* what lc/wlc compare by; 0 = no new clients */
+	const uint32_t *max_clients; /* 0 = no limit */
+	const uint8_t *seq;          /* rr/wrr: the cycle, server indexes */
+	uint32_t seq_len;
+};
+
 struct rt_ops {
 	void *ctx;
 	int (*set_table)(void *ctx, int svc, const uint32_t *table, uint32_t m);
 	int (*set_server_state)(void *ctx, int svc, int srv, int state);
+	/* May be NULL (an engine that picks through rt_pick). Called after
+	 * every change of states, weights or slow-start ramps. */
+	int (*set_sched)(void *ctx, int svc, const struct rt_sched_view *v);
 };
 
 struct rt_server {
@@ -47,6 +61,11 @@ struct rt_server {
 	uint64_t transitions;        /* effective state changes */
 	uint64_t down_events;        /* health up -> down */
 	uint64_t last_change_ms;     /* CLOCK_MONOTONIC */
+	/* Slow start: a server back from DOWN ramps its weight (ramp /
+	 * SCHED_RAMP_FULL) over cfg_server.slow_start_ms from ramp_start_ms;
+	 * ramp 0 = full weight. */
+	uint32_t ramp;
+	uint64_t ramp_start_ms;
 };
 
 struct rt_service {
@@ -107,10 +126,24 @@ int rt_reload_server(struct runtime *rt, int svc, int srv, const struct rt_serve
 int rt_pick(struct runtime *rt, int svc, const struct ikelb_addr *client);
 void rt_conn_inc(struct runtime *rt, int svc, int srv);
 void rt_conn_dec(struct runtime *rt, int svc, int srv);
+/* Any thread: server at its max_clients; the least loaded server with
+ * room (the fallback past a full one), or -1. */
+bool rt_full(struct runtime *rt, int svc, int srv);
+int rt_pick_room(struct runtime *rt, int svc);
 /* Control thread: the service's Maglev table (*m entries), valid until the
  * next change. */
 const uint32_t *rt_maglev_table(const struct runtime *rt, int svc, uint32_t *m);
 
 const char *rt_effective_name(int eff);
+
+/* Every second (daemon timer): advance slow-start ramps, pushing tables
+ * and scheduler views that changed. 0 or a negative errno. */
+int rt_tick(struct runtime *rt, uint64_t now_ms);
+/* The weight new clients see now (slow start applied; 0 when the server
+ * takes none), and the seconds of slow start left (0 = none). */
+uint32_t rt_effective_weight(const struct runtime *rt, int svc, int srv);
+uint32_t rt_slow_start_left_s(const struct runtime *rt, int svc, int srv, uint64_t now_ms);
+/* Clients the engine's tables hold (reconciliation, socket engine). */
+void rt_conn_set(struct runtime *rt, int svc, int srv, uint64_t n);
 
 #endif

@@ -38,9 +38,30 @@ static int eligible(const struct sched_server *s)
 	return s->state == SCHED_SRV_ACTIVE && s->weight > 0;
 }
 
+static uint32_t ramp_of(const struct sched_server *s)
+{
+	return s->ramp && s->ramp < SCHED_RAMP_FULL ? s->ramp : SCHED_RAMP_FULL;
+}
+
 static uint32_t eff_weight(const struct sched_server *s)
 {
-	return eligible(s) ? s->weight : 0;
+	if (!eligible(s))
+		return 0;
+	uint64_t w = (uint64_t)s->weight * ramp_of(s) / SCHED_RAMP_FULL;
+	return w ? (uint32_t)w : 1;
+}
+
+/* What lc (weighted = 0) or wlc compare clients by. */
+static uint64_t lc_weight(const struct sched_server *s, int weighted)
+{
+	if (!eligible(s))
+		return 0;
+	return weighted ? (uint64_t)s->weight * ramp_of(s) : ramp_of(s);
+}
+
+static int slot_full(const struct sched_slot *e)
+{
+	return e->srv.max_clients && e->conns >= e->srv.max_clients;
 }
 
 static int same_identity(const struct sched_server *a, const struct sched_server *b)
@@ -203,7 +224,7 @@ static int pick_rr(struct sched *s)
 {
 	for (size_t k = 0; k < s->n; k++) {
 		size_t i = (s->rr_next + k) % s->n;
-		if (eligible(&s->v[i].srv)) {
+		if (eligible(&s->v[i].srv) && !slot_full(&s->v[i])) {
 			s->rr_next = (i + 1) % s->n;
 			return (int)i;
 		}
@@ -223,8 +244,8 @@ static int pick_wrr(struct sched *s)
 			e->wrr_cur = 0;
 			continue;
 		}
-		e->wrr_cur += e->srv.weight;
-		total += e->srv.weight;
+		e->wrr_cur += eff_weight(&e->srv);
+		total += eff_weight(&e->srv);
 		if (best < 0 || e->wrr_cur > s->v[best].wrr_cur)
 			best = (int)i;
 	}
@@ -233,28 +254,54 @@ static int pick_wrr(struct sched *s)
 	return best;
 }
 
+/* Fewest clients per unit of lc_weight (c_i * w_b < c_b * w_i, no
+ * division), ties to the lowest index; full servers skipped. The BPF
+ * sched_lc compares the same way. */
 static int pick_lc(const struct sched *s, int weighted)
 {
 	int best = -1;
+	uint64_t bw = 1;
 	for (size_t i = 0; i < s->n; i++) {
 		const struct sched_slot *e = &s->v[i];
-		if (!eligible(&e->srv))
+		uint64_t w = lc_weight(&e->srv, weighted);
+		if (!w || slot_full(e))
 			continue;
-		if (best < 0) {
+		if (best < 0 || (unsigned __int128)e->conns * bw <
+					(unsigned __int128)s->v[best].conns * w) {
 			best = (int)i;
-			continue;
+			bw = w;
 		}
-		const struct sched_slot *b = &s->v[best];
-		int better;
-		if (weighted) /* c_i / w_i < c_b / w_b, without division; 128-bit for safety */
-			better = (unsigned __int128)e->conns * b->srv.weight <
-				 (unsigned __int128)b->conns * e->srv.weight;
-		else
-			better = e->conns < b->conns;
-		if (better)
-			best = (int)i;
 	}
 	return best;
+}
+
+int sched_pick_room(const struct sched *s)
+{
+	return s ? pick_lc(s, 1) : -1;
+}
+
+int sched_full(const struct sched *s, size_t idx)
+{
+	return s && idx < s->n && slot_full(&s->v[idx]);
+}
+
+uint32_t sched_eff_weight(const struct sched *s, size_t idx)
+{
+	return s && idx < s->n ? eff_weight(&s->v[idx].srv) : 0;
+}
+
+/* Some eligible server, all of them full. */
+static int all_full(const struct sched *s)
+{
+	int any = 0;
+	for (size_t i = 0; i < s->n; i++) {
+		if (!eligible(&s->v[i].srv))
+			continue;
+		if (!slot_full(&s->v[i]))
+			return 0;
+		any = 1;
+	}
+	return any;
 }
 
 static int pick_fo(const struct sched *s)
@@ -265,10 +312,8 @@ static int pick_fo(const struct sched *s)
 	return -1;
 }
 
-int sched_pick(struct sched *s, const struct ikelb_addr *client, uint64_t key_hash)
+static int pick_kind(struct sched *s, const struct ikelb_addr *client, uint64_t key_hash)
 {
-	if (!s)
-		return -1;
 	switch (s->kind) {
 	case CFG_SCHED_MAGLEV:
 		return sched_lookup_hash(s, key_hash);
@@ -290,6 +335,18 @@ int sched_pick(struct sched *s, const struct ikelb_addr *client, uint64_t key_ha
 	return -1;
 }
 
+int sched_pick(struct sched *s, const struct ikelb_addr *client, uint64_t key_hash)
+{
+	if (!s)
+		return -1;
+	int i = pick_kind(s, client, key_hash);
+	if (i >= 0 && slot_full(&s->v[i]))
+		i = pick_lc(s, 1);
+	if (i < 0 && all_full(s))
+		return SCHED_ALL_FULL;
+	return i;
+}
+
 void sched_conn_inc(struct sched *s, size_t idx)
 {
 	if (s && idx < s->n)
@@ -300,6 +357,12 @@ void sched_conn_dec(struct sched *s, size_t idx)
 {
 	if (s && idx < s->n && s->v[idx].conns > 0)
 		s->v[idx].conns--;
+}
+
+void sched_conn_set(struct sched *s, size_t idx, uint64_t n)
+{
+	if (s && idx < s->n)
+		s->v[idx].conns = n;
 }
 
 uint64_t sched_conns(const struct sched *s, size_t idx)
@@ -318,3 +381,62 @@ uint64_t sched_generation(const struct sched *s) { return s ? s->generation : 0;
 int sched_has_eligible(const struct sched *s) { return s && s->has_eligible; }
 size_t sched_nservers(const struct sched *s) { return s ? s->n : 0; }
 enum cfg_sched sched_kind(const struct sched *s) { return s->kind; }
+
+/* The smooth weighted round robin of pick_wrr, written out: weights scaled
+ * down (each at least 1) when their sum exceeds max_seq. */
+static uint32_t wrr_cycle(const uint32_t *w, size_t n, uint8_t *seq, size_t max_seq)
+{
+	uint64_t sum = 0, k = 0;
+	for (size_t i = 0; i < n; i++) {
+		sum += w[i];
+		k += w[i] > 0;
+	}
+	if (!sum || k > max_seq)
+		return 0;
+	uint32_t sw[256];
+	int64_t cur[256] = { 0 };
+	int64_t total = 0;
+	for (size_t i = 0; i < n; i++) {
+		sw[i] = w[i];
+		if (w[i] && sum > max_seq) {
+			uint64_t v = (uint64_t)w[i] * (max_seq - k) / sum;
+			sw[i] = v ? (uint32_t)v : 1;
+		}
+		total += sw[i];
+	}
+	for (int64_t t = 0; t < total; t++) {
+		size_t best = n;
+		for (size_t i = 0; i < n; i++) {
+			if (!sw[i])
+				continue;
+			cur[i] += sw[i];
+			if (best == n || cur[i] > cur[best])
+				best = i;
+		}
+		cur[best] -= total;
+		seq[t] = (uint8_t)best;
+	}
+	return (uint32_t)total;
+}
+
+uint32_t sched_kernel_view(const struct sched *s, uint32_t *weight, uint8_t *seq, size_t max_seq,
+			   size_t limit)
+{
+	size_t n = s->n < limit ? s->n : limit;
+	uint32_t len = 0, w[256];
+
+	if (n > 256)
+		n = 256;
+	for (size_t i = 0; i < s->n; i++)
+		weight[i] = (uint32_t)lc_weight(&s->v[i].srv, s->kind != CFG_SCHED_LC);
+	if (s->kind == CFG_SCHED_RR) {
+		for (size_t i = 0; i < n && len < max_seq; i++)
+			if (eligible(&s->v[i].srv))
+				seq[len++] = (uint8_t)i;
+	} else if (s->kind == CFG_SCHED_WRR) {
+		for (size_t i = 0; i < n; i++)
+			w[i] = eff_weight(&s->v[i].srv);
+		len = wrr_cycle(w, n, seq, max_seq);
+	}
+	return len;
+}

@@ -7,6 +7,7 @@
 
 #include "core/maglev.h"
 #include "core/runtime.h"
+#include "core/scheduler.h"
 #include "core/steer_int.h"
 #include "ikelb/hash.h"
 
@@ -196,8 +197,30 @@ static struct ikelb_addr hash_addr_of(const struct steer_svc *s, const struct ik
 	return a;
 }
 
+/* maglev/sh for a new client, as the BPF steer_new: the table's slot,
+ * probing past full servers (max_clients); when one was full and no probe
+ * found room, the least loaded server with room; else SCHED_ALL_FULL. */
+static int table_pick_new(struct steer *st, int svc, const struct steer_svc *s, uint64_t hash)
+{
+	if (!s->table || s->m == 0)
+		return -1;
+	uint32_t slot = (uint32_t)(hash % s->m);
+	bool full = false;
+	for (int k = 0; k < 4; k++) {
+		uint32_t i = s->table[slot];
+		if (i != MAGLEV_EMPTY && i < (uint32_t)s->n && s->srv[i].state == REAL_ACTIVE) {
+			if (!rt_full(st->rt, svc, (int)i))
+				return (int)i;
+			full = true;
+		}
+		slot = slot + 1 >= s->m ? 0 : slot + 1;
+	}
+	return full ? rt_pick_room(st->rt, svc) : -1;
+}
+
 /* New client. maglev and sh use the daemon's table with the same key as the
- * BPF program; the others need per-pick state: the runtime's scheduler. */
+ * BPF program; the others need per-pick state: the runtime's scheduler.
+ * SCHED_ALL_FULL when every active server is at max_clients. */
 static int schedule(struct steer *st, int svc, const struct steer_svc *s,
 		    const struct ikelb_addr *client, const struct ike_info *in)
 {
@@ -205,9 +228,11 @@ static int schedule(struct steer *st, int svc, const struct steer_svc *s,
 		struct ikelb_addr ha = hash_addr_of(s, client);
 		uint64_t h = s->mode == CFG_PERSIST_IKE ? ikelb_hash_u64(in->spi_i, s->seed)
 							: ikelb_hash_addr(&ha, 0, s->seed);
-		return table_pick(s, h, 1);
+		return table_pick_new(st, svc, s, h);
 	}
 	int i = rt_pick(st->rt, svc, client);
+	if (i == SCHED_ALL_FULL)
+		return i;
 	return i >= 0 && i < s->n && s->srv[i].state == REAL_ACTIVE ? i : -1;
 }
 
@@ -259,14 +284,20 @@ static int decide(struct steer *st, int svc, const struct steer_svc *s,
 	return table_pick(s, ikelb_hash_addr(&ha, 0, s->seed), 0);
 }
 
-static int steer_drop(struct steer_svc *s, struct steer_result *r, int reason, size_t len)
+static int steer_drop_ctr(struct steer_svc *s, struct steer_result *r, int reason, int ctr,
+			  size_t len)
 {
 	r->server = -1;
 	r->rule = RULE_NONE;
 	r->drop = reason;
-	s->pkts[SVC_CTR_DROP_BASE + reason]++;
-	s->bytes[SVC_CTR_DROP_BASE + reason] += len;
+	s->pkts[ctr]++;
+	s->bytes[ctr] += len;
 	return -1;
+}
+
+static int steer_drop(struct steer_svc *s, struct steer_result *r, int reason, size_t len)
+{
+	return steer_drop_ctr(s, r, reason, SVC_CTR_DROP_BASE + reason, len);
 }
 
 static void count_class(struct steer_svc *s, const struct ike_info *in, size_t len)
@@ -305,7 +336,10 @@ int steer_packet(struct steer *st, int svc, const struct ikelb_addr *client, uin
 	enum ikelb_rule rule;
 	int srv = decide(st, svc, s, client, &fk, in, now, &rule);
 	if (srv < 0)
-		return steer_drop(s, r, IKE_DROP_NO_SERVER, len);
+		return steer_drop_ctr(s, r, IKE_DROP_NO_SERVER,
+				      srv == SCHED_ALL_FULL ? SVC_CTR_ALL_FULL
+							    : SVC_CTR_DROP(IKE_DROP_NO_SERVER),
+				      len);
 	/* An established SA's message on its own flow repeats a known
 	 * placement (IKELB_RULE_LOGGED; the BPF declog() asks the same). */
 	struct lru_value fv;
@@ -354,6 +388,21 @@ void steer_conn_dec(struct steer *st, int svc, int srv)
 	struct steer_svc *s = steer_svc_get(st, svc);
 	if (s && srv >= 0)
 		rt_conn_dec(st->rt, svc, srv);
+}
+
+void steer_conn_reconcile(struct steer *st, uint64_t now)
+{
+	uint64_t *cl = calloc(CFG_MAX_SERVERS, sizeof(*cl)), *fl = calloc(CFG_MAX_SERVERS, sizeof(*fl));
+	for (int i = 0; cl && fl && i < CFG_MAX_SERVICES; i++) {
+		const struct steer_svc *s = steer_svc_get(st, i);
+		if (!s)
+			continue;
+		steer_server_counts(st, i, now, cl, fl);
+		for (int j = 0; j < s->n; j++)
+			rt_conn_set(st->rt, i, j, cl[j]);
+	}
+	free(cl);
+	free(fl);
 }
 
 const char *steer_rule_name(enum ikelb_rule r)

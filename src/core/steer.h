@@ -150,6 +150,10 @@ void steer_table_stats(const struct steer *st, struct steer_table_stats out[TBL_
  * flows), kept by the runtime's scheduler. */
 void steer_conn_inc(struct steer *st, int svc, int srv);
 void steer_conn_dec(struct steer *st, int svc, int srv);
+/* The runtime's client counts (lc, max_clients) from the tables, as the
+ * bpf engine reconciles after its walks: clients placed count at once
+ * (half-open), evictions and expiries only here. */
+void steer_conn_reconcile(struct steer *st, uint64_t now);
 
 const char *steer_rule_name(enum ikelb_rule r);
 

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "core/runtime.h"
 #include "core/steer_int.h"
 
 static uint64_t svc_timeout(const struct steer_svc *s, int table)
@@ -167,15 +168,18 @@ static uint32_t spi_tag(uint64_t spi)
 }
 
 /* An IKE_SA_INIT request (re)opens its half-open entry, keeping the
- * server's recorded SPIr while the entry stays on the same server. */
-static void halfopen_open(struct steer *st, struct steer_svc *s, const struct sa_key *k, int srv,
-			  uint64_t now)
+ * server's recorded SPIr while the entry stays on the same server.
+ * Returns 1 when the entry is new or moved. */
+static int halfopen_open(struct steer *st, struct steer_svc *s, const struct sa_key *k, int srv,
+			 uint64_t now)
 {
 	struct lru_value v;
 	uint32_t gid = s->base + (uint32_t)srv;
-	uint32_t tag = lru_peek(st->t[T_HALFOPEN], k, now, &v) == 0 && v.server == gid ? v.user : 0;
-	if (lru_put(st->t[T_HALFOPEN], k, gid, tag, now) == 2)
+	bool same = lru_peek(st->t[T_HALFOPEN], k, now, &v) == 0 && v.server == gid;
+	int rc = lru_put(st->t[T_HALFOPEN], k, gid, same ? v.user : 0, now);
+	if (rc == 2)
 		s->pkts[SVC_CTR_HALFOPEN_FULL]++;
+	return rc >= 0 && !same;
 }
 
 /* As the BPF program's vouched(): may a message with SPIr write state? */
@@ -207,8 +211,10 @@ void steer_learn(struct steer *st, int svc, struct steer_svc *s, const struct ik
 	struct sa_key k;
 	steer_key_sa(&k, svc, in->spi_i);
 	if (in->spi_r == 0) {
-		if (ike_is_new_sa(in))
-			halfopen_open(st, s, &k, srv, now);
+		/* As the BPF learn(): a placed client counts at once (lc,
+		 * max_clients); steer_conn_reconcile corrects from the tables. */
+		if (ike_is_new_sa(in) && halfopen_open(st, s, &k, srv, now) && rule == RULE_NEW)
+			rt_conn_inc(st->rt, svc, srv);
 		return;
 	}
 	if (!vouched(st, s, &k, in, rule, now))

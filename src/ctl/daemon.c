@@ -385,6 +385,8 @@ static void on_timer(struct daemon *d, uint64_t *last_sweep_s)
 	while (read(d->timerfd, &ticks, sizeof(ticks)) == sizeof(ticks))
 		;
 	check_bypass(d);
+	if (rt_tick(&d->rt, clock_mono_ms()) < 0)
+		log_warn(&d->log, "slow start: pushing a ramp step to the engine failed");
 	uint64_t now_s = clock_mono_s();
 	if (now_s - *last_sweep_s < SWEEP_EVERY_S)
 		return;

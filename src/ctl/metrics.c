@@ -162,6 +162,9 @@ static void svc_single(struct buf *b, const struct cfg *cfg, const struct eng_st
 		{ "ikelb_esp_raw_packets_total",
 		  "Raw ESP (IP protocol 50) datagrams to the VIP (bpf; also in class=esp).",
 		  SVC_CTR_ESP_RAW },
+		{ "ikelb_all_full_total",
+		  "New clients dropped because every active server was at max_clients.",
+		  SVC_CTR_ALL_FULL },
 	};
 	for (size_t f = 0; f < NELEM(one); f++) {
 		family(b, one[f].name, "counter", one[f].help);
@@ -189,7 +192,7 @@ static void svc_config(struct buf *b, const struct cfg *cfg)
 /* ---- per server ---- */
 
 enum srv_metric {
-	M_UP, M_WEIGHT, M_SAS, M_ADDRS, M_CLIENTS, M_FLOWS, M_PKTS, M_BYTES,
+	M_UP, M_WEIGHT, M_EFF_WEIGHT, M_MAX_CLIENTS, M_SAS, M_ADDRS, M_CLIENTS, M_FLOWS, M_PKTS, M_BYTES,
 	M_RPKTS, M_RBYTES, M_BYPASS, M__MAX
 };
 
@@ -198,6 +201,11 @@ static const struct {
 } srv_metrics[M__MAX] = {
 	[M_UP] = { "ikelb_server_up", "gauge", "1 when the server takes traffic (active or draining)." },
 	[M_WEIGHT] = { "ikelb_server_weight", "gauge", "Current scheduling weight." },
+	[M_EFF_WEIGHT] = { "ikelb_server_effective_weight", "gauge",
+			   "Weight new clients see now: slow start applied, 0 when the server "
+			   "takes no new clients." },
+	[M_MAX_CLIENTS] = { "ikelb_server_max_clients", "gauge",
+			    "Capacity: no new clients at this many (0: no limit)." },
 	[M_SAS] = { "ikelb_server_sas", "gauge", "Established IKE SAs tracked on the server." },
 	[M_ADDRS] = { "ikelb_server_client_addresses", "gauge",
 		      "Distinct client addresses with live flows to the server." },
@@ -223,6 +231,8 @@ static ull srv_value(const struct ctl_view *v, int i, int j, const struct eng_sr
 	switch (m) {
 	case M_UP: return r->effective != REAL_DOWN;
 	case M_WEIGHT: return r->weight;
+	case M_EFF_WEIGHT: return rt_effective_weight(v->rt, i, j);
+	case M_MAX_CLIENTS: return v->cfg->services[i].servers[j].max_clients;
 	case M_SAS: return st->sas;
 	case M_ADDRS: return st->client_addresses;
 	case M_CLIENTS: return st->clients;

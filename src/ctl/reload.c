@@ -69,8 +69,12 @@ static bool service_same(const struct cfg_service *a, const struct cfg_service *
 	    memcmp(&a->admission, &b->admission, sizeof(a->admission)) ||
 	    a->nservers != b->nservers)
 		return false;
+	/* Capacity and slow start live in the configuration the runtime
+	 * reads: a change takes the new-shape path (state carried over). */
 	for (int j = 0; j < a->nservers; j++)
-		if (!server_same(&a->servers[j], &b->servers[j]))
+		if (!server_same(&a->servers[j], &b->servers[j]) ||
+		    a->servers[j].max_clients != b->servers[j].max_clients ||
+		    a->servers[j].slow_start_ms != b->servers[j].slow_start_ms)
 			return false;
 	return true;
 }

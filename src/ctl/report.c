@@ -33,6 +33,7 @@ static const char *const ctr_names[SVC_CTR_DROP_BASE] = {
 	[SVC_CTR_TCP_NEW] = "tcp_new",
 	[SVC_CTR_TCP_REPLY] = "tcp_replies",
 	[SVC_CTR_TCP_DROP] = "tcp_drops",
+	[SVC_CTR_ALL_FULL] = "all_full",
 };
 
 static const char *const drop_names[IKE_DROP__MAX] = {
@@ -125,6 +126,12 @@ static json_t *server_json(const struct ctl_view *v, const struct eng_stats *sta
 		json_object_set_new(j, "reply_bytes",
 				    json_integer((json_int_t)(st ? st->reply_bytes : 0)));
 		json_object_set_new(j, "warnings", server_warnings(v, i, k));
+		/* Scheduling: slow start's ramp and the capacity. */
+		json_object_set_new(j, "effective_weight",
+				    json_integer(rt_effective_weight(v->rt, i, k)));
+		json_object_set_new(j, "slow_start_left_s",
+				    json_integer(rt_slow_start_left_s(v->rt, i, k, v->now_ms())));
+		json_object_set_new(j, "max_clients", json_integer(cs->max_clients));
 	}
 	struct evac_info ev;
 	if (j && v->evac && v->evac(v->ctx, i, k, &ev) == 0)

@@ -20,6 +20,7 @@ struct bpf_adapter {
 	const struct cfg *cfg;
 	const struct logger *log;
 	struct bpf_real_usage *usage; /* IKELB_MAX_REALS, from the last walk */
+	int64_t *placed;              /* IKELB_MAX_REALS: client counts before a walk */
 	uint32_t *addresses;          /* IKELB_MAX_REALS: distinct client addresses */
 	struct bpfe_declog *declog;
 	bool attached;
@@ -30,11 +31,33 @@ static struct bpf_adapter *ad(struct engine *e)
 	return e->impl;
 }
 
+/* Walk the tables (sweep: expiring idle entries) and correct the data
+ * path's client counts from what the walk found (maps.h, real_load). */
+static int walk_reconcile(struct bpf_adapter *a, bool expire, struct bpf_sweep_stats *st)
+{
+	int rc = bpf_engine_load_placed(a->be, a->placed);
+	if (rc == 0)
+		rc = expire ? bpf_engine_sweep(a->be, bpf_engine_now_s(), a->usage, st)
+			    : bpf_engine_count(a->be, bpf_engine_now_s(), a->usage);
+	if (rc == 0)
+		rc = bpf_engine_load_reconcile(a->be, a->cfg, a->placed, a->usage);
+	return rc;
+}
+
 static int bpf_start(struct engine *e)
 {
-	int rc = bpf_engine_attach(ad(e)->be, ad(e)->cfg);
+	/* Pinned state kept from a previous run counts at once. */
+	int rc = walk_reconcile(ad(e), false, NULL);
+	if (rc < 0)
+		log_warn(ad(e)->log, "bpf: counting the clients kept failed: %s", strerror(-rc));
+	rc = bpf_engine_attach(ad(e)->be, ad(e)->cfg);
 	ad(e)->attached = rc == 0;
 	return rc;
+}
+
+static int bpf_set_sched(struct engine *e, int svc, const struct rt_sched_view *v)
+{
+	return bpf_engine_set_sched(ad(e)->be, svc, v);
 }
 
 static int bpf_set_table(struct engine *e, int svc, const uint32_t *t, uint32_t m)
@@ -59,7 +82,7 @@ static long bpf_sweep(struct engine *e, uint64_t now_s)
 	struct bpf_sweep_stats st = { 0 };
 	(void)now_s; /* the BPF side stamps with its own monotonic clock */
 	bpf_engine_cookie_tick(a->be, bpf_engine_now_s());
-	int rc = bpf_engine_sweep(a->be, bpf_engine_now_s(), NULL, &st);
+	int rc = walk_reconcile(a, true, &st);
 	return rc < 0 ? rc : (long)(st.expired + st.purged);
 }
 
@@ -108,7 +131,7 @@ static int bpf_read_stats(struct engine *e, struct eng_stats *out)
 
 	/* Client counts come from a read-only map walk, done for every read
 	 * so status is exact; expiry is left to the sweep. */
-	int err = bpf_engine_count(a->be, bpf_engine_now_s(), a->usage);
+	int err = walk_reconcile(a, false, NULL);
 	int rc2 = bpf_engine_client_addresses(a->be, a->addresses);
 	if (!err)
 		err = rc2;
@@ -156,6 +179,7 @@ static void adapter_free(struct bpf_adapter *a)
 	if (a->be)
 		bpf_engine_close(a->be, false);
 	free(a->usage);
+	free(a->placed);
 	free(a->addresses);
 	free(a);
 }
@@ -215,6 +239,7 @@ static const struct engine_ops bpf_ops = {
 	.event_fd = bpf_event_fd,
 	.drain_events = bpf_drain_events,
 	.sweep = bpf_sweep,
+	.set_sched = bpf_set_sched,
 	.reconfigure = bpf_reconfigure,
 	.close = bpf_close,
 	.sync_walk = bpf_sync_walk,
@@ -315,9 +340,12 @@ int bpf_adapter_open(struct engine *e, const struct cfg *cfg, const struct logge
 	libbpf_set_print(libbpf_print);
 	struct bpf_adapter *a = calloc(1, sizeof(*a));
 	if (!a || !(a->usage = calloc(IKELB_MAX_REALS, sizeof(*a->usage))) ||
+	    !(a->placed = calloc(IKELB_MAX_REALS, sizeof(*a->placed))) ||
 	    !(a->addresses = calloc(IKELB_MAX_REALS, sizeof(*a->addresses)))) {
-		if (a)
+		if (a) {
 			free(a->usage);
+			free(a->placed);
+		}
 		free(a);
 		log_err(log, "bpf: out of memory");
 		return -ENOMEM;

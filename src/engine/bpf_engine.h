@@ -27,6 +27,7 @@
 
 #include "core/config.h"
 #include "core/log.h"
+#include "core/runtime.h"
 #include "core/lookup.h"
 #include "engine/engine.h" /* struct eng_table_stats */
 #include "ikelb/maps.h"
@@ -81,6 +82,20 @@ int bpf_engine_real_id(const struct bpf_engine *e, int svc, int srv);
 int bpf_engine_set_maglev(struct bpf_engine *e, int svc, const uint32_t *real_ids, uint32_t m);
 int bpf_engine_set_maglev_servers(struct bpf_engine *e, int svc, const uint32_t *srv_idx,
 				  uint32_t m);
+
+/* The kernel scheduler (bpf_sched.c; maps.h, svc_sched / real_load): the
+ * runtime's view of service svc, and max_clients of its servers. The rr
+ * cursor restarts when the cycle changed. */
+int bpf_engine_set_sched(struct bpf_engine *e, int svc, const struct rt_sched_view *v);
+/* Reconciliation of the data path's client counts, around a table walk:
+ * placed (IKELB_MAX_REALS entries) is read before the walk, reconcile
+ * writes each server's correction after it from the walk's usage. */
+struct bpf_real_usage;
+int bpf_engine_load_placed(struct bpf_engine *e, int64_t *placed);
+int bpf_engine_load_reconcile(struct bpf_engine *e, const struct cfg *cfg, const int64_t *placed,
+			      const struct bpf_real_usage *usage);
+/* Clients the data path counts on real_id (what lc and max_clients see). */
+int64_t bpf_engine_load_clients(struct bpf_engine *e, uint32_t real_id);
 
 /* Health / admin state of one server: REAL_ACTIVE, REAL_DRAINING,
  * REAL_DOWN. Going DOWN also purges the state pointing to it. */

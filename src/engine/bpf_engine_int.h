@@ -24,6 +24,8 @@ struct bpfe_svc {
 	int nservers;
 	uint32_t *real_ids;      /* nservers entries */
 	struct ikelb_addr *addrs;
+	struct svc_sched sched;  /* as last written to svc_sched_map */
+	bool sched_set;
 };
 
 /* One state table's statistics (docs/state.md, "Pressure"): entries from

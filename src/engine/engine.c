@@ -42,10 +42,16 @@ static int rt_set_server_state(void *ctx, int svc, int srv, int state)
 	return e->ops->set_server_state(e, svc, srv, state);
 }
 
+static int rt_set_sched(void *ctx, int svc, const struct rt_sched_view *v)
+{
+	struct engine *e = ctx;
+	return e->ops->set_sched ? e->ops->set_sched(e, svc, v) : 0;
+}
+
 struct rt_ops eng_rt_ops(struct engine *e)
 {
 	return (struct rt_ops){ .ctx = e, .set_table = rt_set_table,
-				.set_server_state = rt_set_server_state };
+				.set_server_state = rt_set_server_state, .set_sched = rt_set_sched };
 }
 
 int eng_stats_alloc(struct eng_stats *st, const struct cfg *cfg)

@@ -74,6 +74,9 @@ struct engine_ops {
 	int (*start)(struct engine *e);
 	/* The Maglev (or scheduler) table of one service: server indexes. */
 	int (*set_table)(struct engine *e, int svc, const uint32_t *table, uint32_t size);
+	/* The kernel scheduler's view of one service (core/runtime.h). NULL
+	 * when the engine places new clients through rt_pick. */
+	int (*set_sched)(struct engine *e, int svc, const struct rt_sched_view *v);
 	/* REAL_ACTIVE / REAL_DRAINING / REAL_DOWN. DOWN also purges state
 	 * pointing at the server so its clients reconnect elsewhere. */
 	int (*set_server_state)(struct engine *e, int svc, int srv, int state);

@@ -45,7 +45,7 @@ static int op_set_server_state(struct engine *eng, int svc, int srv, int state)
 	pthread_mutex_lock(&e->mu);
 	long rc = steer_set_state(e->steer, svc, srv, state);
 	/* The DOWN server's flows close now: their clients are re-steered by
-	 * their next datagram, and lc/wlc counts drop at once. */
+	 * their next datagram (lc/wlc counts follow at the next sweep). */
 	if (rc >= 0 && state == REAL_DOWN)
 		sock_flows_close_server(e, svc, srv);
 	pthread_mutex_unlock(&e->mu);
@@ -116,6 +116,7 @@ static long op_sweep(struct engine *eng, uint64_t now_s)
 	struct sock_engine *e = impl(eng);
 	pthread_mutex_lock(&e->mu);
 	long n = steer_expire(e->steer, now_s) + sock_flows_expire(e, now_s);
+	steer_conn_reconcile(e->steer, now_s);
 	pthread_mutex_unlock(&e->mu);
 	return n;
 }

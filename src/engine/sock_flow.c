@@ -183,7 +183,6 @@ static int upstream_open(struct sock_engine *e, struct sock_worker *w, struct so
 	if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
 		goto fail;
 	c->fd = fd;
-	steer_conn_inc(e->steer, c->svc, c->srv);
 	return 0;
 fail:;
 	int err = -errno;
@@ -199,7 +198,6 @@ static void upstream_close(struct sock_engine *e, struct sock_conn *c)
 	close(c->fd); /* also leaves the epoll set: the fd is never dup'ed */
 	c->fd = -1;
 	c->gen++;     /* events already fetched for the old socket are stale */
-	steer_conn_dec(e->steer, c->svc, c->srv);
 	pool_release(e, c);
 }
 

@@ -11,7 +11,11 @@
  * promote the SA), IKE_AUTH after the NAT-T float, ESP, keepalives,
  * INFORMATIONAL, the servers' protected answers; traffic of unknown flows
  * and SAs, malformed datagrams; a server of each IPv4 service going DOWN
- * mid-way (the daemon's table rebuilt) and one coming back. */
+ * mid-way (the daemon's table rebuilt) and one coming back.
+ *
+ * Run twice: with maglev everywhere, and with the kernel scheduler
+ * (IPv4 source-ip service lc, IPv6 service wlc with unequal weights): both
+ * engines count the clients they place and must pick the same server. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -40,6 +44,7 @@ struct client {
 
 struct diff {
 	struct tfx f;
+	int sched;   /* the kernel scheduler variant (lc / wlc) */
 	struct runtime rt;
 	struct steer *st;
 	int state[T_NSVC][T_NSRV];
@@ -96,6 +101,20 @@ static void set_state(struct diff *d, int svc, int srv, int state)
 	d->state[svc][srv] = state;
 	assert_int_equal(bpf_engine_set_real_state(d->f.e, svc, srv, state), 0);
 	assert_true(steer_set_state(d->st, svc, srv, state) >= 0);
+	/* lc/wlc pick from the runtime's scheduler (socket engine) and the
+	 * view it pushes (bpf): the daemon's admin change reaches both. */
+	if (d->sched && d->f.svc[svc].scheduler != CFG_SCHED_MAGLEV) {
+		static const enum cfg_server_state admin[] = { CFG_SRV_ACTIVE, CFG_SRV_DRAINING,
+							       CFG_SRV_DISABLED };
+		assert_int_equal(rt_set_admin(&d->rt, svc, srv, admin[state], 0), 0);
+	}
+}
+
+/* rt_ops.set_sched of the runtime: the view goes to the BPF side. */
+static int diff_set_sched(void *ctx, int svc, const struct rt_sched_view *v)
+{
+	struct diff *d = (struct diff *)((char *)ctx - offsetof(struct diff, st));
+	return bpf_engine_set_sched(d->f.e, svc, v);
 }
 
 static void push_table(struct diff *d, int svc)
@@ -259,17 +278,28 @@ static void noise(struct diff *d, int k)
 	feed(d, svc, fr, n);
 }
 
-static void same_server_for_every_packet(void **state)
+static void run_trace(int sched)
 {
-	(void)state;
 	struct diff *d = calloc(1, sizeof(*d));
 	assert_non_null(d);
 	assert_int_equal(t_setup(&d->f), 0);
+	d->sched = sched;
+	if (sched) {
+		d->f.svc[SV4].scheduler = CFG_SCHED_LC;
+		d->f.svc[SV6].scheduler = CFG_SCHED_WLC;
+		d->f.srv[SV6][1].weight = 300;
+		assert_int_equal(t_maglev(&d->f, SV6, NULL), 0);
+	}
 	struct steer_opts o = { .hash_key = { 7, 9 } };
 	struct rt_ops ops = tsteer_ops(&d->st);
+	if (sched)
+		ops.set_sched = diff_set_sched;
 	assert_int_equal(rt_init(&d->rt, &d->f.cfg, &d->f.log, &ops), 0);
 	d->st = steer_new(&d->rt, &o);
 	assert_non_null(d->st);
+	for (int s = 0; sched && s < T_NSVC; s++)
+		for (int i = 0; i < T_NSRV; i++)
+			assert_int_equal(rt_set_health(&d->rt, s, i, true, 0), 0);
 	/* Same tables on both sides, from the same builder as the fixture. */
 	for (int s = 0; s < T_NSVC; s++) {
 		uint32_t m;
@@ -318,9 +348,9 @@ static void same_server_for_every_packet(void **state)
 		client_learn(d, c, srv);
 		server_answer(d, c, srv, was_init);
 	}
-	printf("steer_diff: %d packets, %d same server (%d dropped by both); by rule: label %d "
+	printf("steer_diff (%s): %d packets, %d same server (%d dropped by both); by rule: label %d "
 	       "flow %d sa %d persist %d new %d fallback %d\n",
-	       d->pkts, d->same, d->drops, d->by_rule[RULE_LABEL], d->by_rule[RULE_FLOW],
+	       sched ? "lc, wlc" : "maglev", d->pkts, d->same, d->drops, d->by_rule[RULE_LABEL], d->by_rule[RULE_FLOW],
 	       d->by_rule[RULE_SA], d->by_rule[RULE_PERSIST], d->by_rule[RULE_NEW],
 	       d->by_rule[RULE_FALLBACK]);
 	assert_int_equal(d->same, d->pkts);
@@ -328,16 +358,40 @@ static void same_server_for_every_packet(void **state)
 	for (int r = RULE_LABEL; r <= RULE_FALLBACK; r++)
 		assert_true(d->by_rule[r] > 0);
 	assert_true(d->drops > 0);
+	/* Both engines counted the same clients on each server. */
+	for (int sv = 0; sched && sv < T_NSVC; sv += SV6 - SV4) {
+		uint64_t total = 0;
+		for (int i = 0; i < T_NSRV; i++) {
+			uint32_t id = (uint32_t)bpf_engine_real_id(d->f.e, sv, i);
+			uint64_t n = sched_conns(d->rt.svc[sv].sched, (size_t)i);
+			assert_int_equal(bpf_engine_load_clients(d->f.e, id), n);
+			total += n;
+		}
+		assert_true(total > 0);
+	}
 	steer_free(d->st);
 	rt_free(&d->rt);
 	t_teardown(&d->f);
 	free(d);
 }
 
+static void same_server_for_every_packet(void **state)
+{
+	(void)state;
+	run_trace(0);
+}
+
+static void same_server_with_kernel_lc(void **state)
+{
+	(void)state;
+	run_trace(1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(same_server_for_every_packet),
+		cmocka_unit_test(same_server_with_kernel_lc),
 	};
 	if (t_netns() != 0)
 		return 1;

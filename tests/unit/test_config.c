@@ -515,6 +515,54 @@ static void init_state_per_service_and_server(void **state)
 	cfg_errors_free(&e);
 }
 
+/* Capacity and slow start: per server, slow_start inherited from the
+ * service and overridden (0 turns it off); the kernel's scan bound. */
+static void capacity_and_slow_start(void **state)
+{
+	(void)state;
+	struct cfg c;
+	struct cfg_errors e;
+	const char *yaml = "interfaces: [eth0]\n"
+			   "services:\n"
+			   "  - name: a\n"
+			   "    vip: 203.0.113.10\n"
+			   "    scheduler: wlc\n"
+			   "    slow_start: 1m\n"
+			   "    servers:\n"
+			   "      - { name: a1, address: 198.51.100.1, max_clients: 500 }\n"
+			   "      - { name: a2, address: 198.51.100.2, slow_start: 10s }\n"
+			   "      - { name: a3, address: 198.51.100.3, slow_start: 0 }\n";
+	int rc = load(yaml, &c, &e);
+	dump_errors(&e);
+	assert_int_equal(rc, 0);
+	assert_int_equal(c.services[0].slow_start_ms, 60000);
+	assert_int_equal(c.services[0].servers[0].max_clients, 500);
+	assert_int_equal(c.services[0].servers[0].slow_start_ms, 60000);
+	assert_int_equal(c.services[0].servers[1].max_clients, 0);
+	assert_int_equal(c.services[0].servers[1].slow_start_ms, 10000);
+	assert_int_equal(c.services[0].servers[2].slow_start_ms, 0);
+	cfg_free(&c);
+	cfg_errors_free(&e);
+
+	char big[16384] = "interfaces: [eth0]\n"
+			  "services:\n"
+			  "  - name: a\n"
+			  "    vip: 203.0.113.10\n"
+			  "    scheduler: lc\n"
+			  "    servers:\n";
+	for (int i = 0; i <= IKELB_SCHED_MAX; i++) {
+		size_t n = strlen(big);
+		snprintf(big + n, sizeof(big) - n, "      - { name: s%d, address: 198.51.100.%d }\n",
+			 i, i + 1);
+	}
+	assert_int_equal(load(big, &c, &e), -1);
+	assert_int_equal(e.n, 1);
+	assert_non_null(strstr(e.v[0].msg, "t.yaml:5:16: services[0].scheduler: lc on the bpf "
+					   "engine takes at most 64 servers"));
+	cfg_free(&c);
+	cfg_errors_free(&e);
+}
+
 /* A TCP API without a token must be loopback: an address, not a name
  * that merely starts like one. */
 static void api_loopback_classified(void **state)
@@ -602,6 +650,7 @@ int main(void)
 		cmocka_unit_test(maglev_default_grows_with_servers),
 		cmocka_unit_test(missing_file_reported),
 		cmocka_unit_test(init_state_per_service_and_server),
+		cmocka_unit_test(capacity_and_slow_start),
 		cmocka_unit_test(enum_names),
 		cmocka_unit_test(api_loopback_classified),
 		cmocka_unit_test(interface_roles),

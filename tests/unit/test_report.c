@@ -230,7 +230,10 @@ static const char status_golden[] =
 	"          \"reply_bytes\": 0,\n"
 	"          \"warnings\": [\n"
 	"            \"replies from s0 bypass ikelb (check its default gateway)\"\n"
-	"          ]\n"
+	"          ],\n"
+	"          \"effective_weight\": 100,\n"
+	"          \"slow_start_left_s\": 0,\n"
+	"          \"max_clients\": 0\n"
 	"        },\n"
 	"        {\n"
 	"          \"name\": \"s1\",\n"
@@ -249,6 +252,9 @@ static const char status_golden[] =
 	"          \"reply_packets\": 0,\n"
 	"          \"reply_bytes\": 0,\n"
 	"          \"warnings\": [],\n"
+	"          \"effective_weight\": 50,\n"
+	"          \"slow_start_left_s\": 0,\n"
+	"          \"max_clients\": 0,\n"
 	"          \"probes_ok\": 3,\n"
 	"          \"probes_failed\": 4,\n"
 	"          \"last_error\": \"timeout\"\n"
@@ -315,6 +321,11 @@ static void metrics_families_and_samples(void **state)
 		"ikelb_esp_raw_packets_total{service=\"vpn\"} 4\n",
 		"ikelb_server_up{service=\"vpn\",server=\"s1\"} 1\n",
 		"ikelb_server_weight{service=\"vpn\",server=\"s1\"} 50\n",
+		"# TYPE ikelb_server_effective_weight gauge\n",
+		"ikelb_server_effective_weight{service=\"vpn\",server=\"s1\"} 50\n",
+		"ikelb_server_max_clients{service=\"vpn\",server=\"s0\"} 0\n",
+		"# TYPE ikelb_all_full_total counter\n",
+		"ikelb_all_full_total{service=\"vpn\"} 0\n",
 		"ikelb_server_clients{service=\"vpn\",server=\"s0\"} 3\n",
 		"ikelb_server_sas{service=\"vpn\",server=\"s0\"} 4\n",
 		"ikelb_server_client_addresses{service=\"vpn\",server=\"s0\"} 2\n",

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "core/runtime.h"
+#include "core/scheduler.h"
 #include "ikelb/maps.h"
 #include "steer_cfg.h"
 
@@ -184,6 +185,91 @@ static void init_state_up_takes_clients_at_once(void **state)
 	fx_free(f);
 }
 
+struct sched_rec {
+	int calls;
+	uint32_t weight[NSRV];
+	uint32_t maxc[NSRV];
+};
+
+static int rec_sched(void *ctx, int svc, const struct rt_sched_view *v)
+{
+	struct sched_rec *r = ctx;
+	(void)svc;
+	r->calls++;
+	for (int i = 0; i < v->n && i < NSRV; i++) {
+		r->weight[i] = v->weight[i];
+		r->maxc[i] = v->max_clients[i];
+	}
+	return 0;
+}
+
+static int rec_table(void *ctx, int svc, const uint32_t *t, uint32_t m)
+{
+	(void)ctx, (void)svc, (void)t, (void)m;
+	return 0;
+}
+
+static int rec_state(void *ctx, int svc, int srv, int state)
+{
+	(void)ctx, (void)svc, (void)srv, (void)state;
+	return 0;
+}
+
+/* Slow start: a server back from disabled ramps its effective weight in
+ * whole seconds from ~1/period to full, the kernel's lc weight with it;
+ * one that never went down does not ramp. max_clients reaches the engine. */
+static void slow_start_ramps_after_down(void **state)
+{
+	(void)state;
+	struct cfg cfg;
+	struct logger log;
+	struct runtime rt;
+	struct sched_rec rec = { 0 };
+
+	log_init(&log, LOG_LVL_ERR);
+	assert_int_equal(tcfg_build(&cfg, "203.0.113.1", 500, 4500, NSRV, "198.51.100.%d", 11), 0);
+	cfg.services[0].scheduler = CFG_SCHED_LC;
+	for (int i = 0; i < NSRV; i++) {
+		cfg.services[0].servers[i].init_down = false;
+		cfg.services[0].servers[i].slow_start_ms = 10000;
+	}
+	cfg.services[0].servers[2].max_clients = 7;
+	const struct rt_ops ops = { .ctx = &rec, .set_table = rec_table,
+				    .set_server_state = rec_state, .set_sched = rec_sched };
+	assert_int_equal(rt_init(&rt, &cfg, &log, &ops), 0);
+	for (int i = 0; i < NSRV; i++)
+		assert_int_equal(rt_set_health(&rt, 0, i, true, 1000), 0);
+	assert_int_equal(rt_sync_all(&rt), 0);
+	assert_int_equal(rec.maxc[2], 7);
+	assert_int_equal(rt_effective_weight(&rt, 0, 1), 100);
+	assert_int_equal(rec.weight[1], SCHED_RAMP_FULL);
+
+	assert_int_equal(rt_set_admin(&rt, 0, 1, CFG_SRV_DISABLED, 2000), 0);
+	assert_int_equal(rt_effective_weight(&rt, 0, 1), 0);
+	assert_int_equal(rec.weight[1], 0);
+	assert_int_equal(rt_set_admin(&rt, 0, 1, CFG_SRV_ACTIVE, 5000), 0);
+	uint32_t w0 = rt_effective_weight(&rt, 0, 1);
+	assert_true(w0 >= 9 && w0 <= 10); /* 1 s of 10: a tenth */
+	assert_int_equal(rt_slow_start_left_s(&rt, 0, 1, 5000), 10);
+	assert_true(rec.weight[1] > 0 && rec.weight[1] < SCHED_RAMP_FULL / 5);
+	uint32_t last = w0;
+	for (uint64_t t = 6000; t <= 14000; t += 1000) {
+		assert_int_equal(rt_tick(&rt, t), 0);
+		uint32_t w = rt_effective_weight(&rt, 0, 1);
+		assert_true(w > last);
+		last = w;
+	}
+	assert_int_equal(last, 100);  /* t = 14 s: the last step is full */
+	assert_int_equal(rt_tick(&rt, 15000), 0);
+	assert_int_equal(rt_effective_weight(&rt, 0, 1), 100);
+	assert_int_equal(rt_slow_start_left_s(&rt, 0, 1, 15000), 0);
+	assert_int_equal(rec.weight[1], SCHED_RAMP_FULL);
+	/* Never down: full weight all along. */
+	assert_int_equal(rt_effective_weight(&rt, 0, 0), 100);
+	rt_free(&rt);
+	cfg_free(&cfg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -192,6 +278,7 @@ int main(void)
 		cmocka_unit_test(file_wins_for_the_setting_it_changed),
 		cmocka_unit_test(new_server_waits_for_its_first_probe),
 		cmocka_unit_test(init_state_up_takes_clients_at_once),
+		cmocka_unit_test(slow_start_ramps_after_down),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -92,7 +92,8 @@ def ikelb_config(lab, forwarding="dnat", persistence="source-ip", scheduler="mag
                  persistence_timeout="1h", netmask=32, health=None, api_listen=None,
                  spi_labels=None, spi_mask=None, esp_ranges=None, interfaces=None,
                  extra_service=None, engine="bpf", snat_pool=None, limits=None,
-                 netmask6=None, vici=None):
+                 netmask6=None, vici=None,
+                 server_extra=None):
     """YAML text for one service on the lab's VIP (schema: docs/config.md).
     spi_labels: {server name: "0x0100000000000000"}; esp_ranges: {server
     name: (min, max)}; the lab's servers need the matching charon options.
@@ -101,7 +102,8 @@ def ikelb_config(lab, forwarding="dnat", persistence="source-ip", scheduler="mag
     interfaces: a list, or {"public": [...], "servers": [...]} (roles);
     limits: {"max_clients": N, ...}. A Lab(ipv6=True) gets the IPv6 VIP and
     server addresses; netmask6: persistence.netmask6. vici: {server name: vici URI}
-    (the charon's socket is server.charon.uri)."""
+    (the charon's socket is server.charon.uri). server_extra: {server name:
+    {key: value}} added to that server (e.g. max_clients, slow_start)."""
     # timeout must be shorter than interval (docs/config.md)
     h = health or {"type": "ike", "interval": "1s", "timeout": "500ms", "rise": 1, "fall": 2}
     lines = ["engine: %s" % engine]
@@ -144,6 +146,8 @@ def ikelb_config(lab, forwarding="dnat", persistence="source-ip", scheduler="mag
         lines.append("      - name: %s" % s.name)
         lines.append("        address: %s" % (s.addr6 if lab.ipv6 else s.addr))
         lines.append("        weight: 100")
+        for k, v in (server_extra or {}).get(s.name, {}).items():
+            lines.append("        %s: %s" % (k, v))
         if spi_labels and s.name in spi_labels:
             lines.append('        spi_label: "%s"' % spi_labels[s.name])
         if esp_ranges and s.name in esp_ranges:
@@ -238,10 +242,15 @@ class IkelbBalancer:
         return "unix:" + self.sock
 
     def status(self):
-        """`ikelb status --json` as a dict, or None."""
+        """`ikelb status --json` as a dict, or None (also while the daemon
+        is still busy loading its program: the verifier takes tens of
+        seconds on a loaded machine)."""
         import json
-        r = subprocess.run([ikelb_bin(), "status", "--json", "-a", self.api()],
-                           capture_output=True, text=True, timeout=10)
+        try:
+            r = subprocess.run([ikelb_bin(), "status", "--json", "-a", self.api()],
+                               capture_output=True, text=True, timeout=10)
+        except subprocess.TimeoutExpired:
+            return None
         if r.returncode != 0:
             return None
         return json.loads(r.stdout)
