@@ -69,7 +69,7 @@ static __noinline int rewrite_addr(struct __sk_buff *skb, const struct pkt *p, i
 
 /* Routed hop: TTL / hop limit - 1. Returns -1 when it would expire, so the
  * kernel handles the packet (and sends the ICMP error). The old value is
- * the parser's (p->ttl; IPv4: the word is TTL + protocol, UDP): one helper
+ * the parser's (p->ttl; IPv4: the word is TTL + protocol, p->proto): one helper
  * call less per packet than reading it back. */
 static __always_inline int dec_ttl(struct __sk_buff *skb, const struct pkt *p)
 {
@@ -80,7 +80,7 @@ static __always_inline int dec_ttl(struct __sk_buff *skb, const struct pkt *p)
 
 		return bpf_skb_store_bytes(skb, p->l3off + offsetof(struct ipv6hdr, hop_limit), &hl, 1, 0);
 	}
-	__u8 ow[2] = { p->ttl, IPPROTO_UDP }, nw[2] = { p->ttl - 1, IPPROTO_UDP };
+	__u8 ow[2] = { p->ttl, p->proto }, nw[2] = { p->ttl - 1, p->proto };
 	__be16 oldw, neww;
 	__u32 off = p->l3off + offsetof(struct iphdr, ttl);
 

@@ -272,6 +272,31 @@ static inline int t_ip4_csum_ok(const uint8_t *ip)
 	return t_fold(t_sum(ip, (size_t)(ip[0] & 15) * 4, 0)) == 0xffff;
 }
 
+/* Route the first service's servers (198.51.100.0/24) through a veth with
+ * permanent neighbours, so bpf_fib_lookup answers and the data path takes
+ * its routed hop (MACs, TTL, redirect) instead of TC_ACT_OK; down again
+ * with t_route_servers(0). */
+static inline int t_route_servers(int up)
+{
+	if (!up)
+		return system("ip link del ikr0 2>/dev/null") == 0 ? 0 : -1;
+	return system("ip link add ikr0 type veth peer name ikr1 && ip link set ikr0 up && "
+		      "ip link set ikr1 up && ip addr add 198.51.100.1/24 dev ikr0 && "
+		      "for i in 11 12 13; do ip neigh replace 198.51.100.$i "
+		      "lladdr 02:00:00:00:03:$i dev ikr0 nud permanent; done && "
+		      "sysctl -qw net.ipv4.conf.all.forwarding=1") == 0 ? 0 : -1;
+}
+
+/* After a routed hop: the IPv4 header keeps its protocol, has TTL - 1 and
+ * a valid checksum. */
+static inline int t_routed_ip4_ok(const uint8_t *in, const uint8_t *out)
+{
+	const uint8_t *a = in + 14, *b = out + 14;
+
+	return b[9] == a[9] && b[8] == (uint8_t)(a[8] - 1) &&
+	       t_fold(t_sum(b, (size_t)(b[0] & 15) * 4, 0)) == 0xffff;
+}
+
 /* UDP checksum over a whole datagram: ip points at the IP header of the
  * (reassembled) packet, udp at the UDP header, ulen its length. */
 static inline int t_udp_csum_ok(const uint8_t *ip, const uint8_t *udp, size_t ulen)

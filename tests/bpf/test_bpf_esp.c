@@ -97,6 +97,23 @@ static void dnat_follows_flow(void **state)
 	assert_int_equal(t_ctr(f, SV4, SVC_CTR_FWD), 3);
 }
 
+/* The routed hop (FIB answer, TTL - 1) keeps the packet ESP: the IPv4
+ * TTL/protocol word in the checksum update is the packet's own. */
+static void dnat_routed_hop_keeps_protocol(void **state)
+{
+	struct tfx *f = *state;
+	uint8_t fr[PKT_MAX];
+	int srv = client_up(f, SV4, CLIENT, VIP, 0x1002);
+	size_t n = t_raw_esp(fr, CLIENT, VIP, 0xc0ffee02);
+
+	assert_int_equal(t_route_servers(1), 0);
+	int rc = t_run(f, fr, n);
+	t_route_servers(0);
+	assert_int_equal(rc, TC_ACT_REDIRECT);
+	assert_int_equal(t_dst_server(f, SV4), srv);
+	assert_true(t_routed_ip4_ok(fr, f->out));
+}
+
 /* source-ip: no flow (its IKE went elsewhere, state expired) but the
  * persistence entry names the server. */
 static void dnat_follows_persistence(void **state)
@@ -293,6 +310,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(dnat_follows_flow, t_cm_setup, t_cm_teardown),
+		cmocka_unit_test_setup_teardown(dnat_routed_hop_keeps_protocol, t_cm_setup,
+						t_cm_teardown),
 		cmocka_unit_test_setup_teardown(dnat_follows_persistence, t_cm_setup, t_cm_teardown),
 		cmocka_unit_test_setup_teardown(unknown_source_ip_fallback, t_cm_setup,
 						t_cm_teardown),

@@ -357,6 +357,23 @@ static void malformed_dropped(void **state)
 	assert_int_equal(t_drop(f, SV4, IKE_DROP_MALFORMED_IP), 1);
 }
 
+/* The routed hop (FIB answer, TTL - 1) keeps the segment TCP: the IPv4
+ * TTL/protocol word in the checksum update is the packet's own. */
+static void routed_hop_keeps_protocol(void **state)
+{
+	struct tfx *f = *state;
+	uint8_t fr[PKT_MAX];
+
+	assert_int_equal(t_route_servers(1), 0);
+	size_t n = tcp_frame(fr, CLIENT, 40001, t_vip[SV4], SSTP, T_SYN, 0);
+	int rc = t_run(f, fr, n);
+	t_route_servers(0);
+	assert_int_equal(rc, TC_ACT_REDIRECT);
+	assert_true(t_dst_server(f, SV4) >= 0);
+	assert_true(t_routed_ip4_ok(fr, f->out));
+	assert_true(tcp_csum_ok(f->out, f->out_len));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -368,6 +385,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(dsr_drops_and_strangers, tcp_setup, t_cm_teardown),
 		cmocka_unit_test_setup_teardown(ttl_expired_counted, tcp_setup, t_cm_teardown),
 		cmocka_unit_test_setup_teardown(malformed_dropped, tcp_setup, t_cm_teardown),
+		cmocka_unit_test_setup_teardown(routed_hop_keeps_protocol, tcp_setup,
+						t_cm_teardown),
 	};
 	if (t_netns() != 0)
 		return 1;

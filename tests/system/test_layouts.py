@@ -64,7 +64,7 @@ def raw_esp_to_vip(lab, client, want_dst):
     seen = {n: L.raw_esp_collect(p, 10) for n, p in listeners.items()}
     owner = server_of(lab, client)
     want = [(client.addr, want_dst(owner), "%08x" % ESP_SPI)] * ESP_COUNT
-    assert seen[owner.name] == want, seen
+    assert seen[owner.name] == want, (seen, {k: (before.get(k), v) for k, v in counters(lab).items() if v != before.get(k)})
     assert not any(v for n, v in seen.items() if n != owner.name), seen
     after = counters(lab)
     assert after["esp_raw"] - before["esp_raw"] == ESP_COUNT, (before, after)

@@ -116,6 +116,8 @@ def ikelb_config(lab, forwarding="dnat", persistence="source-ip", scheduler="mag
                   # a private bpffs is mounted in the lb namespace (see start)
                   "bpf:",
                   "  pin_dir: /sys/fs/bpf/ikelb"]
+    # callers may pass a stand-in lab (test_reload's write_config) without ipv6
+    v6 = getattr(lab, "ipv6", False)
     if limits:
         lines += ["limits:"] + ["  %s: %s" % kv for kv in limits.items()]
     lines += ["api:",
@@ -124,7 +126,7 @@ def ikelb_config(lab, forwarding="dnat", persistence="source-ip", scheduler="mag
              'server_state_file: ""',
              "services:",
              "  - name: vpn",
-             "    vip: %s" % (VIP6 if lab.ipv6 else VIP),
+             "    vip: %s" % (VIP6 if v6 else VIP),
              "    ports: [500, 4500]",
              "    forwarding: %s" % forwarding,
              "    persistence:",
@@ -144,7 +146,7 @@ def ikelb_config(lab, forwarding="dnat", persistence="source-ip", scheduler="mag
     lines.append("    servers:")
     for s in lab.servers:
         lines.append("      - name: %s" % s.name)
-        lines.append("        address: %s" % (s.addr6 if lab.ipv6 else s.addr))
+        lines.append("        address: %s" % (s.addr6 if v6 else s.addr))
         lines.append("        weight: 100")
         for k, v in (server_extra or {}).get(s.name, {}).items():
             lines.append("        %s: %s" % (k, v))
