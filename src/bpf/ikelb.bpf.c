@@ -222,7 +222,28 @@ static __noinline int vip_source(struct __sk_buff *skb, const struct pkt *p)
 	return TC_ACT_SHOT;
 }
 
-/* Raw ESP's handlers reuse the checks above (ttl_expired, reply_genuine). */
+/* What every dnat reply (UDP, raw ESP) passes before its source becomes
+ * the VIP: not addressed to ikelb itself (probe answers), from where that
+ * server really is, TTL left; then counted. REPLY_GO: rewrite it; else
+ * the tc verdict to return. */
+#define REPLY_GO 0x100
+static __always_inline int reply_checks(struct __sk_buff *skb, const struct pkt *p,
+					const struct rev_value *rv)
+{
+	if (bpf_map_lookup_elem(&local_addr_map, &p->dst))
+		return TC_ACT_OK;
+	if (!reply_genuine(skb, p)) {
+		ctr_add(rv->svc_id, SVC_CTR_DROP(IKE_DROP_SPOOFED_REPLY), p->len);
+		return TC_ACT_SHOT;
+	}
+	if (ttl_expired(p, 0, rv->svc_id))
+		return TC_ACT_OK;
+	ctr_add(rv->svc_id, SVC_CTR_REPLY, p->len);
+	real_reply_add(rv->real_id, REAL_CTR_REPLY, p->len);
+	return REPLY_GO;
+}
+
+/* Raw ESP's handlers reuse the checks above (reply_checks). */
 #include "bpf/ikelb_esp.h"
 
 /* Server -> client (dnat): source (real, port) becomes (VIP, port), unless
@@ -238,19 +259,12 @@ static __noinline int handle_reply(struct __sk_buff *skb, const struct pkt *p)
 	struct rev_value *rv = bpf_map_lookup_elem(&rev_map, &rk);
 	if (!rv)
 		return vip_source(skb, p);
-	if (bpf_map_lookup_elem(&local_addr_map, &p->dst))
-		return TC_ACT_OK;
+	int rc = reply_checks(skb, p, rv);
+	if (rc != REPLY_GO)
+		return rc;
 	struct ikelb_addr vip = rv->vip;
 	__u32 svc_id = rv->svc_id;
 
-	if (!reply_genuine(skb, p)) {
-		ctr_add(svc_id, SVC_CTR_DROP(IKE_DROP_SPOOFED_REPLY), p->len);
-		return TC_ACT_SHOT;
-	}
-	if (ttl_expired(p, 0, svc_id))
-		return TC_ACT_OK;
-	ctr_add(svc_id, SVC_CTR_REPLY, p->len);
-	real_reply_add(rv->real_id, REAL_CTR_REPLY, p->len);
 	reply_learn(skb, p, rv);
 	if (p->frag == FRAG_FIRST)
 		frag_record(p, FRAG_K_REPLY, &vip, svc_id, IKELB_REAL_NONE);

@@ -16,8 +16,7 @@
  *
  * The VIP's raw ESP entry in svc_map is (VIP, port 0, IPPROTO_ESP), written
  * by user space for the first service on each VIP. Included by
- * ikelb.bpf.c after the reply checks it reuses (ttl_expired,
- * reply_genuine). */
+ * ikelb.bpf.c after the reply checks it reuses (reply_checks). */
 #ifndef IKELB_ESP_H
 #define IKELB_ESP_H
 
@@ -173,19 +172,12 @@ static __noinline int esp_from_real(struct __sk_buff *skb, const struct pkt *p)
 		ctr_add(svc->svc_id, SVC_CTR_DROP(IKE_DROP_SPOOFED_REPLY), p->len);
 		return TC_ACT_SHOT;
 	}
-	if (bpf_map_lookup_elem(&local_addr_map, &p->dst))
-		return TC_ACT_OK;
+	int rc = reply_checks(skb, p, rv);
+	if (rc != REPLY_GO)
+		return rc;
 	struct ikelb_addr vip = rv->vip;
 	__u32 svc_id = rv->svc_id;
 
-	if (!reply_genuine(skb, p)) {
-		ctr_add(svc_id, SVC_CTR_DROP(IKE_DROP_SPOOFED_REPLY), p->len);
-		return TC_ACT_SHOT;
-	}
-	if (ttl_expired(p, 0, svc_id))
-		return TC_ACT_OK;
-	ctr_add(svc_id, SVC_CTR_REPLY, p->len);
-	real_reply_add(rv->real_id, REAL_CTR_REPLY, p->len);
 	if (p->frag == FRAG_FIRST)
 		frag_record(p, FRAG_K_REPLY, &vip, svc_id, IKELB_REAL_NONE);
 	if (rewrite_addr(skb, p, 0, &vip) < 0)
