@@ -30,6 +30,7 @@ PLACES = {
     "svc_keys": ("SERVICE KEYS", None),
     "persist_keys": ("SERVICE KEYS", "persistence"),
     "health_keys": ("SERVICE KEYS", "health"),
+    "admit_keys": ("SERVICE KEYS", "admission"),
     "srv_keys": ("SERVER KEYS", None),
 }
 
