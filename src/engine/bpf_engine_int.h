@@ -81,4 +81,12 @@ void bpfe_esp_entry(const struct bpfe_svc *es, struct svc_key *k, struct svc_val
 /* After es->val changed: rewrite the entry when es holds it. */
 int bpfe_esp_refresh(int svc_fd, const struct bpfe_svc *es);
 
+/* Called for each (key, value) of a walk: < 0 ends it with that error,
+ * > 0 ends it without one, 0 goes on. */
+typedef int (*bpfe_walk_fn)(void *ctx, const void *key, const void *val);
+
+/* Every entry of the map at fd, read in batches (bpf_walk.c): 0 when
+ * all were seen, else what fn returned to end the walk. */
+int bpfe_batch_walk(int fd, size_t ksz, size_t vsz, bpfe_walk_fn fn, void *ctx);
+
 #endif

@@ -103,41 +103,35 @@ static void consider(struct bwalk *w, enum lk_table t, const void *key,
 	emit(w, &en);
 }
 
-#define WALK_CHUNK 4096
+/* One table of a walk, as bpfe_batch_walk's context. */
+struct bwalk_table {
+	struct bwalk *w;
+	enum lk_table t;
+};
 
-/* Batched reads (one syscall per WALK_CHUNK entries: a walk of 1 M
- * entries costs about 0.3 s instead of 2 s one key at a time). */
+static int walk_entry(void *ctx, const void *key, const void *val)
+{
+	struct bwalk_table *bt = ctx;
+	struct state_value v;
+
+	if (bt->w->stop)
+		return 1;
+	memcpy(&v, val, sizeof(v));
+	consider(bt->w, bt->t, key, &v);
+	return 0;
+}
+
 static int walk_map(struct bwalk *w, struct bpf_map *m, enum lk_table t, size_t ksz)
 {
 	/* halfopen_map's values are longer (struct halfopen_value) but start
 	 * with the same two fields as struct state_value. */
-	const size_t vsz = bpf_map__value_size(m);
-	uint8_t *keys = malloc(WALK_CHUNK * ksz), *vals = malloc(WALK_CHUNK * vsz);
-	uint64_t token = 0;
-	bool first = true;
-	int err = keys && vals ? 0 : -ENOMEM;
-	DECLARE_LIBBPF_OPTS(bpf_map_batch_opts, opts);
-
-	while (!err && !w->stop) {
-		uint32_t count = WALK_CHUNK;
-		int rc = bpf_map_lookup_batch(bpf_map__fd(m), first ? NULL : &token, &token, keys,
-					      vals, &count, &opts);
-		if (rc < 0 && errno != ENOENT)
-			err = -errno;
-		first = false;
-		for (uint32_t i = 0; !err && i < count && !w->stop; i++) {
-			struct state_value v;
-			memcpy(&v, vals + i * vsz, sizeof(v));
-			consider(w, t, keys + i * ksz, &v);
-		}
-		if (rc < 0) /* ENOENT: that was the last chunk */
-			break;
-	}
-	free(keys);
-	free(vals);
-	if (err)
+	struct bwalk_table bt = { .w = w, .t = t };
+	if (w->stop)
+		return 0;
+	int err = bpfe_batch_walk(bpf_map__fd(m), ksz, bpf_map__value_size(m), walk_entry, &bt);
+	if (err < 0)
 		log_err(w->e->log, "bpf: reading %s: %s", bpf_map__name(m), strerror(-err));
-	return err;
+	return err < 0 ? err : 0;
 }
 
 static void peek(struct bwalk *w, struct bpf_map *m, enum lk_table t, const void *key)

@@ -9,8 +9,6 @@
 #include "engine/bpf_engine_int.h"
 #include "bpf/ikelb.skel.h"
 
-#define SWEEP_CHUNK 4096
-
 int bpfe_read_reals(struct bpf_engine *e, struct real_value *reals)
 {
 	int fd = bpf_map__fd(e->skel->maps.reals_map);
@@ -112,65 +110,60 @@ static void delete_keys(struct scan *sc, int fd, const uint8_t *keys, const uint
 	}
 }
 
+/* One map's scan: judged entries to delete, collected first so the walk
+ * never deletes under its own batch cursor. */
+struct scan_walk {
+	struct scan *sc;
+	size_t ksz;
+	uint8_t *del, *why;
+	size_t ndel, cap;
+};
+
+static int scan_grow(struct scan_walk *s)
+{
+	size_t ncap = s->cap ? s->cap * 2 : 256;
+	uint8_t *nd = realloc(s->del, ncap * s->ksz);
+	if (!nd)
+		return -ENOMEM;
+	s->del = nd;
+	uint8_t *nw = realloc(s->why, ncap);
+	if (!nw)
+		return -ENOMEM;
+	s->why = nw;
+	s->cap = ncap;
+	return 0;
+}
+
+static int scan_entry(void *ctx, const void *k, const void *v)
+{
+	struct scan_walk *s = ctx;
+	struct scan *sc = s->sc;
+	enum verdict vd = judge(sc, k, v);
+
+	sc->st.scanned++;
+	if (vd == KEEP) {
+		sc->kept++;
+		count_usage(sc, v);
+		return 0;
+	}
+	if (sc->readonly)
+		return 0;
+	if (s->ndel == s->cap && scan_grow(s) < 0)
+		return -ENOMEM;
+	memcpy(s->del + s->ndel * s->ksz, k, s->ksz);
+	s->why[s->ndel++] = (uint8_t)vd;
+	return 0;
+}
+
 static int scan_map(struct scan *sc, int fd, size_t ksz, size_t vsz)
 {
-	uint8_t *keys = malloc(SWEEP_CHUNK * ksz), *vals = malloc(SWEEP_CHUNK * vsz);
-	uint8_t *del = NULL, *why = NULL;
-	size_t ndel = 0, cap = 0;
-	uint64_t token = 0;
-	bool first = true;
-	int err = keys && vals ? 0 : -ENOMEM;
-	DECLARE_LIBBPF_OPTS(bpf_map_batch_opts, opts);
+	struct scan_walk s = { .sc = sc, .ksz = ksz };
+	int err = bpfe_batch_walk(fd, ksz, vsz, scan_entry, &s);
 
-	while (!err) {
-		uint32_t count = SWEEP_CHUNK;
-		int rc = bpf_map_lookup_batch(fd, first ? NULL : &token, &token, keys, vals,
-					      &count, &opts);
-		if (rc < 0 && errno != ENOENT) {
-			err = -errno;
-			break;
-		}
-		first = false;
-		for (uint32_t i = 0; i < count && !err; i++) {
-			const uint8_t *k = keys + i * ksz, *v = vals + i * vsz;
-			enum verdict vd = judge(sc, k, v);
-
-			sc->st.scanned++;
-			if (vd == KEEP) {
-				sc->kept++;
-				count_usage(sc, v);
-				continue;
-			}
-			if (sc->readonly)
-				continue;
-			if (ndel == cap) {
-				size_t ncap = cap ? cap * 2 : 256;
-				uint8_t *nd = realloc(del, ncap * ksz);
-				if (!nd) {
-					err = -ENOMEM;
-					break;
-				}
-				del = nd;
-				uint8_t *nw = realloc(why, ncap);
-				if (!nw) {
-					err = -ENOMEM;
-					break;
-				}
-				why = nw;
-				cap = ncap;
-			}
-			memcpy(del + ndel * ksz, k, ksz);
-			why[ndel++] = (uint8_t)vd;
-		}
-		if (rc < 0) /* ENOENT: that was the last chunk */
-			break;
-	}
 	if (!err)
-		delete_keys(sc, fd, del, why, ndel, ksz, vsz);
-	free(keys);
-	free(vals);
-	free(del);
-	free(why);
+		delete_keys(sc, fd, s.del, s.why, s.ndel, ksz, vsz);
+	free(s.del);
+	free(s.why);
 	return err;
 }
 

@@ -14,8 +14,6 @@
 #include "engine/bpf_sync_state.h"
 #include "bpf/ikelb.skel.h"
 
-#define WALK_CHUNK 1024
-
 struct sync_walk {
 	struct bpf_engine *e;
 	uint32_t now;
@@ -76,37 +74,19 @@ static bool to_entry(const struct sync_walk *w, const void *key, const struct st
 	return true;
 }
 
+static int walk_entry(void *ctx, const void *key, const void *val)
+{
+	struct sync_walk *w = ctx;
+	struct eng_sync_entry en;
+	struct state_value v;
+
+	memcpy(&v, val, sizeof(v));
+	return to_entry(w, key, &v, &en) ? w->cb(w->ctx, &en) : 0;
+}
+
 static int walk_map(struct sync_walk *w, int fd, size_t ksz)
 {
-	const size_t vsz = sizeof(struct state_value);
-	uint8_t *keys = malloc(WALK_CHUNK * ksz), *vals = malloc(WALK_CHUNK * vsz);
-	uint64_t token = 0;
-	bool first = true;
-	int err = keys && vals ? 0 : -ENOMEM;
-	DECLARE_LIBBPF_OPTS(bpf_map_batch_opts, opts);
-
-	while (!err) {
-		uint32_t count = WALK_CHUNK;
-		int rc = bpf_map_lookup_batch(fd, first ? NULL : &token, &token, keys, vals,
-					      &count, &opts);
-		if (rc < 0 && errno != ENOENT) {
-			err = -errno;
-			break;
-		}
-		first = false;
-		for (uint32_t i = 0; i < count && !err; i++) {
-			struct eng_sync_entry en;
-			struct state_value v;
-			memcpy(&v, vals + i * vsz, vsz);
-			if (to_entry(w, keys + i * ksz, &v, &en))
-				err = w->cb(w->ctx, &en);
-		}
-		if (rc < 0) /* ENOENT: that was the last chunk */
-			break;
-	}
-	free(keys);
-	free(vals);
-	return err;
+	return bpfe_batch_walk(fd, ksz, sizeof(struct state_value), walk_entry, w);
 }
 
 /* Half-open SAs are not synced: a retransmitted IKE_SA_INIT redoes them
