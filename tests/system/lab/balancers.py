@@ -161,7 +161,7 @@ def ikelb_config(lab, forwarding="dnat", persistence="source-ip", scheduler="mag
     return "\n".join(lines) + "\n"
 
 
-class IkelbBalancer:
+class IkelbBalancer(N.LabProc):
     name = "ikelb"
 
     def __init__(self, lab, run_args=(), ns=None, tag="ikelb", extra_yaml="", **cfg):
@@ -283,17 +283,6 @@ class IkelbBalancer:
                       check=False).stdout
         xdp = N.run([N.IP, "-n", ns, "link", "show", LB_CLIENT_IF], check=False).stdout
         return " bpf " in tc or "prog/xdp" in xdp
-
-    def stop(self):
-        if self.proc is not None:
-            self.lab.reg.stop_proc(self.proc)
-
-    def log(self):
-        try:
-            with open(self.logfile, errors="replace") as f:
-                return f.read()
-        except OSError:
-            return ""
 
     def stats(self):
         """`ikelb stats` output, or '' when the command is not there."""

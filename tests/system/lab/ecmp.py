@@ -104,7 +104,7 @@ class Frr:
             return ""
 
 
-class Announcer:
+class Announcer(N.LabProc):
     """contrib/ha/ikelb-bgp-announce in a node's namespace."""
 
     def __init__(self, lab, k, node, vips):
@@ -119,10 +119,6 @@ class Announcer:
             preexec_fn=N.pdeathsig if self.lab.die_with_parent else None)
         self.lab.reg.add_proc("announce%d" % self.k, self.proc)
         return self
-
-    def stop(self):
-        if self.proc is not None:
-            self.lab.reg.stop_proc(self.proc)
 
 
 def multipath_nexthops(lab, vip):

@@ -128,7 +128,7 @@ _KA_SERVERS = """vrrp_instance servers {
 """
 
 
-class Keepalived:
+class Keepalived(N.LabProc):
     def __init__(self, lab, k, node, priority, servers_only=False):
         self.lab, self.k, self.node, self.priority = lab, k, node, priority
         self.servers_only = servers_only
@@ -157,16 +157,6 @@ class Keepalived:
         self.lab.reg.add_proc("keepalived%d" % self.k, self.proc)
         return self
 
-    def stop(self):
-        if self.proc is not None:
-            self.lab.reg.stop_proc(self.proc)
-
-    def log(self):
-        try:
-            with open(self.logfile, errors="replace") as f:
-                return f.read()
-        except OSError:
-            return ""
 
 
 def has_vip(lab, k):

@@ -16,6 +16,25 @@ class LabError(RuntimeError):
     pass
 
 
+class LabProc:
+    """A daemon a lab object started (self.proc, registered in self.lab.reg)
+    with its output in self.logfile: stopped by PID through the registry,
+    never by name."""
+    proc = None
+    logfile = None
+
+    def stop(self):
+        if self.proc is not None:
+            self.lab.reg.stop_proc(self.proc)
+
+    def log(self):
+        try:
+            with open(self.logfile, errors="replace") as f:
+                return f.read()
+        except (OSError, TypeError):
+            return ""
+
+
 def run(cmd, check=True, timeout=20, env=None, input=None):
     """Run a command (list), return CompletedProcess with text output."""
     try:
