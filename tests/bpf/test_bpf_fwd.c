@@ -22,24 +22,9 @@
 #define VIP6 "2001:db8:100::10"
 #define GW_MAC_LAST 0xfe /* next hop toward the clients (replies) */
 
-/* Servers of SV4 and SV6 behind ikr0 with permanent neighbours
- * 02:00:00:00:03:1X (IPv4) and 02:00:00:00:06:1X (IPv6) for server .1X,
- * and the clients (198.18.0.0/24) behind a gateway on the same link. */
-static int routes_up(void)
-{
-	if (t_route_servers(1) != 0)
-		return -1;
-	return system("ip addr add 2001:db8:200::1/64 dev ikr0 nodad && "
-		      "for i in 11 12 13; do ip -6 neigh replace 2001:db8:200::$i "
-		      "lladdr 02:00:00:00:06:$i dev ikr0 nud permanent; done && "
-		      "ip neigh replace 198.51.100.254 lladdr 02:00:00:00:03:fe dev ikr0 "
-		      "nud permanent && ip route add 198.18.0.0/24 via 198.51.100.254 && "
-		      "sysctl -qw net.ipv6.conf.all.forwarding=1") == 0 ? 0 : -1;
-}
-
 static int group_setup(void **state)
 {
-	if (routes_up() != 0)
+	if (t_route_all() != 0)
 		return -1;
 	return t_cm_setup(state);
 }
