@@ -162,9 +162,9 @@ static __always_inline __u32 iface_roles(const struct __sk_buff *skb)
 static __noinline int reply_l2_ok(struct __sk_buff *skb, const struct pkt *p)
 {
 	struct bpf_fib_lookup f;
-	__u8 smac[ETH_ALEN];
+	struct ethhdr eth;
 
-	if (bpf_skb_load_bytes(skb, ETH_ALEN, smac, ETH_ALEN) < 0)
+	if (PKT_LOAD(skb, 0, &eth) < 0)
 		return 0;
 	__builtin_memset(&f, 0, sizeof(f));
 	f.ifindex = skb->ifindex;
@@ -184,7 +184,7 @@ static __noinline int reply_l2_ok(struct __sk_buff *skb, const struct pkt *p)
 	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
 		return 0;
 	for (int i = 0; i < ETH_ALEN; i++)
-		if (f.dmac[i] != smac[i])
+		if (f.dmac[i] != eth.h_source[i])
 			return 0;
 	return 1;
 }
