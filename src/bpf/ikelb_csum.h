@@ -5,6 +5,8 @@
 #ifndef IKELB_CSUM_H
 #define IKELB_CSUM_H
 
+#include <linux/ip.h>
+
 #include "bpf/ikelb_bpf_defs.h"
 
 static __always_inline __u32 csum_add16(__u32 acc, __u16 from, __u16 to)
@@ -33,6 +35,20 @@ static __always_inline __u16 csum_replace_words(__u16 check, const __u16 *from, 
 						int nw)
 {
 	return (__u16)~csum_fold16(csum_add_words((__u16)~check, from, to, nw));
+}
+
+/* A routed hop in place: *addr (ip's source or destination) := nv and
+ * TTL - 1 (checked > 1 by the caller), with one header checksum update for
+ * both. */
+static __always_inline void csum_ip4_hop(struct iphdr *ip, __be32 *addr, __be32 nv)
+{
+	__u16 ow = *(__u16 *)&ip->ttl; /* TTL and protocol: one 16-bit word */
+	__u32 acc = csum_add_words((__u16)~ip->check, (__u16 *)addr, (__u16 *)&nv, 2);
+
+	*addr = nv;
+	ip->ttl--;
+	acc = csum_add16(acc, ow, *(__u16 *)&ip->ttl);
+	ip->check = (__u16)~csum_fold16(acc);
 }
 
 /* The difference of a 16-byte address change as bpf_l4_csum_replace takes

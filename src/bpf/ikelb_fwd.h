@@ -113,15 +113,7 @@ static __always_inline int fwd_ip4(struct __sk_buff *skb, __u32 mode, const stru
 	*ethp = eth;
 	if (mode == FWD_DSR)
 		return 0;
-	__be32 nv = ikelb_addr_v4(to);
-	__be32 *a = mode == FWD_DNAT ? &ip->daddr : &ip->saddr;
-	__u16 ow = *(__u16 *)&ip->ttl;
-	__u32 acc = csum_add_words((__u16)~ip->check, (__u16 *)a, (__u16 *)&nv, 2);
-
-	*a = nv;
-	ip->ttl--;
-	acc = csum_add16(acc, ow, *(__u16 *)&ip->ttl);
-	ip->check = (__u16)~csum_fold16(acc);
+	csum_ip4_hop(ip, mode == FWD_DNAT ? &ip->daddr : &ip->saddr, ikelb_addr_v4(to));
 	return 0;
 }
 

@@ -131,11 +131,7 @@ static __always_inline int xdp_rewrite_dnat(const struct pkt *p, const struct xd
 			__u16 c = csum_replace_words(u->check, ov16, nv16, 2);
 			u->check = c ? c : 0xffff;
 		}
-		__u16 sum = csum_replace_words(ip->check, ov16, nv16, 2);
-		__u16 oldw = *(__u16 *)&ip->ttl;
-		ip->daddr = nv;
-		ip->ttl--;
-		ip->check = csum_replace_words(sum, &oldw, (__u16 *)&ip->ttl, 1);
+		csum_ip4_hop(ip, &ip->daddr, nv);
 		return 0;
 	}
 	struct ipv6hdr *ip = xdp_ip6(h);
