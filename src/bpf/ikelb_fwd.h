@@ -62,7 +62,7 @@ static __always_inline int l4_csum_addr(struct __sk_buff *skb, const struct pkt 
  * about to expire): the address alone, with helpers, which need no linear
  * headers. */
 static __always_inline int rewrite_addr(struct __sk_buff *skb, const struct pkt *p, int is_dst,
-				   const struct ikelb_addr *to)
+					const struct ikelb_addr *to)
 {
 	if (l4_csum_addr(skb, p, is_dst, to) < 0)
 		return -1;
@@ -89,8 +89,8 @@ static __always_inline int rewrite_addr(struct __sk_buff *skb, const struct pkt 
 #define FWD_ARG(mode, svc_id) (((__u32)(mode) << 30) | ((svc_id) & 0x3fffffff))
 
 /* The linear area holds the Ethernet header and `l3` bytes of IP header:
- * pulled in once when not (a non-linear skb whose headers are in its
- * fragments; the bench and the lab never send one). */
+ * pulled in once when not (rare: a non-linear skb whose headers are in
+ * its fragments). */
 static __always_inline int fwd_linear(struct __sk_buff *skb, __u32 l3)
 {
 	if ((void *)(long)skb->data + IKELB_ETH_HLEN + l3 <= (void *)(long)skb->data_end)
