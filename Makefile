@@ -107,6 +107,11 @@ $(BUILD)/tests/bpf/%: tests/bpf/%.c $(BUILD)/libikelb.a $(BPF_SKELS) $(TEST_HELP
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests/unit -Itests/bpf -o $@ $< $(TEST_HELPERS) $(BUILD)/libikelb.a $(LIBS) -lcmocka $(LDFLAGS)
 
+# The tc program's micro-benchmark runs on the BPF test fixture.
+$(BUILD)/bench/bpf_fwd_micro: bench/bpf_fwd_micro.c $(BUILD)/libikelb.a $(BPF_SKELS) $(TEST_HELPERS) | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests/unit -Itests/bpf -o $@ $< $(TEST_HELPERS) $(BUILD)/libikelb.a $(LIBS) -lcmocka $(LDFLAGS)
+
 $(BUILD)/bench/%: bench/%.c $(BUILD)/libikelb.a | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libikelb.a $(LIBS) $(LDFLAGS)

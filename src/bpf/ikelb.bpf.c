@@ -69,18 +69,11 @@ static __noinline int handle_frag_later(struct __sk_buff *skb, const struct pkt 
 	__u8 kind = fv->kind;
 
 	ctr_add(svc_id, SVC_CTR_FRAGMENT, p->len);
-	if (kind == FRAG_K_REPLY) {
-		if (rewrite_addr(skb, p, 0, &a) < 0)
-			return TC_ACT_SHOT;
-		return fib_forward(skb, p, &a, &p->dst, FIB_ARG(1, svc_id));
-	}
+	if (kind == FRAG_K_REPLY)
+		return fwd(skb, p, &a, FWD_ARG(FWD_SNAT, svc_id));
 	ctr_add(svc_id, SVC_CTR_RX, p->len);
 	real_ctr_add(fv->real_id, p->len);
-	if (kind == FRAG_K_DSR)
-		return fib_forward(skb, p, &p->src, &a, FIB_ARG(0, svc_id));
-	if (rewrite_addr(skb, p, 1, &a) < 0)
-		return TC_ACT_SHOT;
-	return fib_forward(skb, p, &p->src, &a, FIB_ARG(1, svc_id));
+	return fwd(skb, p, &a, FWD_ARG(kind == FRAG_K_DSR ? FWD_DSR : FWD_DNAT, svc_id));
 }
 
 /* The server answered an IKE_SA_INIT (or IKEv1 phase 1) with the SPIr it
@@ -169,9 +162,9 @@ static __always_inline __u32 iface_roles(const struct __sk_buff *skb)
 static __noinline int reply_l2_ok(struct __sk_buff *skb, const struct pkt *p)
 {
 	struct bpf_fib_lookup f;
-	__u8 smac[ETH_ALEN];
+	struct ethhdr eth;
 
-	if (bpf_skb_load_bytes(skb, ETH_ALEN, smac, ETH_ALEN) < 0)
+	if (PKT_LOAD(skb, 0, &eth) < 0)
 		return 0;
 	__builtin_memset(&f, 0, sizeof(f));
 	f.ifindex = skb->ifindex;
@@ -191,7 +184,7 @@ static __noinline int reply_l2_ok(struct __sk_buff *skb, const struct pkt *p)
 	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
 		return 0;
 	for (int i = 0; i < ETH_ALEN; i++)
-		if (f.dmac[i] != smac[i])
+		if (f.dmac[i] != eth.h_source[i])
 			return 0;
 	return 1;
 }
@@ -268,9 +261,7 @@ static __noinline int handle_reply(struct __sk_buff *skb, const struct pkt *p)
 	reply_learn(skb, p, rv);
 	if (p->frag == FRAG_FIRST)
 		frag_record(p, FRAG_K_REPLY, &vip, svc_id, IKELB_REAL_NONE);
-	if (rewrite_addr(skb, p, 0, &vip) < 0)
-		return TC_ACT_SHOT;
-	return fib_forward(skb, p, &vip, &p->dst, FIB_ARG(1, svc_id));
+	return fwd(skb, p, &vip, FWD_ARG(FWD_SNAT, svc_id));
 }
 
 /* An IKE message placed: the client's hint for later fragments that

@@ -180,9 +180,7 @@ static __noinline int esp_from_real(struct __sk_buff *skb, const struct pkt *p)
 
 	if (p->frag == FRAG_FIRST)
 		frag_record(p, FRAG_K_REPLY, &vip, svc_id, IKELB_REAL_NONE);
-	if (rewrite_addr(skb, p, 0, &vip) < 0)
-		return TC_ACT_SHOT;
-	return fib_forward(skb, p, &vip, &p->dst, FIB_ARG(1, svc_id));
+	return fwd(skb, p, &vip, FWD_ARG(FWD_SNAT, svc_id));
 }
 
 /* The hook: every unfragmented or first-fragment raw ESP datagram. */

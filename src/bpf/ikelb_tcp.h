@@ -149,9 +149,7 @@ static __noinline int tcp_reply(struct __sk_buff *skb, const struct pkt *p)
 	ctr_add(svc_id, SVC_CTR_TCP_REPLY, p->len);
 	if (p->frag == FRAG_FIRST)
 		frag_record(p, FRAG_K_REPLY, &vip, svc_id, IKELB_REAL_NONE);
-	if (rewrite_addr(skb, p, 0, &vip) < 0)
-		return TC_ACT_SHOT;
-	return fib_forward(skb, p, &vip, &p->dst, FIB_ARG(1, svc_id));
+	return fwd(skb, p, &vip, FWD_ARG(FWD_SNAT, svc_id));
 }
 
 /* The hook: every parsed TCP segment (not a later fragment). */

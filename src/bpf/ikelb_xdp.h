@@ -26,6 +26,7 @@
 #include <linux/udp.h>
 
 #include "bpf/ikelb_bpf_defs.h"
+#include "bpf/ikelb_csum.h"
 #include "ikelb/ike_wire.h"
 
 /* Headers of the datagram in the frame (direct packet access). */
@@ -111,31 +112,6 @@ static __always_inline int xdp_parse(struct xdp_md *x, struct pkt *p, struct xdp
 	return XP_PASS;
 }
 
-/* One's complement helpers for incremental updates (RFC 1624): the sum is
- * byte-order independent, so the words stay in network order. */
-static __always_inline __u32 xdp_csum_add16(__u32 acc, __u16 from, __u16 to)
-{
-	return acc + (__u16)~from + to;
-}
-
-static __always_inline __u16 xdp_csum_fold(__u32 acc)
-{
-	acc = (acc & 0xffff) + (acc >> 16);
-	acc = (acc & 0xffff) + (acc >> 16);
-	return (__u16)acc;
-}
-
-/* Checksum `check` after 16-bit words `from` became `to` (nw words). */
-static __always_inline __u16 xdp_csum_replace(__u16 check, const __u16 *from, const __u16 *to,
-					      int nw)
-{
-	__u32 acc = (__u16)~check;
-
-	for (int i = 0; i < nw; i++)
-		acc = xdp_csum_add16(acc, from[i], to[i]);
-	return (__u16)~xdp_csum_fold(acc);
-}
-
 /* dnat: destination = real server, IP and UDP checksums updated; an IPv4
  * UDP checksum of 0 ("none") stays 0, a computed 0 is sent as 0xffff. Then
  * TTL / hop limit - 1 (checked > 1 by the caller). */
@@ -152,20 +128,16 @@ static __always_inline int xdp_rewrite_dnat(const struct pkt *p, const struct xd
 		__u16 *ov16 = (__u16 *)&ip->daddr, *nv16 = (__u16 *)&nv;
 
 		if (u->check) {
-			__u16 c = xdp_csum_replace(u->check, ov16, nv16, 2);
+			__u16 c = csum_replace_words(u->check, ov16, nv16, 2);
 			u->check = c ? c : 0xffff;
 		}
-		__u16 sum = xdp_csum_replace(ip->check, ov16, nv16, 2);
-		__u16 oldw = *(__u16 *)&ip->ttl;
-		ip->daddr = nv;
-		ip->ttl--;
-		ip->check = xdp_csum_replace(sum, &oldw, (__u16 *)&ip->ttl, 1);
+		csum_ip4_hop(ip, &ip->daddr, nv);
 		return 0;
 	}
 	struct ipv6hdr *ip = xdp_ip6(h);
 	if (!ip)
 		return -1;
-	__u16 c = xdp_csum_replace(u->check, (__u16 *)&ip->daddr, (const __u16 *)real->b, 8);
+	__u16 c = csum_replace_words(u->check, (__u16 *)&ip->daddr, (const __u16 *)real->b, 8);
 	u->check = c ? c : 0xffff;
 	__builtin_memcpy(&ip->daddr, real->b, 16);
 	ip->hop_limit--;

@@ -287,6 +287,22 @@ static inline int t_route_servers(int up)
 		      "sysctl -qw net.ipv4.conf.all.forwarding=1") == 0 ? 0 : -1;
 }
 
+/* t_route_servers, and SV6's servers with permanent neighbours
+ * 02:00:00:00:06:1X for 2001:db8:200::1X, and the clients (198.18.0.0/24)
+ * behind a gateway 02:00:00:00:03:fe on the same link: every routed hop
+ * (dnat v4/v6, replies) gets a FIB answer. Down with t_route_servers(0). */
+static inline int t_route_all(void)
+{
+	if (t_route_servers(1) != 0)
+		return -1;
+	return system("ip addr add 2001:db8:200::1/64 dev ikr0 nodad && "
+		      "for i in 11 12 13; do ip -6 neigh replace 2001:db8:200::$i "
+		      "lladdr 02:00:00:00:06:$i dev ikr0 nud permanent; done && "
+		      "ip neigh replace 198.51.100.254 lladdr 02:00:00:00:03:fe dev ikr0 "
+		      "nud permanent && ip route add 198.18.0.0/24 via 198.51.100.254 && "
+		      "sysctl -qw net.ipv6.conf.all.forwarding=1") == 0 ? 0 : -1;
+}
+
 /* After a routed hop: the IPv4 header keeps its protocol, has TTL - 1 and
  * a valid checksum. */
 static inline int t_routed_ip4_ok(const uint8_t *in, const uint8_t *out)
