@@ -19,9 +19,13 @@ struct ctx {
 	__u32 now;         /* set by steer() */
 	__u32 real_id;
 	__u32 rule;        /* enum ikelb_rule */
-	int is_ike;        /* set by steer() */
-	int ike_mode;
-	int full;          /* a new client skipped a server at max_clients */
+	/* Bytes, not ints: room for ctrs without growing the stack of the
+	 * handle_service -> cookie chain, which is at the 512-byte limit. */
+	__u8 is_ike;       /* set by steer() */
+	__u8 ike_mode;
+	__u8 full;         /* a new client skipped a server at max_clients */
+	__u8 pad;
+	struct svc_ctrs *ctrs; /* the service's counters on this CPU, or 0 */
 };
 
 /* Needs struct ctx. */
@@ -55,22 +59,36 @@ static __always_inline struct svc_value *svc_lookup(const struct pkt *p)
 
 /* Before classification, which tc and XDP read from different places:
  * c->info is the classifier's to fill, now and is_ike steer()'s. */
-static __always_inline void ctx_init(struct ctx *c, const struct svc_value *svc,
-				     const struct pkt *p)
+static __always_inline int ctx_init(struct ctx *c, const struct svc_value *svc,
+				    const struct pkt *p)
 {
 	__builtin_memset(c, 0, sizeof(*c));
 	c->svc_id = svc->svc_id;
+	c->ctrs = svc_ctrs_get(c->svc_id);
+	/* Only an svc_id past the array (never written by the daemon) has no
+	 * block. Failing here, once, keeps c->ctrs non-null for the verifier:
+	 * a maybe-null pointer would fork every later path in two. */
+	if (!c->ctrs)
+		return -1;
 	c->ike_mode = !!(svc->flags & SVC_F_PERSIST_IKE);
 	c->fk.svc_id = c->svc_id;
 	c->fk.cport = p->sport;
 	c->fk.vport = p->dport;
 	c->fk.client = p->src;
+	return 0;
+}
+
+/* A counter of the packet's service, through the block ctx_init looked up
+ * (non-null once ctx_init succeeded). */
+static __always_inline void ctx_ctr(const struct ctx *c, __u32 idx, __u32 bytes)
+{
+	ctrs_inc(c->ctrs, idx, bytes);
 }
 
 /* The class counter of a datagram the classifier kept. */
 static __always_inline void ctr_class(const struct ctx *c, __u32 len)
 {
-	ctr_add(c->svc_id, SVC_CTR_IKEV2 + c->info.cls - IKE_C_IKEV2, len);
+	ctx_ctr(c, SVC_CTR_IKEV2 + c->info.cls - IKE_C_IKEV2, len);
 }
 
 /* The counter of a datagram steer() could not place. */
@@ -82,8 +100,8 @@ static __always_inline __u32 steer_drop_ctr(const struct ctx *c)
 /* The rule that placed a forwarded datagram, and its server. */
 static __always_inline void ctr_steered(const struct ctx *c, __u32 len)
 {
-	ctr_add(c->svc_id, SVC_CTR_STEER(c->rule), len);
-	ctr_add(c->svc_id, SVC_CTR_FWD, len);
+	ctx_ctr(c, SVC_CTR_STEER(c->rule), len);
+	ctx_ctr(c, SVC_CTR_FWD, len);
 	real_ctr_add(c->real_id, len);
 	if (c->info.cls == IKE_C_IKEV2 || c->info.cls == IKE_C_IKEV1)
 		real_reply_add(c->real_id, REAL_CTR_IKE, len);
@@ -365,7 +383,7 @@ static __always_inline int halfopen_open(struct sa_key *k, struct ctx *c)
 	if (bpf_map_update_elem(&halfopen_map, k, &nv, BPF_NOEXIST) != 0)
 		return 0;
 	if (tbl_inserted(TBL_HALFOPEN))
-		ctr_add(c->svc_id, SVC_CTR_HALFOPEN_FULL, 0);
+		ctx_ctr(c, SVC_CTR_HALFOPEN_FULL, 0);
 	return 1;
 }
 
