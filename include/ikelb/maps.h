@@ -234,10 +234,12 @@ struct esp_lpm_key {
 };
 
 /* State tables (LRU_HASH). All values carry the real server and the last
- * time the entry was used (CLOCK_MONOTONIC seconds: bpf_ktime_get_ns()/1e9
- * in the kernel, clock_gettime(CLOCK_MONOTONIC) in the daemon). The data
- * path ignores entries idle longer than the service timeout; the daemon
- * sweeps them. */
+ * time the entry was used (CLOCK_MONOTONIC seconds: bpf_ktime_get_coarse_ns()
+ * / 1e9 in the kernel, which lags by up to a tick, and
+ * clock_gettime(CLOCK_MONOTONIC) in the daemon: a value the daemon wrote
+ * may be a second ahead of the program, which reads it as idle 0). The
+ * data path ignores entries idle longer than the service timeout; the
+ * daemon sweeps them. */
 struct state_value {
 	__u32 real_id;
 	__u32 last_seen_s;

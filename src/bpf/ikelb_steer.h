@@ -139,6 +139,31 @@ static __always_inline void tbl_del(void *map, void *key, __u32 tbl)
 		__sync_fetch_and_add(&tf->fill, -1);
 }
 
+/* Idle seconds of an entry last used at `last`. The program's clock is
+ * CLOCK_MONOTONIC_COARSE (now_s), which lags the daemon's CLOCK_MONOTONIC
+ * by up to a tick: an entry the daemon wrote (HA sync, restore) can carry
+ * a last_seen a second ahead of `now`. That is fresh, not 2^32 - 1 seconds
+ * idle: an unsigned difference would expire it and move the client. */
+static __always_inline __u32 state_idle(__u32 now, __u32 last)
+{
+	__s32 d = (__s32)(now - last);
+
+	return d > 0 ? (__u32)d : 0;
+}
+
+static __always_inline int state_expired(__u32 now, __u32 last, __u32 timeout)
+{
+	return timeout && state_idle(now, last) > timeout;
+}
+
+/* last_seen = now, unless it already is (no write: the ESP path stays
+ * read-only) or is ahead of this clock (kept, not set back). */
+static __always_inline void state_touch(struct state_value *v, __u32 now)
+{
+	if ((__s32)(now - v->last_seen_s) > 0)
+		v->last_seen_s = now;
+}
+
 /* Look up a state entry; returns its real server when the entry is fresh
  * and the server alive. Entries pointing to a dead or foreign server are
  * deleted; idle ones are ignored (the daemon sweeps them, or a new decision
@@ -151,7 +176,7 @@ static __always_inline struct real_value *state_use(void *map, void *key, struct
 
 	if (!v)
 		return 0;
-	if (timeout && c->now - v->last_seen_s > timeout)
+	if (state_expired(c->now, v->last_seen_s, timeout))
 		return 0;
 	__u32 id = v->real_id;
 	struct real_value *r = real_get(id, c->svc_id, 0);
@@ -159,8 +184,7 @@ static __always_inline struct real_value *state_use(void *map, void *key, struct
 		tbl_del(map, key, tbl);
 		return 0;
 	}
-	if (v->last_seen_s != c->now)
-		v->last_seen_s = c->now;
+	state_touch(v, c->now);
 	c->real_id = id;
 	return r;
 }
@@ -174,8 +198,7 @@ static __always_inline int state_put(void *map, void *key, __u32 real_id, __u32 
 	struct state_value *v = bpf_map_lookup_elem(map, key);
 
 	if (v && v->real_id == real_id) {
-		if (v->last_seen_s != now)
-			v->last_seen_s = now;
+		state_touch(v, now);
 		return 0;
 	}
 	struct state_value nv = { .real_id = real_id, .last_seen_s = now };
@@ -195,12 +218,12 @@ static __always_inline void state_keep(void *map, void *key, __u32 real_id, __u3
 {
 	struct state_value *v = bpf_map_lookup_elem(map, key);
 
-	if (!v || (timeout && now - v->last_seen_s > timeout)) {
+	if (!v || state_expired(now, v->last_seen_s, timeout)) {
 		state_put(map, key, real_id, now, tbl);
 		return;
 	}
-	if (v->real_id == real_id && v->last_seen_s != now)
-		v->last_seen_s = now;
+	if (v->real_id == real_id)
+		state_touch(v, now);
 }
 
 static __always_inline void persist_key_make(struct persist_key *k, const struct svc_value *svc,
@@ -373,8 +396,7 @@ static __always_inline int halfopen_open(struct sa_key *k, struct ctx *c)
 	struct halfopen_value *v = bpf_map_lookup_elem(&halfopen_map, k);
 
 	if (v && v->real_id == c->real_id) {
-		if (v->last_seen_s != c->now)
-			v->last_seen_s = c->now;
+		state_touch((struct state_value *)v, c->now); /* same first 8 bytes */
 		return 0;
 	}
 	struct halfopen_value nv = { .real_id = c->real_id, .last_seen_s = c->now };

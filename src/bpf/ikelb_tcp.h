@@ -40,8 +40,8 @@ static __always_inline void tcp_persist_touch(const struct svc_value *svc, struc
 	persist_key_make(&pk, svc, c);
 	struct state_value *v = bpf_map_lookup_elem(&persist_map, &pk);
 	if (v) {
-		if (v->real_id == c->real_id && v->last_seen_s != c->now)
-			v->last_seen_s = c->now;
+		if (v->real_id == c->real_id)
+			state_touch(v, c->now);
 		return;
 	}
 	struct state_value nv = { .real_id = c->real_id, .last_seen_s = c->now };
