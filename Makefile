@@ -107,8 +107,9 @@ $(BUILD)/tests/bpf/%: tests/bpf/%.c $(BUILD)/libikelb.a $(BPF_SKELS) $(TEST_HELP
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests/unit -Itests/bpf -o $@ $< $(TEST_HELPERS) $(BUILD)/libikelb.a $(LIBS) -lcmocka $(LDFLAGS)
 
-# The tc program's micro-benchmark runs on the BPF test fixture.
-$(BUILD)/bench/bpf_fwd_micro: bench/bpf_fwd_micro.c $(BUILD)/libikelb.a $(BPF_SKELS) $(TEST_HELPERS) | $(DEPS_STAMP)
+# The kernel path micro-benchmarks run on the BPF tests' fixture.
+BENCH_BPF_BINS = $(BUILD)/bench/bpf_fwd_micro $(BUILD)/bench/progrun_k2
+$(BENCH_BPF_BINS): $(BUILD)/bench/%: bench/%.c $(BUILD)/libikelb.a $(BPF_SKELS) $(TEST_HELPERS) | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests/unit -Itests/bpf -o $@ $< $(TEST_HELPERS) $(BUILD)/libikelb.a $(LIBS) -lcmocka $(LDFLAGS)
 

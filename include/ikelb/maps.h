@@ -11,7 +11,7 @@
 #include "ikelb/addr.h"
 #include "ikelb/ike_wire.h"
 
-#define IKELB_MAP_ABI 4
+#define IKELB_MAP_ABI 5
 #define IKELB_MAX_SERVICES 32
 #define IKELB_MAX_REALS 4096      /* all services together */
 #define IKELB_MAX_SVC_PORTS 640   /* (vip, port, proto): 32 services x (16 UDP + 4 TCP) */
@@ -63,8 +63,10 @@ enum ikelb_rule {
 	RULE__MAX
 };
 
-/* Per-service counters, index svc_id * SVC_CTR__MAX + counter in a
- * PERCPU_ARRAY of struct ctr. Drop reasons reuse enum ike_drop at
+/* Per-service counters: svc_ctr_map is a PERCPU_ARRAY indexed by svc_id
+ * whose value is struct svc_ctrs, all counters of the service in one block,
+ * so that a forwarded datagram (RX, its class, its rule, FWD) pays one map
+ * lookup, not one per counter. Drop reasons reuse enum ike_drop at
  * SVC_CTR_DROP(reason), IKE_DROP_SLOTS of them. */
 #define IKE_DROP_SLOTS 32
 #define IKE_DROP_MASK (IKE_DROP_SLOTS - 1)
@@ -109,6 +111,11 @@ enum svc_ctr {
 struct ctr {
 	__u64 packets;
 	__u64 bytes;
+};
+
+/* svc_ctr_map value (per CPU), indexed by enum svc_ctr. */
+struct svc_ctrs {
+	struct ctr c[SVC_CTR__MAX];
 };
 
 /* real_reply_map (key real_id * REAL_CTR__MAX + index): what tells a dnat
@@ -227,10 +234,12 @@ struct esp_lpm_key {
 };
 
 /* State tables (LRU_HASH). All values carry the real server and the last
- * time the entry was used (CLOCK_MONOTONIC seconds: bpf_ktime_get_ns()/1e9
- * in the kernel, clock_gettime(CLOCK_MONOTONIC) in the daemon). The data
- * path ignores entries idle longer than the service timeout; the daemon
- * sweeps them. */
+ * time the entry was used (CLOCK_MONOTONIC seconds: bpf_ktime_get_coarse_ns()
+ * / 1e9 in the kernel, which lags by up to a tick, and
+ * clock_gettime(CLOCK_MONOTONIC) in the daemon: a value the daemon wrote
+ * may be a second ahead of the program, which reads it as idle 0). The
+ * data path ignores entries idle longer than the service timeout; the
+ * daemon sweeps them. */
 struct state_value {
 	__u32 real_id;
 	__u32 last_seen_s;
@@ -414,6 +423,7 @@ _Static_assert(sizeof(struct tbl_fill) == 16, "tbl_fill");
 _Static_assert(sizeof(struct frag_key) == 40, "frag_key");
 _Static_assert(sizeof(struct frag_value) == 32, "frag_value");
 _Static_assert(SVC_CTR__MAX == 58, "svc_ctr");
+_Static_assert(sizeof(struct svc_ctrs) == 16 * SVC_CTR__MAX, "svc_ctrs");
 _Static_assert(sizeof(struct svc_sched) == 16 + 8 * IKELB_SCHED_MAX + IKELB_SCHED_SEQ, "svc_sched");
 _Static_assert(IKELB_SCHED_MAX <= 256, "seq[] holds positions as __u8");
 _Static_assert(IKE_DROP__MAX <= IKE_DROP_SLOTS, "a counter per drop reason");

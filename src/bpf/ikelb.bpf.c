@@ -282,13 +282,14 @@ static __noinline int handle_service(struct __sk_buff *skb, const struct pkt *p,
 {
 	struct ctx c;
 
-	ctx_init(&c, svc, p);
-	ctr_add(c.svc_id, SVC_CTR_RX, p->len);
+	if (ctx_init(&c, svc, p) < 0)
+		return TC_ACT_OK;
+	ctx_ctr(&c, SVC_CTR_RX, p->len);
 	if (ttl_expired(p, svc->flags, c.svc_id))
 		return TC_ACT_OK;
 	classify(skb, p, svc->natt, &c.info);
 	if (c.info.cls == IKE_C_DROP) {
-		ctr_add(c.svc_id, SVC_CTR_DROP(c.info.drop), p->len);
+		ctx_ctr(&c, SVC_CTR_DROP(c.info.drop), p->len);
 		return TC_ACT_SHOT;
 	}
 	ctr_class(&c, p->len);
@@ -296,7 +297,7 @@ static __noinline int handle_service(struct __sk_buff *skb, const struct pkt *p,
 	if (av >= 0)
 		return av;
 	if (steer(svc, &c) < 0) {
-		ctr_add(c.svc_id, steer_drop_ctr(&c), p->len);
+		ctx_ctr(&c, steer_drop_ctr(&c), p->len);
 		return TC_ACT_SHOT;
 	}
 	learn(svc, &c);
@@ -349,26 +350,27 @@ static __always_inline int xdp_service(struct xdp_md *x, const struct pkt *p, st
 	struct bpf_fib_lookup f;
 	struct ctx c;
 
-	ctx_init(&c, svc, p);
+	if (ctx_init(&c, svc, p) < 0)
+		return XDP_PASS;
 	xdp_classify(x, p, h, svc->natt, &c.info);
 	if (c.info.cls == IKE_C_DROP) {
-		ctr_add(c.svc_id, SVC_CTR_RX, p->len);
-		ctr_add(c.svc_id, SVC_CTR_DROP(c.info.drop), p->len);
+		ctx_ctr(&c, SVC_CTR_RX, p->len);
+		ctx_ctr(&c, SVC_CTR_DROP(c.info.drop), p->len);
 		return XDP_DROP;
 	}
 	if (admit_cfg(&c))
 		return XDP_PASS; /* admission and cookies are tc's (ikelb_admit.h) */
 	if (steer(svc, &c) < 0) {
-		ctr_add(c.svc_id, SVC_CTR_RX, p->len);
+		ctx_ctr(&c, SVC_CTR_RX, p->len);
 		ctr_class(&c, p->len);
-		ctr_add(c.svc_id, steer_drop_ctr(&c), p->len);
+		ctx_ctr(&c, steer_drop_ctr(&c), p->len);
 		return XDP_DROP;
 	}
 	if (ikelb_addr_is_v4(&c.raddr) == p->v6 || xdp_fib(x, p, h, &c.raddr, &f) < 0)
 		return XDP_PASS; /* tc decides again and counts (FIB_PASS etc.) */
 	learn(svc, &c);
 	frag_hint(p, svc, &c);
-	ctr_add(c.svc_id, SVC_CTR_RX, p->len);
+	ctx_ctr(&c, SVC_CTR_RX, p->len);
 	ctr_class(&c, p->len);
 	ctr_steered(&c, p->len);
 	struct ethhdr *eth = (void *)(long)x->data;

@@ -85,21 +85,21 @@ static __noinline int admit(struct __sk_buff *skb, const struct pkt *p, const st
 	if ((a->flags & ADMIT_F_COOKIE) && c->info.cls == IKE_C_IKEV2) {
 		int v = cookie_check(skb, p, &c->info);
 		if (v == COOKIE_VALID) {
-			ctr_add(c->svc_id, SVC_CTR_COOKIE_VALID, p->len);
+			ctx_ctr(c, SVC_CTR_COOKIE_VALID, p->len);
 		} else {
 			if (v == COOKIE_INVALID)
-				ctr_add(c->svc_id, SVC_CTR_COOKIE_INVALID, p->len);
+				ctx_ctr(c, SVC_CTR_COOKIE_INVALID, p->len);
 			if ((a->flags & ADMIT_F_COOKIE_ALWAYS) ||
 			    !gcra(&a->cookie.tat_ns, a->cookie.interval_ns, a->cookie.tau_ns, now))
 				return ADMIT_COOKIE;
 		}
 	}
 	if (!admit_source(a, c, now)) {
-		ctr_add(c->svc_id, SVC_CTR_DROP(IKE_DROP_ADMIT_SOURCE), p->len);
+		ctx_ctr(c, SVC_CTR_DROP(IKE_DROP_ADMIT_SOURCE), p->len);
 		return ADMIT_DROP;
 	}
 	if (!gcra(&a->svc.tat_ns, a->svc.interval_ns, a->svc.tau_ns, now)) {
-		ctr_add(c->svc_id, SVC_CTR_DROP(IKE_DROP_ADMIT_SERVICE), p->len);
+		ctx_ctr(c, SVC_CTR_DROP(IKE_DROP_ADMIT_SERVICE), p->len);
 		return ADMIT_DROP;
 	}
 	return ADMIT_PASS;
@@ -116,12 +116,12 @@ static __always_inline int admit_verdict(struct __sk_buff *skb, const struct pkt
 	if (v == ADMIT_COOKIE) {
 		int rc = cookie_reply(skb, p, &c->info);
 		if (rc >= 0) {
-			ctr_add(c->svc_id, SVC_CTR_COOKIE_SENT, p->len);
+			ctx_ctr(c, SVC_CTR_COOKIE_SENT, p->len);
 			return rc;
 		}
 		/* cannot be answered (IP options, fragment): a cookieless
 		 * INIT over the threshold is not forwarded either */
-		ctr_add(c->svc_id, SVC_CTR_DROP(IKE_DROP_ADMIT_SERVICE), p->len);
+		ctx_ctr(c, SVC_CTR_DROP(IKE_DROP_ADMIT_SERVICE), p->len);
 	}
 	return TC_ACT_SHOT;
 }

@@ -113,20 +113,21 @@ static __noinline int esp_to_vip(struct __sk_buff *skb, const struct pkt *p,
 {
 	struct ctx c;
 
-	ctx_init(&c, svc, p);
-	ctr_add(c.svc_id, SVC_CTR_RX, p->len);
-	ctr_add(c.svc_id, SVC_CTR_ESP_RAW, p->len);
+	if (ctx_init(&c, svc, p) < 0)
+		return TC_ACT_OK;
+	ctx_ctr(&c, SVC_CTR_RX, p->len);
+	ctx_ctr(&c, SVC_CTR_ESP_RAW, p->len);
 	if (ttl_expired(p, svc->flags, c.svc_id))
 		return TC_ACT_OK;
 	esp_read(skb, p, &c.info);
 	if (c.info.cls == IKE_C_DROP) {
-		ctr_add(c.svc_id, SVC_CTR_DROP(c.info.drop), p->len);
+		ctx_ctr(&c, SVC_CTR_DROP(c.info.drop), p->len);
 		return TC_ACT_SHOT;
 	}
 	ctr_class(&c, p->len);
 	int rc = esp_steer(svc, &c);
 	if (rc < 0) {
-		ctr_add(c.svc_id, SVC_CTR_DROP(rc == ESP_UNKNOWN ? IKE_DROP_ESP_UNKNOWN
+		ctx_ctr(&c, SVC_CTR_DROP(rc == ESP_UNKNOWN ? IKE_DROP_ESP_UNKNOWN
 								 : IKE_DROP_NO_SERVER), p->len);
 		return TC_ACT_SHOT;
 	}

@@ -19,9 +19,13 @@ struct ctx {
 	__u32 now;         /* set by steer() */
 	__u32 real_id;
 	__u32 rule;        /* enum ikelb_rule */
-	int is_ike;        /* set by steer() */
-	int ike_mode;
-	int full;          /* a new client skipped a server at max_clients */
+	/* Bytes, not ints: room for ctrs without growing the stack of the
+	 * handle_service -> cookie chain, which is at the 512-byte limit. */
+	__u8 is_ike;       /* set by steer() */
+	__u8 ike_mode;
+	__u8 full;         /* a new client skipped a server at max_clients */
+	__u8 pad;
+	struct svc_ctrs *ctrs; /* the service's counters on this CPU, or 0 */
 };
 
 /* Needs struct ctx. */
@@ -55,22 +59,36 @@ static __always_inline struct svc_value *svc_lookup(const struct pkt *p)
 
 /* Before classification, which tc and XDP read from different places:
  * c->info is the classifier's to fill, now and is_ike steer()'s. */
-static __always_inline void ctx_init(struct ctx *c, const struct svc_value *svc,
-				     const struct pkt *p)
+static __always_inline int ctx_init(struct ctx *c, const struct svc_value *svc,
+				    const struct pkt *p)
 {
 	__builtin_memset(c, 0, sizeof(*c));
 	c->svc_id = svc->svc_id;
+	c->ctrs = svc_ctrs_get(c->svc_id);
+	/* Only an svc_id past the array (never written by the daemon) has no
+	 * block. Failing here, once, keeps c->ctrs non-null for the verifier:
+	 * a maybe-null pointer would fork every later path in two. */
+	if (!c->ctrs)
+		return -1;
 	c->ike_mode = !!(svc->flags & SVC_F_PERSIST_IKE);
 	c->fk.svc_id = c->svc_id;
 	c->fk.cport = p->sport;
 	c->fk.vport = p->dport;
 	c->fk.client = p->src;
+	return 0;
+}
+
+/* A counter of the packet's service, through the block ctx_init looked up
+ * (non-null once ctx_init succeeded). */
+static __always_inline void ctx_ctr(const struct ctx *c, __u32 idx, __u32 bytes)
+{
+	ctrs_inc(c->ctrs, idx, bytes);
 }
 
 /* The class counter of a datagram the classifier kept. */
 static __always_inline void ctr_class(const struct ctx *c, __u32 len)
 {
-	ctr_add(c->svc_id, SVC_CTR_IKEV2 + c->info.cls - IKE_C_IKEV2, len);
+	ctx_ctr(c, SVC_CTR_IKEV2 + c->info.cls - IKE_C_IKEV2, len);
 }
 
 /* The counter of a datagram steer() could not place. */
@@ -82,8 +100,8 @@ static __always_inline __u32 steer_drop_ctr(const struct ctx *c)
 /* The rule that placed a forwarded datagram, and its server. */
 static __always_inline void ctr_steered(const struct ctx *c, __u32 len)
 {
-	ctr_add(c->svc_id, SVC_CTR_STEER(c->rule), len);
-	ctr_add(c->svc_id, SVC_CTR_FWD, len);
+	ctx_ctr(c, SVC_CTR_STEER(c->rule), len);
+	ctx_ctr(c, SVC_CTR_FWD, len);
 	real_ctr_add(c->real_id, len);
 	if (c->info.cls == IKE_C_IKEV2 || c->info.cls == IKE_C_IKEV1)
 		real_reply_add(c->real_id, REAL_CTR_IKE, len);
@@ -121,6 +139,31 @@ static __always_inline void tbl_del(void *map, void *key, __u32 tbl)
 		__sync_fetch_and_add(&tf->fill, -1);
 }
 
+/* Idle seconds of an entry last used at `last`. The program's clock is
+ * CLOCK_MONOTONIC_COARSE (now_s), which lags the daemon's CLOCK_MONOTONIC
+ * by up to a tick: an entry the daemon wrote (HA sync, restore) can carry
+ * a last_seen a second ahead of `now`. That is fresh, not 2^32 - 1 seconds
+ * idle: an unsigned difference would expire it and move the client. */
+static __always_inline __u32 state_idle(__u32 now, __u32 last)
+{
+	__s32 d = (__s32)(now - last);
+
+	return d > 0 ? (__u32)d : 0;
+}
+
+static __always_inline int state_expired(__u32 now, __u32 last, __u32 timeout)
+{
+	return timeout && state_idle(now, last) > timeout;
+}
+
+/* last_seen = now, unless it already is (no write: the ESP path stays
+ * read-only) or is ahead of this clock (kept, not set back). */
+static __always_inline void state_touch(struct state_value *v, __u32 now)
+{
+	if ((__s32)(now - v->last_seen_s) > 0)
+		v->last_seen_s = now;
+}
+
 /* Look up a state entry; returns its real server when the entry is fresh
  * and the server alive. Entries pointing to a dead or foreign server are
  * deleted; idle ones are ignored (the daemon sweeps them, or a new decision
@@ -133,7 +176,7 @@ static __always_inline struct real_value *state_use(void *map, void *key, struct
 
 	if (!v)
 		return 0;
-	if (timeout && c->now - v->last_seen_s > timeout)
+	if (state_expired(c->now, v->last_seen_s, timeout))
 		return 0;
 	__u32 id = v->real_id;
 	struct real_value *r = real_get(id, c->svc_id, 0);
@@ -141,8 +184,7 @@ static __always_inline struct real_value *state_use(void *map, void *key, struct
 		tbl_del(map, key, tbl);
 		return 0;
 	}
-	if (v->last_seen_s != c->now)
-		v->last_seen_s = c->now;
+	state_touch(v, c->now);
 	c->real_id = id;
 	return r;
 }
@@ -156,8 +198,7 @@ static __always_inline int state_put(void *map, void *key, __u32 real_id, __u32 
 	struct state_value *v = bpf_map_lookup_elem(map, key);
 
 	if (v && v->real_id == real_id) {
-		if (v->last_seen_s != now)
-			v->last_seen_s = now;
+		state_touch(v, now);
 		return 0;
 	}
 	struct state_value nv = { .real_id = real_id, .last_seen_s = now };
@@ -177,12 +218,12 @@ static __always_inline void state_keep(void *map, void *key, __u32 real_id, __u3
 {
 	struct state_value *v = bpf_map_lookup_elem(map, key);
 
-	if (!v || (timeout && now - v->last_seen_s > timeout)) {
+	if (!v || state_expired(now, v->last_seen_s, timeout)) {
 		state_put(map, key, real_id, now, tbl);
 		return;
 	}
-	if (v->real_id == real_id && v->last_seen_s != now)
-		v->last_seen_s = now;
+	if (v->real_id == real_id)
+		state_touch(v, now);
 }
 
 static __always_inline void persist_key_make(struct persist_key *k, const struct svc_value *svc,
@@ -355,8 +396,7 @@ static __always_inline int halfopen_open(struct sa_key *k, struct ctx *c)
 	struct halfopen_value *v = bpf_map_lookup_elem(&halfopen_map, k);
 
 	if (v && v->real_id == c->real_id) {
-		if (v->last_seen_s != c->now)
-			v->last_seen_s = c->now;
+		state_touch((struct state_value *)v, c->now); /* same first 8 bytes */
 		return 0;
 	}
 	struct halfopen_value nv = { .real_id = c->real_id, .last_seen_s = c->now };
@@ -365,7 +405,7 @@ static __always_inline int halfopen_open(struct sa_key *k, struct ctx *c)
 	if (bpf_map_update_elem(&halfopen_map, k, &nv, BPF_NOEXIST) != 0)
 		return 0;
 	if (tbl_inserted(TBL_HALFOPEN))
-		ctr_add(c->svc_id, SVC_CTR_HALFOPEN_FULL, 0);
+		ctx_ctr(c, SVC_CTR_HALFOPEN_FULL, 0);
 	return 1;
 }
 

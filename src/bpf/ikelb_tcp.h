@@ -40,8 +40,8 @@ static __always_inline void tcp_persist_touch(const struct svc_value *svc, struc
 	persist_key_make(&pk, svc, c);
 	struct state_value *v = bpf_map_lookup_elem(&persist_map, &pk);
 	if (v) {
-		if (v->real_id == c->real_id && v->last_seen_s != c->now)
-			v->last_seen_s = c->now;
+		if (v->real_id == c->real_id)
+			state_touch(v, c->now);
 		return;
 	}
 	struct state_value nv = { .real_id = c->real_id, .last_seen_s = c->now };
@@ -88,9 +88,10 @@ static __noinline int tcp_service(struct __sk_buff *skb, const struct pkt *p,
 	int syn = (fl & (IKELB_TCP_SYN | IKELB_TCP_ACK)) == IKELB_TCP_SYN;
 	struct ctx c;
 
-	ctx_init(&c, svc, p);
+	if (ctx_init(&c, svc, p) < 0)
+		return TC_ACT_OK;
 	c.now = now_s();
-	ctr_add(c.svc_id, SVC_CTR_TCP_RX, p->len);
+	ctx_ctr(&c, SVC_CTR_TCP_RX, p->len);
 	if (p->ttl <= 1 && !(svc->flags & SVC_F_DSR)) {
 		/* the kernel drops it and sends time exceeded */
 		tcp_drop(c.svc_id, p, IKE_DROP_TTL_EXPIRED);
@@ -105,10 +106,10 @@ static __noinline int tcp_service(struct __sk_buff *skb, const struct pkt *p,
 		declog(&c);
 	}
 	if (syn && c.rule != RULE_FLOW)
-		ctr_add(c.svc_id, SVC_CTR_TCP_NEW, p->len);
+		ctx_ctr(&c, SVC_CTR_TCP_NEW, p->len);
 	if (!syn && !c.ike_mode && c.rule == RULE_FLOW)
 		tcp_persist_touch(svc, &c);
-	ctr_add(c.svc_id, SVC_CTR_TCP_FWD, p->len);
+	ctx_ctr(&c, SVC_CTR_TCP_FWD, p->len);
 	real_ctr_add(c.real_id, p->len);
 	if (p->frag == FRAG_FIRST)
 		frag_record(p, (svc->flags & SVC_F_DSR) ? FRAG_K_DSR : FRAG_K_DNAT, &c.raddr,

@@ -370,14 +370,27 @@ static int percpu_sum(struct bpf_engine *e, int fd, uint32_t key, struct ctr *ou
 int bpf_engine_svc_counters(struct bpf_engine *e, int svc, struct ctr *out)
 {
 	int fd = bpf_map__fd(e->skel->maps.svc_ctr_map);
+	uint32_t key = (uint32_t)svc;
 
 	if (svc < 0 || svc >= IKELB_MAX_SERVICES)
 		return -EINVAL;
-	for (uint32_t i = 0; i < SVC_CTR__MAX; i++) {
-		int err = percpu_sum(e, fd, (uint32_t)svc * SVC_CTR__MAX + i, &out[i]);
-		if (err)
-			return err;
+	/* One block per CPU (maps.h, svc_ctrs): 928 bytes x CPUs. */
+	struct svc_ctrs *v = calloc((size_t)e->ncpu, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	if (bpf_map_lookup_elem(fd, &key, v) < 0) {
+		int err = -errno;
+		free(v);
+		return err;
 	}
+	for (int i = 0; i < SVC_CTR__MAX; i++) {
+		out[i].packets = out[i].bytes = 0;
+		for (int c = 0; c < e->ncpu; c++) {
+			out[i].packets += v[c].c[i].packets;
+			out[i].bytes += v[c].c[i].bytes;
+		}
+	}
+	free(v);
 	return 0;
 }
 
