@@ -15,6 +15,7 @@
 #include "core/declog.h"
 #include "core/sockaddr.h"
 #include "core/steer.h"
+#include "engine/sock_mod.h"
 
 #define SOCK_NIL UINT32_MAX
 #define SOCK_BATCH 32
@@ -96,6 +97,11 @@ struct sock_worker {
 		struct cmsghdr align;
 	} ctl[SOCK_BATCH];
 	bool gso_off;         /* a send said the way out cannot segment */
+	struct sock_mod mod;  /* receive moderation, worker thread only */
+	uint64_t sends;       /* send calls (runs of one flow), worker only */
+	struct {              /* published after each wake for read_stats */
+		_Atomic uint64_t wakes, dgrams, waits, wait_ns, sends;
+	} st;
 };
 
 struct sock_engine {
