@@ -9,7 +9,9 @@ engine's own counters say whether a datagram was held.
 
 Run: IKELB_NO_SKIP=1 IKELB_BIN=$PWD/build/ikelb /usr/bin/python3 -m pytest -q \
 tests/system/test_socket_moderation.py (root)."""
+import os
 import re
+import signal
 import subprocess
 import time
 
@@ -100,8 +102,29 @@ def test_moderation_at_its_bound_relays_and_never_holds_a_lone_handshake(make_la
         idle, done)
     assert lab.ping_through_tunnel(c1.name)
     assert_no_invalid_spi(lab)
+    refused_on_reload(lab)
     report(lab, results, "flood: %s replies of %d per client; %d datagrams in %d wakes "
            "(%.1f per wake), %d waits (%.3f s held); handshake of %s on an idle balancer: "
            "%d datagrams, 0 waits" % (
                got, FLOOD, dgrams, wakes, dgrams / max(wakes, 1), waits, held, c1.name,
                done["ikelb_socket_datagrams_total"] - idle["ikelb_socket_datagrams_total"]))
+
+
+def refused_on_reload(lab):
+    """The socket keys are read at start: a reload that changes them is
+    refused (not silently ignored), and the engine keeps running."""
+    conf = open(lab.balancer.conf).read()
+    assert "coalesce_usecs: %d" % BOUND_US in conf, conf
+    with open(lab.balancer.conf, "w") as f:
+        f.write(conf.replace("coalesce_usecs: %d" % BOUND_US, "coalesce_usecs: 0"))
+    before = len(lab.balancer.log())
+    os.kill(lab.balancer.proc.pid, signal.SIGHUP)
+    deadline = time.monotonic() + 10
+    while "needs a restart" not in lab.balancer.log()[before:] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    new = lab.balancer.log()[before:]
+    assert "needs a restart" in new and "'socket' changed" in new, new
+    with open(lab.balancer.conf, "w") as f:
+        f.write(conf)
+    assert lab.balancer.proc.poll() is None
+    assert lab.ping_through_tunnel(lab.clients[1].name)
