@@ -172,7 +172,8 @@ struct cfg {
 	uint32_t max_clients;  /* persistence / SA table capacity, default 1048576 */
 	uint32_t max_flows;    /* flow table capacity, default 1048576 */
 	uint32_t max_halfopen; /* half-open IKE SA table capacity, default 65536 */
-	/* socket engine: worker threads (default 1) and the receive
+	/* socket engine: worker threads (0 = auto: one per online CPU, at
+	 * most SOCK_AUTO_WORKERS) and the receive
 	 * moderation bound in us (engine/sock_mod.h; 0 = off) */
 	uint32_t sock_workers;
 	uint32_t sock_coalesce_us;

@@ -12,7 +12,7 @@ void cfg_parse_socket(struct cfg_ctx *x, yaml_node_t *root, struct cfg *c)
 	if (!m || !cfg_want_map(x, m, "socket"))
 		return;
 	cfg_check_keys(x, m, "socket", socket_keys);
-	if (cfg_get_uint(x, m, "socket", "workers", 1, CFG_SOCK_MAX_WORKERS, &v) > 0)
+	if (cfg_get_uint(x, m, "socket", "workers", 0, CFG_SOCK_MAX_WORKERS, &v) > 0)
 		c->sock_workers = (uint32_t)v;
 	if (cfg_get_uint(x, m, "socket", "coalesce_usecs", 0, CFG_SOCK_MAX_COALESCE_US, &v) > 0)
 		c->sock_coalesce_us = (uint32_t)v;

@@ -419,6 +419,16 @@ static void engine_free(struct sock_engine *e)
 	free(e);
 }
 
+/* socket.workers, or auto: one per online CPU up to SOCK_AUTO_WORKERS,
+ * the most measured (docs/performance.md, "The socket engine"). */
+static int worker_count(const struct cfg *cfg)
+{
+	if (cfg->sock_workers > 0)
+		return (int)cfg->sock_workers;
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n < 1 ? 1 : n > SOCK_AUTO_WORKERS ? SOCK_AUTO_WORKERS : (int)n;
+}
+
 int sock_engine_open_opts(struct runtime *rt, const struct logger *log,
 			  const struct sock_engine_opts *o, struct engine *out)
 {
@@ -435,7 +445,7 @@ int sock_engine_open_opts(struct runtime *rt, const struct logger *log,
 	e->cfg = cfg;
 	e->log = log;
 	e->nsvc = cfg->nservices;
-	e->nworkers = d.workers > 0 ? d.workers : cfg->sock_workers > 0 ? (int)cfg->sock_workers : 1;
+	e->nworkers = d.workers > 0 ? d.workers : worker_count(cfg);
 	e->ike_port = d.ike_port; /* 0: each service's ike_port */
 	struct steer_opts so = { .max_clients = d.max_clients, .max_halfopen = d.max_halfopen,
 				 .max_flows = d.max_flows };

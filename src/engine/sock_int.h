@@ -22,6 +22,7 @@
 #define SOCK_RUN_MAX 128      /* datagrams of one flow sent together */
 #define SOCK_CTL 64           /* per received message: the UDP_GRO cmsg */
 #define SOCK_BUF 65536        /* any UDP datagram fits: never truncated */
+#define SOCK_AUTO_WORKERS 2   /* socket.workers: 0 (auto) at most */
 #define SOCK_FD_RESERVE 64    /* descriptors kept for the daemon (API, health, logs) */
 
 /* epoll data: type in the top 2 bits, generation in bits 32..61, index low. */

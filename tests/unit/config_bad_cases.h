@@ -684,16 +684,16 @@ static const struct cfg_bad_case cfg_bad_cases[] = {
 	  "    servers:\n"
 	  "      - { name: a, address: 127.0.0.2 }\n",
 	  "t.yaml:2:39: socket.coalesce_usecs: 1001 is out of range 0..1000" },
-	{ "socket_workers_zero",
+	{ "socket_workers_range",
 	  "engine: socket\n"
-	  "socket: { workers: 0 }\n"
+	  "socket: { workers: 65 }\n"
 	  "services:\n"
 	  "  - name: s1\n"
 	  "    vip: 127.0.0.1\n"
 	  "    forwarding: fullnat\n"
 	  "    servers:\n"
 	  "      - { name: a, address: 127.0.0.2 }\n",
-	  "t.yaml:2:20: socket.workers: 0 is out of range 1..64" },
+	  "t.yaml:2:20: socket.workers: 65 is out of range 0..64" },
 	{ "socket_unknown_key",
 	  "engine: socket\n"
 	  "socket: { batch: 64 }\n"

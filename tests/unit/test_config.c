@@ -134,7 +134,7 @@ static void defaults_applied(void **state)
 	assert_int_equal(c.max_clients, 1048576);
 	assert_int_equal(c.max_flows, 1048576);
 	assert_int_equal(c.max_halfopen, 65536);
-	assert_int_equal(c.sock_workers, 1);
+	assert_int_equal(c.sock_workers, 0); /* auto */
 	assert_int_equal(c.sock_coalesce_us, CFG_SOCK_COALESCE_DEFAULT_US);
 	const struct cfg_service *s = &c.services[0];
 	addr_is(&s->vip, "2001:db8::10");
