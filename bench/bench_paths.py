@@ -164,6 +164,8 @@ class Ikelb(Path):
                       "bpf: { pin_dir: /sys/fs/bpf/ikelb, attach: %s }" % self.attach,
                       "limits: { max_clients: %d, max_flows: %d }" % (
                           self.max_clients, 2 * self.max_clients)]
+        else:
+            lines += self.socket_keys()
         lines += ["api: { listen: \"unix:%s\" }" % self.api,
                   'server_state_file: ""',
                   "services:",
@@ -177,6 +179,14 @@ class Ikelb(Path):
                   "    servers:"]
         lines += ["      - { name: %s, address: %s }" % (n, a) for _, n, a in self.topo.sinks]
         return "\n".join(lines) + "\n"
+
+    def socket_keys(self):
+        """BENCH_SOCK_WORKERS / BENCH_SOCK_COALESCE: socket.workers and
+        socket.coalesce_usecs (docs/socket-engine.md), else the defaults."""
+        keys = [k + ": " + os.environ[e] for k, e in (
+            ("workers", "BENCH_SOCK_WORKERS"), ("coalesce_usecs", "BENCH_SOCK_COALESCE"))
+            if os.environ.get(e, "").strip()]
+        return ["socket: { %s }" % ", ".join(keys)] if keys else []
 
     def binary(self):
         return os.path.join(self.build, "ikelb")

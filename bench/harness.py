@@ -16,7 +16,9 @@ ikelb-socket,ikelb-socket-swgso), BENCH_SCALE=0, BENCH_PROFILE=1,
 BENCH_MAX_CLIENTS (1048576: the bpf engine's table sizes),
 BENCH_HANDSHAKE=0, BENCH_OUT (bench/results), BENCH_KEEP=1 (keep the work
 directory), BENCH_MAX_SECONDS (540: later measurements are skipped),
-BENCH_NGINX_CONSISTENT=1 (nginx with `hash $remote_addr consistent`)."""
+BENCH_NGINX_CONSISTENT=1 (nginx with `hash $remote_addr consistent`),
+BENCH_SOCK_WORKERS / BENCH_SOCK_COALESCE (socket.workers, socket.coalesce_usecs
+of the ikelb-socket paths)."""
 import argparse
 import json
 import os

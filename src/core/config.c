@@ -142,6 +142,8 @@ void cfg_defaults(struct cfg *c)
 	c->max_clients = 1048576;
 	c->max_flows = 1048576;
 	c->max_halfopen = 65536;
+	c->sock_workers = 0; /* auto */
+	c->sock_coalesce_us = CFG_SOCK_COALESCE_DEFAULT_US;
 }
 
 void cfg_service_defaults(struct cfg_service *s)

@@ -15,6 +15,9 @@
 #define CFG_MAX_PORTS 16
 #define CFG_MAX_TCP_PORTS 4 /* tcp_ports per service (SSTP: 443) */
 #define CFG_MAX_SERVICES 32
+#define CFG_SOCK_MAX_WORKERS 64
+#define CFG_SOCK_MAX_COALESCE_US 1000 /* = SOCK_MOD_MAX_US */
+#define CFG_SOCK_COALESCE_DEFAULT_US 50
 #define CFG_MAX_SERVERS 1024 /* per service */
 #define CFG_MAX_INTERFACES 16
 #define CFG_IF_PUBLIC 0x1  /* clients reach the VIPs here */
@@ -169,6 +172,11 @@ struct cfg {
 	uint32_t max_clients;  /* persistence / SA table capacity, default 1048576 */
 	uint32_t max_flows;    /* flow table capacity, default 1048576 */
 	uint32_t max_halfopen; /* half-open IKE SA table capacity, default 65536 */
+	/* socket engine: worker threads (0 = auto: one per online CPU, at
+	 * most SOCK_AUTO_WORKERS) and the receive
+	 * moderation bound in us (engine/sock_mod.h; 0 = off) */
+	uint32_t sock_workers;
+	uint32_t sock_coalesce_us;
 	struct cfg_service *services;
 	int nservices;
 	struct cfg_sync sync;

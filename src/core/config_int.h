@@ -109,6 +109,8 @@ int cfg_node_addr(struct cfg_ctx *x, yaml_node_t *n, const char *what,
 void cfg_parse_root(struct cfg_ctx *x, yaml_node_t *root, struct cfg *c);
 /* The `sync` mapping (config_sync.c). */
 void cfg_parse_sync(struct cfg_ctx *x, yaml_node_t *root, struct cfg *c);
+/* config_socket.c: the `socket` mapping (socket engine tuning). */
+void cfg_parse_socket(struct cfg_ctx *x, yaml_node_t *root, struct cfg *c);
 /* A list of ports (1..65535, no repeats) at PATH.KEY into out[*n]
  * (config_tcp.c). */
 void cfg_port_list(struct cfg_ctx *x, yaml_node_t *seq, const char *path, const char *key,

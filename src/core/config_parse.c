@@ -10,7 +10,8 @@
 #define DAY_MS (86400ull * 1000)
 
 static const char *const root_keys[] = { "engine", "interfaces", "api", "bpf", "maglev_seed",
-					 "limits", "server_state_file", "services", "sync", NULL };
+					 "limits", "server_state_file", "services", "sync", "socket",
+					 NULL };
 static const char *const api_keys[] = { "listen", "idle_timeout", "token_file", NULL };
 static const char *const bpf_keys[] = { "pin_dir", "attach", NULL };
 static const char *const bpf_attach_names[] = { "tc", "xdp", NULL };
@@ -583,6 +584,7 @@ void cfg_parse_root(struct cfg_ctx *x, yaml_node_t *root, struct cfg *c)
 	if (cfg_get_u64(x, root, "", "maglev_seed", &v) > 0)
 		c->maglev_seed = v;
 	parse_limits(x, root, c);
+	cfg_parse_socket(x, root, c);
 	parse_state_file(x, root, c);
 	parse_services(x, root, c);
 	cfg_parse_sync(x, root, c);

@@ -399,6 +399,37 @@ static void tables(struct buf *b, const struct eng_stats *st)
 	}
 }
 
+/* Socket engine only: how deep its wakes batch (docs/socket-engine.md,
+ * "Moderation"); datagrams / wakes is the batch depth. */
+static void sock_batching(struct buf *b, const struct eng_sock_stats *s)
+{
+	if (!s->present)
+		return;
+	static const char *const name[] = {
+		"ikelb_socket_wakes_total", "ikelb_socket_datagrams_total",
+		"ikelb_socket_coalesce_waits_total", "ikelb_socket_coalesce_wait_seconds_total",
+		"ikelb_socket_sends_total",
+	};
+	static const char *const help[] = {
+		"Worker wakes (epoll_wait returns with work).",
+		"Datagrams the workers handled, both ways (GRO trains counted per datagram).",
+		"Moderation waits before the next epoll_wait (socket.coalesce_usecs).",
+		"Time spent in moderation waits.",
+		"Send calls: runs of one flow's datagrams, each one sendmmsg.",
+	};
+	char secs[32];
+	snprintf(secs, sizeof(secs), "%.6f", (double)s->wait_ns / 1e9);
+	for (size_t i = 0; i < sizeof(name) / sizeof(name[0]); i++) {
+		family(b, name[i], "counter", help[i]);
+		if (i == 3) {
+			bprintf(b, "%s %s\n", name[i], secs);
+			continue;
+		}
+		uint64_t v[] = { s->wakes, s->dgrams, s->waits, 0, s->sends };
+		bprintf(b, "%s %llu\n", name[i], (ull)v[i]);
+	}
+}
+
 /* Only with sync: configured (docs/ha.md). */
 static void sync_counters(struct buf *b, const struct ctl_view *v)
 {
@@ -424,6 +455,7 @@ char *report_metrics(const struct ctl_view *v)
 	evacuations(&b, v);
 	probes(&b, v);
 	tables(&b, st);
+	sock_batching(&b, &st->sock);
 	sync_counters(&b, v);
 	if (b.failed) {
 		free(b.p);

@@ -37,6 +37,8 @@ static bool needs_restart(const struct cfg *a, const struct cfg *b, const char *
 	else if (a->max_clients != b->max_clients || a->max_flows != b->max_flows ||
 		 a->max_halfopen != b->max_halfopen)
 		*why = "limits";
+	else if (a->sock_workers != b->sock_workers || a->sock_coalesce_us != b->sock_coalesce_us)
+		*why = "socket";
 	else if (a->ninterfaces != b->ninterfaces ||
 		 memcmp(a->interfaces, b->interfaces, sizeof(a->interfaces)))
 		*why = "interfaces";

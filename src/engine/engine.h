@@ -40,6 +40,13 @@ struct eng_table_stats {
 	uint64_t evictions;  /* entries dropped to admit new ones (table full) */
 };
 
+/* Socket engine only (present): wakes of its workers, datagrams they
+ * handled, moderation waits and their total time, send calls. */
+struct eng_sock_stats {
+	bool present;
+	uint64_t wakes, dgrams, waits, wait_ns, sends;
+};
+
 struct eng_stats {
 	int nsvc;
 	int ntables;         /* TBL__MAX when tables[] is filled, else 0 */
@@ -49,6 +56,7 @@ struct eng_stats {
 	uint64_t not_ours; /* packets that were not for a service (passed) */
 	uint64_t decision_log_dropped; /* decision log lines lost: over the rate limit,
 					* or (bpf) the ring buffer full */
+	struct eng_sock_stats sock;
 };
 
 struct engine;

@@ -72,6 +72,20 @@ static int op_read_counters(struct engine *eng, struct eng_stats *st)
 	return 0;
 }
 
+/* Published by the workers after each wake (sock_relay.c). */
+static void read_worker_stats(const struct sock_engine *e, struct eng_sock_stats *o)
+{
+	*o = (struct eng_sock_stats){ .present = true };
+	for (int i = 0; e->w && i < e->nworkers; i++) {
+		struct sock_worker *w = &e->w[i];
+		o->wakes += atomic_load_explicit(&w->st.wakes, memory_order_relaxed);
+		o->dgrams += atomic_load_explicit(&w->st.dgrams, memory_order_relaxed);
+		o->waits += atomic_load_explicit(&w->st.waits, memory_order_relaxed);
+		o->wait_ns += atomic_load_explicit(&w->st.wait_ns, memory_order_relaxed);
+		o->sends += atomic_load_explicit(&w->st.sends, memory_order_relaxed);
+	}
+}
+
 static int op_read_stats(struct engine *eng, struct eng_stats *st)
 {
 	struct sock_engine *e = impl(eng);
@@ -108,6 +122,7 @@ static int op_read_stats(struct engine *eng, struct eng_stats *st)
 							  ts[t].inserts, ts[t].evictions };
 	st->ntables = TBL__MAX;
 	pthread_mutex_unlock(&e->mu);
+	read_worker_stats(e, &st->sock);
 	return 0;
 }
 
@@ -326,6 +341,7 @@ static int workers_start(struct sock_engine *e)
 		w->e = e;
 		w->idx = i;
 		w->epfd = w->wakefd = -1;
+		sock_mod_init(&w->mod, e->cfg->sock_coalesce_us, SOCK_BATCH);
 	}
 	for (int i = 0; i < e->nworkers; i++) {
 		struct sock_worker *w = &e->w[i];
@@ -352,6 +368,24 @@ static int workers_start(struct sock_engine *e)
 	return 0;
 }
 
+static void read_worker_stats(const struct sock_engine *e, struct eng_sock_stats *o);
+
+/* At stop: how deep the workers batched over their life (tuning aid for
+ * socket.coalesce_usecs; live figures in the ikelb_socket_* metrics). */
+static void log_batching(struct sock_engine *e)
+{
+	struct eng_sock_stats s;
+	read_worker_stats(e, &s);
+	if (!s.wakes)
+		return;
+	log_info(e->log, "socket engine: %llu datagrams in %llu wakes (%.1f per wake), "
+			 "%llu sends (%.1f per send), %llu coalesce waits (%.1f ms)",
+		 (unsigned long long)s.dgrams, (unsigned long long)s.wakes,
+		 (double)s.dgrams / (double)s.wakes, (unsigned long long)s.sends,
+		 s.sends ? (double)s.dgrams / (double)s.sends : 0.0,
+		 (unsigned long long)s.waits, (double)s.wait_ns / 1e6);
+}
+
 static void engine_free(struct sock_engine *e)
 {
 	atomic_store(&e->stop, 1);
@@ -370,6 +404,7 @@ static void engine_free(struct sock_engine *e)
 			close(w->wakefd);
 		free(w->rxbuf);
 	}
+	log_batching(e);
 	free(e->w);
 	for (uint32_t i = 0; i < e->nlst; i++)
 		close(e->lst[i].fd);
@@ -382,6 +417,16 @@ static void engine_free(struct sock_engine *e)
 	steer_free(e->steer);
 	pthread_mutex_destroy(&e->mu);
 	free(e);
+}
+
+/* socket.workers, or auto: one per online CPU up to SOCK_AUTO_WORKERS,
+ * the most measured (docs/performance.md, "The socket engine"). */
+static int worker_count(const struct cfg *cfg)
+{
+	if (cfg->sock_workers > 0)
+		return (int)cfg->sock_workers;
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n < 1 ? 1 : n > SOCK_AUTO_WORKERS ? SOCK_AUTO_WORKERS : (int)n;
 }
 
 int sock_engine_open_opts(struct runtime *rt, const struct logger *log,
@@ -400,7 +445,7 @@ int sock_engine_open_opts(struct runtime *rt, const struct logger *log,
 	e->cfg = cfg;
 	e->log = log;
 	e->nsvc = cfg->nservices;
-	e->nworkers = d.workers > 0 ? d.workers : 1;
+	e->nworkers = d.workers > 0 ? d.workers : worker_count(cfg);
 	e->ike_port = d.ike_port; /* 0: each service's ike_port */
 	struct steer_opts so = { .max_clients = d.max_clients, .max_halfopen = d.max_halfopen,
 				 .max_flows = d.max_flows };
@@ -423,8 +468,8 @@ int sock_engine_open_opts(struct runtime *rt, const struct logger *log,
 		log_err(log, "socket engine: cannot start workers: %s", strerror(errno));
 		goto fail;
 	}
-	log_info(log, "socket engine: %u listeners, %d worker%s, up to %u flows", e->nlst,
-		 e->nworkers, e->nworkers > 1 ? "s" : "", e->cap);
+	log_info(log, "socket engine: %u listeners, %d worker%s, up to %u flows, coalesce %u us",
+		 e->nlst, e->nworkers, e->nworkers > 1 ? "s" : "", e->cap, cfg->sock_coalesce_us);
 	out->ops = &sock_ops;
 	out->impl = e;
 	return 0;

@@ -15,12 +15,14 @@
 #include "core/declog.h"
 #include "core/sockaddr.h"
 #include "core/steer.h"
+#include "engine/sock_mod.h"
 
 #define SOCK_NIL UINT32_MAX
 #define SOCK_BATCH 32
 #define SOCK_RUN_MAX 128      /* datagrams of one flow sent together */
 #define SOCK_CTL 64           /* per received message: the UDP_GRO cmsg */
 #define SOCK_BUF 65536        /* any UDP datagram fits: never truncated */
+#define SOCK_AUTO_WORKERS 2   /* socket.workers: 0 (auto) at most */
 #define SOCK_FD_RESERVE 64    /* descriptors kept for the daemon (API, health, logs) */
 
 /* epoll data: type in the top 2 bits, generation in bits 32..61, index low. */
@@ -96,6 +98,11 @@ struct sock_worker {
 		struct cmsghdr align;
 	} ctl[SOCK_BATCH];
 	bool gso_off;         /* a send said the way out cannot segment */
+	struct sock_mod mod;  /* receive moderation, worker thread only */
+	uint64_t sends;       /* send calls (runs of one flow), worker only */
+	struct {              /* published after each wake for read_stats */
+		_Atomic uint64_t wakes, dgrams, waits, wait_ns, sends;
+	} st;
 };
 
 struct sock_engine {

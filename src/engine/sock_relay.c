@@ -10,6 +10,8 @@
 #include <stdbool.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/prctl.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/clock.h"
@@ -58,6 +60,7 @@ static void run_flush(struct sock_engine *e, struct sock_worker *w, struct sock_
 	struct sock_conn *c = &e->conns[run->conn];
 	struct sock_svc *s = &e->svc[c->svc];
 	bool sent[SOCK_RUN_MAX];
+	w->sends++;
 	/* Unsent datagrams (socket buffer full, ICMP error pending) are lost
 	 * like on any UDP hop; IKE retransmits. */
 	sock_send_dgrams(c->fd, run->d, run->n, NULL, 0, &w->gso_off, sent);
@@ -122,9 +125,11 @@ static void client_dgram(struct sock_engine *e, struct sock_worker *w, uint32_t 
 	run->d[run->n++].iov_len = len;
 }
 
-static void handle_client_batch(struct sock_engine *e, struct sock_worker *w, uint32_t li, int n,
-				uint64_t now)
+/* Returns the datagrams the batch held. */
+static uint32_t handle_client_batch(struct sock_engine *e, struct sock_worker *w, uint32_t li,
+				    int n, uint64_t now)
 {
+	uint32_t dgrams = 0;
 	const struct sock_listener *l = &e->lst[li];
 	struct sock_run run = { .n = 0 };
 	for (int i = 0; i < n; i++) {
@@ -140,15 +145,24 @@ static void handle_client_batch(struct sock_engine *e, struct sock_worker *w, ui
 		uint32_t seg, len = w->msgs[i].msg_len;
 		uint32_t nseg = msg_segs(w, i, &seg);
 		uint8_t *b = w->iov[i].iov_base;
+		dgrams += nseg;
 		for (uint32_t k = 0; k < nseg; k++) {
 			uint32_t dl = len - k * seg < seg ? len - k * seg : seg;
 			client_dgram(e, w, li, &run, &client, cport, b + (size_t)k * seg, dl, now);
 		}
 	}
 	run_flush(e, w, &run);
+	return dgrams;
 }
 
-static void on_listener(struct sock_engine *e, struct sock_worker *w, uint32_t li)
+/* What one wake handled, for the moderation (sock_mod.h). */
+struct sock_wake {
+	uint32_t dgrams;
+	bool full; /* a socket had more than SOCK_MAX_ROUNDS batches waiting */
+};
+
+static void on_listener(struct sock_engine *e, struct sock_worker *w, uint32_t li,
+			struct sock_wake *wk)
 {
 	const struct sock_listener *l = &e->lst[li];
 	for (int round = 0; round < SOCK_MAX_ROUNDS; round++) {
@@ -158,11 +172,12 @@ static void on_listener(struct sock_engine *e, struct sock_worker *w, uint32_t l
 			return;
 		uint64_t now = clock_mono_s();
 		pthread_mutex_lock(&e->mu);
-		handle_client_batch(e, w, li, n, now);
+		wk->dgrams += handle_client_batch(e, w, li, n, now);
 		pthread_mutex_unlock(&e->mu);
 		if (n < SOCK_BATCH)
 			return;
 	}
+	wk->full = true;
 }
 
 /* Send a run of replies to the flow's client from its VIP:port listener. */
@@ -171,6 +186,7 @@ static void reply_flush(struct sock_engine *e, struct sock_worker *w, const stru
 {
 	bool sent[SOCK_RUN_MAX];
 	struct sock_srv_ctr *sc = &e->svc[c->svc].srv_ctr[c->srv];
+	w->sends++;
 	sock_send_dgrams(e->lst[c->lst].fd, run->d, run->n, to, tolen, &w->gso_off, sent);
 	for (int i = 0; i < run->n; i++) {
 		if (!sent[i])
@@ -185,9 +201,10 @@ static void reply_flush(struct sock_engine *e, struct sock_worker *w, const stru
 /* n received messages (datagrams or GRO trains) of the flow's server:
  * each datagram teaches the steering (SPIr, labels), then all go to the
  * client. */
-static void relay_replies(struct sock_engine *e, struct sock_worker *w, const struct sock_conn *c,
-			  int n, uint64_t now)
+static uint32_t relay_replies(struct sock_engine *e, struct sock_worker *w,
+			      const struct sock_conn *c, int n, uint64_t now)
 {
+	uint32_t dgrams = 0;
 	struct sockaddr_storage to;
 	socklen_t tolen = ikelb_sockaddr_from_addr(&c->client, c->cport, &to);
 	struct sock_run run = { .n = 0 };
@@ -195,6 +212,7 @@ static void relay_replies(struct sock_engine *e, struct sock_worker *w, const st
 		uint32_t seg, len = w->msgs[i].msg_len;
 		uint32_t nseg = msg_segs(w, i, &seg);
 		uint8_t *b = w->iov[i].iov_base;
+		dgrams += nseg;
 		for (uint32_t k = 0; k < nseg; k++) {
 			uint32_t dl = len - k * seg < seg ? len - k * seg : seg;
 			steer_learn_reply(e->steer, c->svc, &c->client, c->cport, c->vport,
@@ -206,15 +224,18 @@ static void relay_replies(struct sock_engine *e, struct sock_worker *w, const st
 		}
 	}
 	reply_flush(e, w, c, &run, &to, tolen);
+	return dgrams;
 }
 
 /* Replies of one flow, relayed from VIP:port to the client. Under the lock
  * because the sweeper may close the flow's socket. */
-static void on_conn(struct sock_engine *e, struct sock_worker *w, uint64_t u)
+static void on_conn(struct sock_engine *e, struct sock_worker *w, uint64_t u,
+		    struct sock_wake *wk)
 {
+	int round;
 	uint32_t idx = SOCK_EV_IDX(u);
 	pthread_mutex_lock(&e->mu);
-	for (int round = 0; round < SOCK_MAX_ROUNDS; round++) {
+	for (round = 0; round < SOCK_MAX_ROUNDS; round++) {
 		if (idx >= e->cap)
 			break;
 		struct sock_conn *c = &e->conns[idx];
@@ -225,12 +246,61 @@ static void on_conn(struct sock_engine *e, struct sock_worker *w, uint64_t u)
 		if (n <= 0)
 			break; /* EAGAIN, or ECONNREFUSED (server port closed), now cleared */
 		uint64_t now = clock_mono_s();
-		relay_replies(e, w, c, n, now);
+		wk->dgrams += relay_replies(e, w, c, n, now);
 		sock_flow_touch(e, c, now);
 		if (n < SOCK_BATCH)
 			break;
 	}
 	pthread_mutex_unlock(&e->mu);
+	if (round == SOCK_MAX_ROUNDS)
+		wk->full = true;
+}
+
+static void wake_events(struct sock_engine *e, struct sock_worker *w,
+			const struct epoll_event *ev, int n, struct sock_wake *wk)
+{
+	for (int i = 0; i < n && !atomic_load(&e->stop); i++) {
+		uint64_t u = ev[i].data.u64;
+		switch (SOCK_EV_TYPE(u)) {
+		case SOCK_EV_LISTENER:
+			on_listener(e, w, SOCK_EV_IDX(u), wk);
+			break;
+		case SOCK_EV_CONN:
+			on_conn(e, w, u, wk);
+			break;
+		default: {
+			uint64_t v;
+			if (read(w->wakefd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+				break;
+			break;
+		}
+		}
+	}
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+/* The moderation's wait: datagrams queue in the sockets meanwhile. */
+static void mod_wait(uint64_t ns)
+{
+	struct timespec ts = { .tv_sec = (time_t)(ns / 1000000000ULL),
+			       .tv_nsec = (long)(ns % 1000000000ULL) };
+	while (clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, &ts) == EINTR)
+		;
+}
+
+static void publish_stats(struct sock_worker *w)
+{
+	atomic_store_explicit(&w->st.wakes, w->mod.wakes, memory_order_relaxed);
+	atomic_store_explicit(&w->st.dgrams, w->mod.dgrams, memory_order_relaxed);
+	atomic_store_explicit(&w->st.waits, w->mod.waits, memory_order_relaxed);
+	atomic_store_explicit(&w->st.wait_ns, w->mod.wait_ns, memory_order_relaxed);
+	atomic_store_explicit(&w->st.sends, w->sends, memory_order_relaxed);
 }
 
 void *sock_worker_main(void *arg)
@@ -239,27 +309,22 @@ void *sock_worker_main(void *arg)
 	struct sock_engine *e = w->e;
 	struct epoll_event ev[64];
 
+	/* The default 50 us timer slack would stretch every moderation wait
+	 * past its bound. */
+	if (w->mod.max_ns)
+		(void)prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);
 	while (!atomic_load(&e->stop)) {
 		int n = epoll_wait(w->epfd, ev, 64, 1000);
 		if (n < 0 && errno != EINTR)
 			break;
-		for (int i = 0; i < n && !atomic_load(&e->stop); i++) {
-			uint64_t u = ev[i].data.u64;
-			switch (SOCK_EV_TYPE(u)) {
-			case SOCK_EV_LISTENER:
-				on_listener(e, w, SOCK_EV_IDX(u));
-				break;
-			case SOCK_EV_CONN:
-				on_conn(e, w, u);
-				break;
-			default: {
-				uint64_t v;
-				if (read(w->wakefd, &v, sizeof(v)) < 0 && errno != EAGAIN)
-					break;
-				break;
-			}
-			}
-		}
+		if (n <= 0)
+			continue;
+		struct sock_wake wk = { 0 };
+		wake_events(e, w, ev, n, &wk);
+		uint64_t wait = sock_mod_after_wake(&w->mod, now_ns(), wk.dgrams, wk.full);
+		publish_stats(w);
+		if (wait && !atomic_load(&e->stop))
+			mod_wait(wait);
 	}
 	return NULL;
 }

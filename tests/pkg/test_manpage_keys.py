@@ -26,6 +26,7 @@ PLACES = {
     "if_role_keys": ("TOP-LEVEL KEYS", "interfaces"),
     "bpf_keys": ("TOP-LEVEL KEYS", "bpf"),
     "limit_keys": ("TOP-LEVEL KEYS", "limits"),
+    "socket_keys": ("TOP-LEVEL KEYS", "socket"),
     "sync_keys": ("TOP-LEVEL KEYS", "sync"),
     "svc_keys": ("SERVICE KEYS", None),
     "persist_keys": ("SERVICE KEYS", "persistence"),

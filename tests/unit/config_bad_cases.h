@@ -38,7 +38,7 @@ static const struct cfg_bad_case cfg_bad_cases[] = {
 	  "    vip: 203.0.113.10\n"
 	  "    servers:\n"
 	  "      - { name: a, address: 198.51.100.1 }\n",
-	  "t.yaml:2:1: unknown key 'foo' (valid keys: engine, interfaces, api, bpf, maglev_seed, limits, server_state_file, services, sync)" },
+	  "t.yaml:2:1: unknown key 'foo' (valid keys: engine, interfaces, api, bpf, maglev_seed, limits, server_state_file, services, sync, socket)" },
 	{ "unknown_key_service",
 	  "interfaces: [eth0]\n"
 	  "services:\n"
@@ -674,6 +674,36 @@ static const struct cfg_bad_case cfg_bad_cases[] = {
 	  "    servers:\n"
 	  "      - { name: a, address: 198.51.100.1 }\n",
 	  "t.yaml:2:22: limits.max_flows: 0 is out of range 16..268435456" },
+	{ "socket_coalesce_range",
+	  "engine: socket\n"
+	  "socket: { workers: 2, coalesce_usecs: 1001 }\n"
+	  "services:\n"
+	  "  - name: s1\n"
+	  "    vip: 127.0.0.1\n"
+	  "    forwarding: fullnat\n"
+	  "    servers:\n"
+	  "      - { name: a, address: 127.0.0.2 }\n",
+	  "t.yaml:2:39: socket.coalesce_usecs: 1001 is out of range 0..1000" },
+	{ "socket_workers_range",
+	  "engine: socket\n"
+	  "socket: { workers: 65 }\n"
+	  "services:\n"
+	  "  - name: s1\n"
+	  "    vip: 127.0.0.1\n"
+	  "    forwarding: fullnat\n"
+	  "    servers:\n"
+	  "      - { name: a, address: 127.0.0.2 }\n",
+	  "t.yaml:2:20: socket.workers: 65 is out of range 0..64" },
+	{ "socket_unknown_key",
+	  "engine: socket\n"
+	  "socket: { batch: 64 }\n"
+	  "services:\n"
+	  "  - name: s1\n"
+	  "    vip: 127.0.0.1\n"
+	  "    forwarding: fullnat\n"
+	  "    servers:\n"
+	  "      - { name: a, address: 127.0.0.2 }\n",
+	  "t.yaml:2:" },
 	{ "deep_nesting",
 	  "interfaces: [eth0]\n"
 	  "services: [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[\n",

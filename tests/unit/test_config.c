@@ -134,6 +134,8 @@ static void defaults_applied(void **state)
 	assert_int_equal(c.max_clients, 1048576);
 	assert_int_equal(c.max_flows, 1048576);
 	assert_int_equal(c.max_halfopen, 65536);
+	assert_int_equal(c.sock_workers, 0); /* auto */
+	assert_int_equal(c.sock_coalesce_us, CFG_SOCK_COALESCE_DEFAULT_US);
 	const struct cfg_service *s = &c.services[0];
 	addr_is(&s->vip, "2001:db8::10");
 	assert_int_equal(s->nports, 2);
@@ -173,6 +175,7 @@ static void every_field_set(void **state)
 		      "bpf: { pin_dir: /sys/fs/bpf/lb2 }\n"
 		      "maglev_seed: 0xffffffffffffffff\n"
 		      "limits: { max_clients: 1000, max_flows: 2000, max_halfopen: 300 }\n"
+		      "socket: { workers: 2, coalesce_usecs: 0 }\n"
 		      "server_state_file: \"\"\n"
 		      "services:\n"
 		      "  - name: u.v-w_1\n"
@@ -203,6 +206,8 @@ static void every_field_set(void **state)
 	assert_int_equal(c.max_clients, 1000);
 	assert_int_equal(c.max_flows, 2000);
 	assert_int_equal(c.max_halfopen, 300);
+	assert_int_equal(c.sock_workers, 2);
+	assert_int_equal(c.sock_coalesce_us, 0); /* moderation off */
 	const struct cfg_service *s = &c.services[0];
 	assert_string_equal(s->name, "u.v-w_1");
 	assert_int_equal(s->nports, 1);
