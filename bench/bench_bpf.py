@@ -127,8 +127,9 @@ def memory(maps, clients, entries=None, mode=None, flows_per_client=1):
     for each state table memlock / max_entries (LRU hashes are preallocated,
     so that is what each slot costs whether filled or not), times the
     entries a client was measured to hold in it (`entries`, per_client()).
-    The run measures its own mode; the other mode's SA and flow entries are
-    written by the same code (learn()), persistence only by source-ip.
+    The run measures its own mode, and ike from a source-ip run (the same
+    learn() writes SA and flow entries in both; ike has no persistence),
+    not source-ip from an ike run (its persistence entries are not there).
     `reserved` is what the configured tables take in total, and per client
     of `clients` (the configured max_clients)."""
     by = {m["name"]: m for m in maps}
@@ -138,6 +139,8 @@ def memory(maps, clients, entries=None, mode=None, flows_per_client=1):
     for m, tabs in MODE_TABLES.items():
         if entries is None or not all(t in per_entry for t in tabs):
             continue
+        if not set(tabs) <= set(MODE_TABLES.get(mode, ())):
+            continue  # a table the measured mode does not write: not measured
         k = {t: round(entries.get(t, 0), 2) for t in tabs}
         modes[m] = {"bytes_per_client": sum(per_entry[t] * n for t, n in k.items()),
                     "tables": k, "measured_in": mode}

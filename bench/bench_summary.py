@@ -94,8 +94,8 @@ def memory(res):
             "%.2f" % ent[t["name"]] if t["name"] in ent else "-"))
     clients = mem["clients"]
     out += ["", "Entries per client counted in the daemon's maps (`ikelb clients`) after the "
-            "handshake phase of a %s service (persistence per client address; the other "
-            "mode's SA and flow entries are written by the same learn()); bytes from their "
+            "handshake phase of a %s service (persistence per client address; ike's SA and "
+            "flow entries are written by the same learn() as source-ip's); bytes from their "
             "memlock (/proc/PID/fdinfo; LRU hashes are preallocated, so each slot costs this "
             "whether filled or not), configured for %d clients (max_clients %d, max_flows "
             "%d): state tables %.0f MiB, other maps %.1f MiB, all maps %.0f bytes per "
