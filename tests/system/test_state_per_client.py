@@ -118,3 +118,21 @@ def test_entries_after_ike_rekey(make_lab, report):
     report(lab, results, "after one IKE rekey per client: entries %s; SA entries of the "
            "current SAs %d, of the rekeyed-away SAs %d (idle until the persistence "
            "timeout)" % (dict(by), len(sa_spis) - len(stale), len(stale)))
+
+
+def test_entries_ikev1_natt(make_lab, report):
+    """IKEv1 (Main Mode): messages 3-4 go in the clear on 500 with both
+    cookies set, and NAT-T floats the client to 4500 with message 5, the
+    first encrypted one. A flow learned from message 3 was left behind on
+    500 (2 flows per client, fixed: ike_teaches_flow); now one, on 4500."""
+    lab = make_lab("ikelb", balancer_opts={"engine": "bpf", "forwarding": "dnat",
+                                           "persistence": "ike"},
+                   servers=2, clients=CLIENTS, nat_clients=NAT_CLIENTS,
+                   server_opts={"conn": {"version": 0}}, client_opts={"conn": {"version": 1}})
+    results = lab.initiate_all()
+    assert_all_up(lab, results)
+    assert_pings(lab)
+    by, addrs, sa_spis = counted(lab, "ike")
+    assert sorted(sa_spis) == sorted(server_spis(lab)), (sa_spis, server_spis(lab))
+    report(lab, results, "IKEv1: %d clients (%d addresses): entries %s" % (
+        CLIENTS + NAT_CLIENTS, len(addrs), dict(by)))
