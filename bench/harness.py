@@ -14,6 +14,8 @@ phase), BENCH_SAT_SECONDS (2), BENCH_CLIENTS (512), BENCH_SOURCES (256),
 BENCH_PATHS (all: plain,nft-dnat,nginx,ikelb-bpf,ikelb-xdp,
 ikelb-socket,ikelb-socket-swgso), BENCH_SCALE=0, BENCH_PROFILE=1,
 BENCH_MAX_CLIENTS (1048576: the bpf engine's table sizes),
+BENCH_PERSISTENCE (source-ip; ike measures an ike-only configuration),
+BENCH_FLOWS_PER_CLIENT (1: max_flows = max_clients x this),
 BENCH_HANDSHAKE=0, BENCH_OUT (bench/results), BENCH_KEEP=1 (keep the work
 directory), BENCH_MAX_SECONDS (540: later measurements are skipped),
 BENCH_NGINX_CONSISTENT=1 (nginx with `hash $remote_addr consistent`)."""
