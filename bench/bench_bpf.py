@@ -14,16 +14,21 @@ BPFTOOL = "/usr/sbin/bpftool"
 PERF = "/usr/bin/perf"
 STATS_SYSCTL = "/proc/sys/kernel/bpf_stats_enabled"
 
-# Which state tables a tracked NAT-T client holds entries in, per
-# persistence mode (src/bpf/ikelb_steer.h, learn()): both modes keep the
-# established IKE SA and one flow entry per client port (500 and 4500);
-# source-ip adds its persistence entry. halfopen_map holds an SA only
-# between IKE_SA_INIT and the server's vouching answer, so it is shown as
-# a per-table figure, not charged to established clients.
+# The state tables a client of each persistence mode can hold entries in
+# (src/bpf/ikelb_steer.h, learn()). How many entries it holds in each is
+# measured (count_entries, after the handshake phase), not assumed: a
+# NAT-T client's IKE_SA_INIT on 500 writes only the half-open table, its
+# IKE_AUTH on 4500 the SA and the one flow entry (tests/system/
+# test_state_per_client.py checks the same with strongSwan). halfopen_map
+# holds an SA only until that IKE_AUTH, so it is shown per table, not
+# charged to established clients.
 MODE_TABLES = {
-    "source-ip": {"persist_map": 1, "sa_map": 1, "flow_map": 2},
-    "ike": {"sa_map": 1, "flow_map": 2},
+    "source-ip": ("persist_map", "sa_map", "flow_map"),
+    "ike": ("sa_map", "flow_map"),
 }
+# /v1/clients "table" -> map name
+API_TABLES = {"flow": "flow_map", "sa": "sa_map", "halfopen": "halfopen_map",
+              "persist": "persist_map"}
 STATE_MAPS = ("persist_map", "sa_map", "halfopen_map", "flow_map")
 
 
@@ -83,20 +88,62 @@ def objects(pid):
     return maps, progs
 
 
-def memory(maps, clients):
+def count_entries(binary, api, limit=10000, pages=100):
+    """{map name: live entries} from the daemon's own listing (`ikelb
+    clients`, /v1/clients: the pinned maps, idle entries left out), paged
+    and bounded. None when the daemon did not answer."""
+    counts = {n: 0 for n in API_TABLES.values()}
+    offset = 0
+    for _ in range(pages):
+        p = subprocess.run([binary, "clients", "--json", "--offset", str(offset), "--limit",
+                            str(limit), "-a", "unix:" + api],
+                           capture_output=True, text=True, timeout=60)
+        if p.returncode != 0:
+            return None
+        try:
+            page = json.loads(p.stdout)
+        except ValueError:
+            return None
+        for e in page["clients"]:
+            t = API_TABLES.get(e.get("table"))
+            if t:
+                counts[t] += 1
+        offset += len(page["clients"])
+        if not page["clients"] or offset >= page["total"]:
+            break
+    return counts
+
+
+def per_client(counts, clients, addresses):
+    """Entries per established client: persistence is kept per client
+    address (netmask /32), the other tables per client."""
+    if not counts or not clients:
+        return None
+    return {t: n / (addresses if t == "persist_map" else clients) for t, n in counts.items()}
+
+
+def memory(maps, clients, entries=None, mode=None, flows_per_client=1):
     """Kernel bytes per client per persistence mode from the daemon's maps:
     for each state table memlock / max_entries (LRU hashes are preallocated,
     so that is what each slot costs whether filled or not), times the
-    entries a client holds in it in that mode. `reserved` is what the
-    configured tables take in total, and per client of `clients`."""
+    entries a client was measured to hold in it (`entries`, per_client()).
+    The run measures its own mode, and ike from a source-ip run (the same
+    learn() writes SA and flow entries in both; ike has no persistence),
+    not source-ip from an ike run (its persistence entries are not there).
+    `reserved` is what the configured tables take in total, and per client
+    of `clients` (the configured max_clients)."""
     by = {m["name"]: m for m in maps}
     per_entry = {n: by[n]["memlock"] / by[n]["max_entries"]
                  for n in STATE_MAPS if n in by and by[n]["max_entries"]}
     modes = {}
-    for mode, tabs in MODE_TABLES.items():
-        if all(t in per_entry for t in tabs):
-            modes[mode] = {"bytes_per_client": sum(per_entry[t] * k for t, k in tabs.items()),
-                           "tables": dict(tabs)}
+    for m, tabs in MODE_TABLES.items():
+        if entries is None or not all(t in per_entry for t in tabs):
+            continue
+        if not set(tabs) <= set(MODE_TABLES.get(mode, ())):
+            continue  # a table the measured mode does not write: not measured
+        k = {t: round(entries.get(t, 0), 2) for t in tabs}
+        modes[m] = {"bytes_per_client": sum(per_entry[t] * n for t, n in k.items()),
+                    "tables": k, "measured_in": mode}
     state = sum(by[n]["memlock"] for n in STATE_MAPS if n in by)
     total = sum(m["memlock"] for m in maps)
     return {
@@ -104,7 +151,8 @@ def memory(maps, clients):
                     "value": by[n]["value"], "max_entries": by[n]["max_entries"],
                     "memlock": by[n]["memlock"], "bytes_per_entry": per_entry[n]}
                    for n in STATE_MAPS if n in per_entry],
-        "modes": modes, "clients": clients,
+        "modes": modes, "clients": clients, "mode": mode, "entries": entries,
+        "flows_per_client": flows_per_client,
         "state_memlock": state, "other_memlock": total - state, "total_memlock": total,
     }
 

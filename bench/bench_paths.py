@@ -151,6 +151,11 @@ class Ikelb(Path):
         self.proc = None
         self.dir = os.path.join(self.workdir, self.name or "ikelb-" + self.engine)
         self.max_clients = int(os.environ.get("BENCH_MAX_CLIENTS") or 1048576)
+        # The service's persistence mode (BENCH_PERSISTENCE=ike measures an
+        # ike-only configuration: persist_map then at its minimum size) and
+        # flow slots per client: one, as measured (bench_bpf.count_entries).
+        self.persistence = os.environ.get("BENCH_PERSISTENCE") or "source-ip"
+        self.flows_per_client = int(os.environ.get("BENCH_FLOWS_PER_CLIENT") or 1)
         self.bpf_progs = None
         self.api = os.path.join(self.dir, "api.sock")
 
@@ -158,12 +163,12 @@ class Ikelb(Path):
         lines = ["engine: %s" % self.engine]
         if self.engine == "bpf":
             ifs = ["c0"] + [n for _, n, _ in self.topo.sinks]
-            # Tables for max_clients NAT-T clients (two flows each), so the
-            # maps the bench measures are those of a 1 M client balancer.
+            # Tables for max_clients NAT-T clients (one flow each, as the
+            # bench measures), so the maps are those of a 1 M client balancer.
             lines += ["interfaces: [%s]" % ", ".join(ifs),
                       "bpf: { pin_dir: /sys/fs/bpf/ikelb, attach: %s }" % self.attach,
                       "limits: { max_clients: %d, max_flows: %d }" % (
-                          self.max_clients, 2 * self.max_clients)]
+                          self.max_clients, self.flows_per_client * self.max_clients)]
         else:
             lines += self.socket_keys()
         lines += ["api: { listen: \"unix:%s\" }" % self.api,
@@ -173,7 +178,7 @@ class Ikelb(Path):
                   "    vip: %s" % VIP,
                   "    ports: [500, 4500]",
                   "    forwarding: %s" % ("dnat" if self.engine == "bpf" else "fullnat"),
-                  "    persistence: { mode: source-ip, timeout: 1h }",
+                  "    persistence: { mode: %s, timeout: 1h }" % self.persistence,
                   "    scheduler: maglev",
                   "    health: { type: none }",
                   "    servers:"]

@@ -65,32 +65,48 @@ def ratios(res):
     return "\n".join(out)
 
 
+def _tables(m):
+    return " + ".join("%s x %s" % (("%.2f" % k).rstrip("0").rstrip("."), t)
+                      for t, k in m["tables"].items())
+
+
 def memory(res):
-    """Per persistence mode, from the first bpf path's maps."""
+    """Per persistence mode, from the first bpf path's maps and the state
+    entries counted in them after the handshake phase."""
     mem = next((p.get("memory") for p in res["paths"] if p.get("memory")), None)
     if not mem or not mem.get("modes"):
-        return "Kernel memory per client: not measured (no bpf engine path ran)."
-    out = ["| persistence mode | tables a client uses | kernel bytes per client | MiB per "
-           "million | goal |", "|---|---|---:|---:|---|"]
+        return "Kernel memory per client: not measured (no bpf engine path ran, or its " \
+               "state entries could not be counted)."
+    out = ["| persistence mode | tables a client uses x entries measured per client | kernel "
+           "bytes per client | MiB per million | goal |", "|---|---|---:|---:|---|"]
     for mode, m in sorted(mem["modes"].items()):
-        tabs = " + ".join("%s%s" % ("%d x " % k if k > 1 else "", t)
-                          for t, k in m["tables"].items())
         b = m["bytes_per_client"]
         out.append("| %s | %s | %.0f | %.0f | %s |" % (
-            mode, tabs, b, b * 1e6 / 2**20,
+            mode, _tables(m), b, b * 1e6 / 2**20,
             "<= %d: %s" % (MEMORY_GOAL, "met" if b <= MEMORY_GOAL else "NOT met")))
     out += ["", "| table (daemon's map) | type | key+value | max_entries | memlock MiB "
-            "| bytes/entry |", "|---|---|---:|---:|---:|---:|"]
+            "| bytes/entry | entries per client |", "|---|---|---:|---:|---:|---:|---:|"]
+    ent = mem.get("entries") or {}
     for t in mem["tables"]:
-        out.append("| %s | %s | %d | %d | %.1f | %.1f |" % (
+        out.append("| %s | %s | %d | %d | %.1f | %.1f | %s |" % (
             t["name"], t["type"], t["key"] + t["value"], t["max_entries"],
-            t["memlock"] / 2**20, t["bytes_per_entry"]))
-    out += ["", "Measured from the running daemon's maps (memlock in /proc/PID/fdinfo; LRU "
-            "hashes are preallocated, so each slot costs this whether filled or not), "
-            "configured for %d NAT-T clients (max_clients %d, max_flows %d): state tables "
-            "%.0f MiB, other maps %.1f MiB." % (
-                mem["clients"], mem["clients"], 2 * mem["clients"],
-                mem["state_memlock"] / 2**20, mem["other_memlock"] / 2**20)]
+            t["memlock"] / 2**20, t["bytes_per_entry"],
+            "%.2f" % ent[t["name"]] if t["name"] in ent else "-"))
+    clients = mem["clients"]
+    out += ["", "Entries per client counted in the daemon's maps (`ikelb clients`) after the "
+            "handshake phase of a %s service (persistence per client address; ike's SA and "
+            "flow entries are written by the same learn() as source-ip's); bytes from their "
+            "memlock (/proc/PID/fdinfo; LRU hashes are preallocated, so each slot costs this "
+            "whether filled or not), configured for %d clients (max_clients %d, max_flows "
+            "%d): state tables %.0f MiB, other maps %.1f MiB, all maps %.0f bytes per "
+            "client." % (mem.get("mode") or "?", clients, clients,
+                         mem.get("flows_per_client", 1) * clients,
+                         mem["state_memlock"] / 2**20, mem["other_memlock"] / 2**20,
+                         mem["total_memlock"] / clients)]
+    flows = ent.get("flow_map")
+    if flows is not None and flows > mem.get("flows_per_client", 1):
+        out.append("WARNING: %.2f flow entries per client measured, max_flows sized for %d: "
+                   "raise BENCH_FLOWS_PER_CLIENT." % (flows, mem.get("flows_per_client", 1)))
     return "\n".join(out)
 
 

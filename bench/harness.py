@@ -14,6 +14,8 @@ phase), BENCH_SAT_SECONDS (2), BENCH_CLIENTS (512), BENCH_SOURCES (256),
 BENCH_PATHS (all: plain,nft-dnat,nginx,ikelb-bpf,ikelb-xdp,
 ikelb-socket,ikelb-socket-swgso), BENCH_SCALE=0, BENCH_PROFILE=1,
 BENCH_MAX_CLIENTS (1048576: the bpf engine's table sizes),
+BENCH_PERSISTENCE (source-ip; ike measures an ike-only configuration),
+BENCH_FLOWS_PER_CLIENT (1: max_flows = max_clients x this),
 BENCH_HANDSHAKE=0, BENCH_OUT (bench/results), BENCH_KEEP=1 (keep the work
 directory), BENCH_MAX_SECONDS (540: later measurements are skipped),
 BENCH_NGINX_CONSISTENT=1 (nginx with `hash $remote_addr consistent`),
@@ -113,7 +115,8 @@ class Bench:
             out = os.path.join(self.workdir, "sink-%s-%d.json" % (name, tag))
             p = self.topo.popen(ns, [self.bins["ikesink"], "--bind", addr, "--out", out,
                                      "--name", name, "--duration", "300",
-                                     "--max-clients", str(max(self.s["clients"], 16))],
+                                     "--max-clients", str(max(self.s["clients"], 16)),
+                                     "--answer"],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 stdin=subprocess.DEVNULL)
             line = LineReader(p.stdout).readline(time.monotonic() + 10)
@@ -220,7 +223,7 @@ class Bench:
             "gen_pps": gen["esp_pps"], "gen_send_errors": gen["send_errors"],
             "rx_pps": esp / window if window > 0 else 0.0,
             "loss": 1 - esp / gen["esp_sent"] if gen["esp_sent"] else 1.0,
-            "handshake_sent": gen["hs_sent"],
+            "handshake_sent": gen["hs_sent"], "handshake_answered": gen.get("hs_answered"),
             "handshake_received": sum(s["ike500"] + s["ike4500"] for s in sinks),
             "clients_seen": len(where), "violations": violations,
             "per_sink_esp": {s["name"]: s["esp"] for s in sinks},
@@ -257,6 +260,7 @@ class Bench:
                             entry.setdefault("notes", []).append("time budget reached")
                             break
                         runs.append(self.measure(path, size, rate, secs))
+                        self.bpf_memory(path, entry)
                         r = runs[-1]
                         print("  %-13s %5dB %-10s rx %8.0f pps  loss %5.1f%%  lb cpu %s us/pkt"
                               "  viol %d" % (path.name, size, mode, r["rx_pps"],
@@ -289,9 +293,22 @@ class Bench:
         maps, progs = bench_bpf.objects(path.proc.pid)
         path.bpf_progs = progs
         entry["bpf_maps"], entry["bpf_progs"] = maps, progs
-        entry["memory"] = bench_bpf.memory(maps, path.max_clients)
         if self.prof:
             self.prof.enable()
+
+    def bpf_memory(self, path, entry):
+        """Once, after the first measurement's handshake phase: the state
+        entries each established client holds, counted in the daemon's
+        maps, and the kernel bytes per client they cost."""
+        if "bpf_maps" not in entry or "memory" in entry:
+            return
+        counts = bench_bpf.count_entries(path.binary(), path.api)
+        entry["state_entries"] = counts
+        entry["memory"] = bench_bpf.memory(
+            entry["bpf_maps"], path.max_clients,
+            bench_bpf.per_client(counts, self.s["clients"],
+                                 min(self.s["sources"], self.s["clients"])),
+            path.persistence, path.flows_per_client)
 
     # ---- the whole run ----------------------------------------------------
     def run(self):

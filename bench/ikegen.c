@@ -37,7 +37,10 @@
 #define IKEGEN_MAX_CLIENTS 65536
 #define IKEGEN_MAX_BATCH 64
 #define IKEGEN_MAX_SIZE 1472
+/* The SPIr of client id's IKE_AUTH: what `ikesink --answer` chose. */
+#define IKEGEN_SPI_R(id) (0x5eed000000000000ull | ((uint64_t)(id) + 1))
 #define IKEGEN_HS_SIZE 256   /* handshake message size: a small IKE_SA_INIT */
+#define IKEGEN_ANSWER_WAIT_S 1.0 /* bound on waiting for IKE_SA_INIT responses */
 
 struct gen_opts {
 	struct in_addr dst[IKEGEN_MAX_DST];
@@ -58,10 +61,11 @@ struct gen_opts {
 struct gen_client {
 	int fd500, fd4500;
 	uint32_t seq;
+	int answered;        /* a datagram (the IKE_SA_INIT response) came back on 500 */
 };
 
 struct gen_stats {
-	uint64_t hs_sent, esp_sent, send_err;
+	uint64_t hs_sent, hs_answered, esp_sent, send_err;
 	double esp_elapsed;
 };
 
@@ -207,6 +211,27 @@ static void send_one(struct gen *g, int fd, const uint8_t *buf, size_t len)
 		g->st.send_err++;
 }
 
+/* Like a real initiator, send IKE_AUTH only after the IKE_SA_INIT response
+ * (sinks answer with --answer): a dnat balancer records the server's SPIr
+ * from it, and only an IKE_AUTH carrying that SPIr establishes state.
+ * Bounded: sinks that do not answer cost IKEGEN_ANSWER_WAIT_S once. */
+static void gen_wait_answers(struct gen *g)
+{
+	uint8_t buf[512];
+	double end = now_s() + IKEGEN_ANSWER_WAIT_S;
+
+	while (g->st.hs_answered < g->o.clients && !*g->stop && now_s() < end) {
+		for (uint32_t i = 0; i < g->o.clients; i++) {
+			if (!g->c[i].answered &&
+			    recv(g->c[i].fd500, buf, sizeof(buf), MSG_DONTWAIT) > 0) {
+				g->c[i].answered = 1;
+				g->st.hs_answered++;
+			}
+		}
+		sleep_until(now_s() + 0.001);
+	}
+}
+
 /* IKE_SA_INIT on 500, then IKE_AUTH on 4500: what a balancer needs to see
  * before the ESP of a NAT-T client. Paced so no queue overflows. */
 static void gen_handshake(struct gen *g)
@@ -222,11 +247,14 @@ static void gen_handshake(struct gen *g)
 			 ike_msg(buf, spi_i, 0, IKE_EXCH_SA_INIT, 0, IKEGEN_HS_SIZE));
 		sleep_until(t0 + (double)++n / (double)g->o.hs_rate);
 	}
+	gen_wait_answers(g);
+	t0 = now_s();
+	n = 0;
 	for (uint32_t i = 0; i < g->o.clients && !*g->stop; i++) {
 		uint64_t spi_i = client_spi_i(g, i);
 
 		memset(buf, 0, IKE_NON_ESP_MARKER_LEN);
-		ike_msg(buf + IKE_NON_ESP_MARKER_LEN, spi_i, 0x5eed000000000000ull | (i + 1),
+		ike_msg(buf + IKE_NON_ESP_MARKER_LEN, spi_i, IKEGEN_SPI_R(i),
 			IKE_EXCH_AUTH, 1, IKEGEN_HS_SIZE);
 		send_one(g, g->c[i].fd4500, buf, sizeof(buf));
 		sleep_until(t0 + (double)++n / (double)g->o.hs_rate);
@@ -391,10 +419,11 @@ int main(int argc, char **argv)
 	gen_esp(&g);
 	printf("ESP-END\n");
 	printf("{\"clients\": %u, \"sources\": %u, \"size\": %u, \"rate\": %llu, "
-	       "\"hs_sent\": %llu, \"esp_sent\": %llu, \"send_errors\": %llu, "
+	       "\"hs_sent\": %llu, \"hs_answered\": %llu, \"esp_sent\": %llu, \"send_errors\": %llu, "
 	       "\"esp_elapsed_s\": %.6f, \"esp_pps\": %.1f, \"tag\": %u}\n",
 	       g.o.clients, g.o.src_count < g.o.clients ? g.o.src_count : g.o.clients, g.o.size,
 	       (unsigned long long)g.o.rate, (unsigned long long)g.st.hs_sent,
+	       (unsigned long long)g.st.hs_answered,
 	       (unsigned long long)g.st.esp_sent, (unsigned long long)g.st.send_err,
 	       g.st.esp_elapsed,
 	       g.st.esp_elapsed > 0 ? (double)g.st.esp_sent / g.st.esp_elapsed : 0.0, g.o.tag);

@@ -9,6 +9,12 @@
  * Source addresses are not used: a full-NAT proxy (nginx, ikelb's socket
  * engine) replaces them with its own.
  *
+ * With --answer it answers every IKEv2 IKE_SA_INIT request (first port) with
+ * a bare IKE_SA_INIT response whose SPIr is the one bench/ikegen.c puts in
+ * its IKE_AUTH (IKEGEN_SPI_R): the server's choice a dnat balancer records
+ * from the response, so the IKE_AUTH establishes the client's state as a
+ * real server's answer would (bench/bench_bpf.py counts it per client).
+ *
  * Runs until SIGTERM/SIGINT or --duration, then writes --out (JSON). Prints
  * READY once its sockets are bound. */
 #include <arpa/inet.h>
@@ -33,9 +39,11 @@
 #define SINK_MAX_PORTS 8
 #define SINK_BATCH 64
 #define SINK_BUF 2048
+#define SINK_SPI_R_BASE 0x5eed000000000000ull /* IKEGEN_SPI_R(id) = base | (id + 1) */
+#define SINK_IKE_HDR 28
 
 struct sink_counts {
-	uint64_t packets, bytes, ike500, ike4500, esp, keepalive, bad, unknown_client;
+	uint64_t packets, bytes, ike500, ike4500, esp, keepalive, bad, unknown_client, answered;
 	uint64_t first_esp_ns, last_esp_ns;
 };
 
@@ -46,6 +54,7 @@ struct sink {
 	uint16_t port[SINK_MAX_PORTS];
 	int nports;
 	uint32_t max_clients;
+	int answer;              /* --answer: IKE_SA_INIT responses */
 	uint64_t *per_client;    /* all packets of client id */
 	uint64_t *per_client_esp;
 	struct sink_counts c;
@@ -108,8 +117,33 @@ static void count_client(struct sink *s, uint64_t id, int esp)
 		s->per_client_esp[id]++;
 }
 
-static void sink_packet(struct sink *s, uint16_t port, const uint8_t *p, uint32_t len)
+static void put_be64(uint8_t *p, uint64_t v)
 {
+	for (int i = 7; i >= 0; i--, v >>= 8)
+		p[i] = (uint8_t)v;
+}
+
+/* The bare IKE_SA_INIT response of --answer, back to where the request came from. */
+static void sink_answer(struct sink *s, int fd, const struct ike_info *info,
+			const struct sockaddr_in *from)
+{
+	uint8_t r[SINK_IKE_HDR] = { 0 };
+
+	put_be64(r, info->spi_i);
+	put_be64(r + 8, SINK_SPI_R_BASE | (info->spi_i & 0xffffffffu));
+	r[17] = 0x20;            /* IKEv2 */
+	r[18] = IKE_EXCH_SA_INIT;
+	r[19] = IKE_FLAG_R;
+	r[27] = SINK_IKE_HDR;    /* length; message id 0, no payloads */
+	if (sendto(fd, r, sizeof(r), 0, (const struct sockaddr *)from, sizeof(*from)) ==
+	    (ssize_t)sizeof(r))
+		s->c.answered++;
+}
+
+static void sink_packet(struct sink *s, int i, const uint8_t *p, uint32_t len,
+			const struct sockaddr_in *from)
+{
+	uint16_t port = s->port[i];
 	struct ike_info info;
 	/* The first port has bare IKE framing (500), the others RFC 3948
 	 * (4500), so tests on high ports keep the same meaning. */
@@ -125,6 +159,8 @@ static void sink_packet(struct sink *s, uint16_t port, const uint8_t *p, uint32_
 		else
 			s->c.ike500++;
 		count_client(s, (info.spi_i & 0xffffffffu) - 1, 0);
+		if (s->answer && i == 0 && ike_is_new_sa(&info) && cls == IKE_C_IKEV2)
+			sink_answer(s, s->fd[i], &info, from);
 		break;
 	case IKE_C_ESP: {
 		uint64_t t = now_ns();
@@ -150,6 +186,7 @@ static void sink_drain(struct sink *s, int i)
 	static uint8_t bufs[SINK_BATCH][SINK_BUF];
 	struct iovec iov[SINK_BATCH];
 	struct mmsghdr msg[SINK_BATCH];
+	struct sockaddr_in from[SINK_BATCH];
 
 	for (;;) {
 		memset(msg, 0, sizeof(msg));
@@ -158,12 +195,14 @@ static void sink_drain(struct sink *s, int i)
 			iov[k].iov_len = SINK_BUF;
 			msg[k].msg_hdr.msg_iov = &iov[k];
 			msg[k].msg_hdr.msg_iovlen = 1;
+			msg[k].msg_hdr.msg_name = &from[k];
+			msg[k].msg_hdr.msg_namelen = sizeof(from[k]);
 		}
 		int n = recvmmsg(s->fd[i], msg, SINK_BATCH, MSG_DONTWAIT, NULL);
 		if (n <= 0)
 			return;
 		for (int k = 0; k < n; k++)
-			sink_packet(s, s->port[i], bufs[k], msg[k].msg_len);
+			sink_packet(s, i, bufs[k], msg[k].msg_len, &from[k]);
 	}
 }
 
@@ -190,6 +229,7 @@ static int sink_write(const struct sink *s)
 	json_object_set_new(root, "keepalive", json_integer((json_int_t)s->c.keepalive));
 	json_object_set_new(root, "bad", json_integer((json_int_t)s->c.bad));
 	json_object_set_new(root, "unknown_client", json_integer((json_int_t)s->c.unknown_client));
+	json_object_set_new(root, "answered", json_integer((json_int_t)s->c.answered));
 	json_object_set_new(root, "first_esp_ns", json_integer((json_int_t)s->c.first_esp_ns));
 	json_object_set_new(root, "last_esp_ns", json_integer((json_int_t)s->c.last_esp_ns));
 	json_object_set_new(root, "clients", clients);
@@ -222,7 +262,7 @@ static int parse_ports(struct sink *s, const char *arg)
 static void usage(void)
 {
 	fprintf(stderr, "usage: ikesink --bind ADDR --out FILE [--ports 500,4500] [--name N]\n"
-			"               [--duration S] [--max-clients N]\n"
+			"               [--duration S] [--max-clients N] [--answer]\n"
 			"the first port is read as IKE (500), the others as NAT-T (4500)\n");
 }
 
@@ -231,6 +271,7 @@ int main(int argc, char **argv)
 	static const struct option lo[] = {
 		{ "bind", 1, 0, 'b' }, { "out", 1, 0, 'o' }, { "ports", 1, 0, 'p' },
 		{ "name", 1, 0, 'n' }, { "duration", 1, 0, 't' }, { "max-clients", 1, 0, 'm' },
+		{ "answer", 0, 0, 'a' },
 		{ 0, 0, 0, 0 },
 	};
 	struct sink s = { .max_clients = 65536 };
@@ -248,6 +289,7 @@ int main(int argc, char **argv)
 		case 'n': snprintf(s.name, sizeof(s.name), "%s", optarg); break;
 		case 't': duration = strtod(optarg, NULL); break;
 		case 'm': s.max_clients = (uint32_t)strtoul(optarg, NULL, 0); break;
+		case 'a': s.answer = 1; break;
 		default: usage(); return 2;
 		}
 	}

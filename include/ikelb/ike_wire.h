@@ -278,6 +278,17 @@ IKE_INLINE int ike_is_protected(const struct ike_info *i)
 	return i->cls == IKE_C_IKEV1 && (i->flags & IKEV1_FLAG_E);
 }
 
+/* May this vouched client message teach its flow (client address:port ->
+ * server)? Not IKEv1's clear phase-1 messages (Main Mode 3, Aggressive
+ * Mode 1-2 answers): NAT-T floats the client to 4500 with the first
+ * encrypted one, and a port-500 flow learned before would outlive the
+ * float unused (IKE on 500 goes by its SA). IKEv2's first vouched message,
+ * IKE_AUTH, is already the one that floats. */
+IKE_INLINE int ike_teaches_flow(const struct ike_info *i)
+{
+	return !(i->cls == IKE_C_IKEV1 && !(i->flags & IKEV1_FLAG_E));
+}
+
 /* strongSwan applies spi = (random & ~spi_mask) | spi_label to the SPI read
  * in network order, so the label is a plain masked compare here. */
 IKE_INLINE int ike_spi_has_label(__u64 spi, __u64 mask, __u64 label)

@@ -504,7 +504,7 @@ static __noinline void learn(const struct svc_value *svc, struct ctx *c)
 	/* An SA that was already established only keeps its entries. */
 	int keep = c->rule == RULE_SA && !moved;
 
-	if (c->rule != RULE_FLOW) {
+	if (c->rule != RULE_FLOW && ike_teaches_flow(&c->info)) {
 		if (keep)
 			state_keep(&flow_map, &c->fk, c->real_id, c->now, svc->flow_timeout_s,
 				   TBL_FLOW);

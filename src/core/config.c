@@ -256,6 +256,22 @@ const char *cfg_persist_name(enum cfg_persist_mode m)
 	return cfg_name_of(cfg_persist_names, 2, (int)m);
 }
 
+bool cfg_uses_persist_table(const struct cfg *c)
+{
+	for (int i = 0; i < c->nservices; i++)
+		if (c->services[i].persistence.mode == CFG_PERSIST_SOURCE_IP)
+			return true;
+	return false;
+}
+
+bool cfg_uses_tcp_table(const struct cfg *c)
+{
+	for (int i = 0; i < c->nservices; i++)
+		if (c->services[i].ntcp_ports > 0)
+			return true;
+	return false;
+}
+
 const char *cfg_health_name(enum cfg_health_type t)
 {
 	return cfg_name_of(cfg_health_names, 3, (int)t);

@@ -230,6 +230,14 @@ const char *cfg_forwarding_name(enum cfg_forwarding f);
 const char *cfg_sched_name(enum cfg_sched s);
 const char *cfg_persist_name(enum cfg_persist_mode m);
 const char *cfg_health_name(enum cfg_health_type t);
+
+/* State tables only some configurations use. The bpf engine creates a
+ * table no service can use with CFG_UNUSED_TABLE_ENTRIES slots instead of
+ * max_clients / max_flows (they are preallocated: 96 bytes a slot), so a
+ * reload that needs it asks for a restart (docs/config.md, "Sizing"). */
+#define CFG_UNUSED_TABLE_ENTRIES 64
+bool cfg_uses_persist_table(const struct cfg *c); /* a source-ip service: persist_map */
+bool cfg_uses_tcp_table(const struct cfg *c);     /* a service with tcp_ports: tcp_conn_map */
 const char *cfg_server_state_name(enum cfg_server_state s);
 
 #endif

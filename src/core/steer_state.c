@@ -222,7 +222,7 @@ void steer_learn(struct steer *st, int svc, struct steer_svc *s, const struct ik
 	/* Both modes keep the established SA (as the BPF program does); one
 	 * that was already established only keeps its entries. */
 	bool keep = !learn_sa(st, s, &k, srv, now) && rule == RULE_SA;
-	if (rule != RULE_FLOW)
+	if (rule != RULE_FLOW && ike_teaches_flow(in))
 		put_or_keep(st, T_FLOW, s, fk, srv, now, keep);
 	if (s->mode == CFG_PERSIST_IKE)
 		return;

@@ -16,10 +16,35 @@ static bool str_eq(const char *a, const char *b)
 	return strcmp(a, b) == 0;
 }
 
-/* What needs a restart, whatever the engine: these size or place the
- * data path or the API. *why names the first difference. */
-static bool needs_restart(const struct cfg *a, const struct cfg *b, const char **why)
+/* A state table the running daemon created at its minimum size because
+ * no service could use it (cfg_uses_*_table) that the new configuration
+ * needs: only a restart creates it at full size. */
+static bool table_needs_restart(const struct cfg *a, const struct cfg *b, const char **why,
+				const char **hint)
 {
+	if (!cfg_uses_persist_table(a) && cfg_uses_persist_table(b)) {
+		*why = "persistence.mode";
+		*hint = " (source-ip: the persistence table was created at its minimum size, "
+			"no service used it)";
+	} else if (!cfg_uses_tcp_table(a) && cfg_uses_tcp_table(b)) {
+		*why = "tcp_ports";
+		*hint = " (the TCP connection table was created at its minimum size, "
+			"no service had tcp_ports)";
+	} else {
+		return false;
+	}
+	return true;
+}
+
+/* What needs a restart, whatever the engine: these size or place the
+ * data path or the API. *why names the first difference, *hint may say
+ * more. */
+static bool needs_restart(const struct cfg *a, const struct cfg *b, const char **why,
+			  const char **hint)
+{
+	*hint = "";
+	if (table_needs_restart(a, b, why, hint))
+		return true;
 	if (a->engine != b->engine)
 		*why = "engine";
 	else if (!str_eq(a->api_listen, b->api_listen))
@@ -81,9 +106,10 @@ static bool service_same(const struct cfg_service *a, const struct cfg_service *
 	return true;
 }
 
-static enum shape compare(const struct cfg *a, const struct cfg *b, const char **why)
+static enum shape compare(const struct cfg *a, const struct cfg *b, const char **why,
+			  const char **hint)
 {
-	if (needs_restart(a, b, why))
+	if (needs_restart(a, b, why, hint))
 		return SHAPE_RESTART;
 	if (a->nservices != b->nservices || a->maglev_seed != b->maglev_seed)
 		return SHAPE_NEW;
@@ -314,14 +340,14 @@ static int load(const struct reload_target *t, struct cfg *nc)
 
 static int reload_shape(const struct reload_target *t, struct cfg *nc)
 {
-	const char *why = NULL;
+	const char *why = NULL, *hint = "";
 	char msg[CTL_RELOAD_LINE];
 
-	switch (compare(t->cfg, nc, &why)) {
+	switch (compare(t->cfg, nc, &why, &hint)) {
 	case SHAPE_RESTART:
-		log_err(t->log, "reload: '%s' changed, which needs a restart; "
-				"keeping the running configuration", why);
-		snprintf(msg, sizeof(msg), "'%s' changed, which needs a restart", why);
+		log_err(t->log, "reload: '%s' changed, which needs a restart%s; "
+				"keeping the running configuration", why, hint);
+		snprintf(msg, sizeof(msg), "'%s' changed, which needs a restart%s", why, hint);
 		refuse(t, msg);
 		return -EPERM;
 	case SHAPE_SAME:

@@ -146,14 +146,16 @@ static int set_sizes(struct bpf_engine *e, const struct cfg *cfg)
 	uint32_t clients = cfg->max_clients ? cfg->max_clients : 1048576;
 	uint32_t flows = cfg->max_flows ? cfg->max_flows : 1048576;
 	uint32_t halfopen = cfg->max_halfopen ? cfg->max_halfopen : 65536;
+	uint32_t persist = cfg_uses_persist_table(cfg) ? clients : CFG_UNUSED_TABLE_ENTRIES;
+	uint32_t tcp = cfg_uses_tcp_table(cfg) ? flows : CFG_UNUSED_TABLE_ENTRIES;
 
 	e->maglev_cap = maglev_total(cfg);
 	if (bpf_map__set_max_entries(s->maps.maglev_map, e->maglev_cap) ||
-	    bpf_map__set_max_entries(s->maps.persist_map, clients) ||
+	    bpf_map__set_max_entries(s->maps.persist_map, persist) ||
 	    bpf_map__set_max_entries(s->maps.sa_map, clients) ||
 	    bpf_map__set_max_entries(s->maps.halfopen_map, halfopen) ||
 	    bpf_map__set_max_entries(s->maps.flow_map, flows) ||
-	    bpf_map__set_max_entries(s->maps.tcp_conn_map, flows))
+	    bpf_map__set_max_entries(s->maps.tcp_conn_map, tcp))
 		return -EINVAL;
 	return 0;
 }

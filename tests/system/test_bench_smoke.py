@@ -12,6 +12,7 @@ import pytest
 import benchrun
 
 CLIENTS = 64
+SOURCES = 32
 
 # Paths that must run wherever the bench's dependencies are installed; the
 # socket engine may be absent from a build (then it is reported skipped).
@@ -21,7 +22,7 @@ REQUIRED = ["plain", "nft-dnat", "ikelb-bpf"]
 @pytest.fixture(scope="module")
 def bench_result():
     return benchrun.run({"BENCH_SIZES": "128", "BENCH_CLIENTS": str(CLIENTS),
-                         "BENCH_SOURCES": "32", "BENCH_RATE": "20000",
+                         "BENCH_SOURCES": str(SOURCES), "BENCH_RATE": "20000",
                          "BENCH_SECONDS": "0.5", "BENCH_SAT_SECONDS": "0.5",
                          "BENCH_SCALE": "1", "BENCH_MAX_SECONDS": "50",
                          "BENCH_MAX_CLIENTS": "65536"}, "smoke", timeout=150)
@@ -98,18 +99,27 @@ def test_scale_figures(bench_result):
 
 def test_memory_per_persistence_mode(bench_result):
     """Kernel bytes per client come from the bpf daemon's own maps, per
-    persistence mode, counting only the tables the mode uses: ike mode has
-    no persistence entry, so it must come out smaller; and the summary
-    prints them with the issue's ratios."""
-    mem = _paths(bench_result)["ikelb-bpf"]["memory"]
+    persistence mode, counting only the tables the mode uses, times the
+    entries each established client was measured to hold after the
+    handshake (the sinks answer IKE_SA_INIT, so every IKE_AUTH on 4500
+    establishes): one SA, one flow (none left on 500), one persistence
+    entry per address, no half-open SA. ike mode has no persistence entry,
+    so it must come out smaller; the summary prints them."""
+    p = _paths(bench_result)["ikelb-bpf"]
+    mem = p["memory"]
     tabs = {t["name"]: t for t in mem["tables"]}
     assert tabs["persist_map"]["max_entries"] == 65536
-    assert tabs["flow_map"]["max_entries"] == 2 * 65536
+    assert tabs["flow_map"]["max_entries"] == 65536  # one flow slot per client
+    assert p["state_entries"] == {"flow_map": CLIENTS, "sa_map": CLIENTS,
+                                  "persist_map": SOURCES, "halfopen_map": 0}, p["state_entries"]
+    assert mem["entries"] == {"flow_map": 1, "sa_map": 1, "persist_map": 1, "halfopen_map": 0}
     modes = mem["modes"]
     per = {n: t["bytes_per_entry"] for n, t in tabs.items()}
-    assert modes["ike"]["bytes_per_client"] == pytest.approx(per["sa_map"] + 2 * per["flow_map"])
+    assert modes["ike"]["tables"] == {"sa_map": 1, "flow_map": 1}
+    assert modes["ike"]["bytes_per_client"] == pytest.approx(per["sa_map"] + per["flow_map"])
     assert modes["source-ip"]["bytes_per_client"] == pytest.approx(
         modes["ike"]["bytes_per_client"] + per["persist_map"])
     out = bench_result["_stdout"]
     assert "## Summary: issue #18 ratios" in out
     assert "ikelb-bpf CPU/pkt / plain" in out and "| source-ip |" in out
+    assert "1 x sa_map + 1 x flow_map" in out and "WARNING" not in out

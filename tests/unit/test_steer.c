@@ -612,6 +612,49 @@ static void ikev1_new_sa(void **state)
 	fx_free(f);
 }
 
+/* An IKEv1 Main Mode message (exch 2) with both cookies: clear on 500
+ * (messages 3-4) or encrypted behind the non-ESP marker on 4500 (5-6, after
+ * the NAT-T float). */
+static size_t ikev1_mm(uint8_t *buf, uint64_t ci, uint64_t cr, int encrypted, uint8_t flags_r)
+{
+	size_t off = encrypted ? 4 : 0, len = 28 + 32;
+
+	memset(buf, 0, off + len);
+	pkt_ike_hdr(buf + off, ci, cr, encrypted ? 5 : 0, 0x10, 2,
+		    (uint8_t)((encrypted ? IKEV1_FLAG_E : 0) | flags_r), 0, (uint32_t)(encrypted ? len : 28));
+	return off + (encrypted ? len : 28);
+}
+
+/* Main Mode message 3 (clear, on 500) is vouched by the responder cookie
+ * the server chose, but only message 5 (encrypted, on 4500 after the
+ * float) teaches the flow: one flow per client, none left on 500. */
+static void ikev1_one_flow_after_float(void **state)
+{
+	(void)state;
+	struct fx *f = fx_new(2, CFG_PERSIST_IKE, CFG_SCHED_MAGLEV);
+	fx_start(f, 0);
+	struct ikelb_addr a = tcfg_addr("203.0.113.4");
+	size_t n = pkt_ikev1_main_mode1(f->buf, sizeof(f->buf), 0xc00c1e, 0);
+	int srv = send_pkt(f, "203.0.113.4", 500, P500, n, 1);
+	assert_true(srv >= 0);
+	uint8_t pl[128];
+	n = ikev1_mm(pl, 0xc00c1e, 0xfeed, 0, 0); /* message 2 from the server */
+	steer_learn_reply(f->st, 0, &a, 500, P500, 0, srv, pl, n, 1);
+	n = ikev1_mm(f->buf, 0xc00c1e, 0xfeed, 0, 0);
+	assert_int_equal(send_pkt(f, "203.0.113.4", 500, P500, n, 2), srv);
+	uint64_t cl[2], fl[2];
+	steer_server_counts(f->st, 0, 2, cl, fl);
+	assert_int_equal(fl[srv], 0); /* message 3: the SA, no port-500 flow */
+	n = ikev1_mm(f->buf, 0xc00c1e, 0xfeed, 1, 0);
+	assert_int_equal(send_pkt(f, "203.0.113.4", 4500, P4500, n, 3), srv);
+	steer_server_counts(f->st, 0, 3, cl, fl);
+	assert_int_equal(fl[srv], 1);
+	assert_int_equal(fl[1 - srv], 0);
+	assert_int_equal(esp(f, "203.0.113.4", 4500, 0x999, 4), srv);
+	assert_int_equal(f->r.rule, RULE_FLOW);
+	fx_free(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -627,6 +670,7 @@ int main(void)
 		cmocka_unit_test(idle_timeouts),
 		cmocka_unit_test(rr_and_lc_exact),
 		cmocka_unit_test(ikev1_new_sa),
+		cmocka_unit_test(ikev1_one_flow_after_float),
 		cmocka_unit_test(evacuation_moves_redirected_client),
 		cmocka_unit_test(lookup_nat_clients),
 	};
