@@ -107,8 +107,8 @@ $(BUILD)/tests/bpf/%: tests/bpf/%.c $(BUILD)/libikelb.a $(BPF_SKELS) $(TEST_HELP
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests/unit -Itests/bpf -o $@ $< $(TEST_HELPERS) $(BUILD)/libikelb.a $(LIBS) -lcmocka $(LDFLAGS)
 
-# The kernel path micro-benchmarks run on the BPF tests' fixture.
-BENCH_BPF_BINS = $(BUILD)/bench/bpf_fwd_micro $(BUILD)/bench/progrun_k2
+# The kernel path micro-benchmark runs on the BPF tests' fixture.
+BENCH_BPF_BINS = $(BUILD)/bench/bpf_fwd_micro
 $(BENCH_BPF_BINS): $(BUILD)/bench/%: bench/%.c $(BUILD)/libikelb.a $(BPF_SKELS) $(TEST_HELPERS) | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests/unit -Itests/bpf -o $@ $< $(TEST_HELPERS) $(BUILD)/libikelb.a $(LIBS) -lcmocka $(LDFLAGS)

@@ -1,8 +1,8 @@
-/* Micro-benchmark of the tc program's hot path (docs/performance.md,
+/* Micro-benchmark of the kernel path's hot path (docs/performance.md,
  * "Where the cycles go (kernel path)"): an established client's 128-byte
  * ESP-in-UDP datagram to a dnat VIP, IPv4 and IPv6, with a FIB answer so
- * it is rewritten and redirected (TC_ACT_REDIRECT), run through
- * BPF_PROG_TEST_RUN. One run per call: the program rewrites the frame, so
+ * it is rewritten and redirected, run through the tc and the XDP program
+ * with BPF_PROG_TEST_RUN. One run per call: the program rewrites the frame, so
  * `repeat` would run it on the rewritten frame (no longer to a VIP). The
  * kernel times each run alone (duration, ns); we print mean and median.
  *
@@ -55,13 +55,20 @@ static size_t client_esp(struct tfx *f, int svc, const char *client, const char 
 	return t_udp(fr, client, 34567, vip, 4500, pl, FRAME_LEN - hdr);
 }
 
-static int bench(struct tfx *f, const char *name, const uint8_t *fr, size_t n, int runs,
-		 uint32_t *ns)
+/* One program: its name, descriptor and the verdict of a forward. */
+struct micro_prog {
+	const char *name;
+	int fd;
+	uint32_t redirect;
+};
+
+static int bench(struct tfx *f, const struct micro_prog *pg, const char *name,
+		 const uint8_t *fr, size_t n, int runs, uint32_t *ns)
 {
 	for (int i = 0; i < WARMUP + runs; i++) {
 		LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = fr, .data_size_in = (uint32_t)n,
 			    .data_out = f->out, .data_size_out = sizeof(f->out), .repeat = 1);
-		if (bpf_prog_test_run_opts(f->prog_fd, &o) != 0 || o.retval != TC_ACT_REDIRECT) {
+		if (bpf_prog_test_run_opts(pg->fd, &o) != 0 || o.retval != pg->redirect) {
 			fprintf(stderr, "%s: not redirected (%d)\n", name, (int)o.retval);
 			return -1;
 		}
@@ -72,7 +79,7 @@ static int bench(struct tfx *f, const char *name, const uint8_t *fr, size_t n, i
 	for (int i = 0; i < runs; i++)
 		sum += ns[i];
 	qsort(ns, (size_t)runs, sizeof(*ns), cmp_u32);
-	printf("ikelb_tc %s %zu B: mean %.1f ns, median %u ns (%d runs)\n", name, n,
+	printf("%s %s %zu B: mean %.1f ns, median %u ns (%d runs)\n", pg->name, name, n,
 	       (double)sum / runs, ns[runs / 2], runs);
 	return 0;
 }
@@ -98,9 +105,16 @@ int main(int argc, char **argv)
 
 	if (!n4 || !n6)
 		fprintf(stderr, "bpf_fwd_micro: client setup failed\n");
-	if (n4 && n6 && bench(&f, "esp-in-udp v4", fr4, n4, runs, ns) == 0 &&
-	    bench(&f, "esp-in-udp v6", fr6, n6, runs, ns) == 0)
+	const struct micro_prog progs[] = {
+		{ "ikelb_tc", f.prog_fd, TC_ACT_REDIRECT },
+		{ "ikelb_xdp", bpf_engine_xdp_prog_fd(f.e), XDP_REDIRECT },
+	};
+	if (n4 && n6) {
 		rc = 0;
+		for (size_t i = 0; i < sizeof(progs) / sizeof(progs[0]) && !rc; i++)
+			rc = bench(&f, &progs[i], "esp-in-udp v4", fr4, n4, runs, ns) ||
+			     bench(&f, &progs[i], "esp-in-udp v6", fr6, n6, runs, ns);
+	}
 	t_teardown(&f);
 	t_route_servers(0);
 	return rc;
