@@ -17,7 +17,7 @@
 #define CFG_MAX_SERVICES 32
 #define CFG_SOCK_MAX_WORKERS 64
 #define CFG_SOCK_MAX_COALESCE_US 1000 /* = SOCK_MOD_MAX_US */
-#define CFG_SOCK_COALESCE_DEFAULT_US 50
+#define CFG_SOCK_COALESCE_DEFAULT_US 0
 #define CFG_MAX_SERVERS 1024 /* per service */
 #define CFG_MAX_INTERFACES 16
 #define CFG_IF_PUBLIC 0x1  /* clients reach the VIPs here */
