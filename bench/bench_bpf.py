@@ -161,7 +161,8 @@ def memory(maps, clients, entries=None, mode=None, flows_per_client=1):
 
 class Profiler:
     """Run counts and run time of the daemon's programs over a phase, and a
-    system-wide perf record of it (reported for the lb NAPI threads only).
+    system-wide perf record of it (reported for the lb NAPI threads and for
+    the balancer's own processes).
     kernel.bpf_stats_enabled is switched on for the path and restored after:
     it adds two clock reads per program run, so profiled runs are not the
     reference figures."""
@@ -212,7 +213,7 @@ class Profiler:
                                           self.perf_data], stdout=subprocess.DEVNULL,
                                          stderr=subprocess.DEVNULL)
 
-    def stop(self, progs, napi_comms):
+    def stop(self, progs, napi_comms, pids=None):
         s1 = self.prog_stats(progs)
         s0, _ = self.t0
         res = {"progs": []}
@@ -230,17 +231,23 @@ class Profiler:
                 self.perf.kill()
                 self.perf.wait()
             res["perf_top"] = perf_top(self.perf_data, napi_comms)
+            # The balancer's own processes (the socket engine, nginx): where
+            # their CPU per packet goes, kernel side included.
+            res["perf_top_procs"] = perf_top(self.perf_data, None, pids)
             self.perf = None
         return res
 
 
-def perf_top(data, comms, n=25):
-    """The hottest symbols in the given threads (self time, % of theirs),
-    with the share of BPF programs (bpf_prog_*) among them."""
-    if not comms or not data or not os.path.exists(data):
+def perf_top(data, comms, pids=None, n=25):
+    """The hottest symbols in the given threads (by name) or processes (by
+    PID) (self time, % of theirs), with the share of BPF programs
+    (bpf_prog_*) among them."""
+    if not (comms or pids) or not data or not os.path.exists(data):
         return None
-    p = subprocess.run([PERF, "report", "-i", data, "--no-children", "--comms",
-                        ",".join(comms), "--sort", "sym", "--stdio", "-g", "none",
+    only = ["--comms", ",".join(comms)] if comms else \
+        ["--pid", ",".join(str(x) for x in pids)]
+    p = subprocess.run([PERF, "report", "-i", data, "--no-children"] + only +
+                       ["--sort", "sym", "--stdio", "-g", "none",
                         "--percentage", "relative"], capture_output=True, text=True,
                        timeout=120)
     rows = []

@@ -130,6 +130,11 @@ def profile(res):
                 out.append("- %s %s B: perf, lb NAPI threads: BPF programs %.1f %% of samples; "
                            "top: %s" % (p["name"], size, top["bpf_prog_pct"], ", ".join(
                                "%s %.1f%%" % (sym, pct) for pct, sym in top["top"][:12])))
+            top = prof.get("perf_top_procs")
+            if top and top["top"]:
+                out.append("- %s %s B: perf, balancer processes: top: %s" % (
+                    p["name"], size, ", ".join("%s %.1f%%" % (sym, pct)
+                                               for pct, sym in top["top"][:12])))
     if not out:
         return ""
     return "Profile (BENCH_PROFILE=1; bpf_stats and perf add overhead: not reference " \

@@ -182,7 +182,7 @@ class Bench:
                 elif line == "ESP-END":
                     c1, w1 = self.topo.cpu_snapshot(pids), time.monotonic()
                     if profiling:
-                        prof = self.prof.stop(progs, self.lb_napi_comms())
+                        prof = self.prof.stop(progs, self.lb_napi_comms(), path.pids())
                 elif line.startswith("{"):
                     summary = json.loads(line)
                     break
