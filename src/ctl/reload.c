@@ -16,12 +16,16 @@ static bool str_eq(const char *a, const char *b)
 	return strcmp(a, b) == 0;
 }
 
-/* A state table the running daemon created at its minimum size because
- * no service could use it (cfg_uses_*_table) that the new configuration
- * needs: only a restart creates it at full size. */
+/* A kernel state table the running bpf engine created at its minimum size
+ * because no service could use it (cfg_uses_*_table) that the new
+ * configuration needs: only a restart creates it at full size. The socket
+ * engine sizes its user-space tables for every mode, so it reloads such a
+ * change. */
 static bool table_needs_restart(const struct cfg *a, const struct cfg *b, const char **why,
 				const char **hint)
 {
+	if (a->engine != CFG_ENGINE_BPF)
+		return false;
 	if (!cfg_uses_persist_table(a) && cfg_uses_persist_table(b)) {
 		*why = "persistence.mode";
 		*hint = " (source-ip: the persistence table was created at its minimum size, "

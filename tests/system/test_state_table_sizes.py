@@ -100,3 +100,28 @@ def test_source_ip_gets_the_full_table(make_lab):
     maps = daemon_maps(lab.balancer.proc.pid)
     assert maps["persist_map"][0] == MAX_CLIENTS, maps
     assert maps["tcp_conn_map"][0] == MIN_ENTRIES, maps
+
+
+def test_socket_engine_refusal_names_its_own_reason(make_lab):
+    """Only the bpf engine sizes its tables by what the configuration uses,
+    so only it may blame a minimum-size table. The socket engine refuses a
+    changed service for its own reason (it cannot change services at run
+    time), and its message must say that, not send the user after a
+    persistence table it does not have."""
+    lab = make_lab("ikelb", balancer_opts={"engine": "socket", "forwarding": "fullnat",
+                                           "persistence": "ike",
+                                           "snat_pool": ["198.51.100.2"]},
+                   servers=1, clients=1)
+    assert_all_up(lab, lab.initiate_all())
+    conf = open(lab.balancer.conf).read()
+    assert "mode: ike" in conf, conf
+    try:
+        with open(lab.balancer.conf, "w") as f:
+            f.write(conf.replace("mode: ike", "mode: source-ip", 1))
+        log = reload(lab, "reload: not applied")
+    finally:
+        with open(lab.balancer.conf, "w") as f:
+            f.write(conf)
+    assert "socket engine cannot add, remove or change services" in log, log
+    assert "minimum size" not in log, log
+    assert_pings(lab)
