@@ -105,9 +105,11 @@ def scale_section(sc):
                                m["name"], m["kept"], m["fill_seconds"],
                                m["memlock_mib_full"]) for m in filled)))
     out.append("")
-    out.append("Per tracked client (1 persistence + 1 IKE SA + 2 flow entries): BPF key+value "
+    out.append("Per tracked client (%s; user space %s): BPF key+value "
                "%d bytes, kernel %.0f bytes (%.0f MiB per million clients); user-space tables "
                "%.0f bytes (%.0f MiB per million)." % (
+                   " + ".join("%d %s" % (m["per_client"], m["name"]) for m in st["maps"]),
+                   " + ".join("%d %s" % (u["per_client"], u["name"]) for u in st["user_tables"]),
                    st["bpf_key_value_per_client"], st["bpf_kernel_per_client"],
                    st["bpf_kernel_per_client"] * 1e6 / 2**20, st["user_per_client"],
                    st["user_per_client"] * 1e6 / 2**20))
