@@ -347,9 +347,11 @@ long bpf_engine_set_evacuating(struct bpf_engine *e, int svc, int srv, bool on)
 	return on ? bpf_engine_forget_persist(e, svc, srv) : 0;
 }
 
-static int percpu_sum(struct bpf_engine *e, int fd, uint32_t key, struct ctr *out)
+/* Sum over CPUs of a per-CPU value of n counters (one struct ctr, or a
+ * service's whole block: maps.h, svc_ctrs) into out[0..n-1]. */
+static int percpu_sum(struct bpf_engine *e, int fd, uint32_t key, struct ctr *out, int n)
 {
-	struct ctr *v = calloc((size_t)e->ncpu, sizeof(*v));
+	struct ctr *v = calloc((size_t)e->ncpu * (size_t)n, sizeof(*v));
 
 	if (!v)
 		return -ENOMEM;
@@ -358,10 +360,12 @@ static int percpu_sum(struct bpf_engine *e, int fd, uint32_t key, struct ctr *ou
 		free(v);
 		return err;
 	}
-	out->packets = out->bytes = 0;
-	for (int c = 0; c < e->ncpu; c++) {
-		out->packets += v[c].packets;
-		out->bytes += v[c].bytes;
+	for (int i = 0; i < n; i++) {
+		out[i].packets = out[i].bytes = 0;
+		for (int c = 0; c < e->ncpu; c++) {
+			out[i].packets += v[c * n + i].packets;
+			out[i].bytes += v[c * n + i].bytes;
+		}
 	}
 	free(v);
 	return 0;
@@ -369,36 +373,17 @@ static int percpu_sum(struct bpf_engine *e, int fd, uint32_t key, struct ctr *ou
 
 int bpf_engine_svc_counters(struct bpf_engine *e, int svc, struct ctr *out)
 {
-	int fd = bpf_map__fd(e->skel->maps.svc_ctr_map);
-	uint32_t key = (uint32_t)svc;
-
 	if (svc < 0 || svc >= IKELB_MAX_SERVICES)
 		return -EINVAL;
-	/* One block per CPU (maps.h, svc_ctrs): 928 bytes x CPUs. */
-	struct svc_ctrs *v = calloc((size_t)e->ncpu, sizeof(*v));
-	if (!v)
-		return -ENOMEM;
-	if (bpf_map_lookup_elem(fd, &key, v) < 0) {
-		int err = -errno;
-		free(v);
-		return err;
-	}
-	for (int i = 0; i < SVC_CTR__MAX; i++) {
-		out[i].packets = out[i].bytes = 0;
-		for (int c = 0; c < e->ncpu; c++) {
-			out[i].packets += v[c].c[i].packets;
-			out[i].bytes += v[c].c[i].bytes;
-		}
-	}
-	free(v);
-	return 0;
+	return percpu_sum(e, bpf_map__fd(e->skel->maps.svc_ctr_map), (uint32_t)svc, out,
+			  SVC_CTR__MAX);
 }
 
 int bpf_engine_real_counters(struct bpf_engine *e, uint32_t real_id, struct ctr *out)
 {
 	if (real_id >= IKELB_MAX_REALS)
 		return -EINVAL;
-	return percpu_sum(e, bpf_map__fd(e->skel->maps.real_ctr_map), real_id, out);
+	return percpu_sum(e, bpf_map__fd(e->skel->maps.real_ctr_map), real_id, out, 1);
 }
 
 int bpf_engine_real_replies(struct bpf_engine *e, uint32_t real_id, struct ctr *out)
@@ -408,7 +393,7 @@ int bpf_engine_real_replies(struct bpf_engine *e, uint32_t real_id, struct ctr *
 	if (real_id >= IKELB_MAX_REALS)
 		return -EINVAL;
 	for (uint32_t i = 0; i < REAL_CTR__MAX; i++) {
-		int err = percpu_sum(e, fd, real_id * REAL_CTR__MAX + i, &out[i]);
+		int err = percpu_sum(e, fd, real_id * REAL_CTR__MAX + i, &out[i], 1);
 		if (err)
 			return err;
 	}
