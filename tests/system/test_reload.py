@@ -2,9 +2,7 @@
 bpf engine: removing and adding servers and changing weights take effect
 without disturbing the clients of unchanged servers; an invalid file or a
 change that needs a restart leaves the running configuration alone."""
-import os
 import re
-import signal
 import time
 import types
 
@@ -22,19 +20,6 @@ def write_config(lab, servers, weights=None, **extra):
                       r"\g<1>weight: %d" % w, text)
     with open(lab.balancer.conf, "w") as f:
         f.write(text)
-
-
-def reload(lab, expect):
-    """SIGHUP and wait for `expect` in ikelb's log (returns the new part)."""
-    before = len(lab.balancer.log())
-    os.kill(lab.balancer.proc.pid, signal.SIGHUP)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        new = lab.balancer.log()[before:]
-        if expect in new:
-            return new
-        time.sleep(0.1)
-    raise AssertionError("no %r after SIGHUP:\n%s" % (expect, lab.balancer.log()[before:]))
 
 
 def servers_of(lab):
@@ -55,14 +40,14 @@ def test_reload_remove_add_reweight(make_lab, report):
 
     # Remove s3: it disappears from ikelb, the others' clients are untouched.
     write_config(lab, lab.servers[:2])
-    reload(lab, "reload: now 1 service(s)")
+    lab.balancer.sighup("reload: now 1 service(s)")
     assert sorted(servers_of(lab)) == keep
     assert spis(lab, keep) == before
 
     # Add it back with three times the weight; health carries over for the
     # servers that stayed (they are not reset to "unknown").
     write_config(lab, lab.servers, weights={"s3": 300})
-    reload(lab, "reload: now 1 service(s)")
+    lab.balancer.sighup("reload: now 1 service(s)")
     st = servers_of(lab)
     assert sorted(st) == ["s1", "s2", "s3"]
     assert st["s3"]["weight"] == 300
@@ -71,7 +56,7 @@ def test_reload_remove_add_reweight(make_lab, report):
 
     # Weight only: applied in place.
     write_config(lab, lab.servers, weights={"s1": 50, "s3": 300})
-    log = reload(lab, "weight/state change(s)")
+    log = lab.balancer.sighup("weight/state change(s)")
     assert "reload: 1 weight/state change(s)" in log, log
     assert servers_of(lab)["s1"]["weight"] == 50
     assert spis(lab, keep) == before
@@ -91,20 +76,20 @@ def test_reload_refuses_bad_or_restart_only_changes(make_lab):
 
     with open(lab.balancer.conf, "w") as f:
         f.write(conf.replace("weight: 100", "weight: 70000", 1))
-    log = reload(lab, "keeping the running one")
+    log = lab.balancer.sighup("keeping the running one")
     assert "weight: 70000 is out of range" in log, log
     assert all(s["weight"] == 100 for s in servers_of(lab).values())
 
     with open(lab.balancer.conf, "w") as f:
         f.write(conf.replace("ikelb-api.sock", "other-api.sock"))
-    log = reload(lab, "needs a restart")
+    log = lab.balancer.sighup("needs a restart")
     assert "'api.listen' changed" in log, log
     assert lab.balancer.status() is not None  # still on the old socket
 
     # The API's other settings are read once too: refused, not ignored.
     with open(lab.balancer.conf, "w") as f:
         f.write(conf.replace("api:\n", "api:\n  idle_timeout: 3s\n", 1))
-    log = reload(lab, "needs a restart")
+    log = lab.balancer.sighup("needs a restart")
     assert "'api.idle_timeout' changed" in log, log
 
     with open(lab.balancer.conf, "w") as f:

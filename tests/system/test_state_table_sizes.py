@@ -10,9 +10,7 @@ Run: /usr/bin/python3 -m pytest -q tests/system/test_state_table_sizes.py
 (root, IKELB_BIN)."""
 import json
 import os
-import signal
 import subprocess
-import time
 
 import pytest
 
@@ -47,19 +45,6 @@ def daemon_maps(pid):
     return out
 
 
-def reload(lab, expect):
-    """SIGHUP; -> the log written after it once it holds `expect`."""
-    before = len(lab.balancer.log())
-    os.kill(lab.balancer.proc.pid, signal.SIGHUP)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        new = lab.balancer.log()[before:]
-        if expect in new:
-            return new
-        time.sleep(0.1)
-    raise AssertionError("no %r after SIGHUP:\n%s" % (expect, lab.balancer.log()[before:]))
-
-
 @pytest.mark.skipif(not os.access(BPFTOOL, os.X_OK), reason="bpftool missing")
 def test_unused_tables_minimal_and_reload_refused(make_lab, report):
     lab = make_lab("ikelb", balancer_opts={"engine": "bpf", "forwarding": "dnat",
@@ -75,12 +60,12 @@ def test_unused_tables_minimal_and_reload_refused(make_lab, report):
     try:
         with open(lab.balancer.conf, "w") as f:
             f.write(conf.replace("mode: ike", "mode: source-ip", 1))
-        log = reload(lab, "needs a restart")
+        log = lab.balancer.sighup("needs a restart")
         assert "'persistence.mode' changed, which needs a restart (source-ip" in log, log
         with open(lab.balancer.conf, "w") as f:
             f.write(conf.replace("    ports: [500, 4500]\n",
                                  "    ports: [500, 4500]\n    tcp_ports: [443]\n", 1))
-        log = reload(lab, "needs a restart")
+        log = lab.balancer.sighup("needs a restart")
         assert "'tcp_ports' changed, which needs a restart" in log, log
     finally:
         with open(lab.balancer.conf, "w") as f:
@@ -118,7 +103,7 @@ def test_socket_engine_refusal_names_its_own_reason(make_lab):
     try:
         with open(lab.balancer.conf, "w") as f:
             f.write(conf.replace("mode: ike", "mode: source-ip", 1))
-        log = reload(lab, "reload: not applied")
+        log = lab.balancer.sighup("reload: not applied")
     finally:
         with open(lab.balancer.conf, "w") as f:
             f.write(conf)

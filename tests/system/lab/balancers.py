@@ -5,6 +5,7 @@
          the balancer's address (reproduces strongSwan's per-IP limits).
   ikelb  the real thing: `$IKELB_BIN run -c FILE` in the lb namespace."""
 import os
+import signal
 import subprocess
 import time
 
@@ -261,6 +262,19 @@ class IkelbBalancer(N.LabProc):
         """Run an `ikelb` control command against this daemon."""
         return subprocess.run([ikelb_bin()] + list(args) + ["-a", self.api()],
                               capture_output=True, text=True, timeout=10)
+
+    def sighup(self, expect, timeout=10):
+        """SIGHUP (reload) and wait for `expect` in the daemon's log;
+        -> the part of the log written after the signal."""
+        before = len(self.log())
+        os.kill(self.proc.pid, signal.SIGHUP)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            new = self.log()[before:]
+            if expect in new:
+                return new
+            time.sleep(0.1)
+        raise AssertionError("no %r after SIGHUP:\n%s" % (expect, self.log()[before:]))
 
     def wait_healthy(self, deadline, servers=None):
         """Until every (or every named) server's health probe answered, so
