@@ -12,7 +12,7 @@ from lab.checks import assert_all_up
 from test_api_limits import Daemon, api_call, free_port, tcp_answers
 from test_api_limits import write_config as write_api_config
 from test_cli import _built, tmp  # noqa: F401 (fixtures)
-from test_reload import reload, servers_of, write_config
+from test_reload import servers_of, write_config
 
 CAP_DAC_OVERRIDE, CAP_NET_BIND_SERVICE, CAP_NET_ADMIN, CAP_NET_RAW = 1, 10, 12, 13
 CAP_SYS_ADMIN, CAP_SYS_RESOURCE, CAP_PERFMON, CAP_BPF = 21, 24, 38, 39
@@ -48,9 +48,9 @@ def test_capabilities_dropped_and_daemon_still_works(make_lab):
     # Reload (remove a server, add it back), forward, stop: all without
     # the dropped capabilities.
     write_config(lab, lab.servers[:1])
-    reload(lab, "reload: now 1 service(s)")
+    lab.balancer.sighup("reload: now 1 service(s)")
     write_config(lab, lab.servers)
-    reload(lab, "reload: now 1 service(s)")
+    lab.balancer.sighup("reload: now 1 service(s)")
     assert sorted(servers_of(lab)) == sorted(s.name for s in lab.servers)
     lab.balancer.wait_healthy(time.monotonic() + 10)
     assert_all_up(lab, lab.initiate_all())
